@@ -1,0 +1,52 @@
+"""The fair-scheduling rule, as pure functions.
+
+Ranch uses start-time fair queueing (a.k.a. stride scheduling) with one unit
+of work per task:
+
+* Every key has a *pass*: the virtual time at which it is next due.
+* To dispatch, take the active key (one with tasks waiting) with the smallest
+  pass. Ties go to the key served least recently (a key never served first),
+  then to the smaller key, so the order is total and deterministic.
+* The pass the served key had is the new *virtual time*; its pass then grows
+  by its weight. A weight of 0.5 grows half as fast as 1.0, so that key is
+  due twice as often: lower weight, more service.
+* A key that turns active (its first task arrives, or a task comes back to an
+  empty key) starts at ``max(own pass, virtual time)``: it joins the current
+  round instead of cashing in credit saved while it was idle (no banking),
+  and it never waits for the backlog of others (it is due at once).
+
+With equal weights this is exact least-recently-served order (round robin).
+With any weights, two keys that stay backlogged differ in weighted service
+``served * weight`` by at most the sum of their weights (bounded lag).
+
+Storage implementations keep the active keys in a structure ordered by
+:func:`selection_order` (a heap, a Redis sorted set) so that choosing costs
+O(log K) and never depends on how many tasks wait behind a key.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+#: ``last_served_seq`` of a key that was never served; sorts before any real serve.
+NEVER_SERVED = 0
+
+#: Default weight of a key that was never given one.
+DEFAULT_WEIGHT = 1.0
+
+SelectionOrder = Tuple[float, int, str]
+
+
+def selection_order(pass_: float, last_served_seq: int, key: str) -> SelectionOrder:
+    """Sort key of an active key: smallest first is served next."""
+    return (pass_, last_served_seq, key)
+
+
+def activation_pass(own_pass: float, virtual_time: float) -> float:
+    """Pass of a key that turns active: it joins the current round, no earlier."""
+    return max(own_pass, virtual_time)
+
+
+def charged_pass(pass_: float, weight: float) -> float:
+    """Pass of a key after one dispatch of weight ``weight``."""
+    return pass_ + weight

@@ -1,0 +1,318 @@
+"""In-memory storage: one process, thread-safe, O(log K) selection.
+
+The reference implementation of :class:`~ranch_core.protocols.Storage`. Active
+keys sit in a binary heap ordered by
+:func:`~ranch_core.algorithm.selection_order`; each key's tasks in a deque.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import threading
+from collections import deque
+from typing import Any, Deque, Dict, List, Optional, Tuple
+
+from ranch_core import algorithm
+from ranch_core.models import LRUKeyMetadata, PopResult, ScheduledTask, SystemStatus
+from ranch_core.protocols import EXPIRED_BATCH, RECLAIM_BATCH
+from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
+
+
+class _Record:
+    """A stored task: the payload kept encoded, as a shared storage would."""
+
+    __slots__ = ("task_id", "key", "data", "enqueued_at", "expires_at")
+
+    def __init__(
+        self, task_id: str, key: str, data: Any, enqueued_at: float, expires_at: Optional[float]
+    ) -> None:
+        self.task_id = task_id
+        self.key = key
+        self.data = data
+        self.enqueued_at = enqueued_at
+        self.expires_at = expires_at
+
+
+class _KeyState:
+    __slots__ = (
+        "weight",
+        "pass_",
+        "seq",
+        "last_served",
+        "served_total",
+        "tasks",
+        "tags",
+        "custom_data",
+        "active",
+        "version",
+    )
+
+    def __init__(self) -> None:
+        self.weight = algorithm.DEFAULT_WEIGHT
+        self.pass_ = 0.0
+        self.seq = algorithm.NEVER_SERVED
+        self.last_served: Optional[float] = None
+        self.served_total = 0
+        self.tasks: Deque[_Record] = deque()
+        self.tags: Dict[str, str] = {}
+        self.custom_data: Dict[str, Any] = {}
+        self.active = False
+        # Heap entries carry the version they were pushed with; a changed pass
+        # bumps it, which turns older entries into tombstones (lazy deletion).
+        self.version = 0
+
+
+_HeapEntry = Tuple[float, int, str, int]
+
+
+class InMemoryStorage:
+    """Storage held in this process's memory.
+
+    ``serializer`` (default ``"json"``) is applied on push and reversed on pop,
+    so a payload behaves exactly as it would in Redis; pass ``None`` to keep
+    payloads as Python objects (no copy, anything goes).
+    """
+
+    def __init__(self, *, serializer: Optional[SerializerSpec] = "json") -> None:
+        self._serializer: Optional[Serializer] = (
+            None if serializer is None else get_serializer(serializer)
+        )
+        self._lock = threading.RLock()
+        self._keys: Dict[str, _KeyState] = {}
+        self._heap: List[_HeapEntry] = []
+        self._virtual_time = 0.0
+        self._serve_seq = algorithm.NEVER_SERVED
+        self._leases: Dict[str, Tuple[float, _Record]] = {}
+        self._lease_heap: List[Tuple[float, str]] = []
+        self._waiting_ids: Dict[str, str] = {}
+        self._tag_index: Dict[str, Dict[str, str]] = {}
+        self._waiting = 0
+        self._active = 0
+        self._expired_total = 0
+        self._served_total = 0
+
+    # -- helpers -----------------------------------------------------------
+
+    def _state(self, key: str) -> _KeyState:
+        state = self._keys.get(key)
+        if state is None:
+            state = self._keys[key] = _KeyState()
+        return state
+
+    def _enqueue_heap(self, key: str, state: _KeyState) -> None:
+        state.version += 1
+        heapq.heappush(self._heap, (state.pass_, state.seq, key, state.version))
+
+    def _activate(self, key: str, state: _KeyState) -> None:
+        if not state.active:
+            state.active = True
+            self._active += 1
+            state.pass_ = algorithm.activation_pass(state.pass_, self._virtual_time)
+            self._enqueue_heap(key, state)
+
+    def _deactivate(self, state: _KeyState) -> None:
+        state.active = False
+        state.version += 1
+        self._active -= 1
+
+    def _top(self) -> Optional[Tuple[str, _KeyState]]:
+        while self._heap:
+            _, _, key, version = self._heap[0]
+            state = self._keys[key]
+            if state.active and state.version == version:
+                return key, state
+            heapq.heappop(self._heap)
+        return None
+
+    def _decode(self, record: _Record) -> ScheduledTask:
+        payload = record.data if self._serializer is None else self._serializer.loads(record.data)
+        return ScheduledTask(
+            task_id=record.task_id,
+            key=record.key,
+            payload=payload,
+            enqueued_at=record.enqueued_at,
+            expires_at=record.expires_at,
+        )
+
+    def _put_back(self, record: _Record) -> None:
+        state = self._state(record.key)
+        state.tasks.appendleft(record)
+        self._waiting_ids[record.task_id] = record.key
+        self._waiting += 1
+        self._activate(record.key, state)
+
+    def _reclaim(self, now: float, limit: Optional[int]) -> List[ScheduledTask]:
+        due: List[_Record] = []
+        while self._lease_heap and self._lease_heap[0][0] <= now:
+            if limit is not None and len(due) >= limit:
+                break
+            deadline, task_id = heapq.heappop(self._lease_heap)
+            lease = self._leases.get(task_id)
+            if lease is not None and lease[0] == deadline:
+                del self._leases[task_id]
+                due.append(lease[1])
+        # Re-insert latest first so the earliest lease ends at the head.
+        for record in reversed(due):
+            self._put_back(record)
+        return [self._decode(record) for record in due]
+
+    # -- Backlog -----------------------------------------------------------
+
+    def push(self, task: ScheduledTask, *, weight: Optional[float] = None) -> None:
+        data = task.payload if self._serializer is None else self._serializer.dumps(task.payload)
+        with self._lock:
+            if task.task_id in self._waiting_ids or task.task_id in self._leases:
+                raise ValueError(f"task_id {task.task_id!r} is already waiting or leased")
+            state = self._state(task.key)
+            if weight is not None:
+                state.weight = weight
+            state.tasks.append(
+                _Record(task.task_id, task.key, data, task.enqueued_at, task.expires_at)
+            )
+            self._waiting_ids[task.task_id] = task.key
+            self._waiting += 1
+            self._activate(task.key, state)
+
+    def pop(self, now: float, lease_seconds: float) -> PopResult:
+        with self._lock:
+            reclaimed = self._reclaim(now, RECLAIM_BATCH)
+            expired: List[ScheduledTask] = []
+            while True:
+                top = self._top()
+                if top is None:
+                    return PopResult(None, tuple(expired), tuple(reclaimed))
+                key, state = top
+                record = state.tasks.popleft()
+                del self._waiting_ids[record.task_id]
+                self._waiting -= 1
+                if record.expires_at is not None and now >= record.expires_at:
+                    self._expired_total += 1
+                    expired.append(self._decode(record))
+                    if not state.tasks:
+                        self._deactivate(state)
+                    if len(expired) >= EXPIRED_BATCH:
+                        return PopResult(None, tuple(expired), tuple(reclaimed))
+                    continue
+                self._virtual_time = state.pass_
+                state.pass_ = algorithm.charged_pass(state.pass_, state.weight)
+                self._serve_seq += 1
+                state.seq = self._serve_seq
+                state.last_served = now
+                state.served_total += 1
+                self._served_total += 1
+                deadline = now + lease_seconds
+                self._leases[record.task_id] = (deadline, record)
+                heapq.heappush(self._lease_heap, (deadline, record.task_id))
+                if state.tasks:
+                    self._enqueue_heap(key, state)
+                else:
+                    self._deactivate(state)
+                return PopResult(self._decode(record), tuple(expired), tuple(reclaimed))
+
+    def ack(self, task_id: str) -> bool:
+        with self._lock:
+            if self._leases.pop(task_id, None) is None:
+                return False
+            if len(self._lease_heap) > 2 * len(self._leases) + 1024:
+                # Drop the tombstones of finished leases so the heap stays small.
+                self._lease_heap = [(d, t) for t, (d, _) in self._leases.items()]
+                heapq.heapify(self._lease_heap)
+            return True
+
+    def release(self, task_id: str) -> bool:
+        with self._lock:
+            lease = self._leases.pop(task_id, None)
+            if lease is None:
+                return False
+            self._put_back(lease[1])
+            return True
+
+    def extend(self, task_id: str, deadline: float) -> bool:
+        with self._lock:
+            lease = self._leases.get(task_id)
+            if lease is None:
+                return False
+            self._leases[task_id] = (deadline, lease[1])
+            heapq.heappush(self._lease_heap, (deadline, task_id))
+            return True
+
+    def reclaim(self, now: float) -> List[ScheduledTask]:
+        with self._lock:
+            return self._reclaim(now, None)
+
+    def remove(self, key: str, task_id: str) -> bool:
+        with self._lock:
+            if self._waiting_ids.get(task_id) != key:
+                return False
+            state = self._keys[key]
+            # Scan from the tail: a failed publish removes the task it just pushed.
+            for index in range(len(state.tasks) - 1, -1, -1):
+                if state.tasks[index].task_id == task_id:
+                    del state.tasks[index]
+                    break
+            del self._waiting_ids[task_id]
+            self._waiting -= 1
+            if not state.tasks:
+                self._deactivate(state)
+            return True
+
+    def charge(self, key: str, extra: float) -> None:
+        with self._lock:
+            state = self._state(key)
+            state.pass_ += extra
+            if state.active:
+                self._enqueue_heap(key, state)
+
+    def waiting(self) -> int:
+        return self._waiting
+
+    # -- Tracker -----------------------------------------------------------
+
+    def set_weight(self, key: str, weight: float) -> None:
+        with self._lock:
+            self._state(key).weight = weight
+
+    def set_custom_data(self, key: str, name: str, value: Any) -> None:
+        # Same rule as a shared storage: custom data must survive JSON.
+        try:
+            value = json.loads(json.dumps(value, allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"custom data {name!r} cannot be encoded as JSON: {exc}") from None
+        with self._lock:
+            self._state(key).custom_data[name] = value
+
+    def add_tag(self, key: str, name: str, value: str) -> None:
+        with self._lock:
+            self._state(key).tags[name] = value
+            self._tag_index.setdefault(name, {})[key] = value
+
+    def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[str]:
+        with self._lock:
+            tagged = self._tag_index.get(name, {})
+            return sorted(k for k, v in tagged.items() if value is None or v == value)
+
+    def metadata(self, key: str) -> LRUKeyMetadata:
+        with self._lock:
+            state = self._keys.get(key)
+            if state is None:
+                return LRUKeyMetadata(key=key)
+            return LRUKeyMetadata(
+                key=key,
+                weight=state.weight,
+                last_served=state.last_served,
+                pending_tasks=len(state.tasks),
+                served_total=state.served_total,
+                tags=dict(state.tags),
+                custom_data=dict(state.custom_data),
+            )
+
+    def status(self) -> SystemStatus:
+        with self._lock:
+            return SystemStatus(
+                backlog_size=self._waiting,
+                active_keys=self._active,
+                leased=len(self._leases),
+                expired_total=self._expired_total,
+                served_total=self._served_total,
+            )

@@ -1,0 +1,203 @@
+"""``FairScheduler``: the facade a queue (Celery, Dramatiq or your own) calls."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from typing import Any, Callable, List, Optional
+
+from ranch_core import validation
+from ranch_core.backends.memory import InMemoryStorage
+from ranch_core.models import LRUKeyMetadata, ScheduledTask, SystemStatus
+from ranch_core.protocols import Storage
+
+logger = logging.getLogger("ranch_core")
+
+WeightFunction = Callable[[str, LRUKeyMetadata], float]
+TaskCallback = Callable[[ScheduledTask], None]
+
+#: Seconds between two warnings about a failing weight function.
+WARNING_INTERVAL = 60.0
+
+
+class FairScheduler:
+    """Fair scheduling across keys on top of any :class:`~ranch_core.protocols.Storage`.
+
+    Producers :meth:`push` tasks under a key; whenever a worker slot is free,
+    :meth:`pop` hands out the task of the key served least recently
+    (corrected by weights), leased for ``lease_seconds``. A worker finishes a
+    task with :meth:`ack` or gives it back with :meth:`release`; a lease that
+    runs out (the worker died) is put back by a later :meth:`pop` or
+    :meth:`reclaim`.
+
+    ``weight_function(key, metadata) -> float``, if given, is called for the
+    served key only, after each dispatch; its result is what that dispatch
+    costs the key. If it raises or returns a weight that is not finite and
+    positive, the stored weight is used and a (rate-limited) warning logged.
+
+    ``on_expired`` and ``on_reclaimed`` are called with each task dropped as
+    expired and each lease put back, whichever call did it.
+    """
+
+    def __init__(
+        self,
+        storage: Optional[Storage] = None,
+        *,
+        weight_function: Optional[WeightFunction] = None,
+        lease_seconds: float = 300.0,
+        clock: Callable[[], float] = time.time,
+        on_expired: Optional[TaskCallback] = None,
+        on_reclaimed: Optional[TaskCallback] = None,
+    ) -> None:
+        if weight_function is not None and not callable(weight_function):
+            raise TypeError("weight_function must be callable")
+        self.storage: Storage = InMemoryStorage() if storage is None else storage
+        self.weight_function = weight_function
+        self.lease_seconds = validation.check_lease(lease_seconds)
+        self.clock = clock
+        self.on_expired = on_expired
+        self.on_reclaimed = on_reclaimed
+        self._warn_lock = threading.Lock()
+        self._last_warning = -math.inf
+        self._suppressed = 0
+
+    # -- producing ---------------------------------------------------------
+
+    def push(
+        self,
+        key: str,
+        payload: Any,
+        *,
+        weight: Optional[float] = None,
+        expiry: Optional[float] = None,
+        task_id: Optional[str] = None,
+    ) -> str:
+        """Store ``payload`` at the tail of ``key``'s backlog; return its task id.
+
+        ``weight`` (if given) becomes the key's weight. ``expiry`` is seconds
+        from now after which the task is dropped instead of run; ``None``
+        never expires. Bad arguments raise ``TypeError``/``ValueError`` and
+        store nothing.
+        """
+        validation.check_key(key)
+        weight = validation.check_optional_weight(weight)
+        expiry = validation.check_expiry(expiry)
+        task_id = uuid.uuid4().hex if task_id is None else validation.check_name(task_id, "task_id")
+        now = self.clock()
+        task = ScheduledTask(
+            task_id=task_id,
+            key=key,
+            payload=payload,
+            enqueued_at=now,
+            expires_at=None if expiry is None else now + expiry,
+        )
+        self.storage.push(task, weight=weight)
+        return task_id
+
+    def remove(self, key: str, task_id: str) -> bool:
+        """Delete a waiting task, e.g. when publishing its wake-up message failed."""
+        return self.storage.remove(validation.check_key(key), validation.check_name(task_id, "task_id"))
+
+    # -- consuming ---------------------------------------------------------
+
+    def pop(self) -> Optional[ScheduledTask]:
+        """The fair choice now, leased; ``None`` if nothing is waiting."""
+        now = self.clock()
+        while True:
+            result = self.storage.pop(now, self.lease_seconds)
+            self._report(result.expired, result.reclaimed)
+            if result.task is not None or not result.expired:
+                break
+        task = result.task
+        if task is not None and self.weight_function is not None:
+            self._apply_weight_function(task.key)
+        return task
+
+    def ack(self, task_id: str) -> bool:
+        """Finish a leased task. ``False`` if its lease was already gone."""
+        return self.storage.ack(task_id)
+
+    def release(self, task_id: str) -> bool:
+        """Give a leased task back: it goes to the head of its key."""
+        return self.storage.release(task_id)
+
+    def extend(self, task_id: str) -> bool:
+        """Renew a lease for another ``lease_seconds`` (long-running tasks)."""
+        return self.storage.extend(task_id, self.clock() + self.lease_seconds)
+
+    def reclaim(self) -> List[ScheduledTask]:
+        """Put back every lease that ran out; return those tasks."""
+        reclaimed = self.storage.reclaim(self.clock())
+        self._report((), reclaimed)
+        return reclaimed
+
+    def _report(self, expired: Any, reclaimed: Any) -> None:
+        for task in expired:
+            logger.info("ranch: dropped expired task %s of key %r", task.task_id, task.key)
+            if self.on_expired is not None:
+                self.on_expired(task)
+        for task in reclaimed:
+            logger.warning("ranch: lease of task %s (key %r) ran out; put back", task.task_id, task.key)
+            if self.on_reclaimed is not None:
+                self.on_reclaimed(task)
+
+    def _apply_weight_function(self, key: str) -> None:
+        assert self.weight_function is not None
+        meta = self.storage.metadata(key)
+        try:
+            weight = validation.check_weight(self.weight_function(key, meta), "weight_function result")
+        except Exception as exc:  # noqa: BLE001 - a user callback must not stop the worker
+            self._warn(f"weight_function failed for key {key!r}: {exc!r}; using the stored weight")
+            return
+        if weight != meta.weight:
+            self.storage.charge(key, weight - meta.weight)
+
+    def _warn(self, message: str) -> None:
+        with self._warn_lock:
+            now = time.monotonic()
+            if now - self._last_warning < WARNING_INTERVAL:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed = self._suppressed, 0
+            self._last_warning = now
+        if suppressed:
+            message += f" ({suppressed} similar warnings suppressed)"
+        logger.warning("ranch: %s", message)
+
+    # -- tracking ----------------------------------------------------------
+
+    def set_weight(self, key: str, weight: float) -> None:
+        """Set ``key``'s weight (lower = served more often)."""
+        self.storage.set_weight(validation.check_key(key), validation.check_weight(weight))
+
+    def set_custom_data(self, key: str, name: str, value: Any) -> None:
+        """Attach a JSON-encodable value to ``key`` (readable by weight functions)."""
+        self.storage.set_custom_data(validation.check_key(key), validation.check_name(name, "name"), value)
+
+    def add_tag(self, key: str, name: str, value: str) -> None:
+        """Tag ``key`` with ``name=value``."""
+        self.storage.add_tag(
+            validation.check_key(key), validation.check_name(name, "tag name"), validation.check_tag_value(value)
+        )
+
+    def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[str]:
+        """Keys carrying tag ``name`` (equal to ``value`` if given), sorted."""
+        validation.check_name(name, "tag name")
+        if value is not None:
+            validation.check_tag_value(value)
+        return self.storage.keys_with_tag(name, value)
+
+    def metadata(self, key: str) -> LRUKeyMetadata:
+        """What is known of ``key``."""
+        return self.storage.metadata(validation.check_key(key))
+
+    def status(self) -> SystemStatus:
+        """Counters of the whole storage."""
+        return self.storage.status()
+
+    def __len__(self) -> int:
+        """Tasks waiting (not leased)."""
+        return self.storage.waiting()

@@ -1,0 +1,80 @@
+"""Checks every public entry point runs before anything is stored.
+
+Each check raises ``TypeError`` for a value of the wrong type and
+``ValueError`` for a value of the right type that is out of range, with a
+message naming the argument.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+
+def check_key(key: Any, name: str = "key") -> str:
+    """A key is a non-empty string that encodes to UTF-8."""
+    if not isinstance(key, str):
+        raise TypeError(f"{name} must be a str, not {type(key).__name__}")
+    if not key:
+        raise ValueError(f"{name} must not be empty")
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{name} is not valid UTF-8 text: {exc.reason}") from None
+    return key
+
+
+def _check_number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return number
+
+
+def check_weight(weight: Any, name: str = "weight") -> float:
+    """A weight is a finite number greater than zero."""
+    number = _check_number(weight, name)
+    if number <= 0:
+        raise ValueError(f"{name} must be greater than 0, got {weight!r}")
+    return number
+
+
+def check_optional_weight(weight: Any, name: str = "weight") -> Optional[float]:
+    """``None`` (keep the stored weight) or a valid weight."""
+    return None if weight is None else check_weight(weight, name)
+
+
+def check_expiry(expiry: Any, name: str = "expiry") -> Optional[float]:
+    """Expiry is ``None`` (never) or a finite number of seconds >= 0."""
+    if expiry is None:
+        return None
+    number = _check_number(expiry, name)
+    if number < 0:
+        raise ValueError(f"{name} must be >= 0 seconds, got {expiry!r}")
+    return number
+
+
+def check_lease(lease_seconds: Any) -> float:
+    """A lease lasts a finite, positive number of seconds."""
+    number = _check_number(lease_seconds, "lease_seconds")
+    if number <= 0:
+        raise ValueError(f"lease_seconds must be greater than 0, got {lease_seconds!r}")
+    return number
+
+
+def check_name(value: Any, name: str) -> str:
+    """Tag names, custom-data names and task ids: non-empty strings."""
+    return check_key(value, name)
+
+
+def check_tag_value(value: Any, name: str = "tag value") -> str:
+    """Tag values are strings (possibly empty)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{name} is not valid UTF-8 text: {exc.reason}") from None
+    return value
