@@ -31,7 +31,7 @@ class RedisServer:
     def __init__(self, port: Optional[int] = None, extra_args: Sequence[str] = ()) -> None:
         self.port = port or free_port()
         self.extra_args = list(extra_args)
-        self.process: Optional["subprocess.Popen[bytes]"] = None
+        self.process: Optional[subprocess.Popen[bytes]] = None
         self._dir: Optional[tempfile.TemporaryDirectory[str]] = None
 
     @property
@@ -54,12 +54,10 @@ class RedisServer:
             *self.extra_args,
         ]  # fmt: skip
 
-    def start(self, timeout: float = 10.0) -> "RedisServer":
+    def start(self, timeout: float = 10.0) -> RedisServer:
         if self._dir is None:
             self._dir = tempfile.TemporaryDirectory(prefix="ranch-redis-")
-        self.process = subprocess.Popen(
-            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.wait_ready(timeout)
         return self
 
@@ -94,7 +92,7 @@ class RedisServer:
             self._dir.cleanup()
             self._dir = None
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         return self.start()
 
     def __exit__(

@@ -1,0 +1,129 @@
+"""Building redis-py clients from URLs, and retrying calls that lose the connection."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Dict, TypeVar
+from urllib.parse import urlsplit
+
+import redis
+from ranch_core.errors import StorageUnavailable
+from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, ClusterDownError
+from redis.retry import Retry
+
+logger = logging.getLogger("ranch_redis")
+
+T = TypeVar("T")
+
+#: Errors after which a call is tried again (the server may come back).
+RETRYABLE = (redis.ConnectionError, redis.TimeoutError, ClusterDownError)
+
+#: Defaults applied by :func:`make_client` unless the caller sets them.
+DEFAULT_OPTIONS: Dict[str, Any] = {
+    "socket_connect_timeout": 5.0,
+    "socket_timeout": 30.0,
+    "health_check_interval": 30,
+}
+
+
+def describe_url(url: str) -> str:
+    """``scheme://host:port/db`` of ``url``: what an error message may show (no password)."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    where = f"{parts.scheme}://{host}"
+    if port is not None:
+        where += f":{port}"
+    return where + (parts.path if parts.path not in ("", "/") else "")
+
+
+def describe_client(client: Any) -> str:
+    """Host and port a client talks to, without credentials."""
+    nodes = getattr(client, "startup_nodes", None)
+    if isinstance(nodes, dict) and nodes:
+        return "cluster " + ",".join(sorted(str(name) for name in nodes))
+    pool = getattr(client, "connection_pool", None)
+    kwargs: Dict[str, Any] = getattr(pool, "connection_kwargs", {}) or {}
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+
+
+def make_client(url: str, *, cluster: bool, options: Dict[str, Any]) -> Any:
+    """A redis-py client for ``url``: ``Redis`` or, with ``cluster=True``, ``RedisCluster``.
+
+    redis-py's own retries are turned off (``Retry(NoBackoff(), 0)``) unless
+    ``retry`` is given, so that :class:`Retrier` alone sets the retry budget.
+    Responses stay bytes: payloads may be binary (pickle).
+    """
+    if options.get("decode_responses"):
+        raise ValueError("decode_responses=True is not supported: payloads are bytes")
+    merged = {**DEFAULT_OPTIONS, **options, "decode_responses": False}
+    merged.setdefault("retry", Retry(NoBackoff(), 0))
+    if cluster:
+        from redis.cluster import RedisCluster
+
+        merged.pop("health_check_interval", None)
+        return RedisCluster.from_url(url, **merged)
+    return redis.Redis.from_url(url, **merged)
+
+
+class Retrier:
+    """Runs a call, retrying connection errors with exponential backoff.
+
+    ``retries`` extra attempts after the first, sleeping ``backoff``,
+    ``2 * backoff``, ... (each at most ``max_backoff``) in between. When the
+    last attempt fails, :class:`~ranch_core.errors.StorageUnavailable` is
+    raised naming ``where``. The call receives ``True`` on a retry so it can
+    recognise its own earlier write.
+    """
+
+    def __init__(
+        self, where: str, *, retries: int = 3, backoff: float = 0.1, max_backoff: float = 2.0
+    ) -> None:
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be an int >= 0, got {retries!r}")
+        for name, value in (("backoff", backoff), ("max_backoff", max_backoff)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        self.where = where
+        self.retries = retries
+        self.backoff = float(backoff)
+        self.max_backoff = float(max_backoff)
+
+    def budget(self) -> float:
+        """Total seconds slept between attempts when every attempt fails."""
+        return sum(self.delay(attempt) for attempt in range(self.retries))
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to sleep after failed attempt number ``attempt`` (0-based)."""
+        return float(min(self.backoff * (2**attempt), self.max_backoff))
+
+    def __call__(self, call: Callable[[bool], T]) -> T:
+        last: BaseException
+        for attempt in range(self.retries + 1):
+            try:
+                return call(attempt > 0)
+            except AuthenticationError as exc:
+                raise StorageUnavailable(f"Redis at {self.where} refused the credentials: {exc}") from exc
+            except RETRYABLE as exc:
+                last = exc
+                if attempt < self.retries:
+                    pause = self.delay(attempt)
+                    logger.warning(
+                        "ranch: Redis at %s failed (%s); retry %d/%d in %.2fs",
+                        self.where,
+                        exc,
+                        attempt + 1,
+                        self.retries,
+                        pause,
+                    )
+                    time.sleep(pause)
+        raise StorageUnavailable(
+            f"Redis at {self.where} unavailable after {self.retries + 1} attempts: {last}"
+        ) from last
