@@ -1,0 +1,26 @@
+"""Fair scheduling across task sources for Dramatiq.
+
+::
+
+    import dramatiq
+    from ranch_dramatiq import lru_actor
+
+    @lru_actor(store_results=True)
+    def render(report_id):
+        ...
+
+    message = render.lru_send("customer-42", 7)   # fair across customers
+    message.get_result(block=True)
+
+Read :mod:`ranch_dramatiq.actor` (the API), :mod:`ranch_dramatiq.middleware`
+(the ``Ranch`` middleware and prioritizer actors) and
+:mod:`ranch_dramatiq.execution` (how a stored call runs as its own message).
+"""
+
+from ranch_dramatiq.actor import LRUActor, lru_actor
+from ranch_dramatiq.errors import CallExpired, UnknownBacklog
+from ranch_dramatiq.middleware import Ranch
+
+__version__ = "0.1.0"
+
+__all__ = ["CallExpired", "LRUActor", "Ranch", "UnknownBacklog", "__version__", "lru_actor"]
