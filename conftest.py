@@ -8,7 +8,7 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator["object"]:
+def redis_server() -> Iterator[object]:
     """One real ``redis-server`` on 127.0.0.1 and a free port for the session."""
     from ranch_redis.testing import RedisServer
 
@@ -17,7 +17,7 @@ def redis_server() -> Iterator["object"]:
 
 
 @pytest.fixture
-def redis_url(redis_server: "object") -> Iterator[str]:
+def redis_url(redis_server: object) -> Iterator[str]:
     """URL of the session's Redis, flushed before each test."""
     import redis
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set
 from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set
 
 import attrs
 
@@ -51,7 +51,7 @@ class Call:
         return {"args": self.args, "kwargs": self.kwargs, "options": self.options, "retries": self.retries}
 
     @classmethod
-    def from_payload(cls, payload: Any) -> "Call":
+    def from_payload(cls, payload: Any) -> Call:
         """Rebuild a call; ``TypeError``/``ValueError`` if ``payload`` is not one."""
         if not isinstance(payload, Mapping):
             raise TypeError(f"stored call is a {type(payload).__name__}, not a mapping")
@@ -215,14 +215,14 @@ class FairDispatcher:
     def _reclaimed(self, task: ScheduledTask) -> None:
         try:
             self.wake()
-        except Exception:  # noqa: BLE001 - a later sweep cannot see this call again
+        except Exception:
             logger.exception("ranch: could not publish a wake-up for reclaimed call %s", task.task_id)
 
     def _expired(self, task: ScheduledTask) -> None:
         if self.on_expired is not None:
             try:
                 self.on_expired(task)
-            except Exception:  # noqa: BLE001 - reporting must not stop the worker
+            except Exception:
                 logger.exception("ranch: on_expired failed for call %s", task.task_id)
 
     # -- management API (the seed's names) ---------------------------------
@@ -309,7 +309,7 @@ class LeaseKeeper:
         for dispatcher in self._dispatchers():
             try:
                 total += dispatcher.sweep()
-            except Exception:  # noqa: BLE001 - keep sweeping; storage may come back
+            except Exception:
                 logger.exception("ranch: lease sweep failed")
         return total
 

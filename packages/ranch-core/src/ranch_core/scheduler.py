@@ -180,7 +180,9 @@ class FairScheduler:
     def add_tag(self, key: str, name: str, value: str) -> None:
         """Tag ``key`` with ``name=value``."""
         self.storage.add_tag(
-            validation.check_key(key), validation.check_name(name, "tag name"), validation.check_tag_value(value)
+            validation.check_key(key),
+            validation.check_name(name, "tag name"),
+            validation.check_tag_value(value),
         )
 
     def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[str]:

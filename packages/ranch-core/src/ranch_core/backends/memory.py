@@ -22,7 +22,7 @@ from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
 class _Record:
     """A stored task: the payload kept encoded, as a shared storage would."""
 
-    __slots__ = ("task_id", "key", "data", "enqueued_at", "expires_at")
+    __slots__ = ("data", "enqueued_at", "expires_at", "key", "task_id")
 
     def __init__(
         self, task_id: str, key: str, data: Any, enqueued_at: float, expires_at: Optional[float]
@@ -36,16 +36,16 @@ class _Record:
 
 class _KeyState:
     __slots__ = (
-        "weight",
+        "active",
+        "custom_data",
+        "last_served",
         "pass_",
         "seq",
-        "last_served",
         "served_total",
-        "tasks",
         "tags",
-        "custom_data",
-        "active",
+        "tasks",
         "version",
+        "weight",
     )
 
     def __init__(self) -> None:
@@ -75,9 +75,7 @@ class InMemoryStorage:
     """
 
     def __init__(self, *, serializer: Optional[SerializerSpec] = "json") -> None:
-        self._serializer: Optional[Serializer] = (
-            None if serializer is None else get_serializer(serializer)
-        )
+        self._serializer: Optional[Serializer] = None if serializer is None else get_serializer(serializer)
         self._lock = threading.RLock()
         self._keys: Dict[str, _KeyState] = {}
         self._heap: List[_HeapEntry] = []
@@ -102,7 +100,7 @@ class InMemoryStorage:
 
     def _enqueue_heap(self, key: str, state: _KeyState) -> None:
         state.version += 1
-        heapq.heappush(self._heap, (state.pass_, state.seq, key, state.version))
+        heapq.heappush(self._heap, (*algorithm.selection_order(state.pass_, state.seq, key), state.version))
 
     def _activate(self, key: str, state: _KeyState) -> None:
         if not state.active:
@@ -118,7 +116,7 @@ class InMemoryStorage:
 
     def _top(self) -> Optional[Tuple[str, _KeyState]]:
         while self._heap:
-            _, _, key, version = self._heap[0]
+            *_, key, version = self._heap[0]
             state = self._keys[key]
             if state.active and state.version == version:
                 return key, state
@@ -167,9 +165,7 @@ class InMemoryStorage:
             state = self._state(task.key)
             if weight is not None:
                 state.weight = weight
-            state.tasks.append(
-                _Record(task.task_id, task.key, data, task.enqueued_at, task.expires_at)
-            )
+            state.tasks.append(_Record(task.task_id, task.key, data, task.enqueued_at, task.expires_at))
             self._waiting_ids[task.task_id] = task.key
             self._waiting += 1
             self._activate(task.key, state)

@@ -1,0 +1,204 @@
+"""A Hypothesis state machine driving a real storage and the model side by side."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from ranch_core.models import LRUKeyMetadata, ScheduledTask
+from ranch_core.protocols import Storage
+from ranch_core.scheduler import FairScheduler
+from ranch_core.testing.model import ReferenceModel
+
+KEYS = ["a", "b", "c", "d", "{x}:y"]
+WEIGHTS = st.sampled_from([0.25, 0.5, 1.0, 1.5, 2.0, 3.0])
+EXPIRIES = st.one_of(st.none(), st.sampled_from([0.0, 1.0, 2.5, 10.0]))
+PAYLOADS = st.one_of(
+    st.integers(-(2**31), 2**31), st.text(max_size=8), st.lists(st.integers(0, 9), max_size=3)
+)
+LEASE_SECONDS = 5.0
+
+#: Arguments each of which must be refused by ``push`` with nothing stored.
+BAD_PUSHES: List[Dict[str, Any]] = [
+    {"key": ""},
+    {"key": None},
+    {"key": 3},
+    {"key": b"bytes"},
+    {"key": "\ud800"},
+    {"weight": 0},
+    {"weight": -1.0},
+    {"weight": math.nan},
+    {"weight": math.inf},
+    {"weight": "1"},
+    {"weight": True},
+    {"expiry": -0.5},
+    {"expiry": math.nan},
+    {"expiry": "soon"},
+    {"task_id": ""},
+    {"task_id": 7},
+    {"payload": object()},
+    {"payload": {1, 2}},
+    {"payload": math.nan},
+]
+
+
+def _cost(_key: str, meta: LRUKeyMetadata) -> float:
+    """The machine's weight function: custom data ``cost`` if set, else the weight."""
+    cost = meta.custom_data.get("cost", meta.weight)
+    return cost  # type: ignore[no-any-return]
+
+
+def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMachine]:
+    """A state machine class testing storages made by ``make_storage``."""
+
+    class StorageMachine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.now = 1_000_000.0
+            self.model = ReferenceModel()
+            self.expired: List[str] = []
+            self.reclaimed: List[str] = []
+            self.scheduler = FairScheduler(
+                make_storage(),
+                weight_function=_cost,
+                lease_seconds=LEASE_SECONDS,
+                clock=lambda: self.now,
+                on_expired=lambda t: self.expired.append(t.task_id),
+                on_reclaimed=lambda t: self.reclaimed.append(t.task_id),
+            )
+            self.counter = 0
+
+        @initialize()
+        def start_empty(self) -> None:
+            assert len(self.scheduler) == 0
+
+        def _new_id(self) -> str:
+            self.counter += 1
+            return f"t{self.counter}"
+
+        def _push(self, key: str, payload: Any, weight: Optional[float], expiry: Optional[float]) -> None:
+            task_id = self._new_id()
+            got = self.scheduler.push(key, payload, weight=weight, expiry=expiry, task_id=task_id)
+            assert got == task_id
+            task = ScheduledTask(
+                task_id, key, payload, self.now, None if expiry is None else self.now + expiry
+            )
+            self.model.push(task, weight)
+
+        @rule(
+            key=st.sampled_from(KEYS), payload=PAYLOADS, weight=st.one_of(st.none(), WEIGHTS), expiry=EXPIRIES
+        )
+        def push(self, key: str, payload: Any, weight: Optional[float], expiry: Optional[float]) -> None:
+            self._push(key, payload, weight, expiry)
+
+        @rule(keys=st.lists(st.sampled_from(KEYS), min_size=1, max_size=6), expiry=EXPIRIES)
+        def push_many(self, keys: List[str], expiry: Optional[float]) -> None:
+            for i, key in enumerate(keys):
+                self._push(key, i, None, expiry)
+
+        @rule(data=st.data())
+        def push_bad_input(self, data: st.DataObject) -> None:
+            live = sorted(self.model.live_ids())
+            choices = BAD_PUSHES + [{"task_id": task_id} for task_id in live]
+            bad = data.draw(st.sampled_from(choices))
+            before = (self.scheduler.status(), len(self.scheduler))
+            args: Dict[str, Any] = {"key": "a", "payload": 1, "weight": None, "expiry": None, "task_id": None}
+            args.update(bad)
+            try:
+                self.scheduler.push(
+                    args["key"], args["payload"], weight=args["weight"], expiry=args["expiry"],
+                    task_id=args["task_id"],
+                )  # fmt: skip
+            except (TypeError, ValueError):
+                pass
+            else:
+                raise AssertionError(f"push accepted bad input {bad!r}")
+            assert (self.scheduler.status(), len(self.scheduler)) == before
+
+        def _pop(self) -> Optional[ScheduledTask]:
+            self.expired.clear()
+            self.reclaimed.clear()
+            task = self.scheduler.pop()
+            expected, expired, reclaimed = self.model.pop(self.now, LEASE_SECONDS)
+            assert self.reclaimed == [t.task_id for t in reclaimed]
+            assert self.expired == [t.task_id for t in expired]
+            assert task == expected, f"popped {task}, model says {expected}"
+            if expected is not None:
+                cost = self.model.key(expected.key).custom_data.get("cost", None)
+                if cost is not None:
+                    self.model.apply_weight_function(expected.key, cost)
+            return task
+
+        @rule()
+        def pop(self) -> None:
+            self._pop()
+
+        @rule(n=st.integers(1, 5))
+        def pop_and_ack(self, n: int) -> None:
+            for _ in range(n):
+                task = self._pop()
+                if task is not None:
+                    assert self.scheduler.ack(task.task_id) is self.model.ack(task.task_id)
+
+        @rule(data=st.data(), op=st.sampled_from(["ack", "release", "extend"]))
+        def finish(self, data: st.DataObject, op: str) -> None:
+            task_id = data.draw(st.sampled_from([*sorted(self.model.leases), "t1", "nope"]))
+            if op == "ack":
+                assert self.scheduler.ack(task_id) is self.model.ack(task_id)
+            elif op == "release":
+                assert self.scheduler.release(task_id) is self.model.release(task_id)
+            else:
+                assert self.scheduler.extend(task_id) is self.model.extend(task_id, self.now + LEASE_SECONDS)
+
+        @precondition(lambda self: self.model.waiting() > 0)
+        @rule(data=st.data())
+        def remove(self, data: st.DataObject) -> None:
+            waiting = sorted((t.key, t.task_id) for s in self.model.keys.values() for t in s.tasks)
+            key, task_id = data.draw(st.sampled_from([*waiting, ("a", "nope")]))
+            assert self.scheduler.remove(key, task_id) is self.model.remove(key, task_id)
+
+        @rule(seconds=st.sampled_from([0.5, 1.0, 3.0, 6.0]), reclaim=st.booleans())
+        def advance_clock(self, seconds: float, reclaim: bool) -> None:
+            self.now += seconds
+            if reclaim:
+                got = [t.task_id for t in self.scheduler.reclaim()]
+                assert got == [t.task_id for t in self.model.reclaim(self.now)]
+
+        @rule(
+            key=st.sampled_from(KEYS),
+            op=st.sampled_from(["weight", "cost", "tag"]),
+            weight=WEIGHTS,
+            cost=st.sampled_from([0.5, 2.0, 4.0, -1.0, 0, "x", None]),
+            tag=st.tuples(st.sampled_from(["plan", "region"]), st.sampled_from(["", "pro", "eu"])),
+        )
+        def track(self, key: str, op: str, weight: float, cost: Any, tag: Tuple[str, str]) -> None:
+            if op == "weight":
+                self.scheduler.set_weight(key, weight)
+                self.model.key(key).weight = weight
+            elif op == "cost":
+                # An invalid weight-function result must fall back to the stored weight.
+                self.scheduler.set_custom_data(key, "cost", cost)
+                self.model.key(key).custom_data["cost"] = cost
+            else:
+                self.scheduler.add_tag(key, *tag)
+                self.model.key(key).tags[tag[0]] = tag[1]
+
+        @invariant()
+        def same_tags(self) -> None:
+            for name, value in [("plan", None), ("plan", "pro"), ("region", ""), ("none", None)]:
+                assert self.scheduler.keys_with_tag(name, value) == self.model.keys_with_tag(name, value)
+
+        @invariant()
+        def same_status(self) -> None:
+            assert self.scheduler.status() == self.model.status()
+            assert len(self.scheduler) == self.model.waiting()
+
+        @invariant()
+        def same_metadata(self) -> None:
+            for key in KEYS:
+                assert self.scheduler.metadata(key) == self.model.metadata(key), key
+
+    return StorageMachine

@@ -1,0 +1,171 @@
+"""A deliberately naive model of a storage: the spec, written to be read.
+
+It scans every key to select (O(K)) and keeps plain lists. Storage
+implementations must behave exactly like it, step for step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Tuple
+
+import attrs
+
+from ranch_core import algorithm
+from ranch_core.models import LRUKeyMetadata, ScheduledTask, SystemStatus
+from ranch_core.protocols import RECLAIM_BATCH
+
+
+@attrs.define
+class ModelKey:
+    weight: float = algorithm.DEFAULT_WEIGHT
+    pass_: float = 0.0
+    seq: int = algorithm.NEVER_SERVED
+    last_served: Optional[float] = None
+    served_total: int = 0
+    tasks: List[ScheduledTask] = attrs.field(factory=list)
+    tags: Dict[str, str] = attrs.field(factory=dict)
+    custom_data: Dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.define
+class ReferenceModel:
+    """The reference behaviour of :class:`~ranch_core.protocols.Storage`."""
+
+    keys: Dict[str, ModelKey] = attrs.field(factory=dict)
+    virtual_time: float = 0.0
+    serve_seq: int = algorithm.NEVER_SERVED
+    leases: Dict[str, Tuple[float, ScheduledTask]] = attrs.field(factory=dict)
+    expired_total: int = 0
+    served_total: int = 0
+
+    def key(self, key: str) -> ModelKey:
+        return self.keys.setdefault(key, ModelKey())
+
+    def live_ids(self) -> List[str]:
+        waiting = [t.task_id for k in self.keys.values() for t in k.tasks]
+        return waiting + list(self.leases)
+
+    def _add(self, task: ScheduledTask, *, head: bool) -> None:
+        state = self.key(task.key)
+        if not state.tasks:
+            state.pass_ = algorithm.activation_pass(state.pass_, self.virtual_time)
+        if head:
+            state.tasks.insert(0, task)
+        else:
+            state.tasks.append(task)
+
+    def push(self, task: ScheduledTask, weight: Optional[float]) -> None:
+        if task.task_id in self.live_ids():
+            raise ValueError("duplicate task id")
+        if weight is not None:
+            self.key(task.key).weight = weight
+        self._add(task, head=False)
+
+    def reclaim(self, now: float, limit: Optional[int] = None) -> List[ScheduledTask]:
+        due = sorted((deadline, tid) for tid, (deadline, _) in self.leases.items() if deadline <= now)
+        if limit is not None:
+            due = due[:limit]
+        tasks = [self.leases.pop(tid)[1] for _, tid in due]
+        for task in reversed(tasks):
+            self._add(task, head=True)
+        return tasks
+
+    def pop(
+        self, now: float, lease_seconds: float
+    ) -> Tuple[Optional[ScheduledTask], List[ScheduledTask], List[ScheduledTask]]:
+        """Returns (task, expired, reclaimed), as :meth:`FairScheduler.pop` reports them."""
+        reclaimed = self.reclaim(now, RECLAIM_BATCH)
+        expired: List[ScheduledTask] = []
+        while True:
+            active = [
+                (algorithm.selection_order(s.pass_, s.seq, k), k) for k, s in self.keys.items() if s.tasks
+            ]
+            if not active:
+                return None, expired, reclaimed
+            key = min(active)[1]
+            state = self.keys[key]
+            task = state.tasks.pop(0)
+            if task.expired(now):
+                self.expired_total += 1
+                expired.append(task)
+                continue
+            self.virtual_time = state.pass_
+            state.pass_ = algorithm.charged_pass(state.pass_, state.weight)
+            self.serve_seq += 1
+            state.seq = self.serve_seq
+            state.last_served = now
+            state.served_total += 1
+            self.served_total += 1
+            self.leases[task.task_id] = (now + lease_seconds, task)
+            return task, expired, reclaimed
+
+    def ack(self, task_id: str) -> bool:
+        return self.leases.pop(task_id, None) is not None
+
+    def release(self, task_id: str) -> bool:
+        lease = self.leases.pop(task_id, None)
+        if lease is None:
+            return False
+        self._add(lease[1], head=True)
+        return True
+
+    def extend(self, task_id: str, deadline: float) -> bool:
+        if task_id not in self.leases:
+            return False
+        self.leases[task_id] = (deadline, self.leases[task_id][1])
+        return True
+
+    def remove(self, key: str, task_id: str) -> bool:
+        state = self.keys.get(key)
+        if state is None:
+            return False
+        for index, task in enumerate(state.tasks):
+            if task.task_id == task_id:
+                del state.tasks[index]
+                return True
+        return False
+
+    def charge(self, key: str, extra: float) -> None:
+        self.key(key).pass_ += extra
+
+    def apply_weight_function(self, key: str, cost: Any) -> None:
+        """What :class:`FairScheduler` does after a pop with a weight function."""
+        if isinstance(cost, bool) or not isinstance(cost, (int, float)):
+            return
+        if not math.isfinite(cost) or cost <= 0:
+            return
+        weight = self.key(key).weight
+        if float(cost) != weight:
+            self.charge(key, float(cost) - weight)
+
+    def waiting(self) -> int:
+        return sum(len(s.tasks) for s in self.keys.values())
+
+    def metadata(self, key: str) -> LRUKeyMetadata:
+        state = self.keys.get(key)
+        if state is None:
+            return LRUKeyMetadata(key=key)
+        return LRUKeyMetadata(
+            key=key,
+            weight=state.weight,
+            last_served=state.last_served,
+            pending_tasks=len(state.tasks),
+            served_total=state.served_total,
+            tags=dict(state.tags),
+            custom_data=dict(state.custom_data),
+        )
+
+    def keys_with_tag(self, name: str, value: Optional[str]) -> List[str]:
+        return sorted(
+            k for k, s in self.keys.items() if name in s.tags and (value is None or s.tags[name] == value)
+        )
+
+    def status(self) -> SystemStatus:
+        return SystemStatus(
+            backlog_size=self.waiting(),
+            active_keys=sum(1 for s in self.keys.values() if s.tasks),
+            leased=len(self.leases),
+            expired_total=self.expired_total,
+            served_total=self.served_total,
+        )

@@ -1,0 +1,409 @@
+"""``StorageConformance``: every guarantee of Ranch, as tests any storage inherits."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import run_state_machine_as_test
+
+from ranch_core.models import ScheduledTask
+from ranch_core.protocols import Storage
+from ranch_core.scheduler import FairScheduler
+from ranch_core.testing.machine import BAD_PUSHES, build_machine
+
+KEY_NAMES = st.sampled_from(["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"])
+POW2_WEIGHTS = st.sampled_from([0.25, 0.5, 1.0, 2.0, 4.0])
+ANY_WEIGHTS = st.floats(min_value=0.05, max_value=20.0, allow_nan=False, allow_infinity=False)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _lag(counts: Dict[str, int], weights: Dict[str, float], i: str, j: str) -> float:
+    return abs(counts[i] * weights[i] - counts[j] * weights[j])
+
+
+class StorageConformance:
+    """Subclass this in a test module and implement :meth:`make_storage`.
+
+    Each test builds its own storage through :meth:`make_storage`, which must
+    return a new, empty storage every call (for a shared server, a fresh
+    namespace). ``conformance_settings`` sets Hypothesis' budget; the stateful
+    test compares every step with :class:`~ranch_core.testing.model.ReferenceModel`.
+    """
+
+    conformance_settings = settings(
+        max_examples=60,
+        stateful_step_count=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+    property_settings = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+    def make_storage(self) -> Storage:
+        """A new, empty storage."""
+        raise NotImplementedError
+
+    def scheduler(self, **options: Any) -> Tuple[FairScheduler, _Clock]:
+        clock = _Clock()
+        return FairScheduler(self.make_storage(), clock=clock, **options), clock
+
+    # -- the whole contract, step for step ---------------------------------
+
+    def test_matches_reference_model(self) -> None:
+        """Every operation, interleaved at random, does what the model does."""
+        machine = build_machine(self.make_storage)
+        run_state_machine_as_test(machine, settings=self.conformance_settings)
+
+    # -- the guarantees, each on its own -----------------------------------
+
+    def test_equal_weights_serve_least_recently_served(self) -> None:
+        """Equal weights: each pop serves the key with work served longest ago (never-served first)."""
+
+        @self.property_settings
+        @given(st.lists(st.one_of(st.tuples(st.just("push"), KEY_NAMES), st.just(("pop", ""))), max_size=80))
+        def check(program: List[Tuple[str, str]]) -> None:
+            scheduler, _ = self.scheduler()
+            pending: Counter[str] = Counter()
+            last: Dict[str, int] = {}
+            previous: Optional[str] = None
+            for step, (op, key) in enumerate(program):
+                if op == "push":
+                    scheduler.push(key, step)
+                    pending[key] += 1
+                    continue
+                task = scheduler.pop()
+                waiting = [k for k, n in pending.items() if n]
+                if not waiting:
+                    assert task is None
+                    continue
+                assert task is not None
+                expected = min(waiting, key=lambda k: (last.get(k, -1), k))
+                assert task.key == expected
+                if previous == task.key:
+                    assert waiting == [task.key], "served one key twice in a row while another waited"
+                previous = task.key
+                pending[task.key] -= 1
+                last[task.key] = step
+                scheduler.ack(task.task_id)
+
+        check()
+
+    def test_weighted_shares_and_bounded_lag(self) -> None:
+        """Backlogged keys get service proportional to 1/weight; lag stays within w_i + w_j."""
+
+        @self.property_settings
+        @given(st.dictionaries(KEY_NAMES, POW2_WEIGHTS, min_size=2, max_size=5), st.integers(20, 200))
+        def check(weights: Dict[str, float], pops: int) -> None:
+            scheduler, _ = self.scheduler()
+            for key, weight in weights.items():
+                for n in range(pops):
+                    scheduler.push(key, n, weight=weight)
+            counts = dict.fromkeys(weights, 0)
+            for _ in range(pops):
+                task = scheduler.pop()
+                assert task is not None
+                counts[task.key] += 1
+                for i in weights:
+                    for j in weights:
+                        assert _lag(counts, weights, i, j) <= weights[i] + weights[j] + 1e-9
+            inverse = sum(1 / w for w in weights.values())
+            w_max = max(weights.values())
+            for key, weight in weights.items():
+                share = pops * (1 / weight) / inverse
+                assert abs(counts[key] - share) <= 2 * w_max / weight + 1
+
+        check()
+
+    def test_bounded_lag_with_arrivals(self) -> None:
+        """Over every stretch in which keys i and j both have work, lag <= w_i + w_j."""
+
+        @self.property_settings
+        @given(
+            st.dictionaries(KEY_NAMES, ANY_WEIGHTS, min_size=2, max_size=4),
+            st.lists(
+                st.one_of(st.tuples(st.just("push"), KEY_NAMES, st.integers(1, 6)), st.just(("pop", "", 0))),
+                max_size=120,
+            ),
+        )
+        def check(weights: Dict[str, float], program: List[Tuple[str, str, int]]) -> None:
+            scheduler, _ = self.scheduler()
+            for key, weight in weights.items():
+                scheduler.set_weight(key, weight)
+            pending: Counter[str] = Counter()
+            # For each pair: weighted-service difference since the stretch began, and its min/max.
+            stretch: Dict[Tuple[str, str], List[float]] = {}
+            for op, key, n in program:
+                if op == "push":
+                    if key in weights:
+                        for _ in range(n):
+                            scheduler.push(key, None)
+                        pending[key] += n
+                    continue
+                both = {(i, j) for i in weights for j in weights if i < j and pending[i] and pending[j]}
+                for pair in list(stretch):
+                    if pair not in both:
+                        del stretch[pair]
+                for pair in both:
+                    stretch.setdefault(pair, [0.0, 0.0, 0.0])
+                task = scheduler.pop()
+                if task is None:
+                    assert not any(pending.values())
+                    continue
+                pending[task.key] -= 1
+                for (i, j), span in stretch.items():
+                    if task.key == i:
+                        span[0] += weights[i]
+                    elif task.key == j:
+                        span[0] -= weights[j]
+                    span[1], span[2] = min(span[1], span[0]), max(span[2], span[0])
+                    assert span[2] - span[1] <= weights[i] + weights[j] + 1e-9
+
+        check()
+
+    def test_new_key_served_within_one_round(self) -> None:
+        """A key that turns active is served before any other key is served twice."""
+
+        @self.property_settings
+        @given(
+            st.dictionaries(KEY_NAMES, ANY_WEIGHTS, min_size=1, max_size=6),
+            st.integers(0, 300),
+            st.integers(0, 40),
+            ANY_WEIGHTS,
+        )
+        def check(weights: Dict[str, float], flood: int, served_before: int, new_weight: float) -> None:
+            scheduler, _ = self.scheduler()
+            for key, weight in weights.items():
+                for i in range(flood + served_before + 2):
+                    scheduler.push(key, i, weight=weight)
+            for _ in range(served_before):
+                task = scheduler.pop()
+                assert task is not None
+                scheduler.ack(task.task_id)
+            scheduler.push("newcomer", "hello", weight=new_weight)
+            seen: Counter[str] = Counter()
+            while True:
+                task = scheduler.pop()
+                assert task is not None
+                if task.key == "newcomer":
+                    break
+                seen[task.key] += 1
+                assert seen[task.key] <= 1, f"{task.key} served twice before the newcomer"
+
+        check()
+
+    def test_no_banking_while_idle(self) -> None:
+        """A key idle while others were served cannot catch up afterwards."""
+
+        @self.property_settings
+        @given(st.integers(0, 200), POW2_WEIGHTS, POW2_WEIGHTS, st.integers(1, 60))
+        def check(idle_pops: int, w_idle: float, w_busy: float, after: int) -> None:
+            scheduler, _ = self.scheduler()
+            scheduler.push("idle", "first", weight=w_idle)
+            first = scheduler.pop()
+            assert first is not None and first.key == "idle"
+            for i in range(idle_pops + after + 2):
+                scheduler.push("busy", i, weight=w_busy)
+            for _ in range(idle_pops):
+                task = scheduler.pop()
+                assert task is not None and task.key == "busy"
+            for i in range(after + 2):
+                scheduler.push("idle", i)
+            counts = {"idle": 0, "busy": 0}
+            weights = {"idle": w_idle, "busy": w_busy}
+            for _ in range(after):
+                task = scheduler.pop()
+                assert task is not None
+                counts[task.key] += 1
+                assert _lag(counts, weights, "idle", "busy") <= w_idle + w_busy + 1e-9
+
+        check()
+
+    def test_fifo_within_a_key(self) -> None:
+        """Per key, tasks are first handed out in submission order, releases included."""
+
+        @self.property_settings
+        @given(
+            st.lists(
+                st.one_of(
+                    st.tuples(st.just("push"), KEY_NAMES),
+                    st.tuples(st.just("pop"), st.just("")),
+                    st.tuples(st.sampled_from(["ack", "release"]), st.just("")),
+                ),
+                max_size=100,
+            ),
+            st.randoms(use_true_random=False),
+        )
+        def check(program: List[Tuple[str, str]], rnd: Any) -> None:
+            scheduler, _ = self.scheduler()
+            submitted: Dict[str, List[int]] = defaultdict(list)
+            first_pops: Dict[str, List[int]] = defaultdict(list)
+            seen: Set[int] = set()
+            held: List[ScheduledTask] = []
+            for step, (op, key) in enumerate(program):
+                if op == "push":
+                    scheduler.push(key, step)
+                    submitted[key].append(step)
+                elif op == "pop":
+                    task = scheduler.pop()
+                    if task is not None:
+                        if task.payload not in seen:
+                            seen.add(task.payload)
+                            first_pops[task.key].append(task.payload)
+                        held.append(task)
+                elif held:
+                    task = held.pop(rnd.randrange(len(held)))
+                    assert (scheduler.ack if op == "ack" else scheduler.release)(task.task_id)
+            for key, order in first_pops.items():
+                assert order == submitted[key][: len(order)]
+
+        check()
+
+    def test_expired_tasks_never_run_and_are_reported(self) -> None:
+        """A task is handed out only before its expiry; every other one is reported once."""
+
+        @self.property_settings
+        @given(
+            st.lists(
+                st.one_of(
+                    st.tuples(st.just("push"), KEY_NAMES, st.one_of(st.none(), st.floats(0, 10))),
+                    st.tuples(st.just("pop"), st.just(""), st.none()),
+                    st.tuples(st.just("wait"), st.just(""), st.floats(0, 5)),
+                ),
+                max_size=80,
+            )
+        )
+        def check(program: List[Tuple[str, str, Optional[float]]]) -> None:
+            expired: List[ScheduledTask] = []
+            scheduler, clock = self.scheduler(on_expired=expired.append)
+            pushed: Set[str] = set()
+            ran: List[str] = []
+            for op, key, value in program:
+                if op == "push":
+                    pushed.add(scheduler.push(key, None, expiry=value))
+                elif op == "wait":
+                    assert value is not None
+                    clock.now += value
+                else:
+                    task = scheduler.pop()
+                    if task is not None:
+                        assert task.expires_at is None or clock.now < task.expires_at
+                        ran.append(task.task_id)
+                        scheduler.ack(task.task_id)
+            while (task := scheduler.pop()) is not None:
+                assert not task.expired(clock.now)
+                ran.append(task.task_id)
+                scheduler.ack(task.task_id)
+            for task in expired:
+                assert task.expired(clock.now)
+            dropped = [t.task_id for t in expired]
+            assert sorted(ran + dropped) == sorted(pushed), "a task was lost or handed out twice"
+            assert scheduler.status().expired_total == len(dropped)
+
+        check()
+
+    def test_leases_lose_nothing_and_duplicate_nothing(self) -> None:
+        """Ack, release, crashes (lost leases) and reclaim: each task finishes exactly once."""
+
+        @self.property_settings
+        @given(
+            st.lists(
+                st.sampled_from(["push", "pop", "ack", "release", "crash", "wait", "reclaim"]), max_size=120
+            ),
+            st.randoms(use_true_random=False),
+        )
+        def check(program: List[str], rnd: Any) -> None:
+            scheduler, clock = self.scheduler(lease_seconds=10.0)
+            pushed: List[str] = []
+            held: Dict[str, ScheduledTask] = {}
+            finished: List[str] = []
+            keys = ["a", "b", "c"]
+            for op in program:
+                if op == "push":
+                    pushed.append(scheduler.push(rnd.choice(keys), len(pushed)))
+                elif op == "pop":
+                    task = scheduler.pop()
+                    if task is not None:
+                        assert task.task_id not in held, "a task was leased twice at once"
+                        held[task.task_id] = task
+                elif op == "wait":
+                    clock.now += 4.0
+                elif op == "reclaim":
+                    for task in scheduler.reclaim():
+                        held.pop(task.task_id, None)
+                elif held:
+                    task_id = rnd.choice(sorted(held))
+                    if op == "crash":
+                        del held[task_id]  # the worker died: its lease just runs out
+                    elif op == "ack":
+                        if scheduler.ack(task_id):
+                            finished.append(task_id)
+                        del held[task_id]
+                    else:
+                        scheduler.release(task_id)
+                        del held[task_id]
+            for task_id in list(held):
+                assert scheduler.ack(task_id)
+                finished.append(task_id)
+            clock.now += 100.0
+            while (task := scheduler.pop()) is not None:
+                assert scheduler.ack(task.task_id)
+                finished.append(task.task_id)
+            assert sorted(finished) == sorted(pushed)
+            status = scheduler.status()
+            assert (status.backlog_size, status.leased, len(scheduler)) == (0, 0, 0)
+
+        check()
+
+    # -- bad input ---------------------------------------------------------
+
+    def test_bad_push_raises_and_stores_nothing(self) -> None:
+        for bad in BAD_PUSHES:
+            scheduler, _ = self.scheduler()
+            args: Dict[str, Any] = {"key": "a", "payload": 1, "weight": None, "expiry": None, "task_id": None}
+            args.update(bad)
+            try:
+                scheduler.push(
+                    args["key"], args["payload"], weight=args["weight"], expiry=args["expiry"],
+                    task_id=args["task_id"],
+                )  # fmt: skip
+            except (TypeError, ValueError) as exc:
+                assert str(exc), "the error must say what is wrong"
+            else:
+                raise AssertionError(f"push accepted {bad!r}")
+            assert len(scheduler) == 0
+            assert scheduler.status().backlog_size == 0
+            assert scheduler.metadata("a").weight == 1.0
+            assert scheduler.pop() is None
+
+    def test_bad_tracker_input_raises(self) -> None:
+        scheduler, _ = self.scheduler()
+        calls: List[Callable[[], Any]] = [
+            lambda: scheduler.set_weight("a", 0),
+            lambda: scheduler.set_weight("a", math.nan),
+            lambda: scheduler.set_weight("", 1.0),
+            lambda: scheduler.set_custom_data("a", "x", object()),
+            lambda: scheduler.set_custom_data("a", "", 1),
+            lambda: scheduler.add_tag("a", "", "v"),
+            lambda: scheduler.add_tag("a", "plan", 3),  # type: ignore[arg-type]
+            lambda: scheduler.metadata(None),  # type: ignore[arg-type]
+        ]
+        for call in calls:
+            try:
+                call()
+            except (TypeError, ValueError):
+                continue
+            raise AssertionError("bad tracker input accepted")
+        assert scheduler.metadata("a").to_dict() == {
+            "key": "a", "weight": 1.0, "last_served": None, "pending_tasks": 0,
+            "served_total": 0, "tags": {}, "custom_data": {},
+        }  # fmt: skip
