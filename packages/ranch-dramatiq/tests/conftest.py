@@ -1,0 +1,125 @@
+"""Fixtures of the ranch-dramatiq tests: in-process workers and ``dramatiq`` CLI workers."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Iterator, List
+
+import dramatiq
+import pytest
+
+HERE = Path(__file__).resolve().parent
+DRAMATIQ = str(Path(sys.executable).with_name("dramatiq"))
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@contextmanager
+def running_worker(broker: dramatiq.Broker, threads: int = 1) -> Iterator[dramatiq.Worker]:
+    """A real ``dramatiq.Worker`` in this process, stopped on exit."""
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop(timeout=10_000)
+
+
+@pytest.fixture(scope="session")
+def testapp() -> ModuleType:
+    """``ranch_dramatiq_testapp``, the module the CLI workers import."""
+    spec = importlib.util.spec_from_file_location("ranch_dramatiq_testapp", HERE / "ranch_dramatiq_testapp.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class CliWorkers:
+    """``dramatiq`` CLI worker processes on the test app; all killed at teardown."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
+        self.procs: List["subprocess.Popen[bytes]"] = []
+
+    def start(
+        self, *, processes: int = 1, threads: int = 2, lease: float = 10.0, prefetch: int = 0
+    ) -> "subprocess.Popen[bytes]":
+        env = dict(os.environ)
+        env.update(
+            RANCH_DQ_REDIS_URL=self.redis_url,
+            RANCH_DQ_LEASE=str(lease),
+            RANCH_DQ_HEARTBEAT_MS="3000",
+            dramatiq_worker_timeout="100",
+        )
+        if prefetch:
+            env["dramatiq_queue_prefetch"] = str(prefetch)
+        command = [
+            DRAMATIQ,
+            "ranch_dramatiq_testapp",
+            "--path", str(HERE),
+            "--processes", str(processes),
+            "--threads", str(threads),
+            "--skip-logging",
+        ]  # fmt: skip
+        proc = subprocess.Popen(
+            command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            if proc.poll() is None:
+                proc.wait(5)
+
+
+@pytest.fixture
+def cli_workers(redis_url: str) -> Iterator[CliWorkers]:
+    """Start ``dramatiq`` CLI workers with ``cli_workers.start(...)``."""
+    workers = CliWorkers(redis_url)
+    try:
+        yield workers
+    finally:
+        workers.stop()
+
+
+@pytest.fixture
+def wait() -> Callable[..., Any]:
+    """:func:`wait_until`."""
+    return wait_until
+
+
+@pytest.fixture
+def run_worker() -> Callable[..., Any]:
+    """:func:`running_worker`: ``with run_worker(broker, threads=1): ...``."""
+    return running_worker

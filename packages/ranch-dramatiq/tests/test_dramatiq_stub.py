@@ -1,0 +1,453 @@
+"""The embedded path: StubBroker, in-memory storage, a real ``dramatiq.Worker`` in this process."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any, Dict, Iterator, List, Tuple
+
+import dramatiq
+import pytest
+from dramatiq.broker import Broker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import CurrentMessage
+from dramatiq.results import ResultFailure, Results
+from dramatiq.results.backends import StubBackend
+from ranch_core import InMemoryStorage
+
+from ranch_dramatiq import CallExpired, LRUActor, Ranch, UnknownBacklog, lru_actor
+
+TIMEOUT_MS = 10_000
+
+
+@pytest.fixture
+def stub() -> Iterator[Tuple[StubBroker, StubBackend]]:
+    broker = StubBroker()
+    backend = StubBackend()
+    broker.add_middleware(Results(backend=backend))
+    broker.add_middleware(CurrentMessage())
+    broker.add_middleware(Ranch(lease_seconds=5))
+    previous = dramatiq.get_broker() if dramatiq.broker.global_broker is not None else None
+    dramatiq.set_broker(broker)
+    yield broker, backend
+    broker.close()
+    if previous is not None:
+        dramatiq.set_broker(previous)
+
+
+def queue_size(broker: StubBroker, queue: str = "default") -> int:
+    return broker.queues[queue].qsize() + broker.queues[queue + ".DQ"].qsize()
+
+
+def test_lru_send_returns_the_call_and_its_result(stub: Any, run_worker: Any) -> None:
+    broker, backend = stub
+    seen: List[Tuple[str, str]] = []
+
+    @lru_actor(store_results=True)
+    def add(x: int, y: int = 0) -> int:
+        message = CurrentMessage.get_current_message()
+        assert message is not None
+        seen.append((message.message_id, message.actor_name))
+        return x + y
+
+    assert isinstance(add, LRUActor) and add.backlog == "add"
+    assert isinstance(add.dispatcher.scheduler.storage, InMemoryStorage)
+    message = add.lru_send("tenant-1", 2, y=3)
+    assert message.actor_name == "add" and message.queue_name == "default"
+    assert queue_size(broker) == 1  # one wake-up, not the call itself
+    wake = dramatiq.Message.decode(broker.queues["default"].queue[0])
+    assert wake.actor_name == "ranch_prioritize:default" and wake.args == ("add",)
+    with run_worker(broker):
+        # no backend argument: the default broker's Results backend
+        assert message.get_result(block=True, timeout=TIMEOUT_MS) == 5
+    assert seen == [(message.message_id, "add")]
+    assert add.get_client_metadata("tenant-1")["served_total"] == 1
+    assert add.get_system_status()["backlog_size"] == 0
+
+
+def test_actor_stays_a_plain_actor(stub: Any, run_worker: Any) -> None:
+    broker, backend = stub
+
+    @lru_actor(store_results=True)
+    def double(x: int) -> int:
+        return 2 * x
+
+    assert double(4) == 8
+    message = double.send(5)
+    with run_worker(broker):
+        assert message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == 10
+    assert double.get_system_status()["served_total"] == 0  # .send() bypasses the backlog
+
+
+def test_exception_is_stored_under_the_call(stub: Any, run_worker: Any) -> None:
+    broker, backend = stub
+
+    @lru_actor(store_results=True, max_retries=0)
+    def fail(text: str) -> None:
+        raise ValueError(text)
+
+    message = fail.lru_send("k", "no good")
+    with run_worker(broker):
+        with pytest.raises(ResultFailure) as info:
+            message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS)
+    assert info.value.orig_exc_type == "ValueError" and "no good" in str(info.value)
+    assert fail.get_system_status()["leased"] == 0
+
+
+def test_retries_go_back_through_the_backlog(stub: Any, run_worker: Any) -> None:
+    broker, backend = stub
+    attempts: List[int] = []
+
+    @lru_actor(store_results=True, max_retries=3, min_backoff=20, max_backoff=40)
+    def flaky() -> str:
+        message = CurrentMessage.get_current_message()
+        assert message is not None
+        attempts.append(message.options.get("retries", 0))
+        if len(attempts) < 3:
+            raise RuntimeError("not yet")
+        return "done"
+
+    message = flaky.lru_send("k")
+    with run_worker(broker):
+        assert message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == "done"
+    assert attempts == [0, 1, 2]
+    # each attempt was a fair dispatch of the key, not a plain re-enqueue
+    assert flaky.get_client_metadata("k")["served_total"] == 3
+
+
+def test_retry_with_zero_delay_requeues_at_once(stub: Any, run_worker: Any) -> None:
+    broker, backend = stub
+    attempts: List[int] = []
+
+    @lru_actor(store_results=True, max_retries=5)
+    def again() -> int:
+        attempts.append(1)
+        if len(attempts) < 2:
+            raise dramatiq.Retry(delay=0)
+        return len(attempts)
+
+    message = again.lru_send("k")
+    with run_worker(broker):
+        assert message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == 2
+    assert again.get_client_metadata("k")["served_total"] == 2
+
+
+def test_retries_exhausted_and_throws(stub: Any, run_worker: Any) -> None:
+    broker, backend = stub
+    runs: Dict[str, int] = {"always": 0, "thrown": 0}
+
+    @lru_actor(store_results=True, max_retries=2, min_backoff=10, max_backoff=20)
+    def always() -> None:
+        runs["always"] += 1
+        raise RuntimeError("always")
+
+    @lru_actor(store_results=True, throws=(KeyError,))
+    def thrown() -> None:
+        runs["thrown"] += 1
+        raise KeyError("expected")
+
+    first, second = always.lru_send("k"), thrown.lru_send("k")
+    with run_worker(broker):
+        with pytest.raises(ResultFailure, match="always"):
+            first.get_result(backend=backend, block=True, timeout=TIMEOUT_MS)
+        with pytest.raises(ResultFailure) as info:
+            second.get_result(backend=backend, block=True, timeout=TIMEOUT_MS)
+    assert info.value.orig_exc_type == "KeyError"
+    assert runs == {"always": 3, "thrown": 1}
+
+
+def test_expired_call_never_runs_and_fails_its_result(stub: Any, run_worker: Any) -> None:
+    broker, backend = stub
+    ran: List[str] = []
+
+    @lru_actor(store_results=True)
+    def job(name: str) -> str:
+        ran.append(name)
+        return name
+
+    stale = job.lru_send("k", "stale", expiry=0.05)
+    fresh = job.lru_send("k", "fresh")
+    time.sleep(0.1)
+    with run_worker(broker):
+        assert fresh.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == "fresh"
+        with pytest.raises(ResultFailure) as info:
+            stale.get_result(backend=backend, block=True, timeout=TIMEOUT_MS)
+        broker.join("default")
+    assert info.value.orig_exc_type == CallExpired.__name__
+    assert ran == ["fresh"]
+    assert job.get_system_status()["expired_total"] == 1
+
+
+def test_age_limit_and_time_limit_act_on_the_call(stub: Any, run_worker: Any) -> None:
+    broker, backend = stub
+    broker.emit_after("process_boot")  # starts TimeLimit's timer thread, as the CLI does
+    ran: List[str] = []
+
+    @lru_actor(store_results=True, max_retries=0, time_limit=200)
+    def slow(name: str) -> None:
+        ran.append(name)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    old = slow.lru_send_with_options("k", args=("old",), max_age=20)
+    time.sleep(0.05)
+    limited = slow.lru_send("k", "limited")
+    started = time.monotonic()
+    with run_worker(broker):
+        with pytest.raises(ResultFailure) as aged:
+            old.get_result(backend=backend, block=True, timeout=TIMEOUT_MS)
+        with pytest.raises(ResultFailure) as timed:
+            limited.get_result(backend=backend, block=True, timeout=TIMEOUT_MS)
+    assert aged.value.orig_exc_type == "SkipMessage"
+    assert timed.value.orig_exc_type == "TimeLimitExceeded"
+    assert ran == ["limited"]
+    assert time.monotonic() - started < 4
+
+
+def test_callbacks_see_the_call(stub: Any, run_worker: Any) -> None:
+    broker, _ = stub
+    got: List[Any] = []
+    done = threading.Event()
+
+    @dramatiq.actor
+    def on_ok(message_data: Dict[str, Any], result: Any) -> None:
+        got.append((message_data["message_id"], result))
+        done.set()
+
+    @lru_actor
+    def value() -> int:
+        return 42
+
+    message = value.lru_send_with_options("k", on_success=on_ok)
+    with run_worker(broker):
+        assert done.wait(10)
+    assert got == [(message.message_id, 42)]
+
+
+def test_one_thread_serves_new_keys_before_the_flood(stub: Any, run_worker: Any) -> None:
+    broker, _ = stub
+    order: List[str] = []
+
+    @lru_actor
+    def work(key: str) -> None:
+        order.append(key)
+
+    for _ in range(200):
+        work.lru_send("bulk", "bulk")
+    for i in range(10):
+        work.lru_send(f"user{i}", f"user{i}")
+    with run_worker(broker, threads=1):
+        broker.join("default")
+    assert len(order) == 210
+    for i in range(10):
+        assert order.index(f"user{i}") < 12
+
+
+def test_weights_and_weight_function(stub: Any, run_worker: Any) -> None:
+    broker, _ = stub
+    order: List[str] = []
+    calls: List[str] = []
+
+    def weight(key: str, meta: Any) -> float:
+        calls.append(key)
+        return meta.weight
+
+    @lru_actor(weight_function=weight)
+    def work(key: str) -> None:
+        order.append(key)
+
+    work.set_priority_weight("fast", 0.5)
+    for _ in range(30):
+        work.lru_send("fast", "fast")
+        work.lru_send("slow", "slow")
+    with run_worker(broker, threads=1):
+        broker.join("default")
+    first = order[:30]
+    assert abs(first.count("fast") - 20) <= 2 and abs(first.count("slow") - 10) <= 2
+    assert sorted(set(calls)) == ["fast", "slow"] and len(calls) == 60
+
+
+def test_management_api(stub: Any) -> None:
+    @lru_actor
+    def job() -> None:
+        pass
+
+    job.lru_send("acme", tags={"plan": "gold"}, priority_weight=0.25)
+    job.set_custom_data("acme", "limit", 10)
+    job.add_tag("beta", "plan", "free")
+    assert job.get_custom_data("acme") == {"limit": 10}
+    assert job.get_custom_data("acme", "limit") == 10
+    assert job.get_custom_data("acme", "missing", "d") == "d"
+    assert job.get_tagged_clients("plan") == ["acme", "beta"]
+    assert job.get_tagged_clients("plan", "gold") == ["acme"]
+    meta = job.get_client_metadata("acme")
+    assert meta["weight"] == 0.25 and meta["pending_tasks"] == 1 and meta["served_total"] == 0
+    assert meta["tags"] == {"plan": "gold"} and meta["custom_data"] == {"limit": 10}
+    assert meta["last_execution"] is None
+    status = job.get_system_status()
+    assert status["backlog_size"] == 1 and status["unique_lru_keys"] == 1 and status["health"] == "ok"
+    job.set_priority_weight("acme", 2)
+    assert job.get_client_metadata("acme")["weight"] == 2.0
+    with pytest.raises(ValueError):
+        job.set_priority_weight("acme", 0)
+
+
+def test_shared_backlog_and_conflicts(stub: Any) -> None:
+    broker, _ = stub
+
+    @lru_actor(backlog="shared")
+    def first() -> None:
+        pass
+
+    @lru_actor(backlog="shared")
+    def second() -> None:
+        pass
+
+    first.lru_send("k")
+    second.lru_send("k")
+    assert first.dispatcher is second.dispatcher
+    assert first.get_client_metadata("k")["pending_tasks"] == 2
+    with pytest.raises(ValueError, match="same queue_name"):
+
+        @lru_actor(backlog="shared", queue_name="other")
+        def third() -> None:
+            pass
+
+    with pytest.raises(ValueError, match="already has a storage"):
+
+        @lru_actor(backlog="shared", storage=InMemoryStorage())
+        def fourth() -> None:
+            pass
+
+    storage = InMemoryStorage()
+
+    @lru_actor(storage=storage)
+    def fifth() -> None:
+        pass
+
+    with pytest.raises(ValueError, match="already holds backlog"):
+
+        @lru_actor(storage=storage)
+        def sixth() -> None:
+            pass
+
+    assert "third" not in broker.actors and "fourth" not in broker.actors and "sixth" not in broker.actors
+
+
+def test_bad_input_is_rejected_with_nothing_stored_or_sent(stub: Any) -> None:
+    broker, _ = stub
+
+    @lru_actor
+    def job(*args: Any, **kwargs: Any) -> None:
+        pass
+
+    bad: List[Tuple[type, Any]] = [
+        (ValueError, lambda: job.lru_send("")),
+        (TypeError, lambda: job.lru_send(7)),
+        (TypeError, lambda: job.lru_send(None)),
+        (ValueError, lambda: job.lru_send("k", priority_weight=0)),
+        (ValueError, lambda: job.lru_send("k", priority_weight=-1.5)),
+        (ValueError, lambda: job.lru_send("k", priority_weight=math.nan)),
+        (ValueError, lambda: job.lru_send("k", priority_weight=math.inf)),
+        (TypeError, lambda: job.lru_send("k", priority_weight="1")),
+        (TypeError, lambda: job.lru_send("k", priority_weight=True)),
+        (ValueError, lambda: job.lru_send("k", expiry=-1)),
+        (TypeError, lambda: job.lru_send("k", expiry="soon")),
+        (TypeError, lambda: job.lru_send("k", tags=["plan"])),
+        (TypeError, lambda: job.lru_send("k", tags={"plan": 3})),
+        (ValueError, lambda: job.lru_send("k", tags={"": "x"})),
+        (TypeError, lambda: job.lru_send("k", object())),
+        (TypeError, lambda: job.lru_send("k", {1, 2})),
+        (TypeError, lambda: job.lru_send("k", value=b"bytes")),
+        (TypeError, lambda: job.lru_send("k", math.nan)),
+        (TypeError, lambda: job.lru_send_with_options("k", args="abc")),
+        (TypeError, lambda: job.lru_send_with_options("k", kwargs=[("a", 1)])),
+        (TypeError, lambda: job.lru_send_with_options("k", kwargs={1: "a"})),
+        (TypeError, lambda: job.lru_send_with_options("k", delay=100)),
+        (TypeError, lambda: job.lru_send_with_options("k", on_success="not an actor".encode())),
+        (TypeError, lambda: job.lru_send_with_options("k", time_limit=object())),
+    ]
+    for kind, send in bad:
+        with pytest.raises(kind):
+            send()
+    status = job.get_system_status()
+    assert status["backlog_size"] == 0 and status["unique_lru_keys"] == 0
+    assert job.get_tagged_clients("plan") == []
+    assert queue_size(broker) == 0
+    job.lru_send("k", 1, a=[1, "x"])  # the same checks let a good call through
+    assert job.get_system_status()["backlog_size"] == 1 and queue_size(broker) == 1
+
+
+def test_bad_declarations(stub: Any) -> None:
+    broker, _ = stub
+
+    def fn() -> None:
+        pass
+
+    with pytest.raises(TypeError, match="weight_function"):
+        lru_actor(weight_function=3)(fn)
+    with pytest.raises(TypeError, match="Storage"):
+        lru_actor(storage={"not": "a storage"})(fn)
+    with pytest.raises(ValueError, match="backlog"):
+        lru_actor(backlog="")(fn)
+    with pytest.raises(ValueError, match="undefined"):
+        lru_actor(no_such_option=1)(fn)
+    with pytest.raises(ValueError, match="Queue names"):
+        lru_actor(queue_name="bad queue")(fn)
+    with pytest.raises(ValueError, match="cannot derive a storage"):
+        lru_actor(broker=Broker(middleware=[]))(fn)
+    with pytest.raises(ValueError, match="lease_seconds"):
+        Ranch(lease_seconds=0)
+    with pytest.raises(ValueError, match="sweep_interval"):
+        Ranch(lease_seconds=1, sweep_interval=2)
+    assert list(broker.actors) == []
+
+
+def test_unknown_backlog_and_malformed_calls(stub: Any, run_worker: Any) -> None:
+    broker, backend = stub
+
+    @lru_actor(store_results=True)
+    def job(x: int) -> int:
+        return x
+
+    ranch = Ranch.of(broker)
+    with pytest.raises(UnknownBacklog):
+        ranch.backlog("nope")
+    scheduler = job.dispatcher.scheduler
+    scheduler.push("k", {"args": "not a list"})  # not a call at all
+    scheduler.push("k", {"args": [], "kwargs": {}, "options": {}, "retries": 0})  # names no actor
+    job.dispatcher.wake()
+    job.dispatcher.wake()
+    message = job.lru_send("k", 7)
+    with run_worker(broker):
+        assert message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == 7
+        broker.join("default")
+    assert job.get_system_status()["backlog_size"] == 0 and job.get_system_status()["leased"] == 0
+
+
+def test_lease_keeper_reclaims_a_dead_workers_call(run_worker: Any) -> None:
+    broker = StubBroker()
+    broker.add_middleware(Ranch(lease_seconds=0.3, sweep_interval=0.1))
+    ran: List[str] = []
+
+    @lru_actor(broker=broker)
+    def job(name: str) -> None:
+        ran.append(name)
+
+    job.lru_send("k", "orphan")
+    # A worker that died after taking the call: leased, its wake-up consumed.
+    assert job.dispatcher.take() is not None
+    broker.flush_all()
+    assert job.get_system_status()["leased"] == 1
+    try:
+        with run_worker(broker):
+            deadline = time.monotonic() + 5
+            while not ran and time.monotonic() < deadline:
+                time.sleep(0.02)
+            broker.join("default")
+    finally:
+        broker.close()
+    assert ran == ["orphan"]
+    assert job.get_system_status()["leased"] == 0
