@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterator, List
@@ -46,7 +46,8 @@ def running_worker(broker: dramatiq.Broker, threads: int = 1) -> Iterator[dramat
 @pytest.fixture(scope="session")
 def testapp() -> ModuleType:
     """``ranch_dramatiq_testapp``, the module the CLI workers import."""
-    spec = importlib.util.spec_from_file_location("ranch_dramatiq_testapp", HERE / "ranch_dramatiq_testapp.py")
+    path = HERE / "ranch_dramatiq_testapp.py"
+    spec = importlib.util.spec_from_file_location("ranch_dramatiq_testapp", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -58,11 +59,11 @@ class CliWorkers:
 
     def __init__(self, redis_url: str) -> None:
         self.redis_url = redis_url
-        self.procs: List["subprocess.Popen[bytes]"] = []
+        self.procs: List[subprocess.Popen[bytes]] = []
 
     def start(
         self, *, processes: int = 1, threads: int = 2, lease: float = 10.0, prefetch: int = 0
-    ) -> "subprocess.Popen[bytes]":
+    ) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         env.update(
             RANCH_DQ_REDIS_URL=self.redis_url,
@@ -91,14 +92,10 @@ class CliWorkers:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
         for proc in self.procs:
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-            try:
+            with suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             if proc.poll() is None:
                 proc.wait(5)
 

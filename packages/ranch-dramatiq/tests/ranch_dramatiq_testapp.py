@@ -19,7 +19,6 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
-
 from ranch_dramatiq import Ranch, lru_actor
 
 STARTED = "ranch-test:started"

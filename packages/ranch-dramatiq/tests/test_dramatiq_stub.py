@@ -15,7 +15,6 @@ from dramatiq.middleware import CurrentMessage
 from dramatiq.results import ResultFailure, Results
 from dramatiq.results.backends import StubBackend
 from ranch_core import InMemoryStorage
-
 from ranch_dramatiq import CallExpired, LRUActor, Ranch, UnknownBacklog, lru_actor
 
 TIMEOUT_MS = 10_000
@@ -41,7 +40,7 @@ def queue_size(broker: StubBroker, queue: str = "default") -> int:
 
 
 def test_lru_send_returns_the_call_and_its_result(stub: Any, run_worker: Any) -> None:
-    broker, backend = stub
+    broker, _backend = stub
     seen: List[Tuple[str, str]] = []
 
     @lru_actor(store_results=True)
@@ -88,9 +87,8 @@ def test_exception_is_stored_under_the_call(stub: Any, run_worker: Any) -> None:
         raise ValueError(text)
 
     message = fail.lru_send("k", "no good")
-    with run_worker(broker):
-        with pytest.raises(ResultFailure) as info:
-            message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS)
+    with run_worker(broker), pytest.raises(ResultFailure) as info:
+        message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS)
     assert info.value.orig_exc_type == "ValueError" and "no good" in str(info.value)
     assert fail.get_system_status()["leased"] == 0
 
@@ -366,7 +364,7 @@ def test_bad_input_is_rejected_with_nothing_stored_or_sent(stub: Any) -> None:
         (TypeError, lambda: job.lru_send_with_options("k", kwargs=[("a", 1)])),
         (TypeError, lambda: job.lru_send_with_options("k", kwargs={1: "a"})),
         (TypeError, lambda: job.lru_send_with_options("k", delay=100)),
-        (TypeError, lambda: job.lru_send_with_options("k", on_success="not an actor".encode())),
+        (TypeError, lambda: job.lru_send_with_options("k", on_success=b"not an actor")),
         (TypeError, lambda: job.lru_send_with_options("k", time_limit=object())),
     ]
     for kind, send in bad:
