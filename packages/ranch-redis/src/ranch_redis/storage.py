@@ -270,11 +270,14 @@ class RedisStorage:
 
     def set_weight(self, key: str, weight: float) -> None:
         """Set the key's weight; its pass is left alone."""
-        weight_arg = layout.float_arg(weight)
+        validation.check_key(key)
+        weight_arg = layout.float_arg(validation.check_weight(weight))
         self._retry(lambda retry: self.client.hset(self._kkey(key), "w", weight_arg))
 
     def set_custom_data(self, key: str, name: str, value: Any) -> None:
         """Store a JSON-encodable ``value`` under ``name``; ``TypeError`` otherwise."""
+        validation.check_key(key)
+        validation.check_name(name, "name")
         try:
             encoded = json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
@@ -283,6 +286,9 @@ class RedisStorage:
 
     def add_tag(self, key: str, name: str, value: str) -> None:
         """Tag ``key`` with ``name=value`` (replacing an earlier value)."""
+        validation.check_key(key)
+        validation.check_name(name, "tag name")
+        validation.check_tag_value(value)
         self._run("tag", layout.hex_key(key), key, name, layout.hex_key(name), value)
 
     def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[str]:

@@ -1,0 +1,205 @@
+"""RedisStorage and InMemoryStorage, driven by the same operations, answer identically.
+
+The storages are called directly (no scheduler), with awkward floats (weights
+and charges that are not round binary fractions, negative charges), keys
+whose order differs between code points and naive byte tricks, and both
+serializers. Every return value and, after every step, status, metadata and
+tags must be equal: the Lua arithmetic must match Python's double for double.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Dict, Iterator, List, Optional
+
+import pytest
+import redis
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from ranch_core.backends.memory import InMemoryStorage
+from ranch_core.models import ScheduledTask
+from ranch_redis import RedisStorage
+
+KEYS = ["a", "ab", "b", "a:b", "{x}", "} {", "é", "\u00ff", "\u0100", "😀", "\uffff", "\x00", "a" * 300]
+WEIGHTS = st.one_of(
+    st.sampled_from([1.0, 0.5, 2.0, 0.1, 1 / 3, 3.7]),
+    st.floats(min_value=1e-3, max_value=50.0, allow_nan=False, allow_infinity=False),
+)
+TAGS = ["plan", "{t}"]
+CHARGES = st.floats(min_value=-5.0, max_value=5.0, allow_nan=False, allow_infinity=False)
+STEPS = st.sampled_from([0.0, 0.1, 1 / 3, 1.0, 2.5, 7.0, 1e-9])
+PAYLOADS = st.one_of(
+    st.none(),
+    st.integers(),
+    st.text(max_size=20),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.floats(allow_nan=False, allow_infinity=False), max_size=3),
+)
+
+
+@pytest.fixture(scope="module")
+def client(redis_server: Any) -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(redis_server.url)
+    yield c
+    c.close()
+
+
+def build(client: redis.Redis, serializer: str) -> type:
+    class Differential(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mem = InMemoryStorage(serializer=serializer)
+            self.red = RedisStorage(client, namespace=f"diff-{uuid.uuid4().hex}", serializer=serializer)
+            self.now = 100.0
+            self.ids: List[str] = []
+            self.counter = 0
+
+        def both(self, name: str, *args: Any, **kwargs: Any) -> Any:
+            try:
+                expected: Any = getattr(self.mem, name)(*args, **kwargs)
+            except (TypeError, ValueError) as exc:
+                expected = type(exc)
+            try:
+                got: Any = getattr(self.red, name)(*args, **kwargs)
+            except (TypeError, ValueError) as exc:
+                got = type(exc)
+            assert got == expected, (name, args, got, expected)
+            return got
+
+        @rule(
+            key=st.sampled_from(KEYS),
+            payload=PAYLOADS,
+            weight=st.one_of(st.none(), WEIGHTS),
+            ttl=st.one_of(st.none(), st.sampled_from([0.0, 0.5, 1.0, 3.0, 20.0])),
+            reuse=st.booleans(),
+        )
+        def push(
+            self, key: str, payload: Any, weight: Optional[float], ttl: Optional[float], reuse: bool
+        ) -> None:
+            if reuse and self.ids:
+                task_id = self.ids[-1]
+            else:
+                self.counter += 1
+                task_id = f"t{self.counter}"
+                self.ids.append(task_id)
+            expires = None if ttl is None else self.now + ttl
+            self.both("push", ScheduledTask(task_id, key, payload, self.now, expires), weight=weight)
+
+        @rule(step=STEPS, lease=st.sampled_from([0.5, 1.0, 4.0]))
+        def pop(self, step: float, lease: float) -> None:
+            self.now += step
+            self.both("pop", self.now, lease)
+
+        @precondition(lambda self: self.ids)
+        @rule(data=st.data(), op=st.sampled_from(["ack", "release"]))
+        def finish(self, data: st.DataObject, op: str) -> None:
+            self.both(op, data.draw(st.sampled_from(self.ids)))
+
+        @precondition(lambda self: self.ids)
+        @rule(data=st.data(), extra=st.sampled_from([-1.0, 0.0, 0.3, 2.0]))
+        def extend(self, data: st.DataObject, extra: float) -> None:
+            self.both("extend", data.draw(st.sampled_from(self.ids)), self.now + extra)
+
+        @rule(step=STEPS)
+        def reclaim(self, step: float) -> None:
+            self.now += step
+            self.both("reclaim", self.now)
+
+        @precondition(lambda self: self.ids)
+        @rule(data=st.data(), key=st.sampled_from(KEYS))
+        def remove(self, data: st.DataObject, key: str) -> None:
+            self.both("remove", key, data.draw(st.sampled_from(self.ids)))
+
+        @rule(key=st.sampled_from(KEYS), extra=CHARGES)
+        def charge(self, key: str, extra: float) -> None:
+            self.both("charge", key, extra)
+
+        @rule(key=st.sampled_from(KEYS), weight=WEIGHTS)
+        def set_weight(self, key: str, weight: float) -> None:
+            self.both("set_weight", key, weight)
+
+        @rule(key=st.sampled_from(KEYS), name=st.sampled_from(["n", "é", "a:b"]), value=PAYLOADS)
+        def set_custom_data(self, key: str, name: str, value: Any) -> None:
+            self.both("set_custom_data", key, name, value)
+
+        @rule(
+            key=st.sampled_from(KEYS),
+            name=st.sampled_from(["plan", "{t}"]),
+            value=st.sampled_from(["", "x", "é"]),
+        )
+        def add_tag(self, key: str, name: str, value: str) -> None:
+            self.both("add_tag", key, name, value)
+
+        @invariant()
+        def same_state(self) -> None:
+            self.both("status")
+            self.both("waiting")
+            for key in KEYS:
+                self.both("metadata", key)
+            for name in ("plan", "{t}"):
+                self.both("keys_with_tag", name)
+                self.both("keys_with_tag", name, "x")
+
+    return Differential
+
+
+@pytest.mark.parametrize("serializer", ["json", "pickle"])
+def test_redis_matches_in_memory_step_for_step(client: redis.Redis, serializer: str) -> None:
+    run_state_machine_as_test(
+        build(client, serializer),
+        settings=settings(
+            max_examples=40,
+            stateful_step_count=50,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
+
+
+def test_long_run_with_many_keys_matches(client: redis.Redis) -> None:
+    """A deterministic 3,000-step run over 200 keys, weights and charges included."""
+    import random
+
+    rnd = random.Random(7)
+    mem = InMemoryStorage()
+    red = RedisStorage(client, namespace=f"diff-{uuid.uuid4().hex}")
+    now = 0.0
+    leased: List[str] = []
+    weights: Dict[str, float] = {}
+    for step in range(3000):
+        now += rnd.choice([0.0, 0.01, 0.1, 1 / 7])
+        roll = rnd.random()
+        if roll < 0.45:
+            key = f"k{rnd.randrange(200)}"
+            weight = rnd.choice([None, None, rnd.uniform(0.05, 5.0)])
+            if weight is not None:
+                weights[key] = weight
+            task = ScheduledTask(
+                f"s{step}", key, {"n": step}, now, rnd.choice([None, now + rnd.uniform(0, 3)])
+            )
+            mem.push(task, weight=weight)
+            red.push(task, weight=weight)
+        elif roll < 0.85:
+            expected = mem.pop(now, 2.0)
+            assert red.pop(now, 2.0) == expected
+            if expected.task is not None:
+                leased.append(expected.task.task_id)
+        elif roll < 0.95 and leased:
+            task_id = leased.pop(rnd.randrange(len(leased)))
+            op = rnd.choice(["ack", "release"])
+            assert getattr(red, op)(task_id) == getattr(mem, op)(task_id)
+        else:
+            key = f"k{rnd.randrange(200)}"
+            extra = rnd.uniform(-1, 1)
+            mem.charge(key, extra)
+            red.charge(key, extra)
+    assert red.status() == mem.status()
+    for i in range(200):
+        assert red.metadata(f"k{i}") == mem.metadata(f"k{i}")
