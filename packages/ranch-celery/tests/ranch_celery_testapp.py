@@ -1,0 +1,97 @@
+"""The Celery app the multi-process tests run: importable by ``celery -A ranch_celery_testapp``.
+
+The worker subprocesses read the Redis URL and the lease settings from the
+environment; the test process builds the same app with :func:`make_app`.
+Tasks record what they do in Redis lists so the tests can check order and
+counts across processes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Dict, List, Optional
+
+import redis
+from celery import Celery
+from celery.signals import worker_ready
+
+from ranch_celery import lru_task
+
+
+def make_app(redis_url: str, *, lease: float = 30.0, sweep: float = 0.5) -> Celery:
+    app = Celery("ranch_celery_testapp", broker=redis_url, backend=redis_url)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        worker_prefetch_multiplier=1,
+        task_acks_late=True,
+        broker_connection_retry_on_startup=True,
+        result_expires=None,
+        ranch_lease_seconds=lease,
+        ranch_sweep_interval=sweep,
+    )
+    rec = redis.Redis.from_url(redis_url)
+
+    @lru_task(app, name="t.add", shared=False)
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @lru_task(app, name="t.fail", shared=False)
+    def fail(message: str) -> None:
+        raise ValueError(message)
+
+    @lru_task(app, name="t.kw", shared=False)
+    def kw(a: Any, *, b: Any = 0, c: Any = None) -> List[Any]:
+        return [a, b, c]
+
+    @lru_task(app, name="t.whoami", shared=False, bind=True)
+    def whoami(self: Any) -> Dict[str, Any]:
+        return {"id": self.request.id, "key": self.request.lru_key, "retries": self.request.retries}
+
+    @lru_task(app, name="t.retrying", shared=False, bind=True, max_retries=3, backlog="t.record")
+    def retrying(self: Any, tag: str, times: int, countdown: float) -> Dict[str, Any]:
+        rec.rpush(f"order:{tag}", f"{self.request.lru_key}:retry{self.request.retries}")
+        rec.rpush(f"times:{tag}", time.time())
+        if self.request.retries < times:
+            raise self.retry(countdown=countdown)
+        return {"retries": self.request.retries, "id": self.request.id}
+
+    @lru_task(app, name="t.record", shared=False)
+    def record(tag: str, key: str, n: int) -> None:
+        rec.rpush(f"order:{tag}", f"{key}:{n}")
+
+    @app.task(name="t.plain_record", shared=False)
+    def plain_record(tag: str, key: str, n: int) -> None:
+        rec.rpush(f"order:{tag}", f"{key}:{n}")
+
+    @lru_task(app, name="t.mark", shared=False)
+    def mark(token: str) -> str:
+        rec.rpush("done", token)
+        return token
+
+    @lru_task(app, name="t.slow", shared=False)
+    def slow(token: str, seconds: float) -> str:
+        rec.rpush("started", token)
+        time.sleep(seconds)
+        rec.rpush("finished", token)
+        return token
+
+    @worker_ready.connect(weak=False)
+    def _ready(sender: Any = None, **_kwargs: Any) -> None:
+        rec.rpush("ready", sender.hostname if sender is not None else "?")
+
+    return app
+
+
+_url: Optional[str] = os.environ.get("RANCH_TEST_REDIS_URL")
+app = (
+    make_app(
+        _url,
+        lease=float(os.environ.get("RANCH_TEST_LEASE", "30")),
+        sweep=float(os.environ.get("RANCH_TEST_SWEEP", "0.5")),
+    )
+    if _url
+    else None
+)
