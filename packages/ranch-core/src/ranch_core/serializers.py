@@ -24,15 +24,17 @@ class JSONSerializer:
     """Strict JSON: no NaN, no infinities, only JSON types (tuples become lists)."""
 
     name = "json"
+    _encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+    _decoder = json.JSONDecoder()
 
     def dumps(self, value: Any) -> bytes:
         try:
-            return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
+            return self._encoder.encode(value).encode()
         except (TypeError, ValueError) as exc:
             raise TypeError(f"payload cannot be encoded as JSON: {exc}") from None
 
     def loads(self, data: bytes) -> Any:
-        return json.loads(data)
+        return self._decoder.decode(data.decode())
 
 
 class PickleSerializer:

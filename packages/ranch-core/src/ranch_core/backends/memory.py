@@ -172,7 +172,8 @@ class InMemoryStorage:
 
     def pop(self, now: float, lease_seconds: float) -> PopResult:
         with self._lock:
-            reclaimed = self._reclaim(now, RECLAIM_BATCH)
+            lease_heap = self._lease_heap
+            reclaimed = self._reclaim(now, RECLAIM_BATCH) if lease_heap and lease_heap[0][0] <= now else []
             expired: List[ScheduledTask] = []
             while True:
                 top = self._top()
@@ -186,6 +187,7 @@ class InMemoryStorage:
                     self._expired_total += 1
                     expired.append(self._decode(record))
                     if not state.tasks:
+                        heapq.heappop(self._heap)
                         self._deactivate(state)
                     if len(expired) >= EXPIRED_BATCH:
                         return PopResult(None, tuple(expired), tuple(reclaimed))
@@ -201,8 +203,12 @@ class InMemoryStorage:
                 self._leases[record.task_id] = (deadline, record)
                 heapq.heappush(self._lease_heap, (deadline, record.task_id))
                 if state.tasks:
-                    self._enqueue_heap(key, state)
+                    # The served key is the heap's top: re-sift it in one step.
+                    state.version += 1
+                    entry = (*algorithm.selection_order(state.pass_, state.seq, key), state.version)
+                    heapq.heapreplace(self._heap, entry)
                 else:
+                    heapq.heappop(self._heap)
                     self._deactivate(state)
                 return PopResult(self._decode(record), tuple(expired), tuple(reclaimed))
 

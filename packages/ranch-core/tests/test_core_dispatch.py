@@ -1,0 +1,180 @@
+"""FairDispatcher and LeaseKeeper: the adapter-facing half of the core."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Dict, List
+
+import pytest
+from ranch_core import FairScheduler, ScheduledTask
+from ranch_core.dispatch import Call, FairDispatcher, LeaseKeeper
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 50.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Queue:
+    """Counts wake-ups; can be told to fail like a broker that is down."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.fail = False
+
+    def wake(self) -> None:
+        if self.fail:
+            raise ConnectionError("broker down")
+        self.messages += 1
+
+
+def make(**options: Any) -> tuple[FairDispatcher, Queue, Clock]:
+    clock, queue = Clock(), Queue()
+    scheduler = FairScheduler(clock=clock, lease_seconds=10, **options)
+    return FairDispatcher(scheduler, queue.wake), queue, clock
+
+
+def test_submit_stores_then_wakes_once_per_call() -> None:
+    dispatcher, queue, _ = make()
+    ids = [dispatcher.submit("tenant", Call(args=[n])) for n in range(3)]
+    assert queue.messages == 3 and len(dispatcher.scheduler) == 3
+    claimed = dispatcher.take()
+    assert claimed is not None and claimed.task_id == ids[0] and claimed.call.args == [0]
+
+
+@pytest.mark.parametrize(
+    ("key", "args", "options", "error"),
+    [
+        ("", [1], {}, ValueError),
+        (None, [1], {}, TypeError),
+        ("k", [object()], {}, TypeError),
+        ("k", [math.inf], {}, TypeError),
+        ("k", [1], {"priority_weight": 0}, ValueError),
+        ("k", [1], {"priority_weight": -1}, ValueError),
+        ("k", [1], {"priority_weight": math.nan}, ValueError),
+        ("k", [1], {"expiry": -1}, ValueError),
+        ("k", [1], {"tags": ["plan"]}, TypeError),
+        ("k", [1], {"tags": {"": "x"}}, ValueError),
+        ("k", [1], {"tags": {"plan": 3}}, TypeError),
+    ],
+)
+def test_bad_submit_stores_nothing_and_publishes_nothing(
+    key: Any, args: List[Any], options: Dict[str, Any], error: type
+) -> None:
+    dispatcher, queue, _ = make()
+    with pytest.raises(error):
+        dispatcher.submit(key, Call(args=args), **options)
+    assert queue.messages == 0
+    assert dispatcher.get_system_status()["backlog_size"] == 0
+    assert dispatcher.get_tagged_clients("plan") == []
+    assert dispatcher.get_client_metadata("k")["weight"] == 1.0
+
+
+def test_failed_wake_up_removes_the_stored_call() -> None:
+    dispatcher, queue, _ = make()
+    queue.fail = True
+    with pytest.raises(ConnectionError):
+        dispatcher.submit("k", Call(args=[1]))
+    assert len(dispatcher.scheduler) == 0
+    assert dispatcher.take() is None
+
+
+def test_corrupt_calls_are_reported_and_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    dispatcher, _, _ = make()
+    dispatcher.scheduler.push("k", "not a call")
+    dispatcher.scheduler.push("k", {"args": "nope"})
+    good = dispatcher.submit("k", Call(args=[1]))
+    claimed = dispatcher.take()
+    assert claimed is not None and claimed.task_id == good
+    assert sum("corrupt call" in r.getMessage() for r in caplog.records) == 2
+    assert dispatcher.get_system_status()["leased"] == 1
+
+
+def test_requeue_goes_to_the_tail_with_the_same_id_and_a_new_wake_up() -> None:
+    dispatcher, queue, clock = make()
+    first = dispatcher.submit("k", Call(args=[1]), expiry=30)
+    dispatcher.submit("k", Call(args=[2]))
+    claimed = dispatcher.take()
+    assert claimed is not None and claimed.task_id == first
+    clock.now += 5
+    assert dispatcher.requeue(claimed) == first
+    assert queue.messages == 3
+    second, again = dispatcher.take(), None
+    assert second is not None and second.call.args == [2]
+    again = dispatcher.take()
+    assert again is not None and again.task_id == first and again.call.retries == 1
+    assert again.task.expires_at == pytest.approx(50.0 + 30)
+
+
+def test_expired_calls_are_reported_and_their_wake_up_is_a_no_op() -> None:
+    expired: List[ScheduledTask] = []
+    clock, queue = Clock(), Queue()
+    dispatcher = FairDispatcher(FairScheduler(clock=clock), queue.wake, on_expired=expired.append)
+    task_id = dispatcher.submit("k", Call(), expiry=1)
+    clock.now += 2
+    assert dispatcher.take() is None
+    assert [t.task_id for t in expired] == [task_id]
+
+
+def test_sweep_extends_running_leases_and_wakes_for_dead_workers() -> None:
+    dispatcher, queue, clock = make()
+    dispatcher.submit("alive", Call())
+    dispatcher.submit("dead", Call())
+    alive, dead = dispatcher.take(), dispatcher.take()
+    assert alive is not None and dead is not None and alive.key == "alive"
+    with dispatcher.running(alive):
+        for _ in range(3):
+            clock.now += 6
+            dispatcher.sweep()
+    assert queue.messages == 3  # two submits + one wake-up for the dead worker's call
+    again = dispatcher.take()
+    assert again is not None and again.task_id == dead.task_id
+    dispatcher.finish(alive)
+    assert dispatcher.get_system_status()["leased"] == 1
+
+
+def test_management_api() -> None:
+    dispatcher, _, _ = make()
+    dispatcher.submit("acme", Call(), priority_weight=0.5, tags={"plan": "pro"})
+    dispatcher.set_custom_data("acme", "quota", 10)
+    dispatcher.add_tag("zeta", "plan", "free")
+    assert dispatcher.get_custom_data("acme", "quota") == 10
+    assert dispatcher.get_custom_data("acme", "missing", 7) == 7
+    assert dispatcher.get_custom_data("acme") == {"quota": 10}
+    assert dispatcher.get_tagged_clients("plan") == ["acme", "zeta"]
+    assert dispatcher.get_tagged_clients("plan", "pro") == ["acme"]
+    meta = dispatcher.get_client_metadata("acme")
+    assert meta["weight"] == 0.5 and meta["pending_tasks"] == 1 and meta["tags"] == {"plan": "pro"}
+    dispatcher.set_priority_weight("acme", 2.0)
+    assert dispatcher.get_client_metadata("acme")["weight"] == 2.0
+    assert dispatcher.get_system_status() == {
+        "backlog_size": 1, "unique_lru_keys": 1, "leased": 0,
+        "expired_total": 0, "served_total": 0, "health": "ok",
+    }  # fmt: skip
+
+
+def test_lease_keeper_thread_sweeps_until_stopped() -> None:
+    dispatcher, queue, clock = make()
+    dispatcher.submit("k", Call())
+    assert dispatcher.take() is not None
+    clock.now += 11  # the lease ran out: nobody is running this call
+    keeper = LeaseKeeper(lambda: [dispatcher], interval=0.01)
+    keeper.start()
+    deadline = time.monotonic() + 5
+    while queue.messages < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    keeper.stop(timeout=5)
+    assert queue.messages == 2
+    assert dispatcher.take() is not None
+
+
+def test_call_payload_round_trip_and_validation() -> None:
+    call = Call(args=(1, "x"), kwargs={"a": 1}, options={"o": True}, retries=2)
+    assert Call.from_payload(call.to_payload()) == call
+    for bad in [[], {"args": {}}, {"retries": -1}, {"retries": True}]:
+        with pytest.raises((TypeError, ValueError)):
+            Call.from_payload(bad)
