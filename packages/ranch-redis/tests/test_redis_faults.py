@@ -1,0 +1,153 @@
+"""Faults with real processes: a worker killed holding leases, Redis going down and coming back."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import List
+
+import pytest
+from ranch_core import FairScheduler
+from ranch_core.errors import StorageUnavailable
+from ranch_core.models import ScheduledTask
+from ranch_redis import RedisStorage
+from ranch_redis.testing import RedisServer, free_port
+
+sys.path.insert(0, str(Path(__file__).parent))  # spawned children import ranch_redis_procs
+
+import ranch_redis_procs
+
+LEASE = 1.5
+
+
+@pytest.mark.slow
+def test_sigkilled_worker_leases_come_back_after_lease_seconds(redis_url: str) -> None:
+    namespace = f"kill-{uuid.uuid4().hex}"
+    reclaimed: List[str] = []
+    scheduler = FairScheduler(
+        RedisStorage.from_url(redis_url, namespace=namespace),
+        lease_seconds=LEASE,
+        on_reclaimed=lambda task: reclaimed.append(task.task_id),
+    )
+    for i in range(8):
+        scheduler.push(f"k{i % 4}", {"i": i}, task_id=f"t{i}")
+
+    ctx = multiprocessing.get_context("spawn")
+    ready, out = ctx.Event(), ctx.Queue()
+    worker = ctx.Process(
+        target=ranch_redis_procs.hold_leases, args=(redis_url, namespace, 5, LEASE, ready, out)
+    )
+    worker.start()
+    try:
+        taken, popped_at = out.get(timeout=60)
+        assert ready.wait(10)
+        os.kill(worker.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        worker.join(10)
+        assert worker.exitcode == -signal.SIGKILL
+    finally:
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
+
+    # The other three run; the killed worker's five stay leased until their deadline.
+    ran = []
+    while (task := scheduler.pop()) is not None:
+        ran.append(task.task_id)
+        scheduler.ack(task.task_id)
+    assert time.time() < popped_at + LEASE, "test machine too slow to observe the lease"
+    assert sorted(ran) == sorted(set(f"t{i}" for i in range(8)) - set(taken))
+    assert scheduler.status().leased == 5
+
+    time.sleep(max(0.0, popped_at + LEASE - time.time()) + 0.05)
+    back = []
+    while (task := scheduler.pop()) is not None:
+        back.append(task.task_id)
+        assert scheduler.ack(task.task_id)
+    assert sorted(back) == sorted(taken)
+    assert sorted(reclaimed) == sorted(taken)
+    status = scheduler.status()
+    assert (status.backlog_size, status.leased, status.served_total) == (0, 0, 13)
+
+
+@pytest.mark.slow
+def test_redis_down_raises_within_budget_and_recovers_after_restart() -> None:
+    port = free_port()
+    password = "s3cret-pw"
+    args = ["--appendonly", "yes", "--appendfsync", "always", "--requirepass", password]
+    with RedisServer(port, args) as server:
+        url = f"redis://:{password}@127.0.0.1:{port}/0"
+        storage = RedisStorage.from_url(
+            url, namespace="down", retries=3, backoff=0.05, max_backoff=0.2, socket_timeout=2.0
+        )
+        budget = storage._retry.budget()
+        assert budget == pytest.approx(0.05 + 0.1 + 0.2)
+
+        # Push continuously; a crash of the server interrupts the loop mid-run.
+        pushed: List[str] = []
+        killer = threading.Timer(0.3, server.kill)
+        killer.start()
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable) as raised:
+            for i in range(10_000_000):
+                storage.push(ScheduledTask(f"t{i}", f"k{i % 10}", {"i": i}, float(i)))
+                pushed.append(f"t{i}")
+                if time.monotonic() - started > 30:
+                    pytest.fail("server was not killed")
+        killer.join()
+        assert len(pushed) > 100
+        message = str(raised.value)
+        assert f"127.0.0.1:{port}" in message and "4 attempts" in message
+        assert password not in message
+
+        # Every call fails the same way, within the retry budget (plus connect time).
+        for call in (storage.status, lambda: storage.pop(1.0, 5.0), lambda: storage.ack("t0")):
+            t0 = time.monotonic()
+            with pytest.raises(StorageUnavailable):
+                call()
+            assert budget <= time.monotonic() - t0 < budget + 1.0
+
+        # Back on the same port, from its append-only file: the same storage works again
+        # and holds exactly the pushes that returned (the failed one was not written).
+        server.start()
+        assert storage.waiting() == len(pushed)
+        scheduler = FairScheduler(storage)
+        popped = []
+        while (task := scheduler.pop()) is not None:
+            popped.append(task.task_id)
+            assert scheduler.ack(task.task_id)
+        assert sorted(popped) == sorted(pushed)
+        storage.push(ScheduledTask("after", "k", 1, 0.0))
+        assert storage.status().backlog_size == 1
+        storage.close()
+
+
+def test_retry_rides_out_a_short_outage() -> None:
+    """A restart shorter than the retry budget is invisible to the caller."""
+    with RedisServer() as server:
+        storage = RedisStorage.from_url(server.url, namespace="blip", retries=5, backoff=0.2, max_backoff=1.0)
+        storage.push(ScheduledTask("a", "k", 1, 0.0))
+        server.kill()
+        restarter = threading.Timer(0.3, server.start)
+        restarter.start()
+        try:
+            storage.push(ScheduledTask("b", "k", 2, 0.0))  # retried until the server is back
+        finally:
+            restarter.join()
+        assert storage.waiting() == 1  # no persistence: only the push after the restart
+
+
+def test_wrong_password_is_unavailable_without_leaking_it() -> None:
+    with RedisServer(extra_args=["--requirepass", "right-pw"]) as server:
+        storage = RedisStorage.from_url(
+            f"redis://:wrong-pw@127.0.0.1:{server.port}/0", namespace="auth", retries=1, backoff=0.01
+        )
+        with pytest.raises(StorageUnavailable) as raised:
+            storage.waiting()
+        assert "wrong-pw" not in str(raised.value) and "right-pw" not in str(raised.value)
+        assert str(server.port) in str(raised.value)
