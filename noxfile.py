@@ -1,0 +1,82 @@
+"""Sessions: tests (every CPython 3.9-3.13 found), lint, typecheck, bench, demo.
+
+    nox -s tests lint typecheck     # what CI runs
+    nox -s demo                     # the flood-vs-fair demo, no server needed
+    nox -s bench                    # benchmarks (needs redis-server on PATH)
+
+Interpreters under pyenv are found when PYENV_VERSION lists them, e.g.
+``PYENV_VERSION=3.11.7:3.9.18:3.10.13:3.12.1:3.13.0 nox -s tests``. A missing
+interpreter is skipped, except 3.11 under CI, which must run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import nox
+
+ALL_PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
+REQUIRED_IN_CI = "3.11"
+CI = bool(os.environ.get("CI"))
+
+PACKAGES = [
+    "-e", "packages/ranch-core[testing,chart]",
+    "-e", "packages/ranch-redis",
+    "-e", "packages/ranch-celery[redis]",
+    "-e", "packages/ranch-dramatiq[redis]",
+]  # fmt: skip
+TEST_TOOLS = ["pytest>=7", "pytest-timeout", "hypothesis>=6.80"]
+
+
+def _runs(version: str) -> bool:
+    """Whether ``pythonX.Y`` starts (a pyenv shim exists even for hidden versions)."""
+    try:
+        probe = subprocess.run([f"python{version}", "-c", "pass"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+PYTHONS = [v for v in ALL_PYTHONS if _runs(v) or (CI and v == REQUIRED_IN_CI)]
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.error_on_missing_interpreters = True  # only found interpreters are listed
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The whole suite: core properties, real redis-server, real Celery and Dramatiq workers."""
+    session.install(*PACKAGES, *TEST_TOOLS)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python="3.11")
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on every package's src/."""
+    session.install(*PACKAGES, "mypy")
+    session.run("mypy")
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Benchmarks: tables on stdout, JSON under benchmarks/results/. ``-- --quick`` for a short run."""
+    session.install(*PACKAGES)
+    for script in ("core_bench.py", "redis_bench.py", "celery_bench.py", "dramatiq_bench.py"):
+        session.run("python", f"benchmarks/{script}", *session.posargs)
+
+
+@nox.session(python="3.11")
+def demo(session: nox.Session) -> None:
+    """The main job: a flood next to quiet tenants, plain Celery vs Ranch."""
+    session.install(*PACKAGES)
+    session.run("ranch-demo", *session.posargs)
