@@ -17,6 +17,7 @@ from celery import Celery
 from celery.signals import worker_ready
 
 from ranch_celery import lru_task
+from ranch_core import LRUKeyMetadata
 
 
 def make_app(redis_url: str, *, lease: float = 30.0, sweep: float = 0.5) -> Celery:
@@ -66,9 +67,17 @@ def make_app(redis_url: str, *, lease: float = 30.0, sweep: float = 0.5) -> Cele
     def plain_record(tag: str, key: str, n: int) -> None:
         rec.rpush(f"order:{tag}", f"{key}:{n}")
 
-    @lru_task(app, name="t.mark", shared=False)
-    def mark(token: str) -> str:
+    def tier_weight(key: str, meta: LRUKeyMetadata) -> float:
+        return 0.25 if meta.custom_data.get("tier") == "gold" else 1.0
+
+    @lru_task(app, name="t.tiered", shared=False, weight_function=tier_weight)
+    def tiered(tag: str, key: str, n: int) -> None:
+        rec.rpush(f"order:{tag}", f"{key}:{n}")
+
+    @lru_task(app, name="t.mark", shared=False, bind=True)
+    def mark(self: Any, token: str) -> str:
         rec.rpush("done", token)
+        rec.sadd("hosts", self.request.hostname)
         return token
 
     @lru_task(app, name="t.slow", shared=False)
