@@ -61,7 +61,7 @@ def test_sigkilled_worker_leases_come_back_after_lease_seconds(redis_url: str) -
         ran.append(task.task_id)
         scheduler.ack(task.task_id)
     assert time.time() < popped_at + LEASE, "test machine too slow to observe the lease"
-    assert sorted(ran) == sorted(set(f"t{i}" for i in range(8)) - set(taken))
+    assert sorted(ran) == sorted({f"t{i}" for i in range(8)} - set(taken))
     assert scheduler.status().leased == 5
 
     time.sleep(max(0.0, popped_at + LEASE - time.time()) + 0.05)
