@@ -90,7 +90,7 @@ class CliWorkers:
     def stop(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                proc.terminate()  # the dramatiq main process stops its workers
         for proc in self.procs:
             with suppress(subprocess.TimeoutExpired):
                 proc.wait(10)
