@@ -112,16 +112,25 @@ def test_redis_down_raises_within_budget_and_recovers_after_restart() -> None:
                 call()
             assert budget <= time.monotonic() - t0 < budget + 1.0
 
-        # Back on the same port, from its append-only file: the same storage works again
-        # and holds exactly the pushes that returned (the failed one was not written).
+        # Back on the same port, from its append-only file: the same storage works again.
+        # It holds every push that returned; the push that raised is either stored whole
+        # (the server ran it and died before replying) or not at all, never half.
         server.start()
-        assert storage.waiting() == len(pushed)
+        failed = f"t{len(pushed)}"
+        assert "push again with the same task_id" in message
+        try:
+            storage.push(ScheduledTask(failed, f"k{len(pushed) % 10}", {"i": len(pushed)}, 0.0))
+            outcome = "not stored, pushed again"
+        except ValueError:
+            outcome = "stored before the crash"
+        assert storage.waiting() == len(pushed) + 1
         scheduler = FairScheduler(storage)
         popped = []
         while (task := scheduler.pop()) is not None:
             popped.append(task.task_id)
+            assert task.payload == {"i": int(task.task_id[1:])}, outcome
             assert scheduler.ack(task.task_id)
-        assert sorted(popped) == sorted(pushed)
+        assert sorted(popped) == sorted([*pushed, failed])
         storage.push(ScheduledTask("after", "k", 1, 0.0))
         assert storage.status().backlog_size == 1
         storage.close()

@@ -104,7 +104,8 @@ class Retrier:
         """Seconds to sleep after failed attempt number ``attempt`` (0-based)."""
         return float(min(self.backoff * (2**attempt), self.max_backoff))
 
-    def __call__(self, call: Callable[[bool], T]) -> T:
+    def __call__(self, call: Callable[[bool], T], *, operation: str = "call", note: str = "") -> T:
+        """Run ``call(retry)``; ``operation`` and ``note`` go into the final error message."""
         last: BaseException
         for attempt in range(self.retries + 1):
             try:
@@ -125,5 +126,6 @@ class Retrier:
                     )
                     time.sleep(pause)
         raise StorageUnavailable(
-            f"Redis at {self.where} unavailable after {self.retries + 1} attempts: {last}"
+            f"Redis at {self.where} unavailable after {self.retries + 1} attempts ({operation}): {last}"
+            + (f"; {note}" if note else "")
         ) from last

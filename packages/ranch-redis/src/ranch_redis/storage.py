@@ -19,6 +19,19 @@ logger = logging.getLogger("ranch_redis")
 
 CorruptCallback = Callable[[CorruptTask], None]
 
+# What a caller should know when a write fails for good: if the connection
+# dropped after the script was sent, Redis may have run it.
+_MAY_HAVE_RUN = "if the connection dropped after the script was sent, Redis may have run it"
+_AMBIGUOUS: Dict[str, str] = {
+    "push": _MAY_HAVE_RUN + ": push again with the same task_id "
+    "(ValueError 'already waiting or leased' means it was stored)",
+    "pop": _MAY_HAVE_RUN + ": a task leased then comes back when its lease runs out",
+    "ack": _MAY_HAVE_RUN,
+    "release": _MAY_HAVE_RUN,
+    "remove": _MAY_HAVE_RUN,
+    "charge": _MAY_HAVE_RUN + " (do not charge again)",
+}
+
 
 class RedisStorage:
     """A :class:`ranch_core.protocols.Storage` kept in Redis, shared by every process.
@@ -128,7 +141,10 @@ class RedisStorage:
 
     def _run(self, name: str, *args: Any) -> Any:
         script = self._scripts[name]
-        return self._retry(lambda retry: script(keys=[self._stats], args=[self._base, *args]))
+        note = _AMBIGUOUS.get(name, "")
+        return self._retry(
+            lambda retry: script(keys=[self._stats], args=[self._base, *args]), operation=name, note=note
+        )
 
     def _kkey(self, key: str) -> str:
         return f"{self._base}k:{layout.hex_key(key)}"
@@ -202,7 +218,7 @@ class RedisStorage:
             args = [self._base, task_id, key_hex, body, weight_arg, "1" if retry else "0"]
             return script(keys=[self._stats], args=args)
 
-        if self._retry(call) == 0:
+        if self._retry(call, operation="push", note=_AMBIGUOUS["push"]) == 0:
             raise ValueError(f"task_id {task_id!r} is already waiting or leased")
 
     def pop(self, now: float, lease_seconds: float) -> PopResult:
