@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
-def commands() -> "list[str]":
+def commands() -> list[str]:
     return re.findall(r"```sh\n(.+?)\n```", README, flags=re.S)
 
 
