@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 import redis
@@ -20,17 +21,15 @@ sys.path.insert(0, str(HERE))  # the worker app module, also for the test proces
 class Worker:
     """One ``celery worker`` subprocess in its own process group."""
 
-    def __init__(self, process: "subprocess.Popen[bytes]", log: Path, name: str) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], log: Path, name: str) -> None:
         self.process = process
         self.log = log
         self.name = name
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def stop(self) -> None:
         self.kill(signal.SIGTERM)
@@ -40,10 +39,8 @@ class Worker:
             self.kill(signal.SIGKILL)
             self.process.wait(10)
         # Pool children may outlive a killed parent: end the whole group.
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -59,7 +56,11 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Worke
     client = redis.Redis.from_url(redis_url)
 
     def start(
-        name: str = "w1", pool: str = "solo", concurrency: int = 1, env: Dict[str, str] = None, wait: bool = True
+        name: str = "w1",
+        pool: str = "solo",
+        concurrency: int = 1,
+        env: Optional[Dict[str, str]] = None,
+        wait: bool = True,
     ) -> Worker:
         log = tmp_path / f"{name}.log"
         environment = dict(os.environ)

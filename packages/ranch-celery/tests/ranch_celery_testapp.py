@@ -15,7 +15,6 @@ from typing import Any, Dict, List, Optional
 import redis
 from celery import Celery
 from celery.signals import worker_ready
-
 from ranch_celery import lru_task
 from ranch_core import LRUKeyMetadata
 

@@ -6,10 +6,9 @@ import time
 
 import pytest
 from celery.exceptions import TaskRevokedError
+from ranch_celery import EXPIRED_REASON
 from ranch_celery_testapp import make_app
 from ranch_celery_testkit import wait_for
-
-from ranch_celery import EXPIRED_REASON
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

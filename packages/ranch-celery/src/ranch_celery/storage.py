@@ -47,7 +47,9 @@ def storage_from_url(url: str, backlog: str) -> Storage:
             ) from None
         storage: Storage = RedisStorage.from_url(url, namespace=namespace_for(backlog))
         return storage
-    raise ValueError(f"unsupported ranch storage URL scheme {scheme!r}: use redis://, rediss://, unix:// or memory://")
+    raise ValueError(
+        f"unsupported ranch storage URL scheme {scheme!r}: use redis://, rediss://, unix:// or memory://"
+    )
 
 
 def first_broker_url(app: Any) -> Optional[str]:
@@ -72,7 +74,8 @@ def resolve_storage(app: Any, backlog: str, explicit: Optional[Storage]) -> Stor
     if explicit is not None:
         if not is_storage(explicit):
             raise TypeError(
-                f"storage must implement ranch_core.Storage (e.g. RedisStorage), not {type(explicit).__name__}"
+                "storage must implement ranch_core.Storage (e.g. RedisStorage), "
+                f"not {type(explicit).__name__}"
             )
         return explicit
     configured = app.conf.get("ranch_storage_url")
@@ -87,6 +90,7 @@ def resolve_storage(app: Any, backlog: str, explicit: Optional[Storage]) -> Stor
     if scheme == "memory":
         return InMemoryStorage()
     raise ValueError(
-        f"ranch: no storage for backlog {backlog!r}: the broker ({scheme or 'default amqp'}) is neither Redis "
-        "nor memory://. Pass storage=RedisStorage.from_url(...) to lru_task or set app.conf.ranch_storage_url."
+        f"ranch: no storage for backlog {backlog!r}: the broker ({scheme or 'default amqp'}) is "
+        "neither Redis nor memory://. Pass storage=RedisStorage.from_url(...) to lru_task "
+        "or set app.conf.ranch_storage_url."
     )

@@ -7,6 +7,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeV
 from ranch_core import Storage, validation
 from ranch_core.dispatch import Call, FairDispatcher
 from ranch_core.scheduler import WeightFunction
+
 from ranch_celery import storage as storage_rules
 from ranch_celery.state import BacklogBinding, RanchState
 from ranch_celery.worker import capture_retry

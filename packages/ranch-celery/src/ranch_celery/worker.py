@@ -23,8 +23,8 @@ from typing import Any, Dict, List, Optional
 
 import attrs
 from celery import bootsteps
-
 from ranch_core.dispatch import Call, Claimed, FairDispatcher
+
 from ranch_celery.state import PRIORITIZE_TASK, RESUBMIT_TASK, BacklogBinding, RanchState
 
 logger = logging.getLogger("ranch_celery")
@@ -74,9 +74,7 @@ def _delay_of(options: Dict[str, Any]) -> float:
     return 0.0
 
 
-def capture_retry(
-    args: Any, kwargs: Any, task_id: Optional[str], options: Dict[str, Any]
-) -> bool:
+def capture_retry(args: Any, kwargs: Any, task_id: Optional[str], options: Dict[str, Any]) -> bool:
     """Called by ``LRUTask.apply_async``: is this the retry of the call running here?
 
     ``Task.retry`` re-sends the call through ``apply_async`` with the same
@@ -145,7 +143,12 @@ def run_claimed(state: RanchState, binding: BacklogBinding, claimed: Claimed, ou
     frames.append(frame)
     try:
         with dispatcher.running(claimed):
-            tracer(claimed.task_id, claimed.call.args, claimed.call.kwargs, _request_for(binding, claimed, task, outer))
+            tracer(
+                claimed.task_id,
+                claimed.call.args,
+                claimed.call.kwargs,
+                _request_for(binding, claimed, task, outer),
+            )
     except BaseException:
         # The tracer catches the task's own exceptions; this is the tracer failing
         # (or the worker shutting down): the lease runs out and the call comes back.
@@ -159,7 +162,11 @@ def run_claimed(state: RanchState, binding: BacklogBinding, claimed: Claimed, ou
 
 
 def _requeue(
-    state: RanchState, binding: BacklogBinding, dispatcher: FairDispatcher, claimed: Claimed, retry: RetryRequest
+    state: RanchState,
+    binding: BacklogBinding,
+    dispatcher: FairDispatcher,
+    claimed: Claimed,
+    retry: RetryRequest,
 ) -> None:
     call = attrs.evolve(claimed.call, args=retry.args, kwargs=retry.kwargs, retries=retry.retries)
     retried = Claimed(claimed.task, call)
@@ -171,14 +178,16 @@ def _requeue(
                 [binding.name, claimed.key, call.to_payload(), claimed.task_id, claimed.task.expires_at],
                 countdown=retry.delay,
             )
-        except Exception:  # noqa: BLE001 - fall back to an immediate retry rather than lose the call
-            logger.exception("ranch: could not publish the delayed retry of %s; retrying now", claimed.task_id)
+        except Exception:
+            logger.exception(
+                "ranch: could not publish the delayed retry of %s; retrying now", claimed.task_id
+            )
         else:
             dispatcher.finish(claimed)
             return
     try:
         dispatcher.requeue(retried, retries=retry.retries)
-    except Exception as exc:  # noqa: BLE001 - report the lost retry where the producer looks
+    except Exception as exc:
         logger.exception("ranch: could not put call %s back for its retry", claimed.task_id)
         task = state.app.tasks.get(call.options.get("task"))
         backend = task.backend if task is not None else state.app.backend

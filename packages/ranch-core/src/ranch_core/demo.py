@@ -210,12 +210,16 @@ class KeyStats:
     worst_ms: float
 
 
+def _to_executions(value: Sequence[Execution]) -> Tuple[Execution, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class RunResult:
     """Everything one run recorded. ``elapsed`` is seconds from first send to last finish."""
 
     mode: str
-    executions: Tuple[Execution, ...] = attrs.field(converter=tuple)
+    executions: Tuple[Execution, ...] = attrs.field(converter=_to_executions)
     elapsed: float = 0.0
     backend: str = ""
     workers: int = 1

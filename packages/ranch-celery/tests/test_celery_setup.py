@@ -1,0 +1,169 @@
+"""Decoration: storage resolution, backlogs, management API (no worker needed)."""
+
+from __future__ import annotations
+
+import pytest
+from celery import Celery
+from ranch_celery import lru_task
+from ranch_core import InMemoryStorage
+from ranch_redis import RedisStorage
+
+
+def _app(broker: str, **conf: object) -> Celery:
+    app = Celery("setup", broker=broker, set_as_current=False)
+    app.conf.update(conf)
+    return app
+
+
+def test_memory_broker_means_in_memory_storage() -> None:
+    app = _app("memory://")
+
+    @lru_task(app, shared=False)
+    def job() -> None: ...
+
+    assert isinstance(job.lru_dispatcher.scheduler.storage, InMemoryStorage)
+    assert job.lru_backlog == job.name
+
+
+@pytest.mark.redis
+def test_redis_broker_means_its_redis_in_the_backlogs_namespace(redis_url) -> None:
+    app = _app(redis_url)
+
+    @lru_task(app, shared=False, name="proj.job")
+    def job() -> None: ...
+
+    storage = job.lru_dispatcher.scheduler.storage
+    assert isinstance(storage, RedisStorage)
+    assert storage.namespace == "celery:proj.job"
+
+
+@pytest.mark.redis
+def test_configured_storage_url_wins_over_the_broker(redis_url) -> None:
+    app = _app("memory://", ranch_storage_url=redis_url)
+
+    @lru_task(app, shared=False, name="proj.job2", backlog="shared-domain")
+    def job() -> None: ...
+
+    storage = job.lru_dispatcher.scheduler.storage
+    assert isinstance(storage, RedisStorage) and storage.namespace == "celery:shared-domain"
+
+
+def test_explicit_storage_wins() -> None:
+    app = _app("amqp://guest@127.0.0.1//")
+    mine = InMemoryStorage()
+
+    @lru_task(app, storage=mine, shared=False)
+    def job() -> None: ...
+
+    assert job.lru_dispatcher.scheduler.storage is mine
+
+
+def test_other_broker_without_storage_is_an_error_at_decoration() -> None:
+    app = _app("amqp://guest@127.0.0.1//")
+    with pytest.raises(ValueError, match="no storage for backlog"):
+
+        @lru_task(app, shared=False)
+        def job() -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"storage": object()}, TypeError),
+        ({"weight_function": 3}, TypeError),
+        ({"backlog": ""}, ValueError),
+        ({"backlog": "a{b}"}, ValueError),
+        ({"backlog": 7}, TypeError),
+    ],
+)
+def test_bad_decorator_arguments(kwargs, error) -> None:
+    app = _app("memory://")
+    with pytest.raises(error):
+
+        @lru_task(app, shared=False, **kwargs)
+        def job() -> None: ...
+
+
+def test_bad_storage_url_is_an_error() -> None:
+    app = _app("memory://", ranch_storage_url="mongodb://x")
+    with pytest.raises(ValueError, match="unsupported ranch storage URL"):
+
+        @lru_task(app, shared=False)
+        def job() -> None: ...
+
+
+def test_tasks_share_keys_only_when_they_name_the_same_backlog() -> None:
+    app = _app("memory://")
+
+    @lru_task(app, shared=False)
+    def one() -> None: ...
+
+    @lru_task(app, shared=False)
+    def two() -> None: ...
+
+    @lru_task(app, shared=False, backlog=one.name)
+    def three() -> None: ...
+
+    one.lru_delay("k")
+    assert one.get_client_metadata("k")["pending_tasks"] == 1
+    assert two.get_client_metadata("k")["pending_tasks"] == 0
+    assert three.get_client_metadata("k")["pending_tasks"] == 1
+    assert three.lru_dispatcher is one.lru_dispatcher
+
+    with pytest.raises(ValueError, match="weight_function"):
+
+        @lru_task(app, shared=False, backlog=one.name, weight_function=lambda key, meta: 1.0)
+        def four() -> None: ...
+
+
+def test_management_api() -> None:
+    app = _app("memory://")
+
+    @lru_task(app, shared=False)
+    def job(x: int) -> int:
+        return x
+
+    job.set_priority_weight("acme", 0.5)
+    job.set_custom_data("acme", "plan", {"seats": 10})
+    job.add_tag("acme", "tier", "gold")
+    job.lru_delay("globex", 1, tags={"tier": "free"}, priority_weight=2.0)
+    job.lru_delay("acme", 2)
+    assert job.get_tagged_clients("tier") == ["acme", "globex"]
+    assert job.get_tagged_clients("tier", "gold") == ["acme"]
+    assert job.get_custom_data("acme") == {"plan": {"seats": 10}}
+    assert job.get_custom_data("acme", "plan") == {"seats": 10}
+    assert job.get_custom_data("acme", "missing", "dflt") == "dflt"
+    meta = job.get_client_metadata("acme")
+    assert meta["weight"] == 0.5 and meta["pending_tasks"] == 1 and meta["served_total"] == 0
+    assert meta["tags"] == {"tier": "gold"} and meta["last_execution"] is None
+    assert job.get_client_metadata("globex")["weight"] == 2.0
+    status = job.get_system_status()
+    assert status == {
+        "backlog_size": 2,
+        "unique_lru_keys": 2,
+        "leased": 0,
+        "expired_total": 0,
+        "served_total": 0,
+        "health": "ok",
+        "backlog": job.name,
+    }
+    with pytest.raises(ValueError):
+        job.set_priority_weight("acme", 0)
+    with pytest.raises(TypeError):
+        job.set_custom_data("acme", "bad", object())
+    with pytest.raises(ValueError):
+        job.get_client_metadata("")
+
+
+def test_plain_delay_still_works_on_an_lru_task() -> None:
+    app = _app("memory://")
+
+    @lru_task(app, shared=False)
+    def job(x: int) -> int:
+        return x * 2
+
+    # Plain Celery calling conventions are untouched.
+    assert job(21) == 42
+    assert job.run(2) == 4
+    result = job.delay(3)
+    assert result.id and job.get_system_status()["backlog_size"] == 0
