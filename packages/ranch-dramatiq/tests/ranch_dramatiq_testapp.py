@@ -16,13 +16,24 @@ from typing import Any, Tuple
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import CurrentMessage
+from dramatiq.middleware import CurrentMessage, Middleware
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
 from ranch_dramatiq import Ranch, lru_actor
 
 STARTED = "ranch-test:started"
 FINISHED = "ranch-test:finished"
+READY = "ranch-test:ready"
+
+
+class CountReady(Middleware):
+    """Counts worker processes that finished booting (tests wait for all of them)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        self.client.incr(READY)
 
 
 def build(url: str, *, lease_seconds: float = 10.0, heartbeat_ms: int = 60000) -> Tuple[RedisBroker, Any]:
@@ -32,6 +43,7 @@ def build(url: str, *, lease_seconds: float = 10.0, heartbeat_ms: int = 60000) -
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(Ranch(lease_seconds=lease_seconds, sweep_interval=lease_seconds / 4))
     recorder = redis.Redis.from_url(url)
+    broker.add_middleware(CountReady(recorder))
 
     @lru_actor(broker=broker, store_results=True, max_retries=0)
     def record_call(label: str, seconds: float = 0.0) -> str:

@@ -27,6 +27,7 @@ def test_several_workers_and_producers_run_every_call_once(
     client = redis.Redis.from_url(redis_url)
     cli_workers.start(processes=2, threads=4)
     cli_workers.start(processes=1, threads=4)
+    wait(lambda: int(client.get(testapp.READY) or 0) >= 3, timeout=60)
     broker, record_call = testapp.build(redis_url)
     sent: List[str] = []
     lock = threading.Lock()
@@ -63,6 +64,7 @@ def test_sigkill_mid_call_still_runs_every_call(
     lease = 1.5
     cli_workers.start(processes=1, threads=2, lease=lease, prefetch=1)
     cli_workers.start(processes=1, threads=2, lease=lease, prefetch=1)
+    wait(lambda: int(client.get(testapp.READY) or 0) >= 2, timeout=60)
     broker, record_call = testapp.build(redis_url, lease_seconds=lease)
     victim = record_call.lru_send("slow", "victim", seconds=3.0).message_id
     others = [record_call.lru_send(f"key{i % 4}", f"c{i}", seconds=0.05).message_id for i in range(30)]

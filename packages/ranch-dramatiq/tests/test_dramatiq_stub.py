@@ -65,6 +65,25 @@ def test_lru_send_returns_the_call_and_its_result(stub: Any, run_worker: Any) ->
     assert add.get_system_status()["backlog_size"] == 0
 
 
+def test_prioritizer_follows_the_actors_queue_and_priority(stub: Any) -> None:
+    broker, _ = stub
+
+    @lru_actor(queue_name="reports", priority=7)
+    def report() -> None:
+        pass
+
+    @lru_actor(queue_name="reports")
+    def other() -> None:
+        pass
+
+    prioritizer = broker.get_actor("ranch_prioritize:reports")
+    assert prioritizer.queue_name == "reports" and prioritizer.priority == 7
+    assert prioritizer.options["max_retries"] is None and prioritizer.options["max_age"] == 0
+    report.lru_send("k")
+    other.lru_send("k")
+    assert broker.queues["reports"].qsize() == 2 and "default" not in broker.queues
+
+
 def test_actor_stays_a_plain_actor(stub: Any, run_worker: Any) -> None:
     broker, backend = stub
 

@@ -198,7 +198,9 @@ def lru_actor(
         new_storage = ranch.check_backlog(the_broker, name, queue_name, storage, weight_function)
         declare = dramatiq.actor(broker=the_broker, actor_class=LRUActor, **actor_options)
         actor = cast(LRUActor, declare(function))
-        actor._ranch_backlog = ranch.add_backlog(the_broker, name, queue_name, new_storage, weight_function)
+        actor._ranch_backlog = ranch.add_backlog(
+            the_broker, name, queue_name, new_storage, weight_function, priority=actor.priority
+        )
         return actor
 
     if fn is not None:

@@ -136,8 +136,13 @@ class Ranch(Middleware):
         queue_name: str,
         storage: Optional[Storage],
         weight_function: Optional[WeightFunction],
+        *,
+        priority: int = 0,
     ) -> ActorBacklog:
-        """Register backlog ``name`` (after :meth:`check_backlog`) or return it."""
+        """Register backlog ``name`` (after :meth:`check_backlog`) or return it.
+
+        A queue's prioritizer takes the ``priority`` of the first
+        ``lru_actor`` declared on that queue."""
         with self._lock:
             existing = self._backlogs.get(name)
             if existing is not None:
@@ -148,14 +153,14 @@ class Ranch(Middleware):
                 name,
                 queue_name,
                 storage,
-                self._prioritizer(broker, queue_name),
+                self._prioritizer(broker, queue_name, priority),
                 weight_function=weight_function,
                 lease_seconds=self.lease_seconds,
             )
             self._backlogs[name] = backlog
             return backlog
 
-    def _prioritizer(self, broker: Broker, queue_name: str) -> Any:
+    def _prioritizer(self, broker: Broker, queue_name: str, priority: int) -> Any:
         """The queue's prioritizer actor, declared on first use (lock held)."""
         actor = self._prioritizers.get(queue_name)
         if actor is None:
@@ -170,7 +175,7 @@ class Ranch(Middleware):
                 broker=broker,
                 actor_name=actor_name,
                 queue_name=queue_name,
-                priority=0,
+                priority=priority,
                 options=dict(PRIORITIZER_OPTIONS),
             )
             self._prioritizers[queue_name] = actor
