@@ -322,9 +322,13 @@ class StorageConformance:
             st.randoms(use_true_random=False),
         )
         def check(program: List[str], rnd: Any) -> None:
-            scheduler, clock = self.scheduler(lease_seconds=10.0)
-            pushed: List[str] = []
             held: Dict[str, ScheduledTask] = {}
+
+            def lost(task: ScheduledTask) -> None:
+                held.pop(task.task_id, None)  # held too long: the lease ran out and was put back
+
+            scheduler, clock = self.scheduler(lease_seconds=10.0, on_reclaimed=lost)
+            pushed: List[str] = []
             finished: List[str] = []
             keys = ["a", "b", "c"]
             for op in program:
@@ -338,8 +342,7 @@ class StorageConformance:
                 elif op == "wait":
                     clock.now += 4.0
                 elif op == "reclaim":
-                    for task in scheduler.reclaim():
-                        held.pop(task.task_id, None)
+                    scheduler.reclaim()
                 elif held:
                     task_id = rnd.choice(sorted(held))
                     if op == "crash":
