@@ -47,7 +47,9 @@ def test_results_exceptions_retries_bind_kwargs_and_expiry(redis_url, start_work
     assert expiring.state == "REVOKED"
     assert EXPIRED_REASON in str(expiring.result)
 
-    wait_for(lambda: tasks["t.add"].get_system_status()["leased"] == 0, 10, "leases to be acked", worker)
+    # The result is stored before the lease is acked: wait for the acks.
+    for name in ("t.add", "t.record"):
+        wait_for(lambda: tasks[name].get_system_status()["leased"] == 0, 10, "leases to be acked", worker)
     status = tasks["t.add"].get_system_status()
     assert status["backlog_size"] == 0 and status["expired_total"] == 1 and status["health"] == "ok"
     record_status = tasks["t.record"].get_system_status()
