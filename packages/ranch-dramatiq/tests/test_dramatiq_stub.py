@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
@@ -221,6 +222,29 @@ def test_age_limit_and_time_limit_act_on_the_call(stub: Any, run_worker: Any) ->
     assert timed.value.orig_exc_type == "TimeLimitExceeded"
     assert ran == ["limited"]
     assert time.monotonic() - started < 4
+
+
+def test_async_actor(run_worker: Any) -> None:
+    from dramatiq.middleware import AsyncIO
+
+    broker = StubBroker()
+    backend = StubBackend()
+    broker.add_middleware(Results(backend=backend))
+    broker.add_middleware(AsyncIO())
+
+    @lru_actor(broker=broker, store_results=True)
+    async def fetch(x: int) -> int:
+        await asyncio.sleep(0.01)
+        return x + 1
+
+    message = fetch.lru_send("k", 41)
+    broker.emit_after("process_boot")  # starts AsyncIO's event loop thread, as the CLI does
+    try:
+        with run_worker(broker):
+            assert message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == 42
+    finally:
+        broker.emit_before("process_stop")
+        broker.close()
 
 
 def test_callbacks_see_the_call(stub: Any, run_worker: Any) -> None:
