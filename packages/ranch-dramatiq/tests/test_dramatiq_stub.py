@@ -151,6 +151,25 @@ def test_retry_with_zero_delay_requeues_at_once(stub: Any, run_worker: Any) -> N
     assert again.get_client_metadata("k")["served_total"] == 2
 
 
+def test_retry_of_a_call_the_broker_cannot_encode(stub: Any, run_worker: Any) -> None:
+    broker, backend = stub
+    attempts: List[int] = []
+
+    @lru_actor(store_results=True, storage=InMemoryStorage(serializer="pickle"), min_backoff=10_000)
+    def count(items: Any) -> int:
+        attempts.append(1)
+        if len(attempts) < 2:
+            raise RuntimeError("once")
+        return len(items)
+
+    message = count.lru_send("k", {1, 2, 3})  # a set: fine for pickle, not for the broker's JSON
+    started = time.monotonic()
+    with run_worker(broker):
+        assert message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == 3
+    assert time.monotonic() - started < 5  # retried at once instead of after the 10 s backoff
+    assert count.get_client_metadata("k")["served_total"] == 2
+
+
 def test_retries_exhausted_and_throws(stub: Any, run_worker: Any) -> None:
     broker, backend = stub
     runs: Dict[str, int] = {"always": 0, "thrown": 0}

@@ -117,6 +117,14 @@ class ActorBacklog:
             return
         try:
             self.defer(claimed, call, delay_ms)
+        except (TypeError, ValueError):
+            # The broker's encoder cannot carry the call (e.g. a pickle storage
+            # holding arguments JSON cannot encode): retry without the delay.
+            logger.warning(
+                "ranch: the retry of call %s cannot wait in the broker; retrying now", claimed.task_id
+            )
+            self.dispatcher.requeue(Claimed(claimed.task, call), retries=call.retries)
+            return
         except Exception:
             logger.exception(
                 "ranch: could not schedule the retry of call %s; it is put back when its lease runs out",
