@@ -142,9 +142,8 @@ class RedisStorage:
     def _run(self, name: str, *args: Any) -> Any:
         script = self._scripts[name]
         note = _AMBIGUOUS.get(name, "")
-        return self._retry(
-            lambda retry: script(keys=[self._stats], args=[self._base, *args]), operation=name, note=note
-        )
+        keys = [self._stats]
+        return self._retry(lambda retry: script(keys=keys, args=args), operation=name, note=note)
 
     def _kkey(self, key: str) -> str:
         return f"{self._base}k:{layout.hex_key(key)}"
@@ -205,6 +204,17 @@ class RedisStorage:
         drops after the script ran, the retry recognises the identical task
         already stored and succeeds without storing it twice.
         """
+        args = self._push_args(task, weight)
+        script = self._scripts["push"]
+
+        def call(retry: bool) -> Any:
+            return script(keys=[self._stats], args=[*args, "1" if retry else "0"])
+
+        if self._retry(call, operation="push", note=_AMBIGUOUS["push"]) == 0:
+            raise ValueError(f"task_id {task.task_id!r} is already waiting or leased")
+
+    def _push_args(self, task: ScheduledTask, weight: Optional[float]) -> List[Any]:
+        """Check ``task`` and encode it: the push script's arguments but the retry flag."""
         key = validation.check_key(task.key)
         task_id = validation.check_name(task.task_id, "task_id")
         weight = validation.check_optional_weight(weight)
@@ -212,27 +222,24 @@ class RedisStorage:
         key_hex = layout.hex_key(key)
         body = layout.encode_body(key_hex, task.enqueued_at, task.expires_at, data)
         weight_arg = "" if weight is None else layout.float_arg(weight)
-        script = self._scripts["push"]
-
-        def call(retry: bool) -> Any:
-            args = [self._base, task_id, key_hex, body, weight_arg, "1" if retry else "0"]
-            return script(keys=[self._stats], args=args)
-
-        if self._retry(call, operation="push", note=_AMBIGUOUS["push"]) == 0:
-            raise ValueError(f"task_id {task_id!r} is already waiting or leased")
+        return [task_id, key_hex, body, weight_arg]
 
     def pop(self, now: float, lease_seconds: float) -> PopResult:
         """The fair choice at ``now``, leased (see :meth:`ranch_core.protocols.Backlog.pop`)."""
         now = float(now)
-        deadline = now + float(lease_seconds)
+        args = (layout.float_arg(now), layout.float_arg(now + float(lease_seconds)))
         reclaimed: List[ScheduledTask] = []
         while True:
-            state, task_id, body, expired_raw, reclaimed_raw, corrupt_raw = self._run(
-                "pop", layout.float_arg(now), layout.float_arg(deadline), RECLAIM_BATCH, EXPIRED_BATCH
-            )
-            self._report_dropped(corrupt_raw)
-            reclaimed.extend(self._decode_pairs(reclaimed_raw, waiting=True))
-            expired = self._decode_pairs(expired_raw, waiting=False)
+            reply = self._run("pop", *args)
+            state, task_id, body = reply[0], reply[1], reply[2]
+            expired: List[ScheduledTask] = []
+            if len(reply) > 3:  # something was expired, reclaimed or found corrupt
+                n_expired, n_reclaimed = 2 * int(reply[3]), 2 * int(reply[4])
+                expired = self._decode_pairs(reply[5 : 5 + n_expired], waiting=False)
+                reclaimed.extend(
+                    self._decode_pairs(reply[5 + n_expired : 5 + n_expired + n_reclaimed], waiting=True)
+                )
+                self._report_dropped(reply[5 + n_expired + n_reclaimed :])
             if state == 1:
                 try:
                     task = self._decode(task_id, body)
@@ -265,9 +272,10 @@ class RedisStorage:
 
     def reclaim(self, now: float) -> List[ScheduledTask]:
         """Put back every lease whose deadline is ``<= now``; return those tasks."""
-        reclaimed_raw, corrupt_raw = self._run("reclaim", layout.float_arg(now))
-        self._report_dropped(corrupt_raw)
-        return self._decode_pairs(reclaimed_raw, waiting=True)
+        reply = self._run("reclaim", layout.float_arg(now))
+        end = 1 + 2 * int(reply[0])
+        self._report_dropped(reply[end:])
+        return self._decode_pairs(reply[1:end], waiting=True)
 
     def remove(self, key: str, task_id: str) -> bool:
         """Delete a waiting task of ``key``; ``False`` if it is not waiting there."""
@@ -279,8 +287,7 @@ class RedisStorage:
 
     def waiting(self) -> int:
         """Tasks waiting (not leased), expired ones not yet dropped included."""
-        value = self._retry(lambda retry: self.client.hget(self._stats, "waiting"))
-        return int(value or 0)
+        return int(self._run("waiting"))
 
     # -- Tracker -----------------------------------------------------------
 
@@ -316,8 +323,9 @@ class RedisStorage:
 
     def metadata(self, key: str) -> LRUKeyMetadata:
         """What is known of ``key``; defaults for a key never seen."""
-        fields, pending = self._run("metadata", layout.hex_key(key))
-        state: Dict[bytes, bytes] = dict(zip(fields[::2], fields[1::2]))
+        reply = self._run("metadata", layout.hex_key(key))
+        pending = reply[0]
+        state: Dict[bytes, bytes] = dict(zip(reply[1::2], reply[2::2]))
         tags: Dict[str, str] = {}
         custom: Dict[str, Any] = {}
         for field, raw in state.items():

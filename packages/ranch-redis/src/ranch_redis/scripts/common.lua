@@ -1,14 +1,20 @@
 -- Shared by every ranch-redis script (prepended when the script is loaded).
 --
--- ARGV[1] is the namespace prefix "ranch:{<namespace>}:"; every Redis key a
--- script touches starts with it, so all of them share one hash slot.
--- Floats arrive as Python repr() strings and leave as '%.17g': both round-trip
--- a double exactly, so the arithmetic here matches the Python reference.
-local BASE = ARGV[1]
-local STATS = BASE .. 'stats'    -- hash: waiting, expired, served, seq, vt
+-- KEYS[1] is the namespace's stats hash "ranch:{<namespace>}:stats"; every
+-- Redis key a script touches starts with the same prefix, so all of them
+-- share one hash slot (undeclared keys of that slot are fine on a cluster).
+-- Floats arrive as Python repr() strings and leave as '%.17g' (or as Redis
+-- formats a score): both round-trip a double exactly, so the arithmetic here
+-- matches the Python reference. Replies are flat arrays: nested ones cost the
+-- Python client far more to parse.
+-- Each redis.call() costs about a microsecond, so scripts make few of them.
+local STATS = KEYS[1]
+local BASE = string.sub(STATS, 1, -6)
 local ACTIVE = BASE .. 'active'  -- zset: score = pass, member = %016x(seq) .. hexkey
 local LEASES = BASE .. 'leases'  -- zset: score = deadline, member = task id
 local TASKS = BASE .. 'tasks'    -- hash: task id -> body (waiting and leased tasks)
+-- STATS hash: seq (serve sequence = served total), vt (virtual time), expired.
+-- Waiting tasks = HLEN TASKS - ZCARD LEASES.
 
 local function qkey(hk) return BASE .. 'q:' .. hk end  -- list of task ids, head first
 local function kkey(hk) return BASE .. 'k:' .. hk end  -- hash of the key's state
@@ -52,9 +58,12 @@ end
 
 -- Put a task back at the head of its key.
 local function put_back(tid, hk)
-    local n = redis.call('LPUSH', qkey(hk), tid)
-    redis.call('HINCRBY', STATS, 'waiting', 1)
-    if n == 1 then activate(hk) end
+    if redis.call('LPUSH', qkey(hk), tid) == 1 then activate(hk) end
+end
+
+-- Appends the items of `src` (a flat list) to `dst`.
+local function extend(dst, src)
+    for i = 1, #src do dst[#dst + 1] = src[i] end
 end
 
 -- Put back the leases whose deadline is <= now, ordered by (deadline, task
@@ -65,6 +74,7 @@ local function reclaim(now, limit)
     local due
     if limit then
         due = redis.call('ZRANGEBYSCORE', LEASES, '-inf', now, 'LIMIT', 0, limit)
+        if #due == 0 then return due, {} end
     else
         due = redis.call('ZRANGEBYSCORE', LEASES, '-inf', now)
     end

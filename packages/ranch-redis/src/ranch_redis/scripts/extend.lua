@@ -1,5 +1,6 @@
--- extend: move a lease's deadline. ARGV: base, task id, deadline. Returns 1, or 0 if not leased.
-local tid = ARGV[2]
+-- extend: move a lease's deadline. ARGV: task id, deadline. Returns 1, or 0 if not leased.
+-- (ZADD XX CH would answer 0 for an unchanged deadline, hence the ZSCORE.)
+local tid = ARGV[1]
 if not redis.call('ZSCORE', LEASES, tid) then return 0 end
-redis.call('ZADD', LEASES, ARGV[3], tid)
+redis.call('ZADD', LEASES, ARGV[2], tid)
 return 1

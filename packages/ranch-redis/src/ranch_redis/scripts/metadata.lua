@@ -1,3 +1,5 @@
--- metadata: the key's state hash and its number of waiting tasks. ARGV: base, hex key.
-local hk = ARGV[2]
-return {redis.call('HGETALL', kkey(hk)), redis.call('LLEN', qkey(hk))}
+-- metadata: {waiting tasks of the key, field, value, ...} of its state hash. ARGV: hex key.
+local hk = ARGV[1]
+local out = {redis.call('LLEN', qkey(hk))}
+extend(out, redis.call('HGETALL', kkey(hk)))
+return out

@@ -1,4 +1,7 @@
 -- reclaim: put back every lease whose deadline is <= now.
--- ARGV: base, now. Returns {reclaimed {tid, body, ...}, corrupt {tid, body, ...}}.
-local reclaimed, corrupt = reclaim(ARGV[2], nil)
-return {reclaimed, corrupt}
+-- ARGV: now. Returns {#reclaimed, reclaimed tid, body, ..., corrupt tid, body, ...}.
+local reclaimed, corrupt = reclaim(ARGV[1], nil)
+local out = {#reclaimed / 2}
+extend(out, reclaimed)
+extend(out, corrupt)
+return out

@@ -1,6 +1,6 @@
 -- release: put a leased task back at the head of its key.
--- ARGV: base, task id. Returns 1, 0 if not leased, -1 if its body was corrupt (dropped).
-local tid = ARGV[2]
+-- ARGV: task id. Returns 1, 0 if not leased, -1 if its record was corrupt (dropped).
+local tid = ARGV[1]
 if redis.call('ZREM', LEASES, tid) == 0 then return 0 end
 local hk = parse(redis.call('HGET', TASKS, tid))
 if not hk then

@@ -1,4 +1,4 @@
--- tag: tag a key name=value and index it. ARGV: base, hex key, key, name, hex name, value.
-redis.call('HSET', kkey(ARGV[2]), 't:' .. ARGV[4], ARGV[6])
-redis.call('HSET', BASE .. 'tag:' .. ARGV[5], ARGV[3], ARGV[6])
+-- tag: tag a key name=value and index it. ARGV: hex key, key, name, hex name, value.
+redis.call('HSET', kkey(ARGV[1]), 't:' .. ARGV[3], ARGV[5])
+redis.call('HSET', BASE .. 'tag:' .. ARGV[4], ARGV[2], ARGV[5])
 return 1
