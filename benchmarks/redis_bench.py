@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 import redis
-
 from ranch_core.models import ScheduledTask
 from ranch_redis import RedisStorage
 from ranch_redis.testing import RedisServer
@@ -224,8 +223,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         )
     print()
     print(
-        f"memory: {mem['bytes_per_task']:.0f} bytes per waiting task with a {mem['payload_bytes']}-byte payload"
-        f" = {mem['overhead_bytes_per_task']:.0f} bytes overhead ({mem['tasks']:,} tasks, {mem['keys']} keys)"
+        f"memory: {mem['bytes_per_task']:.0f} bytes per waiting task with a "
+        f"{mem['payload_bytes']}-byte payload = {mem['overhead_bytes_per_task']:.0f} bytes overhead ({mem['tasks']:,} tasks, {mem['keys']} keys)"
     )
 
     out = Path(args.out)

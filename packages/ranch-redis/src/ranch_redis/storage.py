@@ -9,7 +9,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from ranch_core import validation
 from ranch_core.errors import CorruptTask
 from ranch_core.models import LRUKeyMetadata, PopResult, ScheduledTask, SystemStatus
-from ranch_core.protocols import EXPIRED_BATCH, RECLAIM_BATCH
 from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
 
 from ranch_redis import layout, scripts
