@@ -207,12 +207,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"redis-server {info['redis_version']}, Python {platform.python_version()}, one connection")
     print()
     print(f"{'operation':<22}{'ops/s':>12}{'raw':>12}{'ratio':>8}")
-    print(
-        f"{'push (vs LPUSH)':<22}{tp['push_per_s']:>12,.0f}{tp['raw_lpush_per_s']:>12,.0f}{tp['push_vs_lpush']:>8.2f}"
-    )
-    print(
-        f"{'pop (vs RPOP)':<22}{tp['pop_per_s']:>12,.0f}{tp['raw_rpop_per_s']:>12,.0f}{tp['pop_vs_rpop']:>8.2f}"
-    )
+    for label, ours, raw, ratio in (
+        ("push (vs LPUSH)", "push_per_s", "raw_lpush_per_s", "push_vs_lpush"),
+        ("pop (vs RPOP)", "pop_per_s", "raw_rpop_per_s", "pop_vs_rpop"),
+    ):
+        print(f"{label:<22}{tp[ours]:>12,.0f}{tp[raw]:>12,.0f}{tp[ratio]:>8.2f}")
     print(f"{'ack':<22}{tp['ack_per_s']:>12,.0f}")
     print()
     print(f"{'active keys':>12}{'waiting':>11}{'push us':>10}{'pop us':>9}{'push x':>8}{'pop x':>8}")
@@ -224,7 +223,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print()
     print(
         f"memory: {mem['bytes_per_task']:.0f} bytes per waiting task with a "
-        f"{mem['payload_bytes']}-byte payload = {mem['overhead_bytes_per_task']:.0f} bytes overhead ({mem['tasks']:,} tasks, {mem['keys']} keys)"
+        f"{mem['payload_bytes']}-byte payload = {mem['overhead_bytes_per_task']:.0f} bytes overhead"
+        f" ({mem['tasks']:,} tasks, {mem['keys']} keys)"
     )
 
     out = Path(args.out)
