@@ -155,7 +155,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="3,000 calls instead of 20,000")
     parser.add_argument("--calls", type=int, help="bulk calls per mode")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--concurrency", type=int, default=4, help="prefork children per worker (default 4)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="prefork children per worker (default: the CPU count, as celery worker's own default)",
+    )
     parser.add_argument("--out", default="benchmarks/results/celery_bench.json")
     args = parser.parse_args(argv)
     calls = args.calls or (3_000 if args.quick else 20_000)

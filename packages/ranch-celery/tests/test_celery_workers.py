@@ -70,3 +70,20 @@ def test_sigkill_mid_task_every_call_still_runs(redis_url, start_worker, rec) ->
     assert sorted(rec.lrange("finished", 0, -1)) == sorted(tokens)  # each finished exactly once
     wait_for(lambda: slow.get_system_status()["leased"] == 0, 10, "all leases acked", rescuer)
     assert slow.get_system_status()["backlog_size"] == 0
+
+
+def test_a_call_whose_wake_up_was_lost_still_runs(redis_url, start_worker, rec) -> None:
+    from ranch_core.dispatch import Call
+
+    app = make_app(redis_url)
+    record = app.tasks["t.record"]
+    # Store a call without publishing its wake-up, as when the worker that had
+    # prefetched that wake-up was killed (the broker would redeliver it only
+    # after its visibility timeout).
+    record.lru_dispatcher.scheduler.push(
+        "orphan", Call(args=["lost", "orphan", 0], options={"task": "t.record"}).to_payload()
+    )
+    assert record.get_system_status()["backlog_size"] == 1
+    worker = start_worker(env={"RANCH_TEST_SWEEP": "0.2"})
+    wait_for(lambda: rec.lrange("order:lost", 0, -1) == ["orphan:0"], 20, "the orphaned call to run", worker)
+    assert "wake-ups" in worker.log.read_text()

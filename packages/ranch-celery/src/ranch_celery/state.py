@@ -170,16 +170,28 @@ class RanchState:
 
     # -- publishing ----------------------------------------------------------
 
-    def publish(
-        self, binding: BacklogBinding, task_name: str, args: List[Any], countdown: Optional[float] = None
-    ) -> None:
-        """Send an internal message routed like ``binding``'s task."""
+    def _route(self, binding: BacklogBinding) -> Tuple[Any, Dict[str, Any]]:
         route = self.app.tasks[binding.route_task]
         options = {
             name: value
             for name, value in route._get_exec_options().items()
             if value is not None and name not in _NOT_COPIED
         }
+        return route, options
+
+    def wake_queue(self, binding: BacklogBinding) -> Optional[str]:
+        """Name of the queue ``binding``'s wake-ups are routed to."""
+        route, options = self._route(binding)
+        routed = self.app.amqp.router.route(options, route.name, [], {}, route)
+        queue = routed.get("queue")
+        name = getattr(queue, "name", queue)
+        return name if isinstance(name, str) else None
+
+    def publish(
+        self, binding: BacklogBinding, task_name: str, args: List[Any], countdown: Optional[float] = None
+    ) -> None:
+        """Send an internal message routed like ``binding``'s task."""
+        route, options = self._route(binding)
         self.app.send_task(
             task_name,
             args=args,

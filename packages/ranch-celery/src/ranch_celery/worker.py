@@ -222,8 +222,77 @@ def resubmit(
         return None
 
 
+class IdleRefill:
+    """Main-process thread: re-announce calls that wait while this worker sits idle.
+
+    Every stored call has one wake-up message, but a wake-up can be held
+    somewhere it will not run soon: prefetched by a worker that was then
+    killed (the broker redelivers it only after its visibility timeout), or
+    reserved by a busy worker. When this worker has reserved nothing for two
+    checks in a row while calls of a backlog it consumes are waiting, it
+    publishes ``min(waiting, concurrency)`` extra wake-ups. Surplus wake-ups
+    find nothing to do later (cheap no-ops); a call never runs twice.
+    """
+
+    #: Idle checks in a row before wake-ups are published.
+    PATIENCE = 2
+
+    def __init__(self, state: RanchState, concurrency: int, interval: float) -> None:
+        self.state = state
+        self.concurrency = max(1, concurrency)
+        self.interval = interval
+        self._idle: Dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ranch-idle-refill", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.check()
+            except Exception:
+                logger.exception("ranch: idle refill check failed")
+
+    def check(self) -> int:
+        """One check; returns the number of wake-ups published."""
+        from celery.worker import state as worker_state
+
+        busy = bool(worker_state.reserved_requests)
+        consumed = set(self.state.app.amqp.queues.consume_from)
+        published = 0
+        for binding in list(self.state.backlogs.values()):
+            waiting = 0 if busy else binding.storage.waiting()
+            if waiting <= 0 or self.state.wake_queue(binding) not in consumed:
+                self._idle[binding.name] = 0
+                continue
+            self._idle[binding.name] = self._idle.get(binding.name, 0) + 1
+            if self._idle[binding.name] >= self.PATIENCE:
+                self._idle[binding.name] = 0
+                count = min(waiting, self.concurrency)
+                logger.info(
+                    "ranch: %d calls of %r wait while this worker idles; publishing %d wake-ups",
+                    waiting,
+                    binding.name,
+                    count,
+                )
+                for _ in range(count):
+                    binding.wake()
+                published += count
+        return published
+
+
 class LeaseKeeperStep(bootsteps.StartStopStep):  # type: ignore[misc]
-    """Worker bootstep: sweep leases in the worker's main process.
+    """Worker bootstep: sweep leases in the worker's main process, and run :class:`IdleRefill`.
 
     Puts back (and re-announces) the calls of workers that died, even when
     no new call arrives. Pool processes that run calls start their own
@@ -231,11 +300,18 @@ class LeaseKeeperStep(bootsteps.StartStopStep):  # type: ignore[misc]
     """
 
     label = "ranch lease keeper"
+    refill: Optional[IdleRefill] = None
 
     def start(self, parent: Any) -> None:
-        RanchState.of(parent.app).ensure_keeper()
+        state = RanchState.of(parent.app)
+        state.ensure_keeper()
+        self.refill = IdleRefill(state, int(getattr(parent, "concurrency", 1) or 1), state.sweep_interval())
+        self.refill.start()
 
     def stop(self, parent: Any) -> None:
+        if self.refill is not None:
+            self.refill.stop()
+            self.refill = None
         RanchState.of(parent.app).stop_keeper()
 
     def shutdown(self, parent: Any) -> None:
