@@ -368,7 +368,9 @@ def write_chart(path: str, workload: Workload, plain: RunResult, fair: RunResult
     bar_ax.set_xticklabels(interactive, rotation=30)
     bar_ax.set_ylabel("worst wait (ms)")
     bar_ax.set_title("interactive keys: worst wait")
-    bar_ax.legend()
+    tallest = max([v for v in plain_ms + fair_ms if not math.isnan(v)] or [1.0])
+    bar_ax.set_ylim(0, tallest * 1.3)  # room for the legend above the bars
+    bar_ax.legend(loc="upper center", ncol=2)
     text_ax = axes[1][1]
     text_ax.axis("off")
     text_ax.text(
