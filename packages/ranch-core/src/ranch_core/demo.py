@@ -299,8 +299,8 @@ def format_report(workload: Workload, plain: RunResult, fair: RunResult) -> str:
     header_cols = "tasks  med exec  worst exec   med ms  worst ms"
     width = len(header_cols)
     lines = [
-        f"{'':<10} | {MODE_TITLES['plain'] + ' (.delay)':^{width}} | "
-        f"{MODE_TITLES['fair'] + ' (lru_delay)':^{width}}",
+        f"{'':<10} | {MODE_TITLES['plain'] + ' (the queue as is)':^{width}} | "
+        f"{MODE_TITLES['fair'] + ' (lru_*)':^{width}}",
         f"{'key':<10} | {header_cols} | {header_cols}",
         f"{'-' * 10}-+-{'-' * width}-+-{'-' * width}",
     ]
