@@ -100,9 +100,13 @@ class RedisServer:
         ]  # fmt: skip
 
     def start(self, timeout: float = 10.0) -> RedisServer:
-        """Start the server and wait until it answers ``PING``."""
+        """Start the server and wait until it answers ``PING`` (stopped again if it does not)."""
         self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _connect(self) -> socket.socket:
@@ -151,7 +155,11 @@ class RedisServer:
             self._dir = None
 
     def __enter__(self) -> RedisServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
 
     def __exit__(
         self,
