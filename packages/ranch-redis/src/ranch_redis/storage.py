@@ -52,7 +52,9 @@ class RedisStorage:
     exponential ``backoff`` (capped at ``max_backoff`` seconds); then
     :class:`~ranch_core.errors.StorageUnavailable` is raised. Tasks that
     cannot be decoded are logged, removed, passed to ``on_corrupt`` (if
-    given) and skipped.
+    given), counted in :attr:`corrupt_total` (this process) and skipped.
+    ``where`` names the server in error messages (default: the client's
+    host and port; never a password).
     """
 
     def __init__(
@@ -108,6 +110,8 @@ class RedisStorage:
         """
         if not isinstance(url, str):
             raise TypeError(f"url must be a str, not {type(url).__name__}")
+        layout.check_namespace(namespace)
+        get_serializer(serializer)
         client = make_client(url, cluster=cluster, options=redis_options)
         storage = cls(
             client,
