@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import List
 
 import pytest
+import redis
 from ranch_core import FairScheduler
 from ranch_core.errors import StorageUnavailable
 from ranch_core.models import ScheduledTask
@@ -160,3 +161,63 @@ def test_wrong_password_is_unavailable_without_leaking_it() -> None:
             storage.waiting()
         assert "wrong-pw" not in str(raised.value) and "right-pw" not in str(raised.value)
         assert str(server.port) in str(raised.value)
+
+
+def test_push_retried_after_a_lost_reply_is_stored_once() -> None:
+    """The server runs the push but the reply never arrives: the retry must not fail or double it.
+
+    ``DEBUG SLEEP`` blocks the server; the push is sent meanwhile and times out
+    on the client, which closes the connection. When the server wakes up it
+    still runs the command it already received (the reply goes nowhere), and
+    the retry finds the identical task stored.
+    """
+    with RedisServer(extra_args=["--enable-debug-command", "local"]) as server:
+        storage = RedisStorage.from_url(
+            server.url, namespace="lost-reply", retries=3, backoff=0.6, socket_timeout=0.2
+        )
+        storage.push(ScheduledTask("warm-up", "w", 0, 0.0))  # the script is loaded: no NOSCRIPT below
+        admin = redis.Redis.from_url(server.url)
+        admin.config_resetstat()
+        sleeper = threading.Thread(target=admin.execute_command, args=("DEBUG", "SLEEP", "0.5"))
+        sleeper.start()
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        storage.push(ScheduledTask("once", "k", {"n": 1}, 0.0))
+        took = time.monotonic() - t0
+        sleeper.join()
+        assert took > 0.6, "the first attempt should have timed out and been retried"
+        # Both attempts ran on the server: the first stored the task, the retry found it.
+        assert admin.info("commandstats")["cmdstat_evalsha"]["calls"] == 2
+        assert storage.waiting() == 2
+        popped = [storage.pop(1.0, 5.0).task for _ in range(3)]
+        assert [t.task_id if t else None for t in popped] == ["once", "warm-up", None]  # "k" < "w"
+        assert popped[0] is not None and popped[0].payload == {"n": 1}
+        # A different task under the same id is still refused, retry or not.
+        with pytest.raises(ValueError, match="already waiting or leased"):
+            storage.push(ScheduledTask("once", "k", {"n": 2}, 0.0))
+        admin.close()
+        storage.close()
+
+
+def test_pop_whose_reply_is_lost_comes_back_after_the_lease() -> None:
+    """A pop the server ran but whose reply was lost leaves a lease nobody holds: it runs out."""
+    with RedisServer(extra_args=["--enable-debug-command", "local"]) as server:
+        storage = RedisStorage.from_url(
+            server.url, namespace="lost-pop", retries=3, backoff=0.6, socket_timeout=0.2
+        )
+        assert storage.pop(0.0, 5.0).task is None  # the pop script is loaded: no NOSCRIPT below
+        storage.push(ScheduledTask("a", "k", "A", 0.0))
+        admin = redis.Redis.from_url(server.url)
+        sleeper = threading.Thread(target=admin.execute_command, args=("DEBUG", "SLEEP", "0.5"))
+        sleeper.start()
+        time.sleep(0.1)
+        result = storage.pop(10.0, 5.0)
+        sleeper.join()
+        assert result.task is None  # the retry found nothing: the lost attempt leased "a"
+        assert storage.status().leased == 1
+        assert storage.pop(14.0, 5.0).task is None
+        back = storage.pop(15.0, 5.0)  # 10.0 + 5.0: the lease ran out
+        assert [t.task_id for t in back.reclaimed] == ["a"]
+        assert back.task is not None and back.task.task_id == "a"
+        admin.close()
+        storage.close()
