@@ -20,6 +20,10 @@ USER_KEYS = st.one_of(
     st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=30),
     st.lists(NASTY, min_size=1, max_size=6).map("".join),
     st.text(st.sampled_from("{}: é😀"), min_size=1, max_size=12),
+    # Long keys, up to 10 KB: a run of one character plus a distinguishing tail.
+    st.tuples(st.sampled_from("{}: é😀a"), st.integers(1000, 10_240), NASTY).map(
+        lambda t: t[0] * t[1] + t[2]
+    ),
 )
 
 
