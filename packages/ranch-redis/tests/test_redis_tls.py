@@ -73,3 +73,26 @@ def test_acl_user_over_tls(tls_server: TLSRedisServer) -> None:
 
 def test_ssl_module_available() -> None:
     assert ssl.OPENSSL_VERSION
+
+
+def test_client_certificate_required() -> None:
+    """ssl_certfile/ssl_keyfile pass through: a server that demands client certificates accepts ours."""
+    with TLSRedisServer(client_certificates=True) as server:
+        tls = server.tls
+        storage = RedisStorage.from_url(
+            server.url,
+            namespace="mtls",
+            ssl_ca_certs=str(tls.ca_cert),
+            ssl_certfile=str(tls.client_cert),
+            ssl_keyfile=str(tls.client_key),
+        )
+        scheduler = FairScheduler(storage)
+        scheduler.push("k", {"mutual": True})
+        task = scheduler.pop()
+        assert task is not None and task.payload == {"mutual": True}
+        storage.close()
+        without = RedisStorage.from_url(
+            server.url, namespace="mtls", ssl_ca_certs=str(tls.ca_cert), retries=0, socket_timeout=2.0
+        )
+        with pytest.raises(StorageUnavailable):
+            without.waiting()

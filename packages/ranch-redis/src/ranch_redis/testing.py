@@ -172,23 +172,34 @@ class RedisServer:
 
 @attrs.frozen
 class TLSFiles:
-    """PEM files of a throwaway certificate authority and a server certificate it signed."""
+    """PEM files of a throwaway certificate authority and the server and client
+    certificates it signed."""
 
     ca_cert: Path
     server_cert: Path
     server_key: Path
+    client_cert: Path
+    client_key: Path
 
 
 def make_tls_files(directory: Path) -> TLSFiles:
-    """Make a CA and a server certificate for 127.0.0.1/localhost with the ``openssl`` command."""
+    """Make a CA, a server certificate for 127.0.0.1/localhost and a client
+    certificate with the ``openssl`` command."""
     openssl = shutil.which("openssl")
     if openssl is None:
         raise RuntimeError("the openssl command is not installed (Debian: apt-get install openssl)")
     directory.mkdir(parents=True, exist_ok=True)
     ca_key, ca_cert = directory / "ca.key", directory / "ca.crt"
     key, csr, cert = directory / "server.key", directory / "server.csr", directory / "server.crt"
+    client_key, client_csr, client_cert = (
+        directory / "client.key",
+        directory / "client.csr",
+        directory / "client.crt",
+    )
     ext = directory / "server.ext"
     ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    client_ext = directory / "client.ext"
+    client_ext.write_text("extendedKeyUsage=clientAuth\n")
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     steps = [
         [openssl, "req", "-x509", *ec, "-keyout", str(ca_key), "-out", str(ca_cert), "-days", "2",
@@ -196,21 +207,31 @@ def make_tls_files(directory: Path) -> TLSFiles:
         [openssl, "req", "-new", *ec, "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1"],
         [openssl, "x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
          "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext)],
+        [openssl, "req", "-new", *ec, "-keyout", str(client_key), "-out", str(client_csr),
+         "-subj", "/CN=ranch-client"],
+        [openssl, "x509", "-req", "-in", str(client_csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
+         "-CAcreateserial", "-out", str(client_cert), "-days", "2", "-extfile", str(client_ext)],
     ]  # fmt: skip
     for step in steps:
         subprocess.run(step, check=True, capture_output=True)
-    return TLSFiles(ca_cert=ca_cert, server_cert=cert, server_key=key)
+    return TLSFiles(
+        ca_cert=ca_cert, server_cert=cert, server_key=key, client_cert=client_cert, client_key=client_key
+    )
 
 
 class TLSRedisServer(RedisServer):
     """A ``redis-server`` that speaks TLS only (``--port 0 --tls-port <port>``).
 
-    Clients need no certificate of their own (``--tls-auth-clients no``);
-    they verify the server with :attr:`tls`'s CA (``ssl_ca_certs``).
+    Clients verify the server with :attr:`tls`'s CA (``ssl_ca_certs``). With
+    ``client_certificates=True`` they must also present a certificate signed
+    by that CA (``ssl_certfile``/``ssl_keyfile``: :attr:`tls` has one).
     """
 
-    def __init__(self, port: Optional[int] = None, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, port: Optional[int] = None, extra_args: Sequence[str] = (), *, client_certificates: bool = False
+    ) -> None:
         super().__init__(port, extra_args)
+        self.client_certificates = client_certificates
         self.tls = make_tls_files(self.directory / "tls")
 
     @property
@@ -225,11 +246,12 @@ class TLSRedisServer(RedisServer):
             "--tls-cert-file", str(self.tls.server_cert),
             "--tls-key-file", str(self.tls.server_key),
             "--tls-ca-cert-file", str(self.tls.ca_cert),
-            "--tls-auth-clients", "no",
+            "--tls-auth-clients", "yes" if self.client_certificates else "no",
         ]  # fmt: skip
 
     def _connect(self) -> socket.socket:
         context = ssl.create_default_context(cafile=str(self.tls.ca_cert))
+        context.load_cert_chain(str(self.tls.client_cert), str(self.tls.client_key))
         raw = socket.create_connection(("127.0.0.1", self.port), timeout=0.5)
         try:
             return context.wrap_socket(raw, server_hostname="127.0.0.1")
