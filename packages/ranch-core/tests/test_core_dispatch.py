@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from typing import Any, Dict, List
@@ -101,13 +102,65 @@ def test_requeue_goes_to_the_tail_with_the_same_id_and_a_new_wake_up() -> None:
     claimed = dispatcher.take()
     assert claimed is not None and claimed.task_id == first
     clock.now += 5
-    assert dispatcher.requeue(claimed) == first
+    assert dispatcher.requeue(claimed) is True
     assert queue.messages == 3
     second, again = dispatcher.take(), None
     assert second is not None and second.call.args == [2]
     again = dispatcher.take()
     assert again is not None and again.task_id == first and again.call.retries == 1
     assert again.task.expires_at == pytest.approx(50.0 + 30)
+
+
+def test_requeue_after_the_lease_ran_out_does_nothing() -> None:
+    dispatcher, queue, clock = make()
+    dispatcher.submit("k", Call(args=[1]))
+    claimed = dispatcher.take()
+    assert claimed is not None
+    clock.now += 11
+    assert dispatcher.sweep() == 1  # the lease ran out: the call went back with its own wake-up
+    assert dispatcher.requeue(claimed) is False
+    assert queue.messages == 2 and len(dispatcher.scheduler) == 1
+
+
+def test_requeue_whose_wake_up_fails_is_removed_and_raises() -> None:
+    dispatcher, queue, _ = make()
+    dispatcher.submit("k", Call(args=[1]))
+    claimed = dispatcher.take()
+    assert claimed is not None
+    queue.fail = True
+    with pytest.raises(ConnectionError):
+        dispatcher.requeue(claimed)
+    status = dispatcher.get_system_status()
+    assert (status["backlog_size"], status["leased"]) == (0, 0)
+
+
+def test_deferred_retry_round_trip() -> None:
+    dispatcher, queue, clock = make()
+    task_id = dispatcher.submit("k", Call(args=[1]), expiry=100)
+    claimed = dispatcher.take()
+    assert claimed is not None
+    body = dispatcher.deferred(claimed, Call(args=[1], retries=1))
+    assert json.loads(json.dumps(body)) == body
+    dispatcher.finish(claimed)
+    clock.now += 30
+    assert dispatcher.resubmit(body) == task_id
+    again = dispatcher.take()
+    assert again is not None and again.task_id == task_id and again.call.retries == 1
+    assert again.task.expires_at == pytest.approx(50.0 + 100)
+    assert queue.messages == 2
+
+
+def test_resubmit_skips_a_stored_call_and_malformed_bodies(caplog: pytest.LogCaptureFixture) -> None:
+    dispatcher, _, _ = make()
+    dispatcher.submit("k", Call())
+    claimed = dispatcher.take()
+    assert claimed is not None
+    body = dispatcher.deferred(claimed, claimed.call)
+    assert dispatcher.resubmit(body) is None  # still leased: its worker died after deferring
+    for bad in [{}, {"key": "k", "task_id": "x", "call": []}, {**body, "expires_at": "soon"}]:
+        assert dispatcher.resubmit(bad) is None
+    assert len(dispatcher.scheduler) == 0
+    assert sum("malformed delayed retry" in r.getMessage() for r in caplog.records) == 3
 
 
 def test_expired_calls_are_reported_and_their_wake_up_is_a_no_op() -> None:

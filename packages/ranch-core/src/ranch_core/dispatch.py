@@ -185,18 +185,64 @@ class FairDispatcher:
                 "ranch: call %s finished after its lease ran out; it may have run twice", claimed.task_id
             )
 
-    def requeue(self, claimed: Claimed, *, retries: Optional[int] = None) -> str:
-        """Put a call back at the tail of its key (a retry) and publish a wake-up.
+    def requeue(self, claimed: Claimed, *, retries: Optional[int] = None) -> bool:
+        """Retry a call now: back to the tail of its key, then one wake-up.
 
-        The lease is dropped first; the call keeps its task id, so results
-        still land under the id its producer holds.
+        Finishing the lease and storing the retry are one atomic storage step
+        (:meth:`FairScheduler.requeue`), so a crash cannot lose the call. The
+        call keeps its task id, so results land under the id its producer
+        holds. ``False`` if the lease had already run out (the call went back
+        on its own and has its wake-up). If the wake-up cannot be published,
+        the retry is removed again and the error raised: the adapter then
+        reports the call as failed, as its queue does for a retry it cannot send.
         """
         call = attrs.evolve(claimed.call, retries=claimed.call.retries + 1 if retries is None else retries)
-        self.scheduler.ack(claimed.task_id)
-        expiry = None
-        if claimed.task.expires_at is not None:
-            expiry = max(0.0, claimed.task.expires_at - self.scheduler.clock())
-        return self.submit(claimed.key, call, expiry=expiry, task_id=claimed.task_id)
+        if not self.scheduler.requeue(claimed.task, call.to_payload()):
+            logger.warning(
+                "ranch: lease of call %s ran out before its retry; it went back already", claimed.task_id
+            )
+            return False
+        try:
+            self.wake()
+        except BaseException:
+            self.scheduler.remove(claimed.key, claimed.task_id)
+            raise
+        return True
+
+    def deferred(self, claimed: Claimed, call: Call) -> Dict[str, Any]:
+        """The JSON body of a delayed retry: the adapter publishes it with its
+        queue's delay (Celery ``countdown``, Dramatiq ``delay``), finishes the
+        lease, and hands the body to :meth:`resubmit` when it is due."""
+        return {
+            "key": claimed.key,
+            "task_id": claimed.task_id,
+            "call": call.to_payload(),
+            "expires_at": claimed.task.expires_at,
+        }
+
+    def resubmit(self, body: Mapping[str, Any]) -> Optional[str]:
+        """Store a call coming back from :meth:`deferred` (and publish its wake-up).
+
+        ``None`` if the body is malformed (reported) or the call is stored
+        already (its worker died after deferring it and the lease put it back).
+        """
+        try:
+            key, task_id = body["key"], body["task_id"]
+            call = Call.from_payload(body["call"])
+            expires_at = body.get("expires_at")
+            if expires_at is not None and (
+                isinstance(expires_at, bool) or not isinstance(expires_at, (int, float))
+            ):
+                raise TypeError("expires_at is not a number")
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.error("ranch: dropping a malformed delayed retry: %s", exc)
+            return None
+        expiry = None if expires_at is None else max(0.0, float(expires_at) - self.scheduler.clock())
+        try:
+            return self.submit(key, call, expiry=expiry, task_id=task_id)
+        except ValueError as exc:
+            logger.warning("ranch: not storing delayed retry of call %s again: %s", task_id, exc)
+            return None
 
     def running_ids(self) -> List[str]:
         """Task ids of calls running in this process."""

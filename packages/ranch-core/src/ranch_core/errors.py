@@ -10,7 +10,10 @@ class RanchError(Exception):
 class StorageUnavailable(RanchError):
     """The storage could not be reached within its retry budget.
 
-    Nothing was written when this is raised from a write: callers may retry.
+    Raised from a write, the write may or may not have been applied (the
+    connection can drop after the server ran it but before it answered); the
+    message says how to find out. Retrying a push with the same ``task_id`` is
+    safe: a duplicate raises ``ValueError``.
     """
 
 

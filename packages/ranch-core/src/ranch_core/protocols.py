@@ -52,6 +52,15 @@ class Backlog(Protocol):
     def release(self, task_id: str) -> bool:
         """Put a leased task back at the head of its key. ``False`` if not leased."""
 
+    def requeue(self, task: ScheduledTask) -> bool:
+        """Finish ``task.task_id``'s lease and append ``task`` (same id, new
+        payload and times) to the tail of its key, in one step: a retry.
+
+        ``False``, with nothing written, if that id holds no lease (it ran out
+        and the task went back already). ``TypeError`` if the payload cannot
+        be encoded, before anything is written.
+        """
+
     def extend(self, task_id: str, deadline: float) -> bool:
         """Move a lease's deadline to ``deadline``. ``False`` if not leased."""
 

@@ -132,6 +132,22 @@ class FairScheduler:
         """Give a leased task back: it goes to the head of its key."""
         return self.storage.release(task_id)
 
+    def requeue(self, task: ScheduledTask, payload: Any) -> bool:
+        """Retry a leased task: finish its lease and append it, with ``payload``,
+        to the tail of its key in one step (same id, same expiry).
+
+        ``False`` (nothing written) if the lease was already gone: the task
+        went back on its own and will run again anyway.
+        """
+        retried = ScheduledTask(
+            task_id=task.task_id,
+            key=task.key,
+            payload=payload,
+            enqueued_at=self.clock(),
+            expires_at=task.expires_at,
+        )
+        return self.storage.requeue(retried)
+
     def extend(self, task_id: str) -> bool:
         """Renew a lease for another ``lease_seconds`` (long-running tasks)."""
         return self.storage.extend(task_id, self.clock() + self.lease_seconds)

@@ -269,6 +269,13 @@ class RedisStorage:
             self._corrupt(task_id.encode(), "unreadable task record")
         return bool(result == 1)
 
+    def requeue(self, task: ScheduledTask) -> bool:
+        """Finish a lease and append ``task`` to the tail of its key in one step
+        (see :meth:`ranch_core.protocols.Backlog.requeue`); ``False`` if not leased.
+        A retry after a lost reply recognises its own write."""
+        task_id, key_hex, body, _ = self._push_args(task, None)
+        return bool(self._run("requeue", task_id, key_hex, body) in (1, 2))
+
     def extend(self, task_id: str, deadline: float) -> bool:
         """Move a lease's deadline to ``deadline``; ``False`` if not leased."""
         return bool(self._run("extend", task_id, layout.float_arg(deadline)) == 1)

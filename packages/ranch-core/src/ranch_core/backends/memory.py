@@ -230,6 +230,18 @@ class InMemoryStorage:
             self._put_back(lease[1])
             return True
 
+    def requeue(self, task: ScheduledTask) -> bool:
+        data = task.payload if self._serializer is None else self._serializer.dumps(task.payload)
+        with self._lock:
+            if self._leases.pop(task.task_id, None) is None:
+                return False
+            state = self._state(task.key)
+            state.tasks.append(_Record(task.task_id, task.key, data, task.enqueued_at, task.expires_at))
+            self._waiting_ids[task.task_id] = task.key
+            self._waiting += 1
+            self._activate(task.key, state)
+            return True
+
     def extend(self, task_id: str, deadline: float) -> bool:
         with self._lock:
             lease = self._leases.get(task_id)

@@ -143,10 +143,16 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
                 if task is not None:
                     assert self.scheduler.ack(task.task_id) is self.model.ack(task.task_id)
 
-        @rule(data=st.data(), op=st.sampled_from(["ack", "release", "extend"]))
+        @rule(data=st.data(), op=st.sampled_from(["ack", "release", "extend", "requeue"]))
         def finish(self, data: st.DataObject, op: str) -> None:
             task_id = data.draw(st.sampled_from([*sorted(self.model.leases), "t1", "nope"]))
-            if op == "ack":
+            if op == "requeue":
+                old = self.model.leases.get(task_id, (0.0, None))[1]
+                key = "a" if old is None else old.key
+                expires_at = None if old is None else old.expires_at
+                retried = ScheduledTask(task_id, key, ["retry", task_id], self.now, expires_at)
+                assert self.scheduler.storage.requeue(retried) is self.model.requeue(retried)
+            elif op == "ack":
                 assert self.scheduler.ack(task_id) is self.model.ack(task_id)
             elif op == "release":
                 assert self.scheduler.release(task_id) is self.model.release(task_id)

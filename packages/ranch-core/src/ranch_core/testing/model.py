@@ -110,6 +110,12 @@ class ReferenceModel:
         self._add(lease[1], head=True)
         return True
 
+    def requeue(self, task: ScheduledTask) -> bool:
+        if self.leases.pop(task.task_id, None) is None:
+            return False
+        self._add(task, head=False)
+        return True
+
     def extend(self, task_id: str, deadline: float) -> bool:
         if task_id not in self.leases:
             return False

@@ -37,7 +37,8 @@ class StorageConformance:
 
     Each test builds its own storage through :meth:`make_storage`, which must
     return a new, empty storage every call (for a shared server, a fresh
-    namespace). ``conformance_settings`` sets Hypothesis' budget; the stateful
+    namespace), using the JSON serializer: the bad-input checks expect sets,
+    NaN and arbitrary objects to be refused. ``conformance_settings`` sets Hypothesis' budget; the stateful
     test compares every step with :class:`~ranch_core.testing.model.ReferenceModel`.
     """
 

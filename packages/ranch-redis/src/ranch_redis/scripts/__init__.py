@@ -22,6 +22,7 @@ NAMES = (
     "pop",
     "ack",
     "release",
+    "requeue",
     "extend",
     "reclaim",
     "remove",
