@@ -59,13 +59,8 @@ class ActorBacklog:
     def defer(self, claimed: Claimed, call: Call, delay_ms: int) -> None:
         """Publish a delayed message that puts ``call`` back into its key's
         backlog when ``delay_ms`` has passed (a retry with backoff)."""
-        payload = {
-            "key": claimed.key,
-            "task_id": claimed.task_id,
-            "call": call.to_payload(),
-            "expires_at": claimed.task.expires_at,
-        }
-        message = self.prioritizer.message_with_options(args=(self.name,), kwargs={RESUBMIT: payload})
+        body = self.dispatcher.deferred(claimed, call)
+        message = self.prioritizer.message_with_options(args=(self.name,), kwargs={RESUBMIT: body})
         self.broker.enqueue(message, delay=delay_ms)
 
     # -- worker side -------------------------------------------------------
@@ -135,24 +130,7 @@ class ActorBacklog:
 
     def resubmit(self, payload: Mapping[str, Any]) -> None:
         """Store a call coming back from a delayed retry (and wake a worker)."""
-        try:
-            key, task_id = payload["key"], payload["task_id"]
-            call = Call.from_payload(payload["call"])
-            expires_at = payload.get("expires_at")
-            if expires_at is not None and not isinstance(expires_at, (int, float)):
-                raise TypeError("expires_at is not a number")
-        except (KeyError, TypeError, ValueError) as exc:
-            logger.error("ranch: dropping a malformed retry message for backlog %r: %s", self.name, exc)
-            return
-        expiry = None
-        if expires_at is not None:
-            expiry = max(0.0, float(expires_at) - self.dispatcher.scheduler.clock())
-        try:
-            self.dispatcher.submit(key, call, expiry=expiry, task_id=task_id)
-        except ValueError as exc:
-            # The id is already stored: a worker died after scheduling this
-            # retry and the call's lease was reclaimed meanwhile.
-            logger.warning("ranch: not re-storing call %s: %s", task_id, exc)
+        self.dispatcher.resubmit(payload)
 
     def on_expired(self, task: ScheduledTask) -> None:
         """An expired call never runs; its result becomes a :class:`CallExpired` failure."""
