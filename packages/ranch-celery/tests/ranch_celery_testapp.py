@@ -29,6 +29,16 @@ def make_app(redis_url: str, *, lease: float = 30.0, sweep: float = 0.5) -> Cele
         task_acks_late=True,
         broker_connection_retry_on_startup=True,
         result_expires=None,
+        # Test apps outlive the test's Redis: a result consumer reconnecting at
+        # interpreter exit (Celery 5.6) must give up quickly, not after 20 x 1 s.
+        result_backend_transport_options={
+            "retry_policy": {
+                "max_retries": 1,
+                "interval_start": 0,
+                "interval_step": 0.05,
+                "interval_max": 0.1,
+            },
+        },
         ranch_lease_seconds=lease,
         ranch_sweep_interval=sweep,
     )
