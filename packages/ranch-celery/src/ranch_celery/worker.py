@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional
 
 import attrs
 from celery import bootsteps
-from ranch_core.dispatch import Call, Claimed, FairDispatcher
+from ranch_core.dispatch import Claimed, FairDispatcher
 
 from ranch_celery.state import PRIORITIZE_TASK, RESUBMIT_TASK, BacklogBinding, RanchState
 
@@ -169,15 +169,10 @@ def _requeue(
     retry: RetryRequest,
 ) -> None:
     call = attrs.evolve(claimed.call, args=retry.args, kwargs=retry.kwargs, retries=retry.retries)
-    retried = Claimed(claimed.task, call)
     if retry.delay > 0:
+        body = dispatcher.deferred(claimed, call)
         try:
-            state.publish(
-                binding,
-                RESUBMIT_TASK,
-                [binding.name, claimed.key, call.to_payload(), claimed.task_id, claimed.task.expires_at],
-                countdown=retry.delay,
-            )
+            state.publish(binding, RESUBMIT_TASK, [binding.name, body], countdown=retry.delay)
         except Exception:
             logger.exception(
                 "ranch: could not publish the delayed retry of %s; retrying now", claimed.task_id
@@ -186,8 +181,9 @@ def _requeue(
             dispatcher.finish(claimed)
             return
     try:
-        dispatcher.requeue(retried, retries=retry.retries)
+        dispatcher.requeue(Claimed(claimed.task, call), retries=retry.retries)
     except Exception as exc:
+        # Like Celery when it cannot send a retry: the call fails, where the producer looks.
         logger.exception("ranch: could not put call %s back for its retry", claimed.task_id)
         task = state.app.tasks.get(call.options.get("task"))
         backend = task.backend if task is not None else state.app.backend
@@ -206,20 +202,10 @@ def prioritize(self: Any, backlog: str) -> Optional[str]:
     return claimed.task_id
 
 
-def resubmit(
-    self: Any, backlog: str, key: str, payload: Any, task_id: str, expires_at: Optional[float]
-) -> Optional[str]:
-    """Body of a delayed retry: push the call back into its backlog (with a wake-up)."""
+def resubmit(self: Any, backlog: str, body: Dict[str, Any]) -> Optional[str]:
+    """Body of a delayed retry that is due: the call goes back into its backlog (with a wake-up)."""
     state = RanchState.of(self.app)
-    dispatcher = state.binding(backlog).dispatcher()
-    call = Call.from_payload(payload)
-    expiry = None if expires_at is None else max(0.0, float(expires_at) - dispatcher.scheduler.clock())
-    try:
-        return dispatcher.submit(key, call, expiry=expiry, task_id=task_id)
-    except ValueError as exc:
-        # The call is already back (its lease ran out and was reclaimed): keep one copy.
-        logger.warning("ranch: delayed retry of %s not pushed: %s", task_id, exc)
-        return None
+    return state.binding(backlog).dispatcher().resubmit(body)
 
 
 class IdleRefill:
