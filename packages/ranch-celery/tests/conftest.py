@@ -60,6 +60,7 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Worke
         pool: str = "solo",
         concurrency: int = 1,
         env: Optional[Dict[str, str]] = None,
+        queues: Optional[str] = None,
         wait: bool = True,
     ) -> Worker:
         log = tmp_path / f"{name}.log"
@@ -73,6 +74,8 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Worke
             "--prefetch-multiplier", "1", "--without-heartbeat", "--without-gossip", "--without-mingle",
             "-l", "INFO",
         ]  # fmt: skip
+        if queues:
+            command += ["-Q", queues]
         with open(log, "wb") as handle:
             process = subprocess.Popen(
                 command, env=environment, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True

@@ -39,6 +39,7 @@ def make_app(redis_url: str, *, lease: float = 30.0, sweep: float = 0.5) -> Cele
                 "interval_max": 0.1,
             },
         },
+        task_routes={"t.routed_by_conf": {"queue": "ranch-images"}},
         ranch_lease_seconds=lease,
         ranch_sweep_interval=sweep,
     )
@@ -67,6 +68,14 @@ def make_app(redis_url: str, *, lease: float = 30.0, sweep: float = 0.5) -> Cele
         if self.request.retries < times:
             raise self.retry(countdown=countdown)
         return {"retries": self.request.retries, "id": self.request.id}
+
+    @lru_task(app, name="t.give_up", shared=False, bind=True, max_retries=1)
+    def give_up(self: Any) -> None:
+        raise self.retry(exc=RuntimeError(f"failed {self.request.retries + 1} times"), countdown=0)
+
+    @lru_task(app, name="t.routed_by_conf", shared=False, bind=True)
+    def routed_by_conf(self: Any) -> str:
+        return str(self.request.delivery_info.get("routing_key"))
 
     @lru_task(app, name="t.record", shared=False)
     def record(tag: str, key: str, n: int) -> None:

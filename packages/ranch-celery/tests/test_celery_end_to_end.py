@@ -28,6 +28,7 @@ def test_results_exceptions_retries_bind_kwargs_and_expiry(redis_url, start_work
     for n in range(3):
         tasks["t.record"].lru_delay("r", "retry", "r", n)
     delayed = tasks["t.retrying"].lru_delay("s", "countdown", 1, 1.0)
+    gives_up = tasks["t.give_up"].lru_delay("g")
     time.sleep(0.5)  # let the first call expire
 
     worker = start_worker()
@@ -42,6 +43,9 @@ def test_results_exceptions_retries_bind_kwargs_and_expiry(redis_url, start_work
     assert delayed.get(timeout=20) == {"retries": 1, "id": delayed.id}
     first, second = (float(t) for t in rec.lrange("times:countdown", 0, -1))
     assert second - first >= 1.0
+    with pytest.raises(RuntimeError, match="failed 2 times"):  # max_retries=1: two attempts
+        gives_up.get(timeout=20)
+    assert gives_up.state == "FAILURE"
     with pytest.raises(TaskRevokedError, match="expired"):
         expiring.get(timeout=20)
     assert expiring.state == "REVOKED"
@@ -64,3 +68,15 @@ def test_the_async_result_id_is_the_users_call(redis_url, start_worker) -> None:
     assert result.id == "my-own-id"
     start_worker()
     assert result.get(timeout=20)["id"] == "my-own-id"
+
+
+def test_wake_ups_follow_the_tasks_routing(redis_url, start_worker) -> None:
+    import redis
+
+    app = make_app(redis_url)
+    by_conf = app.tasks["t.routed_by_conf"].lru_delay("k")  # task_routes in app.conf
+    broker = redis.Redis.from_url(redis_url)
+    assert broker.llen("ranch-images") == 1 and broker.llen("celery") == 0
+    start_worker(queues="ranch-images")  # an existing worker of that queue, nothing new
+    assert by_conf.get(timeout=20) == "ranch-images"
+    broker.close()

@@ -167,3 +167,25 @@ def test_plain_delay_still_works_on_an_lru_task() -> None:
     assert job.run(2) == 4
     result = job.delay(3)
     assert result.id and job.get_system_status()["backlog_size"] == 0
+
+
+@pytest.mark.filterwarnings(r"ignore:\s*The 'queue' task attribute is deprecated")
+def test_wake_ups_are_routed_like_the_task() -> None:
+    from ranch_celery.state import RanchState
+
+    app = _app("memory://")
+    app.conf.task_routes = {"proj.by_conf": {"queue": "conf-q"}}
+
+    @lru_task(app, shared=False, name="proj.by_option", queue="option-q")
+    def by_option() -> None: ...
+
+    @lru_task(app, shared=False, name="proj.by_conf")
+    def by_conf() -> None: ...
+
+    @lru_task(app, shared=False, name="proj.default")
+    def default() -> None: ...
+
+    state = RanchState.of(app)
+    assert state.wake_queue(state.binding("proj.by_option")) == "option-q"
+    assert state.wake_queue(state.binding("proj.by_conf")) == "conf-q"
+    assert state.wake_queue(state.binding("proj.default")) == "celery"
