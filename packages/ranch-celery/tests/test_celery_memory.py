@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, List
 
 import pytest
@@ -48,3 +49,52 @@ def test_in_process_worker_runs_calls_fairly_with_a_weight_function() -> None:
     assert first.count("v") == 20, first
     status = job.get_system_status()
     assert status["backlog_size"] == 0 and status["leased"] == 0 and status["served_total"] == 61
+
+
+def test_signals_fire_for_the_users_call_and_an_empty_wake_up_is_a_no_op() -> None:
+    from celery.signals import task_postrun, task_prerun, task_success
+    from ranch_celery import PRIORITIZE_TASK
+    from ranch_celery.state import RanchState
+
+    app = _app()
+    seen: List[tuple] = []
+
+    @lru_task(app, shared=False, name="mem.echo")
+    def echo(x: int) -> int:
+        return x
+
+    def on_prerun(sender: Any = None, task_id: Any = None, **_: Any) -> None:
+        seen.append(("prerun", sender.name, task_id))
+
+    def on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
+        seen.append(("success", sender.name, result))
+
+    def on_postrun(sender: Any = None, task_id: Any = None, state: Any = None, **_: Any) -> None:
+        seen.append(("postrun", sender.name, task_id, state))
+
+    task_prerun.connect(on_prerun, weak=False)
+    task_success.connect(on_success, weak=False)
+    task_postrun.connect(on_postrun, weak=False)
+    try:
+        result = echo.lru_delay("k", 7)
+        binding = RanchState.of(app).binding("mem.echo")
+        with in_process_worker(app, hostname="sig@test"):
+            assert result.get(timeout=20) == 7
+            binding.wake()  # one wake-up too many: nothing is stored
+            deadline = time.monotonic() + 10
+            while sum(1 for s in seen if s[:2] == ("postrun", PRIORITIZE_TASK)) < 2:
+                assert time.monotonic() < deadline, seen
+                time.sleep(0.01)
+    finally:
+        task_prerun.disconnect(on_prerun)
+        task_success.disconnect(on_success)
+        task_postrun.disconnect(on_postrun)
+    mine = [s for s in seen if s[1] == "mem.echo"]
+    assert mine == [
+        ("prerun", "mem.echo", result.id),
+        ("success", "mem.echo", 7),
+        ("postrun", "mem.echo", result.id, "SUCCESS"),
+    ]
+    wake_results = [s[2] for s in seen if s[:2] == ("success", PRIORITIZE_TASK)]
+    assert wake_results[:2] == [result.id, None]  # the second wake-up found nothing: a no-op
+    assert echo.get_system_status()["served_total"] == 1
