@@ -22,24 +22,18 @@ Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import drain  # benchmarks/drain.py: on sys.path as the script's (or the workers' --path) folder
+
 ENV_URL = "RANCH_BENCH_REDIS_URL"
 ENV_EXPECTED = "RANCH_BENCH_EXPECTED"
-COUNT = "bench:count"
-FIRST = "bench:first"
-LAST = "bench:last"
-QUIET = "bench:quiet"
 READY = "bench:ready"
-QUIET_KEYS = [f"quiet{i}" for i in range(10)]
 
 
 def build(url: str, expected: int) -> Any:
@@ -62,13 +56,7 @@ def build(url: str, expected: int) -> Any:
     )
 
     def noop(key: str) -> None:
-        n = client.incr(COUNT)
-        if n == 1:
-            client.set(FIRST, repr(time.time()))
-        if key.startswith("quiet"):
-            client.hset(QUIET, key, n)
-        if n == expected:
-            client.set(LAST, repr(time.time()))
+        drain.record(client, key, expected)
 
     task = lru_task(app, name="bench.noop", shared=False)(noop)
 
@@ -88,20 +76,9 @@ def run_mode(mode: str, url: str, calls: int, workers: int, concurrency: int) ->
 
     client = redis.Redis.from_url(url)
     client.flushall()
-    expected = calls + len(QUIET_KEYS)
+    expected = calls + len(drain.QUIET_KEYS)
     _app, task = build(url, expected)
-    start = time.perf_counter()
-    if mode == "plain":
-        for _ in range(calls):
-            task.delay("bulk")
-        for key in QUIET_KEYS:
-            task.delay(key)
-    else:
-        for _ in range(calls):
-            task.lru_delay("bulk", "bulk")
-        for key in QUIET_KEYS:
-            task.lru_delay(key, key)
-    produce_s = time.perf_counter() - start
+    produce_s = drain.produce(task.delay if mode == "plain" else lambda key: task.lru_delay(key, key), calls)
     env = dict(os.environ, **{ENV_URL: url, ENV_EXPECTED: str(expected)})
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parent), env.get("PYTHONPATH", "")])
     procs = []
@@ -117,11 +94,7 @@ def run_mode(mode: str, url: str, calls: int, workers: int, concurrency: int) ->
             )
         )
     try:
-        deadline = time.monotonic() + 600
-        while client.get(LAST) is None:
-            if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
-                raise RuntimeError(f"{mode}: workers stopped or timed out")
-            time.sleep(0.05)
+        drain.wait_for_drain(client, mode, lambda: all(p.poll() is None for p in procs))
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -132,22 +105,9 @@ def run_mode(mode: str, url: str, calls: int, workers: int, concurrency: int) ->
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-    first, last = float(client.get(FIRST)), float(client.get(LAST))  # type: ignore[arg-type]
-    quiet = {k.decode(): int(v) for k, v in client.hgetall(QUIET).items()}
-    drain_s = last - first
-    executed = int(client.get(COUNT))  # type: ignore[arg-type]
+    row = drain.collect(client, mode, expected, produce_s)
     client.close()
-    return {
-        "mode": mode,
-        "calls": expected,
-        "executed": executed,
-        "producer_s": produce_s,
-        "producer_calls_per_s": expected / produce_s,
-        "drain_s": drain_s,
-        "drain_calls_per_s": expected / drain_s,
-        "quiet_worst_execution": max(quiet.values()),
-        "quiet_median_execution": sorted(quiet.values())[len(quiet) // 2],
-    }
+    return row
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -171,45 +131,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     with RedisServer() as server:
         for mode in ("plain", "fair"):
             results.append(run_mode(mode, server.url, calls, args.workers, args.concurrency))
-    plain, fair = results
-    ratios = {
-        "producer": fair["producer_calls_per_s"] / plain["producer_calls_per_s"],
-        "drain": fair["drain_calls_per_s"] / plain["drain_calls_per_s"],
-    }
-    print(
-        f"celery: {calls} bulk + {len(QUIET_KEYS)} quiet no-op calls, "
-        f"{args.workers} worker processes x prefork {args.concurrency}, one run each"
+    return drain.report(
+        "celery_bench",
+        "lru_delay",
+        f"{args.workers} worker processes x prefork {args.concurrency}, one run each",
+        results,
+        args.out,
+        quick=args.quick,
+        bulk_calls=calls,
+        workers=args.workers,
+        concurrency=args.concurrency,
+        pool="prefork",
+        cpus=os.cpu_count(),
     )
-    print(f"{'mode':<9} {'produce/s':>10} {'drain/s':>10} {'quiet worst exec':>17} {'quiet median':>13}")
-    for row in results:
-        label = "plain" if row["mode"] == "plain" else "lru_delay"
-        print(
-            f"{label:<9} {row['producer_calls_per_s']:>10.0f} {row['drain_calls_per_s']:>10.0f} "
-            f"{row['quiet_worst_execution']:>17} {row['quiet_median_execution']:>13}"
-        )
-    print(
-        f"ratio lru_delay/plain: producer {ratios['producer']:.2f}x, "
-        f"drain {ratios['drain']:.2f}x (target >= 0.6x)"
-    )
-    report = {
-        "benchmark": "celery_bench",
-        "quick": args.quick,
-        "bulk_calls": calls,
-        "quiet_keys": len(QUIET_KEYS),
-        "workers": args.workers,
-        "concurrency": args.concurrency,
-        "pool": "prefork",
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "runs": results,
-        "ratios": ratios,
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written to {out}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 
 import pytest
 from ranch_core import FairScheduler, ScheduledTask
-from ranch_core.dispatch import Call, FairDispatcher, LeaseKeeper
+from ranch_core.dispatch import Call, FairDispatcher, KeyManagement, LeaseKeeper
 
 
 class Clock:
@@ -231,3 +231,25 @@ def test_call_payload_round_trip_and_validation() -> None:
     for bad in [[], {"args": {}}, {"retries": -1}, {"retries": True}]:
         with pytest.raises((TypeError, ValueError)):
             Call.from_payload(bad)
+
+
+def test_key_management_mixin_acts_on_the_backlog() -> None:
+    dispatcher, _, _ = make()
+
+    class Task(KeyManagement):
+        def _fair_dispatcher(self) -> FairDispatcher:
+            return dispatcher
+
+        def _fair_backlog(self) -> str:
+            return "emails"
+
+    task = Task()
+    task.set_priority_weight("acme", 0.5)
+    task.set_custom_data("acme", "plan", "pro")
+    task.add_tag("acme", "region", "eu")
+    assert task.get_custom_data("acme", "plan") == "pro"
+    assert task.get_tagged_clients("region") == ["acme"]
+    assert task.get_client_metadata("acme")["weight"] == 0.5
+    assert task.get_system_status()["backlog"] == "emails"
+    with pytest.raises(NotImplementedError):
+        KeyManagement().get_system_status()

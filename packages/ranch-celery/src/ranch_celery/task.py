@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, TypeVar, Union, cast, overload
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, TypeVar, Union, cast, overload
 
 from ranch_core import Storage, validation
-from ranch_core.dispatch import Call, FairDispatcher
+from ranch_core.dispatch import Call, FairDispatcher, KeyManagement
 from ranch_core.scheduler import WeightFunction
 
 from ranch_celery import storage as storage_rules
@@ -18,7 +18,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 SUPPORTED_OPTIONS = ("task_id", "headers")
 
 
-class LRUTaskMixin:
+class LRUTaskMixin(KeyManagement):
     """Methods every :func:`lru_task` has on top of a normal Celery task.
 
     Mixed in front of the task's base class (``app.Task`` unless ``base=``
@@ -114,38 +114,13 @@ class LRUTaskMixin:
         )
         return task.AsyncResult(new_id)
 
-    # -- management API (the seed's names) --------------------------------------
+    # -- management API (the seed's names, from ranch_core.dispatch.KeyManagement) --
 
-    def set_priority_weight(self, lru_key: str, weight: float) -> None:
-        """Set a key's weight: 0.5 is served twice as often as 1.0."""
-        self.lru_dispatcher.set_priority_weight(lru_key, weight)
+    def _fair_dispatcher(self) -> FairDispatcher:
+        return self.lru_dispatcher
 
-    def set_custom_data(self, lru_key: str, name: str, value: Any) -> None:
-        """Store a JSON value for a key (weight functions see it in ``metadata.custom_data``)."""
-        self.lru_dispatcher.set_custom_data(lru_key, name, value)
-
-    def get_custom_data(self, lru_key: str, name: Optional[str] = None, default: Any = None) -> Any:
-        """All custom data of a key (a dict), or the value of ``name`` (``default`` if unset)."""
-        return self.lru_dispatcher.get_custom_data(lru_key, name, default)
-
-    def add_tag(self, lru_key: str, name: str, value: str = "") -> None:
-        """Tag a key ``name=value``."""
-        self.lru_dispatcher.add_tag(lru_key, name, value)
-
-    def get_tagged_clients(self, tag: str, value: Optional[str] = None) -> List[str]:
-        """Keys carrying ``tag`` (equal to ``value`` if given), sorted."""
-        return self.lru_dispatcher.get_tagged_clients(tag, value)
-
-    def get_client_metadata(self, lru_key: str) -> Dict[str, Any]:
-        """``weight``, ``last_execution``, ``pending_tasks``, ``served_total``, ``tags``, ``custom_data``."""
-        return self.lru_dispatcher.get_client_metadata(lru_key)
-
-    def get_system_status(self) -> Dict[str, Any]:
-        """``backlog_size``, ``unique_lru_keys``, ``leased``, ``expired_total``, ``served_total``,
-        ``health`` and the ``backlog`` name."""
-        status = self.lru_dispatcher.get_system_status()
-        status["backlog"] = self.lru_backlog
-        return status
+    def _fair_backlog(self) -> str:
+        return self.lru_backlog
 
 
 def _make_decorator(

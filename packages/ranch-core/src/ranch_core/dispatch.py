@@ -325,6 +325,51 @@ class FairDispatcher:
         }
 
 
+class KeyManagement:
+    """The seed's management API, for an adapter's task or actor class to inherit.
+
+    The class says where its backlog is (:meth:`_fair_dispatcher`,
+    :meth:`_fair_backlog`); every method acts on that whole backlog.
+    """
+
+    def _fair_dispatcher(self) -> FairDispatcher:
+        raise NotImplementedError
+
+    def _fair_backlog(self) -> str:
+        raise NotImplementedError
+
+    def set_priority_weight(self, lru_key: str, weight: float) -> None:
+        """Set a key's weight: 0.5 is served twice as often as 1.0."""
+        self._fair_dispatcher().set_priority_weight(lru_key, weight)
+
+    def set_custom_data(self, lru_key: str, name: str, value: Any) -> None:
+        """Store a JSON value for a key (weight functions see it in ``metadata.custom_data``)."""
+        self._fair_dispatcher().set_custom_data(lru_key, name, value)
+
+    def get_custom_data(self, lru_key: str, name: Optional[str] = None, default: Any = None) -> Any:
+        """All custom data of a key (a dict), or the value of ``name`` (``default`` if unset)."""
+        return self._fair_dispatcher().get_custom_data(lru_key, name, default)
+
+    def add_tag(self, lru_key: str, name: str, value: str = "") -> None:
+        """Tag a key ``name=value``."""
+        self._fair_dispatcher().add_tag(lru_key, name, value)
+
+    def get_tagged_clients(self, tag: str, value: Optional[str] = None) -> List[str]:
+        """Keys carrying ``tag`` (equal to ``value`` if given), sorted."""
+        return self._fair_dispatcher().get_tagged_clients(tag, value)
+
+    def get_client_metadata(self, lru_key: str) -> Dict[str, Any]:
+        """``weight``, ``last_execution``, ``pending_tasks``, ``served_total``, ``tags``, ``custom_data``."""
+        return self._fair_dispatcher().get_client_metadata(lru_key)
+
+    def get_system_status(self) -> Dict[str, Any]:
+        """``backlog_size``, ``unique_lru_keys`` (active keys), ``leased``, ``expired_total``,
+        ``served_total``, ``health`` and the ``backlog`` name."""
+        status = self._fair_dispatcher().get_system_status()
+        status["backlog"] = self._fair_backlog()
+        return status
+
+
 class LeaseKeeper:
     """A daemon thread calling :meth:`FairDispatcher.sweep` every ``interval`` seconds.
 

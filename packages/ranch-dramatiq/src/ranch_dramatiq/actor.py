@@ -7,7 +7,6 @@ from typing import (
     Any,
     Callable,
     Dict,
-    List,
     Mapping,
     Optional,
     Sequence,
@@ -19,7 +18,7 @@ from typing import (
 import dramatiq
 from dramatiq import Actor, Message
 from dramatiq.broker import Broker
-from ranch_core.dispatch import FairDispatcher
+from ranch_core.dispatch import FairDispatcher, KeyManagement
 from ranch_core.scheduler import WeightFunction
 
 from ranch_dramatiq import execution
@@ -34,7 +33,7 @@ else:
     _ActorBase = Actor
 
 
-class LRUActor(_ActorBase):
+class LRUActor(_ActorBase, KeyManagement):
     """A plain Dramatiq actor (callable, ``.send()``-able) plus the fair path.
 
     ``lru_send`` stores the call in the actor's backlog under ``lru_key``
@@ -111,36 +110,13 @@ class LRUActor(_ActorBase):
         )
         return message
 
-    # -- management (the seed's names) -------------------------------------
+    # -- management (the seed's names, from ranch_core.dispatch.KeyManagement) --
 
-    def set_priority_weight(self, lru_key: str, weight: float) -> None:
-        """Set a key's weight: 0.5 is served twice as often as 1.0."""
-        self.dispatcher.set_priority_weight(lru_key, weight)
+    def _fair_dispatcher(self) -> FairDispatcher:
+        return self.dispatcher
 
-    def set_custom_data(self, lru_key: str, name: str, value: Any) -> None:
-        """Store a JSON value for a key (weight functions see it)."""
-        self.dispatcher.set_custom_data(lru_key, name, value)
-
-    def get_custom_data(self, lru_key: str, name: Optional[str] = None, default: Any = None) -> Any:
-        """All custom data of a key, or one value (``default`` if unset)."""
-        return self.dispatcher.get_custom_data(lru_key, name, default)
-
-    def add_tag(self, lru_key: str, name: str, value: str = "") -> None:
-        """Tag a key ``name=value``."""
-        self.dispatcher.add_tag(lru_key, name, value)
-
-    def get_tagged_clients(self, tag: str, value: Optional[str] = None) -> List[str]:
-        """Keys carrying ``tag`` (with ``value`` if given)."""
-        return self.dispatcher.get_tagged_clients(tag, value)
-
-    def get_client_metadata(self, lru_key: str) -> Dict[str, Any]:
-        """``weight``, ``last_execution``, ``pending_tasks``, ``served_total``, ``tags``, ``custom_data``."""
-        return self.dispatcher.get_client_metadata(lru_key)
-
-    def get_system_status(self) -> Dict[str, Any]:
-        """``backlog_size``, ``unique_lru_keys`` (active keys), ``leased``,
-        ``expired_total``, ``served_total`` and ``health``."""
-        return self.dispatcher.get_system_status()
+    def _fair_backlog(self) -> str:
+        return self.backlog
 
 
 Decorator = Callable[[Callable[..., Any]], LRUActor]
