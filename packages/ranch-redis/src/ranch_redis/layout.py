@@ -7,8 +7,9 @@ different namespaces spread over the cluster.
 ======================  ======  =============================================
 Redis key               type    content
 ======================  ======  =============================================
-``…stats``              hash    ``waiting``, ``expired``, ``served`` counters,
-                                ``seq`` (serve sequence), ``vt`` (virtual time)
+``…stats``              hash    ``seq`` (serve sequence = served total),
+                                ``vt`` (virtual time), ``expired`` counter;
+                                waiting = HLEN tasks - ZCARD leases
 ``…active``             zset    one member per key with waiting tasks:
                                 score = pass, member = ``%016x(seq)`` + hex key
 ``…leases``             zset    leased task ids, score = lease deadline
@@ -30,23 +31,18 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
+from ranch_core import validation
+
 #: Prefix of every Redis key Ranch writes.
 PREFIX = "ranch"
 
 
 def check_namespace(namespace: object) -> str:
-    """A namespace is a non-empty string without ``{`` or ``}`` (it is the hash tag)."""
-    if not isinstance(namespace, str):
-        raise TypeError(f"namespace must be a str, not {type(namespace).__name__}")
-    if not namespace:
-        raise ValueError("namespace must not be empty")
-    if "{" in namespace or "}" in namespace:
-        raise ValueError(f"namespace must not contain '{{' or '}}' (it is the hash tag): {namespace!r}")
-    try:
-        namespace.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"namespace is not valid UTF-8 text: {exc.reason}") from None
-    return namespace
+    """A namespace is a non-empty UTF-8 string without ``{`` or ``}`` (it is the hash tag)."""
+    checked = validation.check_key(namespace, "namespace")
+    if "{" in checked or "}" in checked:
+        raise ValueError(f"namespace must not contain '{{' or '}}' (it is the hash tag): {checked!r}")
+    return checked
 
 
 def base(namespace: str) -> str:
