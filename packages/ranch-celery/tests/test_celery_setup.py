@@ -146,6 +146,8 @@ def test_management_api() -> None:
         "served_total": 0,
         "health": "ok",
         "backlog": job.name,
+        "initialized": True,
+        "storage_type": "InMemoryStorage",
     }
     with pytest.raises(ValueError):
         job.set_priority_weight("acme", 0)

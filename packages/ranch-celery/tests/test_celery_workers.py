@@ -73,7 +73,7 @@ def test_sigkill_mid_task_every_call_still_runs(redis_url, start_worker, rec) ->
 
 
 def test_a_call_whose_wake_up_was_lost_still_runs(redis_url, start_worker, rec) -> None:
-    from ranch_core.dispatch import Call
+    from ranch_core.calls import Call
 
     app = make_app(redis_url)
     record = app.tasks["t.record"]

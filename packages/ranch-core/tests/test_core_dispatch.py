@@ -9,7 +9,10 @@ from typing import Any, Dict, List
 
 import pytest
 from ranch_core import FairScheduler, ScheduledTask
-from ranch_core.dispatch import Call, FairDispatcher, KeyManagement, LeaseKeeper
+from ranch_core.calls import Call
+from ranch_core.dispatcher import FairDispatcher
+from ranch_core.leases import LeaseKeeper
+from ranch_core.management import KeyManagement
 
 
 class Clock:
@@ -31,6 +34,19 @@ class Queue:
         if self.fail:
             raise ConnectionError("broker down")
         self.messages += 1
+
+
+class Managed(KeyManagement):
+    """The management API over one dispatcher, as an adapter's task class has it."""
+
+    def __init__(self, dispatcher: FairDispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    def _fair_dispatcher(self) -> FairDispatcher:
+        return self.dispatcher
+
+    def _fair_backlog(self) -> str:
+        return "b"
 
 
 def make(**options: Any) -> tuple[FairDispatcher, Queue, Clock]:
@@ -70,9 +86,9 @@ def test_bad_submit_stores_nothing_and_publishes_nothing(
     with pytest.raises(error):
         dispatcher.submit(key, Call(args=args), **options)
     assert queue.messages == 0
-    assert dispatcher.get_system_status()["backlog_size"] == 0
-    assert dispatcher.get_tagged_clients("plan") == []
-    assert dispatcher.get_client_metadata("k")["weight"] == 1.0
+    assert Managed(dispatcher).get_system_status()["backlog_size"] == 0
+    assert Managed(dispatcher).get_tagged_clients("plan") == []
+    assert Managed(dispatcher).get_client_metadata("k")["weight"] == 1.0
 
 
 def test_failed_wake_up_removes_the_stored_call() -> None:
@@ -92,7 +108,7 @@ def test_corrupt_calls_are_reported_and_skipped(caplog: pytest.LogCaptureFixture
     claimed = dispatcher.take()
     assert claimed is not None and claimed.task_id == good
     assert sum("corrupt call" in r.getMessage() for r in caplog.records) == 2
-    assert dispatcher.get_system_status()["leased"] == 1
+    assert Managed(dispatcher).get_system_status()["leased"] == 1
 
 
 def test_requeue_goes_to_the_tail_with_the_same_id_and_a_new_wake_up() -> None:
@@ -130,7 +146,7 @@ def test_requeue_whose_wake_up_fails_is_removed_and_raises() -> None:
     queue.fail = True
     with pytest.raises(ConnectionError):
         dispatcher.requeue(claimed)
-    status = dispatcher.get_system_status()
+    status = Managed(dispatcher).get_system_status()
     assert (status["backlog_size"], status["leased"]) == (0, 0)
 
 
@@ -187,24 +203,29 @@ def test_sweep_extends_running_leases_and_wakes_for_dead_workers() -> None:
     again = dispatcher.take()
     assert again is not None and again.task_id == dead.task_id
     dispatcher.finish(alive)
-    assert dispatcher.get_system_status()["leased"] == 1
+    assert Managed(dispatcher).get_system_status()["leased"] == 1
 
 
 def test_management_api() -> None:
     dispatcher, _, _ = make()
     dispatcher.submit("acme", Call(), priority_weight=0.5, tags={"plan": "pro"})
-    dispatcher.set_custom_data("acme", "quota", 10)
-    dispatcher.add_tag("zeta", "plan", "free")
-    assert dispatcher.get_custom_data("acme", "quota") == 10
-    assert dispatcher.get_custom_data("acme", "missing", 7) == 7
-    assert dispatcher.get_custom_data("acme") == {"quota": 10}
-    assert dispatcher.get_tagged_clients("plan") == ["acme", "zeta"]
-    assert dispatcher.get_tagged_clients("plan", "pro") == ["acme"]
-    meta = dispatcher.get_client_metadata("acme")
+    Managed(dispatcher).set_custom_data("acme", "quota", 10)
+    Managed(dispatcher).add_tag("zeta", "plan", "free")
+    assert Managed(dispatcher).get_custom_data("acme", "quota") == 10
+    assert Managed(dispatcher).get_custom_data("acme", "missing", 7) == 7
+    assert Managed(dispatcher).get_custom_data("acme") == {"quota": 10}
+    assert Managed(dispatcher).get_tagged_clients("plan") == ["acme", "zeta"]
+    assert Managed(dispatcher).get_tagged_clients("plan", "pro") == ["acme"]
+    meta = Managed(dispatcher).get_client_metadata("acme")
     assert meta["weight"] == 0.5 and meta["pending_tasks"] == 1 and meta["tags"] == {"plan": "pro"}
-    dispatcher.set_priority_weight("acme", 2.0)
-    assert dispatcher.get_client_metadata("acme")["weight"] == 2.0
-    assert dispatcher.get_system_status() == {
+    Managed(dispatcher).set_priority_weight("acme", 2.0)
+    assert Managed(dispatcher).get_client_metadata("acme")["weight"] == 2.0
+    assert Managed(dispatcher).set_priority_weight("acme", 2.0) is True
+    assert Managed(dispatcher).add_tag("acme", "seen") is True
+    assert Managed(dispatcher).set_custom_data("acme", "n", 1) is True
+    assert Managed(dispatcher).get_client_metadata("acme")["lru_key"] == "acme"
+    assert Managed(dispatcher).get_system_status() == {
+        "backlog": "b", "initialized": True, "storage_type": "InMemoryStorage",
         "backlog_size": 1, "unique_lru_keys": 1, "leased": 0,
         "expired_total": 0, "served_total": 0, "health": "ok",
     }  # fmt: skip

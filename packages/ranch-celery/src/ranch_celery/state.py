@@ -14,7 +14,9 @@ import threading
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ranch_core import Storage, validation
-from ranch_core.dispatch import FairDispatcher, LeaseKeeper
+from ranch_core.dispatcher import FairDispatcher
+from ranch_core.errors import UnknownBacklog
+from ranch_core.leases import LeaseKeeper
 from ranch_core.models import ScheduledTask
 from ranch_core.scheduler import FairScheduler, WeightFunction
 
@@ -64,7 +66,7 @@ class BacklogBinding:
         self._lock = threading.Lock()
 
     def dispatcher(self) -> FairDispatcher:
-        """This process's :class:`~ranch_core.dispatch.FairDispatcher` for the backlog."""
+        """This process's :class:`~ranch_core.dispatcher.FairDispatcher` for the backlog."""
         pid = os.getpid()
         dispatcher = self._dispatcher
         if dispatcher is not None and self._pid == pid:
@@ -155,10 +157,11 @@ class RanchState:
             return binding
 
     def binding(self, backlog: str) -> BacklogBinding:
-        """The backlog named ``backlog``; ``LookupError`` if this process never declared it."""
+        """The backlog named ``backlog``; :class:`~ranch_core.errors.UnknownBacklog` (a
+        ``LookupError``) if this process never declared it."""
         binding = self.backlogs.get(backlog)
         if binding is None:
-            raise LookupError(
+            raise UnknownBacklog(
                 f"ranch: backlog {backlog!r} is not declared in this worker: import the module that "
                 "defines its @lru_task (the worker must know the same tasks as the producer)"
             )
@@ -228,7 +231,7 @@ class RanchState:
         return tracer
 
     def ensure_keeper(self) -> None:
-        """Run a :class:`~ranch_core.dispatch.LeaseKeeper` in this process (started once per process)."""
+        """Run a :class:`~ranch_core.leases.LeaseKeeper` in this process (started once per process)."""
         if self._keeper_pid == os.getpid():
             return
         with self._lock:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, TypeVar, Union, cast, overload
 
 from ranch_core import Storage, validation
-from ranch_core.dispatch import Call, FairDispatcher, KeyManagement
+from ranch_core.calls import Call
+from ranch_core.dispatcher import FairDispatcher
+from ranch_core.management import KeyManagement
 from ranch_core.scheduler import WeightFunction
 
 from ranch_celery import storage as storage_rules
@@ -36,7 +38,7 @@ class LRUTaskMixin(KeyManagement):
 
     @property
     def lru_dispatcher(self) -> FairDispatcher:
-        """The :class:`~ranch_core.dispatch.FairDispatcher` of this task's backlog (this process)."""
+        """The :class:`~ranch_core.dispatcher.FairDispatcher` of this task's backlog (this process)."""
         return self._ranch_binding.dispatcher()
 
     def apply_async(
@@ -114,7 +116,7 @@ class LRUTaskMixin(KeyManagement):
         )
         return task.AsyncResult(new_id)
 
-    # -- management API (the seed's names, from ranch_core.dispatch.KeyManagement) --
+    # -- management API (the seed's names, from ranch_core.management.KeyManagement) --
 
     def _fair_dispatcher(self) -> FairDispatcher:
         return self.lru_dispatcher

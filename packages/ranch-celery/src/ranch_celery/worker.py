@@ -23,7 +23,8 @@ from typing import Any, Dict, List, Optional
 
 import attrs
 from celery import bootsteps
-from ranch_core.dispatch import Claimed, FairDispatcher
+from ranch_core.calls import Claimed
+from ranch_core.dispatcher import FairDispatcher
 
 from ranch_celery.state import PRIORITIZE_TASK, RESUBMIT_TASK, BacklogBinding, RanchState
 

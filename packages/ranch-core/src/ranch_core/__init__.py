@@ -3,12 +3,27 @@
 Read in this order: :mod:`ranch_core.algorithm` (the rule),
 :mod:`ranch_core.protocols` (what a storage does),
 :mod:`ranch_core.backends.memory` (a storage), :mod:`ranch_core.scheduler`
-(the facade), :mod:`ranch_core.dispatch` (what the Celery and Dramatiq
-adapters share) and :mod:`ranch_core.testing` (the conformance suite).
+(the facade); then what the Celery and Dramatiq adapters share:
+:mod:`ranch_core.calls` (a stored call), :mod:`ranch_core.dispatcher` (one
+backlog as an adapter drives it), :mod:`ranch_core.leases` (the worker's
+sweep thread), :mod:`ranch_core.management` (the seed's management API) and
+:mod:`ranch_core.backlogs` (declaring a backlog); :mod:`ranch_core.errors`
+(one family under :class:`RanchError`) and :mod:`ranch_core.testing` (the
+conformance suite).
 """
 
 from ranch_core.backends.memory import InMemoryStorage
-from ranch_core.errors import CorruptTask, RanchError, StorageUnavailable
+from ranch_core.errors import (
+    BacklogConflict,
+    CallExpired,
+    CorruptTask,
+    DuplicateTask,
+    MissingExtra,
+    PublishFailed,
+    RanchError,
+    StorageUnavailable,
+    UnknownBacklog,
+)
 from ranch_core.models import LRUKeyMetadata, PopResult, ScheduledTask, SystemStatus
 from ranch_core.protocols import Backlog, Storage, Tracker
 from ranch_core.scheduler import FairScheduler, WeightFunction
@@ -18,13 +33,18 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Backlog",
+    "BacklogConflict",
+    "CallExpired",
     "CorruptTask",
+    "DuplicateTask",
     "FairScheduler",
     "InMemoryStorage",
     "JSONSerializer",
     "LRUKeyMetadata",
+    "MissingExtra",
     "PickleSerializer",
     "PopResult",
+    "PublishFailed",
     "RanchError",
     "ScheduledTask",
     "Serializer",
@@ -32,6 +52,7 @@ __all__ = [
     "StorageUnavailable",
     "SystemStatus",
     "Tracker",
+    "UnknownBacklog",
     "WeightFunction",
     "get_serializer",
 ]

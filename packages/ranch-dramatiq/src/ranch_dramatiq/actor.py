@@ -18,7 +18,8 @@ from typing import (
 import dramatiq
 from dramatiq import Actor, Message
 from dramatiq.broker import Broker
-from ranch_core.dispatch import FairDispatcher, KeyManagement
+from ranch_core.dispatcher import FairDispatcher
+from ranch_core.management import KeyManagement
 from ranch_core.scheduler import WeightFunction
 
 from ranch_dramatiq import execution
@@ -51,7 +52,7 @@ class LRUActor(_ActorBase, KeyManagement):
 
     @property
     def dispatcher(self) -> FairDispatcher:
-        """The :class:`ranch_core.dispatch.FairDispatcher` of the backlog."""
+        """The :class:`ranch_core.dispatcher.FairDispatcher` of the backlog."""
         return self._ranch_backlog.dispatcher
 
     # -- sending -----------------------------------------------------------
@@ -110,7 +111,7 @@ class LRUActor(_ActorBase, KeyManagement):
         )
         return message
 
-    # -- management (the seed's names, from ranch_core.dispatch.KeyManagement) --
+    # -- management (the seed's names, from ranch_core.management.KeyManagement) --
 
     def _fair_dispatcher(self) -> FairDispatcher:
         return self.dispatcher

@@ -7,7 +7,8 @@ from typing import Any, Dict, Mapping, Optional
 
 from dramatiq.broker import Broker, MessageProxy
 from dramatiq.errors import ActorNotFound
-from ranch_core.dispatch import Call, Claimed, FairDispatcher
+from ranch_core.calls import Call, Claimed
+from ranch_core.dispatcher import FairDispatcher
 from ranch_core.models import ScheduledTask
 from ranch_core.protocols import Storage
 from ranch_core.scheduler import FairScheduler, WeightFunction

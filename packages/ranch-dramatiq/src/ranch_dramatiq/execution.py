@@ -24,11 +24,11 @@ from dramatiq import Message
 from dramatiq.broker import Broker, MessageProxy
 from dramatiq.errors import ActorNotFound, Retry
 from dramatiq.middleware import MiddlewareError, SkipMessage
-from ranch_core.dispatch import Call
+from ranch_core.calls import Call
 
 logger = logging.getLogger("ranch_dramatiq")
 
-#: Keys of :attr:`ranch_core.dispatch.Call.options` written by ``lru_send``.
+#: Keys of :attr:`ranch_core.calls.Call.options` written by ``lru_send``.
 ACTOR_NAME = "actor_name"
 QUEUE_NAME = "queue_name"
 TIMESTAMP = "message_timestamp"

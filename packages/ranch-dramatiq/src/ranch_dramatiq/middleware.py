@@ -9,7 +9,8 @@ import dramatiq
 from dramatiq.broker import Broker
 from dramatiq.middleware import Middleware
 from ranch_core import validation
-from ranch_core.dispatch import FairDispatcher, LeaseKeeper
+from ranch_core.dispatcher import FairDispatcher
+from ranch_core.leases import LeaseKeeper
 from ranch_core.protocols import Storage
 from ranch_core.scheduler import WeightFunction
 

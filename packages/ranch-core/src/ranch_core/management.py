@@ -1,0 +1,97 @@
+"""``KeyManagement``: the seed's management API, once, for both adapters.
+
+An adapter's task or actor class inherits it and says where its backlog is
+(:meth:`KeyManagement._fair_dispatcher`, :meth:`KeyManagement._fair_backlog`).
+The names and return values are those of ``celery-ranch``: setters return
+``True``; invalid values raise ``TypeError``/``ValueError`` instead of
+returning ``False`` (see MIGRATING.md).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+from ranch_core.errors import RanchError
+
+if TYPE_CHECKING:
+    from ranch_core.dispatcher import FairDispatcher
+    from ranch_core.scheduler import FairScheduler
+
+
+class KeyManagement:
+    """Per-key weights, tags, custom data and status of one backlog."""
+
+    def _fair_dispatcher(self) -> FairDispatcher:
+        raise NotImplementedError
+
+    def _fair_backlog(self) -> str:
+        raise NotImplementedError
+
+    def _fair_scheduler(self) -> FairScheduler:
+        return self._fair_dispatcher().scheduler
+
+    def set_priority_weight(self, lru_key: str, weight: float) -> bool:
+        """Set a key's weight: 0.5 is served twice as often as 1.0. Returns ``True``."""
+        self._fair_scheduler().set_weight(lru_key, weight)
+        return True
+
+    def set_custom_data(self, lru_key: str, name: str, value: Any) -> bool:
+        """Store a JSON value for a key (weight functions see it in ``metadata.custom_data``).
+        Returns ``True``."""
+        self._fair_scheduler().set_custom_data(lru_key, name, value)
+        return True
+
+    def get_custom_data(self, lru_key: str, name: Optional[str] = None, default: Any = None) -> Any:
+        """All custom data of a key (a dict), or the value of ``name`` (``default`` if unset)."""
+        data = self._fair_scheduler().metadata(lru_key).custom_data
+        return dict(data) if name is None else data.get(name, default)
+
+    def add_tag(self, lru_key: str, name: str, value: str = "") -> bool:
+        """Tag a key ``name=value``. Returns ``True``."""
+        self._fair_scheduler().add_tag(lru_key, name, value)
+        return True
+
+    def get_tagged_clients(self, tag: str, value: Optional[str] = None) -> List[str]:
+        """Keys carrying ``tag`` (equal to ``value`` if given), sorted."""
+        return self._fair_scheduler().keys_with_tag(tag, value)
+
+    def get_client_metadata(self, lru_key: str) -> Dict[str, Any]:
+        """``lru_key``, ``weight``, ``last_execution``, ``pending_tasks``, ``served_total``,
+        ``tags`` and ``custom_data`` of a key."""
+        meta = self._fair_scheduler().metadata(lru_key)
+        return {
+            "lru_key": meta.key,
+            "key": meta.key,
+            "weight": meta.weight,
+            "last_execution": meta.last_served,
+            "pending_tasks": meta.pending_tasks,
+            "served_total": meta.served_total,
+            "tags": dict(meta.tags),
+            "custom_data": dict(meta.custom_data),
+        }
+
+    def get_system_status(self) -> Dict[str, Any]:
+        """``initialized``, ``storage_type``, ``backlog``, ``backlog_size``, ``unique_lru_keys``
+        (active keys), ``leased``, ``expired_total``, ``served_total`` and ``health``
+        (``"ok"``, or ``"unavailable"`` with an ``error``)."""
+        status: Dict[str, Any] = {"backlog": self._fair_backlog()}
+        try:
+            scheduler = self._fair_scheduler()
+        except RanchError as exc:
+            status.update(initialized=False, storage_type="none", health="unavailable", error=str(exc))
+            return status
+        status.update(initialized=True, storage_type=type(scheduler.storage).__name__)
+        try:
+            counts = scheduler.status()
+        except RanchError as exc:
+            status.update(health="unavailable", error=str(exc))
+            return status
+        status.update(
+            backlog_size=counts.backlog_size,
+            unique_lru_keys=counts.active_keys,
+            leased=counts.leased,
+            expired_total=counts.expired_total,
+            served_total=counts.served_total,
+            health="ok",
+        )
+        return status
