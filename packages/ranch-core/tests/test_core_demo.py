@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import queue
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -17,6 +18,7 @@ from typing import List, Optional
 import pytest
 from ranch_core import FairScheduler, demo
 from ranch_core.demo import Execution, RunResult, Submission, Workload
+from ranch_core.demo.chart import RUN_COLOURS, caption, key_colours
 
 
 class ThreadBackend:
@@ -155,6 +157,21 @@ def test_fair_run_serves_interactive_keys_first_and_report_shows_it(tmp_path) ->
     chart = tmp_path / "chart.png"
     assert demo.write_chart(str(chart), SMALL, plain, fair)
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The caption explains where the first quiet call starts, with the runs' own numbers.
+    text = caption(SMALL, plain, fair)
+    for run in (plain, fair):
+        first = run.first_quiet_call(SMALL)
+        assert first is not None and first[0] <= first[1]
+        assert f"{first[0]} calls had started when the first quiet call was sent; " in text
+        assert f"it started at execution {first[1]}." in text
+
+
+def test_chart_gives_every_key_and_both_runs_their_own_colour() -> None:
+    for count in (3, 8, 12):
+        workload = Workload(bulk_calls=5, interactive_keys=tuple(f"k{i}" for i in range(count)))
+        colours = [str(c) for c in key_colours(workload).values()]
+        assert len(set(colours)) == count + 1
+        assert not set(colours) & set(RUN_COLOURS.values())
 
 
 def test_main_runs_a_backend_by_name(tmp_path, monkeypatch) -> None:
@@ -174,8 +191,25 @@ def test_main_runs_a_backend_by_name(tmp_path, monkeypatch) -> None:
     assert '"mode": "fair"' in numbers.read_text()
 
 
+def test_main_writes_no_file_unless_asked(tmp_path, monkeypatch) -> None:
+    package = types.ModuleType("ranch_threadsdemo")
+    module = types.ModuleType("ranch_threadsdemo.demo")
+    module.run = ThreadBackend().run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ranch_threadsdemo", package)
+    monkeypatch.setitem(sys.modules, "ranch_threadsdemo.demo", module)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    out = io.StringIO()
+    argv = ["--backend", "threadsdemo", "--bulk", "20", "--keys", "1", "--calls", "1", "--work-ms", "0"]
+    assert demo.main(argv, out=out) == 0
+    assert "chart" not in out.getvalue()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unknown_backend_is_a_clear_error() -> None:
-    with pytest.raises(SystemExit, match="pip install ranch-nosuchqueue"):
+    with pytest.raises(SystemExit, match="backends shipped with Ranch: celery, dramatiq") as unknown:
         demo.load_backend("nosuchqueue")
+    assert "pip install" not in str(unknown.value)  # no hint naming a package that does not exist
     with pytest.raises(SystemExit, match="bad backend name"):
         demo.load_backend("no-such")

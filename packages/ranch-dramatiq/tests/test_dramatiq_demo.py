@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from ranch_core.demo import Workload
+from ranch_core.demo.workload import Workload
 from ranch_dramatiq import demo
 
 WORKLOAD = Workload(
@@ -50,7 +50,6 @@ def test_command_line(tmp_path: Path) -> None:
         "1",
         "--work-ms",
         "1",
-        "--no-chart",
         "--json",
         str(numbers),
     ]
@@ -75,7 +74,6 @@ def test_module_entry_point_and_bad_arguments() -> None:
             "1",
             "--work-ms",
             "0",
-            "--no-chart",
         ],
         capture_output=True,
         text=True,

@@ -6,6 +6,10 @@ runs the same against a real Redis with N ``celery worker`` processes.
 ``--backend dramatiq`` hands over to ``ranch_dramatiq.demo``. The workload,
 the recording and the report are :mod:`ranch_core.demo`'s; this module only
 implements its backend interface, :func:`run`.
+
+A run on Redis leaves nothing behind: the workers' log lives in a temporary
+folder (its tail is in the error if the workers fail), and every Redis key of
+the run (its queue, its Ranch backlog, its records) is deleted at the end.
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence
 
-from ranch_core import demo as core_demo
-from ranch_core.demo import Execution, RunResult, Submission, Workload
+from ranch_core.demo.cli import main as demo_main
+from ranch_core.demo.execution import Execution
+from ranch_core.demo.stats import MODES, RunResult
+from ranch_core.demo.workload import Submission, Workload, drive
 
 #: Seconds a run may take beyond the work itself before the demo gives up.
 SLACK_SECONDS = 60.0
@@ -60,7 +67,7 @@ def run_in_process(workload: Workload, mode: str) -> RunResult:
     try:
         with in_process_worker(app, hostname=f"ranch-demo-{mode}@localhost"):
             started = time.time()
-            core_demo.drive(workload, _sender(app, mode, sink, workload.work_seconds))
+            drive(workload, _sender(app, mode, sink, workload.work_seconds))
             deadline = _deadline(workload, 1)
             while len(records) < workload.total:
                 if time.monotonic() > deadline:
@@ -102,6 +109,26 @@ def _stop_workers(processes: Sequence[subprocess.Popen[bytes]]) -> None:
             process.wait(5)
 
 
+def _log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def delete_run_keys(client: Any, run_id: str) -> int:
+    """Delete every Redis key of demo run ``run_id``; return how many there were.
+
+    Each name the run creates holds its run id: the Celery queue and its
+    binding (``ranch-demo-<id>``), the Ranch backlog's namespace (named after
+    the queue) and the records (``ranch-demo:<id>:...``).
+    """
+    keys = list(client.scan_iter(match=f"*ranch-demo[-:]{run_id}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    return len(keys)
+
+
 def run_on_redis(workload: Workload, mode: str, redis_url: str, workers: int) -> RunResult:
     """One run on a real Redis with ``workers`` solo ``celery worker`` processes."""
     import redis
@@ -112,16 +139,19 @@ def run_on_redis(workload: Workload, mode: str, redis_url: str, workers: int) ->
     sink = f"ranch-demo:{run_id}:executions"
     client = redis.Redis.from_url(redis_url)
     app = make_demo_app(redis_url, run_id)
-    log = tempfile.NamedTemporaryFile(prefix=f"ranch-demo-{mode}-", suffix=".log", delete=False)  # noqa: SIM115
+    folder = tempfile.TemporaryDirectory(prefix="ranch-demo-")
+    log_path = Path(folder.name) / f"workers-{mode}.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed in the finally below
     processes = _start_workers(redis_url, run_id, workers, log)
     try:
         deadline = time.monotonic() + 60
         while client.llen(ready_key(run_id)) < workers:
             if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
-                raise RuntimeError(f"demo workers did not start; their output is in {log.name}")
+                tail = _log_tail(log_path)
+                raise RuntimeError(f"demo workers did not start; their output ends with:\n{tail}")
             time.sleep(0.05)
         started = time.time()
-        core_demo.drive(workload, _sender(app, mode, sink, workload.work_seconds))
+        drive(workload, _sender(app, mode, sink, workload.work_seconds))
         deadline = _deadline(workload, workers)
         while client.llen(sink) < workload.total:
             if time.monotonic() > deadline:
@@ -133,14 +163,16 @@ def run_on_redis(workload: Workload, mode: str, redis_url: str, workers: int) ->
     finally:
         _stop_workers(processes)
         log.close()
-        client.delete(sink, ready_key(run_id))
+        folder.cleanup()
+        delete_run_keys(client, run_id)
         client.close()
+        app.close()
 
 
 def run(workload: Workload, mode: str, *, redis_url: Optional[str], workers: int) -> RunResult:
     """The :class:`ranch_core.demo.DemoBackend` interface for Celery."""
-    if mode not in core_demo.MODES:
-        raise ValueError(f"mode must be one of {core_demo.MODES}, got {mode!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if redis_url is None:
         return run_in_process(workload, mode)
     return run_on_redis(workload, mode, redis_url, workers)
@@ -148,7 +180,7 @@ def run(workload: Workload, mode: str, *, redis_url: Optional[str], workers: int
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``ranch-demo`` and ``python -m ranch_celery.demo``."""
-    return core_demo.main(argv, default_backend="celery", prog="ranch-demo")
+    return demo_main(argv, default_backend="celery", prog="ranch-demo")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 
 from celery import Celery
 from celery.signals import worker_ready
-from ranch_core.demo import Execution, perform
+from ranch_core.demo.execution import Execution, perform
 
 from ranch_celery.task import lru_task
 
@@ -50,6 +50,8 @@ def make_demo_app(broker_url: str, run_id: str) -> Celery:
         task_acks_late=True,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        # No remote control: its pidbox keys would outlive the run in the user's Redis.
+        worker_enable_remote_control=False,
         broker_transport_options={"polling_interval": 0.005} if in_process else {},
     )
     client: Optional[Any] = None

@@ -23,8 +23,10 @@ from typing import Any, Callable, List, Optional, Sequence
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
-from ranch_core import demo as core_demo
-from ranch_core.demo import MODES, Execution, RunResult, Submission, Workload, drive
+from ranch_core.demo.cli import main as demo_main
+from ranch_core.demo.execution import Execution
+from ranch_core.demo.stats import MODES, RunResult
+from ranch_core.demo.workload import Submission, Workload, drive
 
 from ranch_dramatiq import demo_app
 from ranch_dramatiq.actor import LRUActor
@@ -141,7 +143,7 @@ def _cleanup(client: object, run_id: str) -> None:
 
 def main(argv: Optional[Sequence[str]] = None, *, out: Any = None) -> int:
     """The ``ranch-demo`` command line with Dramatiq as the default backend."""
-    return core_demo.main(argv, default_backend="dramatiq", prog="python -m ranch_dramatiq.demo", out=out)
+    return demo_main(argv, default_backend="dramatiq", prog="python -m ranch_dramatiq.demo", out=out)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any, Callable, Tuple
 import dramatiq
 from dramatiq.broker import Broker
 from dramatiq.middleware import Middleware
-from ranch_core.demo import Execution, perform
+from ranch_core.demo.execution import Execution, perform
 
 from ranch_dramatiq.actor import LRUActor, lru_actor
 
