@@ -23,7 +23,7 @@ import attrs
 
 from ranch_core import validation
 from ranch_core.calls import Call, Claimed, check_tags
-from ranch_core.errors import PublishFailed
+from ranch_core.errors import DuplicateTask, PublishFailed
 from ranch_core.models import ScheduledTask
 from ranch_core.scheduler import FairScheduler
 
@@ -170,6 +170,8 @@ class FairDispatcher:
         fails, the call is retried now instead. A retry now is
         :meth:`requeue`. If the storage cannot take the retry, the lease is
         kept: it runs out and the call comes back then, so it is never lost.
+        If the retry is stored but its wake-up cannot be published, the
+        publish error is raised (see :meth:`requeue`).
         """
         if delay > 0 and defer is not None:
             try:
@@ -181,15 +183,22 @@ class FairDispatcher:
             else:
                 self.finish(claimed)
                 return RetryOutcome.DEFERRED
+        retried = call.to_payload()
         try:
-            requeued = self.requeue(Claimed(claimed.task, call), retries=call.retries)
+            requeued = self.scheduler.requeue(claimed.task, retried)
         except Exception:
             logger.exception(
                 "ranch: could not put call %s back for its retry; it comes back when its lease runs out",
                 claimed.task_id,
             )
             return RetryOutcome.LEFT_TO_LEASE
-        return RetryOutcome.REQUEUED if requeued else RetryOutcome.LEASE_LOST
+        if not requeued:
+            logger.warning(
+                "ranch: lease of call %s ran out before its retry; it went back already", claimed.task_id
+            )
+            return RetryOutcome.LEASE_LOST
+        self.wake()
+        return RetryOutcome.REQUEUED
 
     def requeue(self, claimed: Claimed, *, retries: Optional[int] = None) -> bool:
         """Retry a call now: back to the tail of its key, then one wake-up.
@@ -199,7 +208,9 @@ class FairDispatcher:
         call keeps its task id, so results land under the id its producer
         holds. ``False`` if the lease had already run out (the call went back
         on its own and has its wake-up). If the wake-up cannot be published,
-        the retry is removed again and the error raised (see :meth:`submit`).
+        the call stays stored and the publish error is raised: the adapter
+        then lets the wake-up message it is handling be delivered again
+        (not acknowledged), and that message finds the retried call.
         """
         call = attrs.evolve(claimed.call, retries=claimed.call.retries + 1 if retries is None else retries)
         if not self.scheduler.requeue(claimed.task, call.to_payload()):
@@ -207,7 +218,7 @@ class FairDispatcher:
                 "ranch: lease of call %s ran out before its retry; it went back already", claimed.task_id
             )
             return False
-        self._announce(claimed.key, claimed.task_id)
+        self.wake()
         return True
 
     def deferred(self, claimed: Claimed, call: Call) -> Dict[str, Any]:
@@ -224,7 +235,11 @@ class FairDispatcher:
         """Store a call coming back from :meth:`deferred` (and publish its wake-up).
 
         ``None`` if the body is malformed (reported) or the call is stored
-        already (its worker died after deferring it and the lease put it back).
+        already (its worker died after deferring it and the lease put it back;
+        or an earlier delivery of this body stored it): then a wake-up is
+        published anyway, so a stored call never waits without one. If the
+        wake-up cannot be published the error is raised, and the adapter lets
+        the message be delivered again.
         """
         try:
             key, task_id = body["key"], body["task_id"]
@@ -240,8 +255,14 @@ class FairDispatcher:
         expiry = None if expires_at is None else max(0.0, float(expires_at) - self.scheduler.clock())
         try:
             return self.submit(key, call, expiry=expiry, task_id=task_id)
-        except ValueError as exc:
+        except DuplicateTask as exc:
+            # Stored already: this message may be a redelivery whose first
+            # attempt stored the call but could not publish its wake-up.
             logger.warning("ranch: not storing delayed retry of call %s again: %s", task_id, exc)
+            self.wake()
+            return None
+        except ValueError as exc:
+            logger.error("ranch: dropping a delayed retry of call %s: %s", task_id, exc)
             return None
 
     def running_ids(self) -> List[str]:

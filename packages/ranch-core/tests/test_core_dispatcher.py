@@ -1,4 +1,4 @@
-"""FairDispatcher and LeaseKeeper: the adapter-facing half of the core."""
+"""FairDispatcher, KeyManagement and LeaseKeeper: the adapter-facing half of the core."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import time
 from typing import Any, Dict, List
 
 import pytest
-from ranch_core import FairScheduler, ScheduledTask
+from ranch_core import FairScheduler, InMemoryStorage, ScheduledTask
 from ranch_core.calls import Call
-from ranch_core.dispatcher import FairDispatcher
+from ranch_core.dispatcher import FairDispatcher, RetryOutcome
+from ranch_core.errors import PublishFailed, StorageUnavailable
 from ranch_core.leases import LeaseKeeper
 from ranch_core.management import KeyManagement
 
@@ -138,7 +139,7 @@ def test_requeue_after_the_lease_ran_out_does_nothing() -> None:
     assert queue.messages == 2 and len(dispatcher.scheduler) == 1
 
 
-def test_requeue_whose_wake_up_fails_is_removed_and_raises() -> None:
+def test_requeue_whose_wake_up_fails_stays_stored_and_raises() -> None:
     dispatcher, queue, _ = make()
     dispatcher.submit("k", Call(args=[1]))
     claimed = dispatcher.take()
@@ -147,7 +148,10 @@ def test_requeue_whose_wake_up_fails_is_removed_and_raises() -> None:
     with pytest.raises(ConnectionError):
         dispatcher.requeue(claimed)
     status = Managed(dispatcher).get_system_status()
-    assert (status["backlog_size"], status["leased"]) == (0, 0)
+    assert (status["backlog_size"], status["leased"]) == (1, 0)
+    queue.fail = False  # the adapter's wake-up message is delivered again and finds the call
+    again = dispatcher.take()
+    assert again is not None and again.task_id == claimed.task_id and again.call.retries == 1
 
 
 def test_deferred_retry_round_trip() -> None:
@@ -167,12 +171,13 @@ def test_deferred_retry_round_trip() -> None:
 
 
 def test_resubmit_skips_a_stored_call_and_malformed_bodies(caplog: pytest.LogCaptureFixture) -> None:
-    dispatcher, _, _ = make()
+    dispatcher, queue, _ = make()
     dispatcher.submit("k", Call())
     claimed = dispatcher.take()
     assert claimed is not None
     body = dispatcher.deferred(claimed, claimed.call)
     assert dispatcher.resubmit(body) is None  # still leased: its worker died after deferring
+    assert queue.messages == 2  # stored already, announced anyway: never a call without a wake-up
     for bad in [{}, {"key": "k", "task_id": "x", "call": []}, {**body, "expires_at": "soon"}]:
         assert dispatcher.resubmit(bad) is None
     assert len(dispatcher.scheduler) == 0
@@ -274,3 +279,97 @@ def test_key_management_mixin_acts_on_the_backlog() -> None:
     assert task.get_system_status()["backlog"] == "emails"
     with pytest.raises(NotImplementedError):
         KeyManagement().get_system_status()
+
+
+class Deferrer:
+    """Records delayed retries; can fail like a broker that is down."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.sent: List[tuple[Dict[str, Any], float]] = []
+
+    def __call__(self, body: Dict[str, Any], delay: float) -> None:
+        if self.fail:
+            raise ConnectionError("broker down")
+        self.sent.append((body, delay))
+
+
+def test_retry_with_a_delay_waits_in_the_broker_and_finishes_the_lease() -> None:
+    dispatcher, _, _ = make()
+    dispatcher.submit("k", Call(args=[1]))
+    claimed = dispatcher.take()
+    assert claimed is not None
+    defer = Deferrer()
+    outcome = dispatcher.retry(claimed, Call(args=[1], retries=1), delay=5.0, defer=defer)
+    assert outcome is RetryOutcome.DEFERRED
+    assert [(body["task_id"], delay) for body, delay in defer.sent] == [(claimed.task_id, 5.0)]
+    assert dispatcher.scheduler.status().leased == 0 and len(dispatcher.scheduler) == 0
+
+
+def test_retry_whose_delayed_publish_fails_is_retried_now() -> None:
+    dispatcher, queue, _ = make()
+    dispatcher.submit("k", Call(args=[1]))
+    claimed = dispatcher.take()
+    assert claimed is not None
+    outcome = dispatcher.retry(claimed, Call(args=[1], retries=1), delay=5.0, defer=Deferrer(fail=True))
+    assert outcome is RetryOutcome.REQUEUED and queue.messages == 2
+    again = dispatcher.take()
+    assert again is not None and again.task_id == claimed.task_id and again.call.retries == 1
+
+
+def test_retry_without_delay_requeues_and_after_a_lost_lease_does_nothing() -> None:
+    dispatcher, _, clock = make()
+    dispatcher.submit("k", Call(args=[1]))
+    claimed = dispatcher.take()
+    assert claimed is not None
+    assert dispatcher.retry(claimed, Call(args=[1], retries=1)) is RetryOutcome.REQUEUED
+    again = dispatcher.take()
+    assert again is not None
+    clock.now += 11
+    dispatcher.sweep()  # the lease ran out: the call went back on its own
+    assert dispatcher.retry(again, Call(args=[1], retries=2)) is RetryOutcome.LEASE_LOST
+    assert len(dispatcher.scheduler) == 1
+
+
+def test_retry_the_storage_cannot_take_keeps_the_lease(caplog: pytest.LogCaptureFixture) -> None:
+    dispatcher, _, clock = make()
+    dispatcher.submit("k", Call(args=[1]))
+    claimed = dispatcher.take()
+    assert claimed is not None
+    # A retry the storage refuses (here: cannot encode) writes nothing; the lease stays.
+    outcome = dispatcher.retry(claimed, Call(args=[float("nan")], retries=1))
+    assert outcome is RetryOutcome.LEFT_TO_LEASE
+    assert "comes back when its lease runs out" in caplog.text
+    assert dispatcher.scheduler.status().leased == 1
+    clock.now += 11
+    again = dispatcher.take()
+    assert again is not None and again.task_id == claimed.task_id and again.call.retries == 0
+
+
+def test_retry_whose_wake_up_fails_stays_stored_and_raises() -> None:
+    dispatcher, queue, _ = make()
+    dispatcher.submit("k", Call(args=[1]))
+    claimed = dispatcher.take()
+    assert claimed is not None
+    queue.fail = True
+    with pytest.raises(ConnectionError):
+        dispatcher.retry(claimed, Call(args=[1], retries=1))
+    status = dispatcher.scheduler.status()
+    assert (status.backlog_size, status.leased) == (1, 0)
+
+
+def test_a_publish_and_a_remove_that_both_fail_say_the_call_is_still_stored() -> None:
+    clock, queue = Clock(), Queue()
+
+    class FlakyStorage(InMemoryStorage):
+        def remove(self, key: str, task_id: str) -> bool:
+            raise StorageUnavailable("storage at 127.0.0.1:1 is not reachable")
+
+    dispatcher = FairDispatcher(FairScheduler(FlakyStorage(), clock=clock), queue.wake)
+    queue.fail = True
+    with pytest.raises(PublishFailed, match="is still stored") as caught:
+        dispatcher.submit("k", Call(args=[1]), task_id="t1")
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    assert "broker down" in str(caught.value) and "remove('k', 't1')" in str(caught.value)
+    assert (caught.value.task_id, caught.value.key) == ("t1", "k")
+    assert len(dispatcher.scheduler) == 1
