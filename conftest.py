@@ -1,10 +1,27 @@
-"""Fixtures shared by every test directory: real servers on loopback."""
+"""Fixtures shared by every test directory (real servers on loopback) and the Hypothesis profiles.
+
+Hypothesis profiles, chosen with ``RANCH_HYPOTHESIS_PROFILE`` (default ``ci``):
+
+* ``ci`` — 60 examples per property, derandomized: every CI run draws the
+  same examples, so a run is reproducible and a red run is red again;
+* ``dev`` — the same budget with fresh random examples on every run (use
+  ``pytest --hypothesis-seed=N`` to replay one);
+* ``deep`` — 500 examples per property, random (``nox -s deep``).
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+_COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow], "print_blob": True}
+settings.register_profile("ci", max_examples=60, derandomize=True, **_COMMON)
+settings.register_profile("dev", max_examples=60, **_COMMON)
+settings.register_profile("deep", max_examples=500, **_COMMON)
+settings.load_profile(os.environ.get("RANCH_HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")
