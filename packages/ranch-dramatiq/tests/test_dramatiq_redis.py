@@ -42,10 +42,10 @@ def test_storage_is_the_brokers_redis_in_its_own_namespace(real: Any) -> None:
 
     storage = job.dispatcher.scheduler.storage
     assert isinstance(storage, RedisStorage) and storage.client is broker.client
-    assert storage.namespace == "dramatiq:job"
+    assert storage.namespace == "dramatiq:default"  # backlog = the actor's queue
     job.lru_send("k")
     names = sorted(key.decode() for key in client.keys("*"))
-    assert any(name.startswith("ranch:{dramatiq:job}:") for name in names)
+    assert any(name.startswith("ranch:{dramatiq:default}:") for name in names)
     assert "dramatiq:default" in names  # the wake-up message's queue
 
 

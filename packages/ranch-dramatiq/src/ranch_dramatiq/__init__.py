@@ -13,14 +13,28 @@
     message.get_result(block=True)
 
 Read :mod:`ranch_dramatiq.actor` (the API), :mod:`ranch_dramatiq.middleware`
-(the ``Ranch`` middleware and prioritizer actors) and
-:mod:`ranch_dramatiq.execution` (how a stored call runs as its own message).
+(the ``Ranch`` middleware and the wake-up actors),
+:mod:`ranch_dramatiq.backlog` (what a wake-up does),
+:mod:`ranch_dramatiq.execution` (how a stored call runs as its own message),
+:mod:`ranch_dramatiq.storage` and :mod:`ranch_dramatiq.encoding` (where and
+how calls are stored).
 """
 
 from ranch_dramatiq.actor import LRUActor, lru_actor
-from ranch_dramatiq.errors import CallExpired, UnknownBacklog
+from ranch_dramatiq.encoding import EncoderSerializer
+from ranch_dramatiq.errors import BacklogConflict, CallExpired, MissingExtra, UnknownBacklog
 from ranch_dramatiq.middleware import Ranch
 
 __version__ = "0.1.0"
 
-__all__ = ["CallExpired", "LRUActor", "Ranch", "UnknownBacklog", "__version__", "lru_actor"]
+__all__ = [
+    "BacklogConflict",
+    "CallExpired",
+    "EncoderSerializer",
+    "LRUActor",
+    "MissingExtra",
+    "Ranch",
+    "UnknownBacklog",
+    "__version__",
+    "lru_actor",
+]

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import (
     TYPE_CHECKING,
     Any,
+    Awaitable,
     Callable,
-    Dict,
     Mapping,
     Optional,
+    Protocol,
     Sequence,
     TypeVar,
+    Union,
     cast,
     overload,
 )
@@ -18,36 +20,46 @@ from typing import (
 import dramatiq
 from dramatiq import Actor, Message
 from dramatiq.broker import Broker
+from ranch_core.calls import check_arguments
 from ranch_core.dispatcher import FairDispatcher
 from ranch_core.management import KeyManagement
 from ranch_core.scheduler import WeightFunction
 
 from ranch_dramatiq import execution
-from ranch_dramatiq.backlog import ActorBacklog
+from ranch_dramatiq.backlog import DramatiqBacklog
 from ranch_dramatiq.middleware import Ranch
 
-R = TypeVar("R")
-
 if TYPE_CHECKING:
-    _ActorBase = Actor[..., Any]
-else:
-    _ActorBase = Actor
+    # Defaults (PEP 696): a bare ``LRUActor`` annotation means ``LRUActor[..., Any]``.
+    from typing_extensions import ParamSpec
+    from typing_extensions import TypeVar as TypeVarWithDefault
+
+    P = ParamSpec("P", default=...)
+    R = TypeVarWithDefault("R", default=Any)
+    FP = ParamSpec("FP")
+else:  # Dramatiq does the same: a TypeVar stands in at run time (Python 3.9 has no ParamSpec)
+    P = TypeVar("P")
+    R = TypeVar("R")
+    FP = TypeVar("FP")
+#: The decorated function's return type.
+FR = TypeVar("FR")
 
 
-class LRUActor(_ActorBase, KeyManagement):
+class LRUActor(Actor[P, R], KeyManagement):
     """A plain Dramatiq actor (callable, ``.send()``-able) plus the fair path.
 
     ``lru_send`` stores the call in the actor's backlog under ``lru_key``
     and publishes one wake-up message on the actor's queue; the worker that
     takes that message runs the fairest call of the backlog at that moment.
-    The management methods act on the whole backlog.
+    The management methods act on the whole backlog (by default every
+    ``lru_actor`` of the actor's queue).
     """
 
-    _ranch_backlog: ActorBacklog
+    _ranch_backlog: DramatiqBacklog
 
     @property
     def backlog(self) -> str:
-        """Name of the fairness domain (default: the actor's name)."""
+        """Name of the fairness domain (default: the actor's ``queue_name``)."""
         return self._ranch_backlog.name
 
     @property
@@ -65,7 +77,7 @@ class LRUActor(_ActorBase, KeyManagement):
         expiry: Optional[float] = None,
         tags: Optional[Mapping[str, str]] = None,
         **kwargs: Any,
-    ) -> Message[Any]:
+    ) -> Message[R]:
         """Queue ``actor(*args, **kwargs)`` fairly under ``lru_key``.
 
         ``priority_weight`` sets the key's weight (0.5 = served twice as
@@ -82,28 +94,27 @@ class LRUActor(_ActorBase, KeyManagement):
         self,
         lru_key: str,
         args: Sequence[Any] = (),
-        kwargs: Optional[Dict[str, Any]] = None,
+        kwargs: Optional[Mapping[str, Any]] = None,
         *,
         priority_weight: Optional[float] = None,
         expiry: Optional[float] = None,
         tags: Optional[Mapping[str, str]] = None,
         **options: Any,
-    ) -> Message[Any]:
+    ) -> Message[R]:
         """:meth:`lru_send` with Dramatiq message ``options`` (``max_retries``,
         ``time_limit``, ``store_results``, ``on_success``, ...), like
-        ``Actor.send_with_options``. ``delay`` is not supported."""
+        ``Actor.send_with_options``. ``args`` is a list or tuple, ``kwargs``
+        any mapping with ``str`` keys (:func:`ranch_core.calls.check_arguments`).
+        ``delay`` is not supported."""
         if "delay" in options:
             raise TypeError("lru_send_with_options does not support delay=; send it later instead")
-        if not isinstance(args, (tuple, list)):
-            raise TypeError(f"args must be a tuple or list, not {type(args).__name__}")
-        if kwargs is None:
-            kwargs = {}
-        if not isinstance(kwargs, dict) or not all(isinstance(name, str) for name in kwargs):
-            raise TypeError("kwargs must be a dict with str keys")
-        message: Message[Any] = self.message_with_options(args=tuple(args), kwargs=kwargs, **options)
+        checked_args, checked_kwargs = check_arguments(args, kwargs)
+        message: Message[R] = self.message_with_options(
+            args=tuple(checked_args), kwargs=checked_kwargs, **options
+        )
         self.dispatcher.submit(
             lru_key,
-            execution.call_for(message),
+            execution.call_for(message, self.options),
             priority_weight=priority_weight,
             expiry=expiry,
             tags=tags,
@@ -120,11 +131,25 @@ class LRUActor(_ActorBase, KeyManagement):
         return self.backlog
 
 
-Decorator = Callable[[Callable[..., Any]], LRUActor]
+class LRUActorDecorator(Protocol):
+    """What ``lru_actor(...)`` with options returns: a decorator keeping the function's types."""
+
+    @overload
+    def __call__(self, fn: Callable[FP, Awaitable[FR]]) -> LRUActor[FP, FR]: ...
+
+    @overload
+    def __call__(self, fn: Callable[FP, FR]) -> LRUActor[FP, FR]: ...
+
+    def __call__(self, fn: Union[Callable[FP, Awaitable[FR]], Callable[FP, FR]]) -> LRUActor[FP, FR]:
+        """Declare ``fn`` as an ``lru_actor``."""
 
 
 @overload
-def lru_actor(fn: Callable[..., Any]) -> LRUActor: ...
+def lru_actor(fn: Callable[FP, Awaitable[FR]]) -> LRUActor[FP, FR]: ...
+
+
+@overload
+def lru_actor(fn: Callable[FP, FR]) -> LRUActor[FP, FR]: ...
 
 
 @overload
@@ -135,8 +160,11 @@ def lru_actor(
     storage: Optional[Any] = None,
     weight_function: Optional[WeightFunction] = None,
     backlog: Optional[str] = None,
+    queue_name: str = "default",
+    actor_name: Optional[str] = None,
+    priority: int = 0,
     **actor_options: Any,
-) -> Decorator: ...
+) -> LRUActorDecorator: ...
 
 
 def lru_actor(
@@ -154,29 +182,40 @@ def lru_actor(
     (``actor_name``, ``queue_name``, ``priority``, ``max_retries``,
     ``time_limit``, ``store_results``, ...) go to ``dramatiq.actor``; the
     wake-up messages use the actor's queue, so existing workers need no
-    change. ``backlog`` names the fairness domain (default: the actor's
-    name); actors naming the same backlog share its keys and must share a
-    queue. ``weight_function(key, LRUKeyMetadata) -> float`` is evaluated
-    for the served key after each dispatch.
+    change. ``backlog`` names the fairness domain; by default it is the
+    actor's ``queue_name``, so every ``lru_actor`` of one queue shares one
+    fair order across keys. Actors naming one backlog must share its queue,
+    storage and weight function (:func:`ranch_core.backlogs.check_join`).
+    ``weight_function(key, LRUKeyMetadata) -> float`` is evaluated for the
+    served key after each dispatch.
 
     Storage: ``storage`` if given; else a ``RedisBroker``'s own Redis
-    (namespace ``<broker namespace>:<backlog>``, needs ranch-redis); else,
-    for a ``StubBroker``, in-memory (one process); else ``ValueError``.
+    (namespace ``<broker namespace>:<backlog>``, needs ranch-redis:
+    :class:`~ranch_core.errors.MissingExtra` otherwise); else, for a
+    ``StubBroker``, in-memory (one process); else ``ValueError``. Calls are
+    encoded with Dramatiq's encoder (:mod:`ranch_dramatiq.encoding`).
     """
 
-    def decorator(function: Callable[..., Any]) -> LRUActor:
+    def decorator(function: Callable[..., Any]) -> LRUActor[Any, Any]:
         if not callable(function):
             raise TypeError("lru_actor decorates a function")
         the_broker = broker if broker is not None else dramatiq.get_broker()
         ranch = Ranch.of(the_broker)
         actor_name = actor_options.get("actor_name") or function.__name__
         queue_name = actor_options.get("queue_name", "default")
-        name = actor_name if backlog is None else backlog
-        new_storage = ranch.check_backlog(the_broker, name, queue_name, storage, weight_function)
+        name = queue_name if backlog is None else backlog
+        who = f"lru_actor {actor_name!r}"
+        new_storage = ranch.check_backlog(the_broker, name, queue_name, storage, weight_function, who=who)
         declare = dramatiq.actor(broker=the_broker, actor_class=LRUActor, **actor_options)
-        actor = cast(LRUActor, declare(function))
+        actor = cast("LRUActor[Any, Any]", declare(function))
         actor._ranch_backlog = ranch.add_backlog(
-            the_broker, name, queue_name, new_storage, weight_function, priority=actor.priority
+            the_broker,
+            name,
+            queue_name,
+            new_storage,
+            weight_function,
+            priority=actor.priority,
+            actor_name=actor.actor_name,
         )
         return actor
 

@@ -1,15 +1,19 @@
-"""Exceptions ranch-dramatiq stores or raises: the core's family, under Dramatiq's names.
+"""Exceptions ranch-dramatiq stores or raises: the core's family (:class:`ranch_core.errors.RanchError`).
 
 :class:`CallExpired` is what an expired call's result holds: with the Results
 middleware, ``message.get_result()`` of such a call raises
 ``dramatiq.results.ResultFailure`` whose ``orig_exc_type`` is ``"CallExpired"``.
-:class:`UnknownBacklog` is raised by a wake-up naming a backlog this worker
-never declared; the wake-up is retried (Dramatiq's Retries middleware), so a
-worker that does know the backlog picks it up.
+:class:`UnknownBacklog` (a ``LookupError``) is raised by a wake-up naming a
+backlog this worker never declared; the wake-up is retried (Dramatiq's
+Retries middleware), so a worker that does know the backlog picks it up.
+:class:`BacklogConflict` (a ``ValueError``) refuses an ``lru_actor`` that
+joins a backlog with another queue, storage or weight function;
+:class:`MissingExtra` (an ``ImportError``) says ``pip install
+'ranch-dramatiq[redis]'`` when a RedisBroker needs ranch-redis.
 """
 
 from __future__ import annotations
 
-from ranch_core.errors import CallExpired, UnknownBacklog
+from ranch_core.errors import BacklogConflict, CallExpired, MissingExtra, UnknownBacklog
 
-__all__ = ["CallExpired", "UnknownBacklog"]
+__all__ = ["BacklogConflict", "CallExpired", "MissingExtra", "UnknownBacklog"]

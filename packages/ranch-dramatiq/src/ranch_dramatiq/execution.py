@@ -1,6 +1,6 @@
-"""Running a stored call as its own Dramatiq message, inside a prioritizer.
+"""Running a stored call as its own Dramatiq message, inside a wake-up.
 
-The prioritizer message is what the broker delivered; the call it picks
+The wake-up message is what the broker delivered; the call it picks
 from the backlog is presented to every middleware as a message of its own
 (the user's actor, arguments, options, message id and timestamp), with the
 same hooks a :class:`dramatiq.worker.WorkerThread` emits:
@@ -18,12 +18,13 @@ sends the call back into its key's backlog rather than onto the FIFO queue.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from dramatiq import Message
 from dramatiq.broker import Broker, MessageProxy
 from dramatiq.errors import ActorNotFound, Retry
 from dramatiq.middleware import MiddlewareError, SkipMessage
+from dramatiq.results import Results
 from ranch_core.calls import Call
 
 logger = logging.getLogger("ranch_dramatiq")
@@ -33,10 +34,15 @@ ACTOR_NAME = "actor_name"
 QUEUE_NAME = "queue_name"
 TIMESTAMP = "message_timestamp"
 MESSAGE_OPTIONS = "message_options"
+#: The actor's own ``store_results``/``result_ttl``, so that a worker which
+#: does not declare the actor can still store the call's failure.
+RESULT_OPTIONS = "result_options"
+RESULT_OPTION_NAMES = ("store_results", "result_ttl")
 
 
-def call_for(message: Message[Any]) -> Call:
-    """The stored form of a message built by ``Actor.message_with_options``."""
+def call_for(message: Message[Any], actor_options: Optional[Mapping[str, Any]] = None) -> Call:
+    """The stored form of a message built by ``Actor.message_with_options``
+    (``actor_options``: the options of the actor that built it)."""
     options = dict(message.options)
     retries = options.get("retries", 0)
     stored: Dict[str, Any] = {
@@ -45,6 +51,12 @@ def call_for(message: Message[Any]) -> Call:
         TIMESTAMP: message.message_timestamp,
         MESSAGE_OPTIONS: options,
     }
+    if actor_options:
+        results = {
+            name: actor_options[name] for name in ("store_results", "result_ttl") if name in actor_options
+        }
+        if results:
+            stored[RESULT_OPTIONS] = results
     return Call(
         args=list(message.args),
         kwargs=dict(message.kwargs),
@@ -165,14 +177,42 @@ def settle(broker: Broker, message: MessageProxy) -> None:
     emit_after(broker, broker, signal, message)
 
 
-def fail_unrunnable(broker: Broker, message: MessageProxy, exc: BaseException) -> None:
-    """Settle a call that cannot run (expired, unknown actor) as failed."""
+def fail_unrunnable(broker: Broker, message: MessageProxy, call: Call, exc: BaseException) -> None:
+    """Settle a call that cannot run (expired, unknown actor) as failed with ``exc``.
+
+    If this worker declares the call's actor, the nack hooks run as for any
+    final failure (Results stores ``exc``, ``on_failure`` fires). If not,
+    every middleware would look the actor up and fail, so ``exc`` is stored
+    directly with each Results middleware, by the options the actor had
+    when the call was sent.
+    """
     message.fail()
     message.stuff_exception(exc)
     try:
-        settle(broker, message)
+        if has_actor(broker, message.actor_name):
+            settle(broker, message)
+        else:
+            store_failure(broker, message, call, exc)
     finally:
         message.clear_exception()
+
+
+def store_failure(broker: Broker, message: MessageProxy, call: Call, exc: BaseException) -> None:
+    """Store ``exc`` as the result of a call whose actor this worker does not declare."""
+    recorded = call.options.get(RESULT_OPTIONS)
+    if not isinstance(recorded, dict):
+        recorded = {}
+    for middleware in broker.middleware:
+        if not isinstance(middleware, Results):
+            continue
+        store = message.options.get("store_results", recorded.get("store_results", middleware.store_results))
+        ttl = message.options.get("result_ttl", recorded.get("result_ttl", middleware.result_ttl))
+        if not store:
+            continue
+        try:
+            middleware.backend.store_exception(message, exc, ttl)
+        except Exception:
+            logger.exception("ranch: could not store the failure of call %s", message.message_id)
 
 
 def has_actor(broker: Broker, actor_name: str) -> bool:

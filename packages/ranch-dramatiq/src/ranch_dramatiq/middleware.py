@@ -1,4 +1,4 @@
-"""The ``Ranch`` middleware: a broker's backlogs, prioritizers and lease keeper."""
+"""The ``Ranch`` middleware: a broker's backlogs, wake-up actors and lease keeper."""
 
 from __future__ import annotations
 
@@ -9,22 +9,35 @@ import dramatiq
 from dramatiq.broker import Broker
 from dramatiq.middleware import Middleware
 from ranch_core import validation
+from ranch_core.backlogs import (
+    BacklogSettings,
+    check_backlog_name,
+    check_join,
+    check_storage_unshared,
+    check_weight_function,
+)
 from ranch_core.dispatcher import FairDispatcher
 from ranch_core.leases import LeaseKeeper
 from ranch_core.protocols import Storage
 from ranch_core.scheduler import WeightFunction
 
-from ranch_dramatiq.backlog import RESUBMIT, ActorBacklog
+from ranch_dramatiq.backlog import RESUBMIT, DramatiqBacklog
 from ranch_dramatiq.errors import UnknownBacklog
 from ranch_dramatiq.storage import resolve_storage
 
-#: Name of the prioritizer actor of a queue.
-PRIORITIZER_PREFIX = "ranch_prioritize:"
+#: Name of the wake-up actor of a queue: ``ranch_wake_up:<queue_name>``.
+WAKE_UP_PREFIX = "ranch_wake_up:"
 
-#: Options of prioritizer actors. A wake-up must never be lost: no age
+#: The wake-up actor's name in ranch-dramatiq 0.1. Declared beside the new
+#: one on every queue so that wake-ups and delayed retries published by 0.1
+#: producers (in flight during an upgrade) are still consumed; 0.1 named a
+#: backlog after its actor, which such a wake-up is mapped to.
+LEGACY_WAKE_UP_PREFIX = "ranch_prioritize:"
+
+#: Options of wake-up actors. A wake-up must never be lost: no age
 #: limit, unlimited retries (e.g. while the storage is unreachable) with a
 #: backoff of at most a minute, and no result stored.
-PRIORITIZER_OPTIONS: Dict[str, Any] = {
+WAKE_UP_OPTIONS: Dict[str, Any] = {
     "max_retries": None,
     "min_backoff": 500,
     "max_backoff": 60_000,
@@ -57,8 +70,9 @@ class Ranch(Middleware):
         if self.sweep_interval >= self.lease_seconds:
             raise ValueError("sweep_interval must be shorter than lease_seconds")
         self._lock = threading.Lock()
-        self._backlogs: Dict[str, ActorBacklog] = {}
-        self._prioritizers: Dict[str, Any] = {}
+        self._backlogs: Dict[str, DramatiqBacklog] = {}
+        self._actor_backlogs: Dict[str, str] = {}
+        self._wake_ups: Dict[str, Any] = {}
         self._keeper: Optional[LeaseKeeper] = None
 
     @classmethod
@@ -73,7 +87,7 @@ class Ranch(Middleware):
 
     # -- backlogs ----------------------------------------------------------
 
-    def backlog(self, name: str) -> ActorBacklog:
+    def backlog(self, name: str) -> DramatiqBacklog:
         """The backlog called ``name``; :class:`UnknownBacklog` if never declared here."""
         try:
             return self._backlogs[name]
@@ -83,7 +97,7 @@ class Ranch(Middleware):
                 f"lru_actor in every worker"
             ) from None
 
-    def backlogs(self) -> List[ActorBacklog]:
+    def backlogs(self) -> List[DramatiqBacklog]:
         """Every backlog declared on this broker."""
         with self._lock:
             return list(self._backlogs.values())
@@ -92,6 +106,12 @@ class Ranch(Middleware):
         """The dispatchers the lease keeper sweeps."""
         return [backlog.dispatcher for backlog in self.backlogs()]
 
+    def backlog_of_legacy_wake_up(self, name: str) -> DramatiqBacklog:
+        """The backlog a 0.1 wake-up names: a backlog, or (0.1's default) an actor's name."""
+        with self._lock:
+            backlog = self._actor_backlogs.get(name, name) if name not in self._backlogs else name
+        return self.backlog(backlog)
+
     def check_backlog(
         self,
         broker: Broker,
@@ -99,35 +119,34 @@ class Ranch(Middleware):
         queue_name: str,
         storage: Optional[Any],
         weight_function: Optional[WeightFunction],
+        *,
+        who: str = "lru_actor",
     ) -> Optional[Storage]:
-        """Refuse a declaration that conflicts with the backlogs already here.
+        """Refuse a declaration (by ``who``) that conflicts with the backlogs already here.
 
-        Returns the storage a new backlog would use, ``None`` if ``name``
-        exists (the actor joins it). Nothing is registered yet.
+        The rules are :mod:`ranch_core.backlogs`' (shared with ranch-celery):
+        one queue, one storage and one weight function per backlog, one
+        backlog per storage. Returns the storage a new backlog would use,
+        ``None`` if ``name`` exists (the actor joins it). Nothing is
+        registered yet.
         """
-        validation.check_name(name, "backlog")
-        if weight_function is not None and not callable(weight_function):
-            raise TypeError("weight_function must be callable")
+        check_backlog_name(name)
+        check_weight_function(weight_function)
+        if storage is not None and not isinstance(storage, Storage):
+            raise TypeError(
+                f"storage must implement ranch_core.protocols.Storage (e.g. ranch_redis.RedisStorage), "
+                f"not {type(storage).__name__}"
+            )
         with self._lock:
             existing = self._backlogs.get(name)
             if existing is not None:
-                if existing.queue_name != queue_name:
-                    raise ValueError(
-                        f"backlog {name!r} is on queue {existing.queue_name!r}; every lru_actor of one "
-                        f"backlog must use the same queue_name, not {queue_name!r}"
-                    )
-                if storage is not None and storage is not existing.storage:
-                    raise ValueError(f"backlog {name!r} already has a storage; do not pass another one")
-                if weight_function is not None and weight_function is not existing.weight_function:
-                    raise ValueError(f"backlog {name!r} already has its weight_function; pass it only once")
+                joining = BacklogSettings(name, queue_name, storage, weight_function)
+                check_join(existing.settings, joining, who=who)
                 return None
             resolved = resolve_storage(broker, name, storage)
-            for other in self._backlogs.values():
-                if other.storage is resolved:
-                    raise ValueError(
-                        f"this storage already holds backlog {other.name!r}; give backlog {name!r} its own "
-                        f"(e.g. another namespace)"
-                    )
+            check_storage_unshared(
+                name, resolved, ((other.name, other.storage) for other in self._backlogs.values())
+            )
             return resolved
 
     def add_backlog(
@@ -139,48 +158,59 @@ class Ranch(Middleware):
         weight_function: Optional[WeightFunction],
         *,
         priority: int = 0,
-    ) -> ActorBacklog:
+        actor_name: Optional[str] = None,
+    ) -> DramatiqBacklog:
         """Register backlog ``name`` (after :meth:`check_backlog`) or return it.
 
-        A queue's prioritizer takes the ``priority`` of the first
+        A queue's wake-up actor takes the ``priority`` of the first
         ``lru_actor`` declared on that queue."""
         with self._lock:
+            if actor_name is not None:
+                self._actor_backlogs[actor_name] = name
             existing = self._backlogs.get(name)
             if existing is not None:
                 return existing
             assert storage is not None
-            backlog = ActorBacklog(
+            backlog = DramatiqBacklog(
                 broker,
                 name,
                 queue_name,
                 storage,
-                self._prioritizer(broker, queue_name, priority),
+                self._wake_up(broker, queue_name, priority),
                 weight_function=weight_function,
                 lease_seconds=self.lease_seconds,
             )
             self._backlogs[name] = backlog
             return backlog
 
-    def _prioritizer(self, broker: Broker, queue_name: str, priority: int) -> Any:
-        """The queue's prioritizer actor, declared on first use (lock held)."""
-        actor = self._prioritizers.get(queue_name)
+    def _wake_up(self, broker: Broker, queue_name: str, priority: int) -> Any:
+        """The queue's wake-up actor, declared on first use (lock held), with
+        its 0.1 name (:data:`LEGACY_WAKE_UP_PREFIX`) beside it."""
+        actor = self._wake_ups.get(queue_name)
         if actor is None:
-            actor_name = PRIORITIZER_PREFIX + queue_name
 
-            def prioritize(backlog: str, **kwargs: Any) -> None:
+            def wake_up(backlog: str, **kwargs: Any) -> None:
                 self.backlog(backlog).handle(kwargs.get(RESUBMIT))
 
-            prioritize.__name__ = prioritize.__qualname__ = actor_name
-            actor = dramatiq.Actor(
-                prioritize,
-                broker=broker,
-                actor_name=actor_name,
-                queue_name=queue_name,
-                priority=priority,
-                options=dict(PRIORITIZER_OPTIONS),
-            )
-            self._prioritizers[queue_name] = actor
+            def legacy_wake_up(backlog: str, **kwargs: Any) -> None:
+                self.backlog_of_legacy_wake_up(backlog).handle(kwargs.get(RESUBMIT))
+
+            actor = self._declare(broker, WAKE_UP_PREFIX + queue_name, wake_up, queue_name, priority)
+            self._declare(broker, LEGACY_WAKE_UP_PREFIX + queue_name, legacy_wake_up, queue_name, priority)
+            self._wake_ups[queue_name] = actor
         return actor
+
+    @staticmethod
+    def _declare(broker: Broker, actor_name: str, fn: Any, queue_name: str, priority: int) -> Any:
+        fn.__name__ = fn.__qualname__ = actor_name
+        return dramatiq.Actor(
+            fn,
+            broker=broker,
+            actor_name=actor_name,
+            queue_name=queue_name,
+            priority=priority,
+            options=dict(WAKE_UP_OPTIONS),
+        )
 
     # -- worker lifecycle --------------------------------------------------
 

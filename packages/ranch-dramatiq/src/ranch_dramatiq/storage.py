@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from dramatiq.broker import Broker
 from dramatiq.brokers.stub import StubBroker
 from ranch_core.backends.memory import InMemoryStorage
+from ranch_core.backlogs import redis_storage_class
 from ranch_core.protocols import Storage
+
+from ranch_dramatiq.encoding import EncoderSerializer
+
+#: What ``pip install`` adds ranch-redis for a RedisBroker.
+REDIS_EXTRA = "ranch-dramatiq[redis]"
 
 
 def namespace_for(broker: Any, backlog: str) -> str:
@@ -20,7 +26,13 @@ def resolve_storage(broker: Broker, backlog: str, storage: Optional[Any]) -> Sto
     """An explicit ``storage``; else, for a Redis broker, a ``RedisStorage``
     on the broker's own Redis client (namespace :func:`namespace_for`); else,
     for a ``StubBroker``, an in-memory storage (one process); else a
-    ``ValueError`` saying what to pass. Never a silent fallback."""
+    ``ValueError`` saying what to pass. Never a silent fallback.
+
+    The storages made here encode calls with Dramatiq's encoder
+    (:class:`~ranch_dramatiq.encoding.EncoderSerializer`). A RedisBroker
+    without ranch-redis installed raises
+    :class:`~ranch_core.errors.MissingExtra` (an ``ImportError``).
+    """
     if storage is not None:
         if not isinstance(storage, Storage):
             raise TypeError(
@@ -29,19 +41,16 @@ def resolve_storage(broker: Broker, backlog: str, storage: Optional[Any]) -> Sto
             )
         return storage
     if _is_redis_broker(broker):
-        try:
-            from ranch_redis import RedisStorage
-        except ImportError:
-            raise ValueError(
-                "a RedisBroker needs ranch-redis for its Ranch storage: pip install 'ranch-dramatiq[redis]' "
-                "(or pass storage=)"
-            ) from None
-        return RedisStorage(broker.client, namespace=namespace_for(broker, backlog))  # type: ignore[attr-defined]
+        redis_storage = redis_storage_class(REDIS_EXTRA)
+        client = broker.client  # type: ignore[attr-defined]
+        made = redis_storage(client, namespace=namespace_for(broker, backlog), serializer=EncoderSerializer())
+        return cast(Storage, made)
     if isinstance(broker, StubBroker):
-        return InMemoryStorage()
+        return InMemoryStorage(serializer=EncoderSerializer())
     raise ValueError(
         f"ranch-dramatiq cannot derive a storage from a {type(broker).__name__}: pass storage= "
-        f"(e.g. ranch_redis.RedisStorage.from_url(url, namespace={backlog!r}))"
+        f"(e.g. ranch_redis.RedisStorage.from_url(url, namespace={backlog!r}, "
+        f"serializer=ranch_dramatiq.EncoderSerializer()))"
     )
 
 
