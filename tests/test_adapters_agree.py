@@ -117,6 +117,16 @@ BAD_CALLS: Dict[str, Tuple[Send, Type[BaseException], str]] = {
     "args as a str": (lambda a, t: a.send_with(t, "k", "abc", None), TypeError, "args"),
     "args as bytes": (lambda a, t: a.send_with(t, "k", b"abc", None), TypeError, "args"),
     "args as a dict": (lambda a, t: a.send_with(t, "k", {"a": 1}, None), TypeError, "args"),
+    "argument the encoder refuses": (
+        lambda a, t: a.send(t, "k", 1, object()),
+        TypeError,
+        r"argument 2 \(args\[1\]\) of type object cannot be encoded",
+    ),
+    "keyword the encoder refuses": (
+        lambda a, t: a.send(t, "k", when=object()),
+        TypeError,
+        r"keyword 'when' of type object cannot be encoded",
+    ),
     "empty lru_key": (lambda a, t: a.send(t, ""), ValueError, "lru_key"),
     "lru_key not a str": (lambda a, t: a.send(t, 7), TypeError, "lru_key"),
     "lru_key None": (lambda a, t: a.send(t, None), TypeError, "lru_key"),

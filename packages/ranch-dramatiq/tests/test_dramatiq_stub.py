@@ -372,7 +372,7 @@ def test_shared_backlog_and_conflicts(stub: Any) -> None:
     second.lru_send("k")
     assert first.dispatcher is second.dispatcher
     assert first.get_client_metadata("k")["pending_tasks"] == 2
-    with pytest.raises(BacklogConflict, match="on queue 'other'.*same queue"):
+    with pytest.raises(BacklogConflict, match=r"on queue 'other'.*same queue"):
 
         @lru_actor(backlog="shared", queue_name="other")
         def third() -> None:

@@ -28,7 +28,7 @@ class EncoderSerializer:
 
     ``encoder`` fixes one encoder; by default the one in effect at each call
     (``dramatiq.get_encoder()``). A value the encoder cannot encode raises a
-    ``TypeError`` naming the argument (``args[1]``, ``kwargs['when']``) and
+    ``TypeError`` naming the argument (``args[1]``, keyword ``'when'``) and
     its type.
     """
 
@@ -64,7 +64,7 @@ def describe_failure(encoder: Encoder, value: Any, error: BaseException) -> str:
                 encoder.encode({"value": part})
             except Exception as exc:  # noqa: BLE001 - same as dumps
                 return (
-                    f"{name} (a {type(part).__name__}) cannot be encoded by {how}: {exc}; "
+                    f"{name} of type {type(part).__name__} cannot be encoded by {how}: {exc}; "
                     "nothing was stored (plain .send() would refuse it too)"
                 )
     return f"the call cannot be encoded by {how}: {error}; nothing was stored"
@@ -75,10 +75,10 @@ def _parts(payload: Mapping[str, Any]) -> Any:
     args, kwargs = payload.get("args"), payload.get("kwargs")
     if isinstance(args, (list, tuple)):
         for index, arg in enumerate(args):
-            yield f"argument args[{index}]", arg
+            yield f"argument {index + 1} (args[{index}])", arg
     if isinstance(kwargs, Mapping):
         for name, arg in kwargs.items():
-            yield f"keyword argument kwargs[{name!r}]", arg
+            yield f"keyword {name!r}", arg
     options = payload.get("options")
     if isinstance(options, Mapping):
         message_options = options.get("message_options")
