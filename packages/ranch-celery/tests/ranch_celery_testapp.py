@@ -19,7 +19,10 @@ from ranch_celery import lru_task
 from ranch_core import LRUKeyMetadata
 
 
-def make_app(redis_url: str, *, lease: float = 30.0, sweep: float = 0.5) -> Celery:
+def make_app(
+    redis_url: str, *, lease: float = 30.0, sweep: float = 0.5, storage_url: Optional[str] = None
+) -> Celery:
+    """The test app on ``redis_url`` (broker and results; storage too unless ``storage_url``)."""
     app = Celery("ranch_celery_testapp", broker=redis_url, backend=redis_url)
     app.conf.update(
         task_serializer="json",
@@ -43,6 +46,8 @@ def make_app(redis_url: str, *, lease: float = 30.0, sweep: float = 0.5) -> Cele
         ranch_lease_seconds=lease,
         ranch_sweep_interval=sweep,
     )
+    if storage_url:
+        app.conf.ranch_storage_url = storage_url
     rec = redis.Redis.from_url(redis_url)
 
     @lru_task(app, name="t.add", shared=False)
@@ -77,7 +82,7 @@ def make_app(redis_url: str, *, lease: float = 30.0, sweep: float = 0.5) -> Cele
     def routed_by_conf(self: Any) -> str:
         return str(self.request.delivery_info.get("routing_key"))
 
-    @lru_task(app, name="t.record", shared=False)
+    @lru_task(app, name="t.record", shared=False, backlog="t.record")
     def record(tag: str, key: str, n: int) -> None:
         rec.rpush(f"order:{tag}", f"{key}:{n}")
 
@@ -88,7 +93,7 @@ def make_app(redis_url: str, *, lease: float = 30.0, sweep: float = 0.5) -> Cele
     def tier_weight(key: str, meta: LRUKeyMetadata) -> float:
         return 0.25 if meta.custom_data.get("tier") == "gold" else 1.0
 
-    @lru_task(app, name="t.tiered", shared=False, weight_function=tier_weight)
+    @lru_task(app, name="t.tiered", shared=False, weight_function=tier_weight, backlog="t.tiered")
     def tiered(tag: str, key: str, n: int) -> None:
         rec.rpush(f"order:{tag}", f"{key}:{n}")
 
@@ -118,6 +123,7 @@ app = (
         _url,
         lease=float(os.environ.get("RANCH_TEST_LEASE", "30")),
         sweep=float(os.environ.get("RANCH_TEST_SWEEP", "0.5")),
+        storage_url=os.environ.get("RANCH_TEST_STORAGE_URL"),
     )
     if _url
     else None

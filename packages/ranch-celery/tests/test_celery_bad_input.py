@@ -20,35 +20,35 @@ class NotJSON:
 
 
 BAD_CALLS = [
-    # (args for lru_delay, kwargs for lru_delay, expected exception)
-    (("",), {}, ValueError),  # empty key
-    ((5,), {}, TypeError),  # key not a str
-    ((None,), {}, TypeError),
-    (("k",), {"priority_weight": 0}, ValueError),
-    (("k",), {"priority_weight": -1.0}, ValueError),
-    (("k",), {"priority_weight": math.nan}, ValueError),
-    (("k",), {"priority_weight": math.inf}, ValueError),
-    (("k",), {"priority_weight": "2"}, TypeError),
-    (("k",), {"expiry": -1}, ValueError),
-    (("k",), {"expiry": math.inf}, ValueError),
-    (("k",), {"expiry": "soon"}, TypeError),
-    (("k", NotJSON()), {}, TypeError),  # argument JSON cannot encode
-    (("k", {1, 2}), {}, TypeError),
-    (("k", b"bytes"), {}, TypeError),
-    (("k", math.nan), {}, TypeError),  # strict JSON: no NaN
-    (("k",), {"b": object()}, TypeError),  # keyword argument JSON cannot encode
-    (("k",), {"tags": ["vip"]}, TypeError),
-    (("k",), {"tags": {"": "x"}}, ValueError),
-    (("k",), {"tags": {"tier": 3}}, TypeError),
+    # (args for lru_delay, kwargs for lru_delay, expected exception, message it must match)
+    (("",), {}, ValueError, "lru_key"),  # empty key
+    ((5,), {}, TypeError, "lru_key"),  # key not a str
+    ((None,), {}, TypeError, "lru_key"),
+    (("k",), {"priority_weight": 0}, ValueError, "priority_weight"),
+    (("k",), {"priority_weight": -1.0}, ValueError, "priority_weight"),
+    (("k",), {"priority_weight": math.nan}, ValueError, "priority_weight"),
+    (("k",), {"priority_weight": math.inf}, ValueError, "priority_weight"),
+    (("k",), {"priority_weight": "2"}, TypeError, "priority_weight"),
+    (("k",), {"expiry": -1}, ValueError, "expiry"),
+    (("k",), {"expiry": math.inf}, ValueError, "expiry"),
+    (("k",), {"expiry": "soon"}, TypeError, "expiry"),
+    # Arguments kombu's JSON (Celery's json serializer) cannot encode: the error names the argument.
+    (("k", NotJSON()), {}, TypeError, r"argument 1 \(args\[0\]\) of type NotJSON cannot be encoded"),
+    (("k", 1, {1, 2}), {}, TypeError, r"argument 2 \(args\[1\]\) of type set cannot be encoded"),
+    (("k",), {"b": object()}, TypeError, r"keyword 'b' of type object cannot be encoded"),
+    (("k",), {"c": [1, {"deep": object()}]}, TypeError, r"keyword 'c' of type list cannot be encoded"),
+    (("k",), {"tags": ["vip"]}, TypeError, "tags"),
+    (("k",), {"tags": {"": "x"}}, ValueError, "tag name"),
+    (("k",), {"tags": {"tier": 3}}, TypeError, "tier"),
 ]
 
 
-@pytest.mark.parametrize(("args", "kwargs", "error"), BAD_CALLS)
-def test_bad_lru_delay_stores_and_publishes_nothing(redis_url, args, kwargs, error) -> None:
+@pytest.mark.parametrize(("args", "kwargs", "error", "match"), BAD_CALLS)
+def test_bad_lru_delay_stores_and_publishes_nothing(redis_url, args, kwargs, error, match) -> None:
     app = make_app(redis_url)
     kw = app.tasks["t.kw"]
     broker = redis.Redis.from_url(redis_url)
-    with pytest.raises(error):
+    with pytest.raises(error, match=match):
         kw.lru_delay(*args, **kwargs)
     assert kw.get_system_status()["backlog_size"] == 0
     assert broker.llen("celery") == 0

@@ -53,8 +53,8 @@ def test_in_process_worker_runs_calls_fairly_with_a_weight_function() -> None:
 
 def test_signals_fire_for_the_users_call_and_an_empty_wake_up_is_a_no_op() -> None:
     from celery.signals import task_postrun, task_prerun, task_success
-    from ranch_celery import PRIORITIZE_TASK
-    from ranch_celery.state import RanchState
+    from ranch_celery import WAKE_UP_TASK
+    from ranch_celery.registry import RanchState
 
     app = _app()
     seen: List[tuple] = []
@@ -77,12 +77,12 @@ def test_signals_fire_for_the_users_call_and_an_empty_wake_up_is_a_no_op() -> No
     task_postrun.connect(on_postrun, weak=False)
     try:
         result = echo.lru_delay("k", 7)
-        binding = RanchState.of(app).binding("mem.echo")
+        backlog = RanchState.of(app).backlog_of("mem.echo")
         with in_process_worker(app, hostname="sig@test"):
             assert result.get(timeout=20) == 7
-            binding.wake()  # one wake-up too many: nothing is stored
+            backlog.wake()  # one wake-up too many: nothing is stored
             deadline = time.monotonic() + 10
-            while sum(1 for s in seen if s[:2] == ("postrun", PRIORITIZE_TASK)) < 2:
+            while sum(1 for s in seen if s[:2] == ("postrun", WAKE_UP_TASK)) < 2:
                 assert time.monotonic() < deadline, seen
                 time.sleep(0.01)
     finally:
@@ -95,6 +95,6 @@ def test_signals_fire_for_the_users_call_and_an_empty_wake_up_is_a_no_op() -> No
         ("success", "mem.echo", 7),
         ("postrun", "mem.echo", result.id, "SUCCESS"),
     ]
-    wake_results = [s[2] for s in seen if s[:2] == ("success", PRIORITIZE_TASK)]
+    wake_results = [s[2] for s in seen if s[:2] == ("success", WAKE_UP_TASK)]
     assert wake_results[:2] == [result.id, None]  # the second wake-up found nothing: a no-op
     assert echo.get_system_status()["served_total"] == 1

@@ -1,4 +1,4 @@
-"""Decoration: storage resolution, backlogs, management API (no worker needed)."""
+"""Decoration and first use: storage resolution, backlogs per queue, management API (no worker needed)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_memory_broker_means_in_memory_storage() -> None:
     def job() -> None: ...
 
     assert isinstance(job.lru_dispatcher.scheduler.storage, InMemoryStorage)
-    assert job.lru_backlog == job.name
+    assert job.lru_backlog == "celery"  # the queue the task routes to
 
 
 @pytest.mark.redis
@@ -34,7 +34,7 @@ def test_redis_broker_means_its_redis_in_the_backlogs_namespace(redis_url) -> No
 
     storage = job.lru_dispatcher.scheduler.storage
     assert isinstance(storage, RedisStorage)
-    assert storage.namespace == "celery:proj.job"
+    assert storage.namespace == "celery:celery"  # backlog = the task's queue, "celery"
 
 
 @pytest.mark.redis
@@ -58,12 +58,22 @@ def test_explicit_storage_wins() -> None:
     assert job.lru_dispatcher.scheduler.storage is mine
 
 
-def test_other_broker_without_storage_is_an_error_at_decoration() -> None:
-    app = _app("amqp://guest@127.0.0.1//")
-    with pytest.raises(ValueError, match="no storage for backlog"):
+def test_other_broker_without_storage_is_an_error_at_first_use() -> None:
+    from ranch_celery import StorageNotConfigured
 
-        @lru_task(app, shared=False)
-        def job() -> None: ...
+    app = _app("amqp://guest@127.0.0.1//")
+
+    @lru_task(app, shared=False)
+    def job() -> None: ...
+
+    # Nothing is read at decoration: the broker may still change (celery worker -b, config_from_object).
+    with pytest.raises(StorageNotConfigured, match="no storage for backlog") as raised:
+        job.lru_delay("k")
+    assert isinstance(raised.value, ValueError)
+    message = str(raised.value)
+    assert "storage=" in message and "ranch_storage_url" in message and "CELERY_BROKER_URL" in message
+    status = job.get_system_status()
+    assert status["initialized"] is False and status["health"] == "unavailable"
 
 
 @pytest.mark.parametrize(
@@ -84,36 +94,73 @@ def test_bad_decorator_arguments(kwargs, error) -> None:
         def job() -> None: ...
 
 
-def test_bad_storage_url_is_an_error() -> None:
+def test_bad_storage_url_is_an_error_at_first_use() -> None:
     app = _app("memory://", ranch_storage_url="mongodb://x")
+
+    @lru_task(app, shared=False)
+    def job() -> None: ...
+
     with pytest.raises(ValueError, match="unsupported ranch storage URL"):
-
-        @lru_task(app, shared=False)
-        def job() -> None: ...
+        job.lru_delay("k")
 
 
-def test_tasks_share_keys_only_when_they_name_the_same_backlog() -> None:
+def test_tasks_routed_to_one_queue_share_one_backlog_unless_they_name_their_own() -> None:
     app = _app("memory://")
+    app.conf.task_routes = {"proj.report": {"queue": "reports"}}
 
-    @lru_task(app, shared=False)
-    def one() -> None: ...
+    @lru_task(app, shared=False, name="proj.email")
+    def email() -> None: ...
 
-    @lru_task(app, shared=False)
-    def two() -> None: ...
+    @lru_task(app, shared=False, name="proj.resize")
+    def resize() -> None: ...
 
-    @lru_task(app, shared=False, backlog=one.name)
-    def three() -> None: ...
+    @lru_task(app, shared=False, name="proj.report")
+    def report() -> None: ...
 
-    one.lru_delay("k")
-    assert one.get_client_metadata("k")["pending_tasks"] == 1
-    assert two.get_client_metadata("k")["pending_tasks"] == 0
-    assert three.get_client_metadata("k")["pending_tasks"] == 1
-    assert three.lru_dispatcher is one.lru_dispatcher
+    @lru_task(app, shared=False, name="proj.own", backlog="own")
+    def own() -> None: ...
+
+    email.lru_delay("k")
+    assert (email.lru_backlog, resize.lru_backlog, report.lru_backlog, own.lru_backlog) == (
+        "celery",
+        "celery",
+        "reports",
+        "own",
+    )
+    assert resize.lru_dispatcher is email.lru_dispatcher
+    # Weights, tags and pending calls belong to the key in the shared backlog.
+    assert resize.get_client_metadata("k")["pending_tasks"] == 1
+    resize.set_priority_weight("k", 0.5)
+    assert email.get_client_metadata("k")["weight"] == 0.5
+    assert report.get_client_metadata("k")["pending_tasks"] == 0
+    assert own.get_client_metadata("k")["weight"] == 1.0
 
     with pytest.raises(ValueError, match="weight_function"):
 
-        @lru_task(app, shared=False, backlog=one.name, weight_function=lambda key, meta: 1.0)
+        @lru_task(app, shared=False, backlog="own", weight_function=lambda key, meta: 1.0)
         def four() -> None: ...
+
+
+def test_tasks_sharing_a_queue_must_agree_on_the_weight_function() -> None:
+    from ranch_core.errors import BacklogConflict
+
+    app = _app("memory://")
+
+    @lru_task(app, shared=False, name="proj.a", weight_function=lambda key, meta: 1.0)
+    def a() -> None: ...
+
+    @lru_task(app, shared=False, name="proj.b")
+    def b() -> None: ...  # joins the backlog of queue "celery" and its weight function
+
+    assert b.lru_dispatcher is a.lru_dispatcher
+    assert a.lru_dispatcher.scheduler.weight_function is not None
+
+    @lru_task(app, shared=False, name="proj.c", weight_function=lambda key, meta: 2.0)
+    def c() -> None: ...
+
+    with pytest.raises(BacklogConflict, match="backlog=") as raised:
+        c.lru_delay("k")
+    assert isinstance(raised.value, ValueError)
 
 
 def test_management_api() -> None:
@@ -145,7 +192,7 @@ def test_management_api() -> None:
         "expired_total": 0,
         "served_total": 0,
         "health": "ok",
-        "backlog": job.name,
+        "backlog": "celery",
         "initialized": True,
         "storage_type": "InMemoryStorage",
     }
@@ -173,7 +220,7 @@ def test_plain_delay_still_works_on_an_lru_task() -> None:
 
 @pytest.mark.filterwarnings(r"ignore:\s*The 'queue' task attribute is deprecated")
 def test_wake_ups_are_routed_like_the_task() -> None:
-    from ranch_celery.state import RanchState
+    from ranch_celery.registry import RanchState
 
     app = _app("memory://")
     app.conf.task_routes = {"proj.by_conf": {"queue": "conf-q"}}
@@ -188,6 +235,7 @@ def test_wake_ups_are_routed_like_the_task() -> None:
     def default() -> None: ...
 
     state = RanchState.of(app)
-    assert state.wake_queue(state.binding("proj.by_option")) == "option-q"
-    assert state.wake_queue(state.binding("proj.by_conf")) == "conf-q"
-    assert state.wake_queue(state.binding("proj.default")) == "celery"
+    assert state.backlog_of("proj.by_option").queue == "option-q"
+    assert state.backlog_of("proj.by_conf").queue == "conf-q"
+    assert state.backlog_of("proj.default").queue == "celery"
+    assert state.backlog("option-q") is state.backlog_of("proj.by_option")

@@ -13,12 +13,51 @@
 
     resize.lru_delay("customer-42", image_id)   # fair across customers
 
-See :func:`lru_task` and :class:`LRUTaskMixin`.
+Reading order: :mod:`ranch_celery.task` (``lru_task``, the API),
+:mod:`ranch_celery.registry` and :mod:`ranch_celery.backlog` (tasks and
+their backlogs), :mod:`ranch_celery.config` and :mod:`ranch_celery.storage`
+(settings, storage at first use), :mod:`ranch_celery.wakeups` (publishing),
+then the worker side: :mod:`ranch_celery.app` (wiring),
+:mod:`ranch_celery.execution` (running a call), :mod:`ranch_celery.retries`,
+:mod:`ranch_celery.sweep`, :mod:`ranch_celery.bootstep`, :mod:`ranch_celery.logs`.
 """
 
-from ranch_celery.state import EXPIRED_REASON, PRIORITIZE_TASK, RESUBMIT_TASK
-from ranch_celery.task import LRUTaskMixin, lru_task
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from ranch_celery.backlog import EXPIRED_REASON, CeleryBacklog
+from ranch_celery.config import SerializerType
+from ranch_celery.errors import StorageNotConfigured
+from ranch_celery.status import get_status
+from ranch_celery.task import LRUResult, LRUTask, LRUTaskMixin, lru_task
+from ranch_celery.wakeups import RESUBMIT_TASK, WAKE_UP_TASK
 
 __version__ = "0.1.0"
 
-__all__ = ["EXPIRED_REASON", "PRIORITIZE_TASK", "RESUBMIT_TASK", "LRUTaskMixin", "__version__", "lru_task"]
+__all__ = [
+    "EXPIRED_REASON",
+    "RESUBMIT_TASK",
+    "WAKE_UP_TASK",
+    "CeleryBacklog",
+    "LRUResult",
+    "LRUTask",
+    "LRUTaskMixin",
+    "SerializerType",
+    "StorageNotConfigured",
+    "__version__",
+    "get_status",
+    "lru_task",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PRIORITIZE_TASK":
+        warnings.warn(
+            "ranch_celery.PRIORITIZE_TASK is deprecated: the internal message is a wake-up, WAKE_UP_TASK",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return WAKE_UP_TASK
+    raise AttributeError(f"module 'ranch_celery' has no attribute {name!r}")

@@ -6,7 +6,7 @@ import contextlib
 import logging
 from typing import Any, Iterator
 
-from ranch_celery.state import RanchState
+from ranch_celery.registry import RanchState
 
 
 def _nudge_stop(app: Any) -> None:
@@ -20,9 +20,9 @@ def _nudge_stop(app: Any) -> None:
     from celery.worker import state as worker_state
 
     worker_state.should_terminate = 0
-    for binding in list(RanchState.of(app).backlogs.values())[:1]:
-        binding.wake()
-        binding.wake()
+    for backlog in list(RanchState.of(app).backlogs.values())[:1]:
+        backlog.wake()
+        backlog.wake()
 
 
 @contextlib.contextmanager

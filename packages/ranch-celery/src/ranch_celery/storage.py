@@ -1,25 +1,42 @@
-"""Which storage a backlog uses: explicit, configured, the broker's Redis, or memory.
+"""Which storage a backlog uses, decided at its first use from the app's final configuration.
 
 The rule, first match wins (never a silent fallback):
 
 1. the ``storage=`` given to :func:`~ranch_celery.lru_task`;
-2. ``app.conf.ranch_storage_url`` (``redis://``, ``rediss://``, ``unix://``
-   or ``memory://``);
-3. the broker's URL when the broker is Redis (``redis://``, ``rediss://``):
-   the same server, in the backlog's own namespace ``celery:<backlog>``;
+2. the ``storage_url`` setting (``app.conf.ranch_storage_url`` or
+   ``config={"storage_url": ...}``): ``redis://``, ``rediss://``,
+   ``unix://`` or ``memory://``;
+3. the broker's URL when the broker is Redis (``redis://``, ``rediss://``),
+   however it was given: ``Celery(broker=...)``, ``app.conf.broker_url``,
+   ``config_from_object``, ``celery worker -b ...`` or
+   ``CELERY_BROKER_URL``; the backlog lives in namespace
+   ``<redis_prefix><backlog>`` (default ``celery:<backlog>``);
 4. an in-memory storage when the broker is ``memory://`` (one process: the
    demo, tests, a first try);
-5. otherwise :class:`ValueError` at decoration time.
+5. otherwise :class:`~ranch_celery.errors.StorageNotConfigured` (a
+   ``ValueError``) naming the three ways to configure one.
+
+Because nothing is read before first use, an app defined without a broker
+and configured later (command line, environment, config module) works.
+Calls are encoded with the ``serializer`` setting: kombu's JSON by default
+(:mod:`ranch_celery.codec`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from ranch_core import InMemoryStorage, Storage
+from ranch_core.backlogs import redis_storage_class
+
+from ranch_celery.codec import serializer_named
+from ranch_celery.config import Settings
+from ranch_celery.errors import StorageNotConfigured
 
 #: URL schemes served by ranch-redis.
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+#: What ``pip install`` adds ranch-redis.
+REDIS_EXTRA = "ranch-celery[redis]"
 
 
 def scheme_of(url: str) -> str:
@@ -28,40 +45,37 @@ def scheme_of(url: str) -> str:
     return head.lower() if sep else ""
 
 
-def namespace_for(backlog: str) -> str:
-    """The Redis namespace of a backlog: ``celery:<backlog>``."""
-    return f"celery:{backlog}"
-
-
-def storage_from_url(url: str, backlog: str) -> Storage:
+def storage_from_url(url: str, backlog: str, settings: Settings) -> Storage:
     """A storage for ``backlog`` at ``url``; ``ValueError`` for an unknown scheme."""
     scheme = scheme_of(url)
+    serializer = serializer_named(settings.serializer)
     if scheme == "memory":
-        return InMemoryStorage()
+        return InMemoryStorage(serializer=serializer)
     if scheme in REDIS_SCHEMES:
-        try:
-            from ranch_redis import RedisStorage
-        except ImportError:  # pragma: no cover - depends on what is installed
-            raise ImportError(
-                f"storage URL {scheme}://... needs ranch-redis: pip install 'ranch-celery[redis]'"
-            ) from None
-        storage: Storage = RedisStorage.from_url(url, namespace=namespace_for(backlog))
+        storage_class = redis_storage_class(REDIS_EXTRA)
+        if settings.redis_use_ssl and scheme == "redis":
+            url = "rediss" + url[len("redis") :]
+        storage: Storage = storage_class.from_url(
+            url,
+            namespace=settings.namespace(backlog),
+            serializer=serializer,
+            retries=settings.redis_max_retries,
+            **settings.redis_options,
+        )
         return storage
     raise ValueError(
         f"unsupported ranch storage URL scheme {scheme!r}: use redis://, rediss://, unix:// or memory://"
     )
 
 
-def first_broker_url(app: Any) -> Optional[str]:
-    """The app's (write) broker URL, first of a failover list; ``None`` if unset."""
-    conf = app.conf
-    url = conf.get("broker_write_url") or conf.get("broker_url")
+def broker_url(app: Any) -> Optional[str]:
+    """The app's (write) broker URL as Celery resolves it (first of a failover list)."""
+    url = app.conf.broker_write_url
     if isinstance(url, (list, tuple)):
         url = url[0] if url else None
     if not url:
         return None
-    text = str(url)
-    return text.split(";", 1)[0].strip()
+    return str(url).split(";", 1)[0].strip()
 
 
 def is_storage(value: Any) -> bool:
@@ -69,28 +83,30 @@ def is_storage(value: Any) -> bool:
     return isinstance(value, Storage)
 
 
-def resolve_storage(app: Any, backlog: str, explicit: Optional[Storage]) -> Storage:
+def check_explicit(storage: Any) -> Optional[Storage]:
+    """``storage=`` of ``lru_task``: ``None`` or a :class:`ranch_core.Storage` (``TypeError``)."""
+    if storage is not None and not is_storage(storage):
+        raise TypeError(
+            f"storage must implement ranch_core.Storage (e.g. RedisStorage), not {type(storage).__name__}"
+        )
+    return cast(Optional[Storage], storage)
+
+
+def resolve_storage(app: Any, backlog: str, explicit: Optional[Storage], settings: Settings) -> Storage:
     """Apply the rule in the module docstring for one backlog of ``app``."""
     if explicit is not None:
-        if not is_storage(explicit):
-            raise TypeError(
-                "storage must implement ranch_core.Storage (e.g. RedisStorage), "
-                f"not {type(explicit).__name__}"
-            )
         return explicit
-    configured = app.conf.get("ranch_storage_url")
-    if configured:
-        if not isinstance(configured, str):
-            raise TypeError("app.conf.ranch_storage_url must be a URL string")
-        return storage_from_url(configured, backlog)
-    broker = first_broker_url(app)
+    if settings.storage_url:
+        return storage_from_url(settings.storage_url, backlog, settings)
+    broker = broker_url(app)
     scheme = scheme_of(broker) if broker else ""
     if broker and scheme in ("redis", "rediss"):
-        return storage_from_url(broker, backlog)
+        return storage_from_url(broker, backlog, settings)
     if scheme == "memory":
-        return InMemoryStorage()
-    raise ValueError(
-        f"ranch: no storage for backlog {backlog!r}: the broker ({scheme or 'default amqp'}) is "
-        "neither Redis nor memory://. Pass storage=RedisStorage.from_url(...) to lru_task "
-        "or set app.conf.ranch_storage_url."
+        return InMemoryStorage(serializer=serializer_named(settings.serializer))
+    raise StorageNotConfigured(
+        f"ranch: no storage for backlog {backlog!r}: the broker ({scheme or 'default amqp'}) is neither "
+        "Redis nor memory://. Configure one of: lru_task(app, storage=RedisStorage.from_url(...)); "
+        "app.conf.ranch_storage_url = 'redis://...' (or lru_task(app, config={'storage_url': ...})); "
+        "or a Redis broker (Celery(broker='redis://...'), celery worker -b redis://..., CELERY_BROKER_URL)."
     )

@@ -2,22 +2,62 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, TypeVar, Union, cast, overload
+import uuid
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Generic,
+    Mapping,
+    Optional,
+    Protocol,
+    Sequence,
+    TypeVar,
+    Union,
+    cast,
+    overload,
+)
 
-from ranch_core import Storage, validation
-from ranch_core.calls import Call
+from ranch_core.backlogs import check_backlog_name, check_weight_function
+from ranch_core.calls import Call, check_arguments, optional_str
 from ranch_core.dispatcher import FairDispatcher
 from ranch_core.management import KeyManagement
+from ranch_core.protocols import Storage
 from ranch_core.scheduler import WeightFunction
 
-from ranch_celery import storage as storage_rules
-from ranch_celery.state import BacklogBinding, RanchState
-from ranch_celery.worker import capture_retry
+from ranch_celery.app import install
+from ranch_celery.backlog import CeleryBacklog
+from ranch_celery.codec import explain_unencodable
+from ranch_celery.config import check_config
+from ranch_celery.registry import Declaration, RanchState
+from ranch_celery.retries import capture_retry
+from ranch_celery.storage import check_explicit
 
-F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 
 #: ``lru_apply_async`` options besides the fairness ones; anything else is a ``TypeError``.
 SUPPORTED_OPTIONS = ("task_id", "headers")
+
+
+class LRUResult(Protocol[R_co]):
+    """What ``lru_delay`` returns, as type checkers see it: Celery's ``AsyncResult``
+    of the user's call (``.get()`` is the task's return value)."""
+
+    @property
+    def id(self) -> str:
+        """The call's task id (a dashed UUID unless ``task_id=`` was given)."""
+
+    @property
+    def state(self) -> str:
+        """Celery's task state: ``PENDING``, ``SUCCESS``, ``FAILURE``, ``RETRY``, ``REVOKED``."""
+
+    def get(self, timeout: Optional[float] = None, propagate: bool = True, **options: Any) -> R_co:
+        """Wait for and return the task's result (re-raising its exception)."""
+
+    def ready(self) -> bool:
+        """Whether the call has finished."""
 
 
 class LRUTaskMixin(KeyManagement):
@@ -27,19 +67,28 @@ class LRUTaskMixin(KeyManagement):
     is given); ``.delay``/``.apply_async`` keep working as plain Celery.
     """
 
-    #: Name of the task's backlog (fairness domain); set per task class.
-    lru_backlog: str = ""
+    #: The task's ``backlog=`` (empty: the queue the task routes to).
+    lru_backlog_option: str = ""
+
+    def __class_getitem__(cls, item: Any) -> Any:
+        return cls  # LRUTask[P, R] in annotations evaluated at runtime
 
     # -- plumbing -------------------------------------------------------------
 
     @property
-    def _ranch_binding(self) -> BacklogBinding:
-        return RanchState.of(cast(Any, self).app).binding(self.lru_backlog)
+    def lru_backlog(self) -> str:
+        """Name of the task's backlog (fairness domain): ``backlog=``, or the queue it routes to."""
+        return self._ranch_backlog.name
+
+    @property
+    def _ranch_backlog(self) -> CeleryBacklog:
+        task = cast(Any, self)
+        return RanchState.of(task.app).backlog_of(task.name)
 
     @property
     def lru_dispatcher(self) -> FairDispatcher:
         """The :class:`~ranch_core.dispatcher.FairDispatcher` of this task's backlog (this process)."""
-        return self._ranch_binding.dispatcher()
+        return self._ranch_backlog.dispatcher()
 
     def apply_async(
         self, args: Any = None, kwargs: Any = None, task_id: Optional[str] = None, *rest: Any, **options: Any
@@ -65,8 +114,10 @@ class LRUTaskMixin(KeyManagement):
         ``priority_weight`` sets the key's weight (lower = served more often;
         0.5 = twice as often as 1.0) without charging the key. ``expiry`` is
         seconds after which a call that has not started is dropped and its
-        result set to ``REVOKED``. ``tags`` tags the key. Bad input raises
-        ``TypeError``/``ValueError`` and nothing is stored or published.
+        result set to ``REVOKED``. ``tags`` tags the key. Arguments are
+        encoded as Celery's ``json`` serializer encodes them (kombu's JSON:
+        datetime, Decimal, UUID, bytes come back as such). Bad input raises
+        ``TypeError``/``ValueError`` naming it, and nothing is stored or published.
         """
         return self.lru_apply_async(
             lru_key, args, kwargs, priority_weight=priority_weight, expiry=expiry, tags=tags
@@ -90,15 +141,8 @@ class LRUTaskMixin(KeyManagement):
                 f"lru_apply_async does not support {', '.join(unsupported)} "
                 f"(supported: {', '.join(SUPPORTED_OPTIONS)}, priority_weight, expiry, tags)"
             )
-        if isinstance(args, (str, bytes)) or not isinstance(args, (list, tuple)):
-            raise TypeError(f"args must be a list or tuple, not {type(args).__name__}")
-        if kwargs is None:
-            kwargs = {}
-        if not isinstance(kwargs, Mapping) or not all(isinstance(name, str) for name in kwargs):
-            raise TypeError("kwargs must be a mapping with str keys")
-        task_id = options.get("task_id")
-        if task_id is not None:
-            validation.check_name(task_id, "task_id")
+        call_args, call_kwargs = check_arguments(args, kwargs)
+        task_id = optional_str(options.get("task_id"), "task_id") or str(uuid.uuid4())
         headers = options.get("headers")
         if headers is not None and not isinstance(headers, Mapping):
             raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
@@ -110,10 +154,18 @@ class LRUTaskMixin(KeyManagement):
         if parent is not None and parent.request.id:
             call_options["parent_id"] = parent.request.id
             call_options["root_id"] = parent.request.root_id or parent.request.id
-        call = Call(args=list(args), kwargs=dict(kwargs), options=call_options)
-        new_id = self.lru_dispatcher.submit(
-            lru_key, call, priority_weight=priority_weight, expiry=expiry, tags=tags, task_id=task_id
-        )
+        call = Call(args=call_args, kwargs=call_kwargs, options=call_options)
+        backlog = self._ranch_backlog
+        try:
+            new_id = backlog.dispatcher().submit(
+                lru_key, call, priority_weight=priority_weight, expiry=expiry, tags=tags, task_id=task_id
+            )
+        except TypeError as exc:
+            serializer = backlog.serializer
+            named = None if serializer is None else explain_unencodable(serializer, call_args, call_kwargs)
+            if named is not None:
+                raise named from exc
+            raise
         return task.AsyncResult(new_id)
 
     # -- management API (the seed's names, from ranch_core.management.KeyManagement) --
@@ -125,60 +177,96 @@ class LRUTaskMixin(KeyManagement):
         return self.lru_backlog
 
 
+if TYPE_CHECKING:
+    from typing_extensions import ParamSpec
+
+    P = ParamSpec("P")
+
+    class LRUTask(LRUTaskMixin, Generic[P, R]):
+        """A fair Celery task as type checkers see it (at runtime: Celery's task class
+        with :class:`LRUTaskMixin` in front)."""
+
+        name: str
+        app: Any
+        request: Any
+
+        def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+        def run(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+        def delay(self, *args: P.args, **kwargs: P.kwargs) -> LRUResult[R]: ...
+        def lru_delay(
+            self,
+            lru_key: str,
+            *args: Any,
+            priority_weight: Optional[float] = None,
+            expiry: Optional[float] = None,
+            tags: Optional[Mapping[str, str]] = None,
+            **kwargs: Any,
+        ) -> LRUResult[R]: ...
+        def lru_apply_async(
+            self,
+            lru_key: str,
+            args: Sequence[Any] = (),
+            kwargs: Optional[Mapping[str, Any]] = None,
+            *,
+            priority_weight: Optional[float] = None,
+            expiry: Optional[float] = None,
+            tags: Optional[Mapping[str, str]] = None,
+            **options: Any,
+        ) -> LRUResult[R]: ...
+else:
+    LRUTask = LRUTaskMixin
+
+
 def _make_decorator(
     app: Any,
+    config: Optional[Mapping[str, Any]],
     storage: Optional[Storage],
     weight_function: Optional[WeightFunction],
     backlog: Optional[str],
     task_options: Dict[str, Any],
 ) -> Callable[[Callable[..., Any]], Any]:
-    if weight_function is not None and not callable(weight_function):
-        raise TypeError("weight_function must be callable: (lru_key, LRUKeyMetadata) -> float")
+    checked_config = check_config(config)
+    check_explicit(storage)
+    check_weight_function(weight_function)
     if backlog is not None:
-        validation.check_name(backlog, "backlog")
-        if "{" in backlog or "}" in backlog:
-            raise ValueError(f"backlog must not contain '{{' or '}}': {backlog!r}")
+        check_backlog_name(backlog)
+    state = install(app)
+    state.add_config(checked_config)
 
     def decorate(fun: Callable[..., Any]) -> Any:
         if not callable(fun):
             raise TypeError("lru_task decorates a function")
         name = task_options.get("name") or app.gen_task_name(fun.__name__, fun.__module__)
-        backlog_name = backlog or name
-        state = RanchState.of(app)
-        binding = state.declare(
-            backlog_name,
-            name,
-            lambda: storage_rules.resolve_storage(app, backlog_name, storage),
-            weight_function,
-            explicit_storage=storage is not None,
-        )
+        state.declare(Declaration(name, backlog, storage, weight_function))
         options = dict(task_options)
         base = options.pop("base", None) or app.Task
-        cls = type(f"LRU{base.__name__}", (LRUTaskMixin, base), {"lru_backlog": binding.name})
+        cls = type(f"LRU{base.__name__}", (LRUTaskMixin, base), {"lru_backlog_option": backlog or ""})
         return app.task(base=cls, **options)(fun)
 
     return decorate
 
 
 @overload
-def lru_task(app: Any, fun: F) -> Any: ...
+def lru_task(app: Any, fun: Callable[P, R]) -> LRUTask[P, R]: ...
 
 
 @overload
 def lru_task(
     app: Any,
     *,
+    config: Optional[Mapping[str, Any]] = None,
     storage: Optional[Storage] = None,
     weight_function: Optional[WeightFunction] = None,
     backlog: Optional[str] = None,
     **task_options: Any,
-) -> Callable[[Callable[..., Any]], Any]: ...
+) -> Callable[[Callable[P, R]], LRUTask[P, R]]: ...
 
 
 def lru_task(
     app: Any,
     fun: Optional[Callable[..., Any]] = None,
     *,
+    config: Optional[Mapping[str, Any]] = None,
     storage: Optional[Storage] = None,
     weight_function: Optional[WeightFunction] = None,
     backlog: Optional[str] = None,
@@ -186,17 +274,22 @@ def lru_task(
 ) -> Union[Any, Callable[[Callable[..., Any]], Any]]:
     """Decorate a function as a Celery task of ``app`` with a fair backlog.
 
-    ``@lru_task(app)`` or ``@lru_task(app, storage=..., weight_function=...,
-    backlog=..., **task_options)``: ``task_options`` go to ``app.task``
-    (``bind``, ``name``, ``queue``, ``max_retries``, ...). ``backlog`` names
-    the fairness domain (default: the task's name); tasks naming the same
-    backlog share keys. ``weight_function(lru_key, LRUKeyMetadata) -> float``
-    is what serving that key costs (default: its stored weight). Storage
-    resolution is documented in :mod:`ranch_celery.storage`; a broker that
-    is neither Redis nor ``memory://`` with no storage configured raises
-    ``ValueError`` here.
+    ``@lru_task(app)`` or ``@lru_task(app, config=..., storage=...,
+    weight_function=..., backlog=..., **task_options)``: ``task_options`` go
+    to ``app.task`` (``bind``, ``name``, ``queue``, ``max_retries``, ...).
+
+    ``backlog`` names the fairness domain; by default it is the queue the
+    task routes to (resolved at first use, ``task_routes`` included), so the
+    tasks sharing a queue share one fair order across keys. Weights, tags
+    and custom data belong to the key in that backlog.
+    ``weight_function(lru_key, LRUKeyMetadata) -> float`` is what serving a
+    key costs (default: its stored weight); tasks sharing a backlog share it.
+    ``config`` takes celery-ranch's settings for the whole app
+    (:mod:`ranch_celery.config`). Storage is resolved at first use
+    (:mod:`ranch_celery.storage`), so the app may get its broker later
+    (``celery worker -b``, ``CELERY_BROKER_URL``, ``config_from_object``).
     """
-    decorate = _make_decorator(app, storage, weight_function, backlog, task_options)
+    decorate = _make_decorator(app, config, storage, weight_function, backlog, task_options)
     if fun is not None:
         return decorate(fun)
     return decorate

@@ -1,0 +1,131 @@
+"""``CeleryBacklog``: one fairness domain of a Celery app, as this process sees it.
+
+It holds the backlog's storage (resolved at first use, see
+:mod:`ranch_celery.storage`), its weight function, the task whose routing
+its wake-ups follow, and this process's
+:class:`~ranch_core.dispatcher.FairDispatcher` (built per process: a forked
+pool child gets its own, never a copy of the parent's locks).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Callable, Dict, List, Optional, Set
+
+from ranch_core import Storage
+from ranch_core.backlogs import BacklogSettings
+from ranch_core.dispatcher import FairDispatcher
+from ranch_core.models import ScheduledTask
+from ranch_core.scheduler import FairScheduler, WeightFunction
+from ranch_core.serializers import Serializer
+
+from ranch_celery import wakeups
+from ranch_celery.config import Settings
+from ranch_celery.storage import resolve_storage
+
+#: The reason stored with a call that expired before it ran (state ``REVOKED``).
+EXPIRED_REASON = "expired: not started before its ranch expiry"
+
+
+class CeleryBacklog:
+    """The backlog ``name`` of ``app``: the calls of the tasks that route to it.
+
+    ``queue`` is the queue its wake-ups travel on; ``route_task`` the task
+    whose routing they copy (the first task of the backlog used here).
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        name: str,
+        queue: str,
+        route_task: str,
+        explicit_storage: Optional[Storage],
+        weight_function: Optional[WeightFunction],
+        settings: Callable[[], Settings],
+    ) -> None:
+        self.app = app
+        self.name = name
+        self.queue = queue
+        self.route_task = route_task
+        self.explicit_storage = explicit_storage
+        self.weight_function = weight_function
+        self.tasks: Set[str] = {route_task}
+        self._settings = settings
+        self._storage: Optional[Storage] = explicit_storage
+        self._dispatcher: Optional[FairDispatcher] = None
+        self._pid = -1
+        self._lock = threading.Lock()
+
+    def declared(self) -> BacklogSettings:
+        """What the backlog was declared with, for :func:`ranch_core.backlogs.check_join`."""
+        return BacklogSettings(
+            name=self.name,
+            queue=self.queue,
+            storage=self.explicit_storage,
+            weight_function=self.weight_function,
+        )
+
+    @property
+    def storage(self) -> Storage:
+        """The backlog's storage, resolved on first use (``StorageNotConfigured`` if there is none)."""
+        storage = self._storage
+        if storage is None:
+            with self._lock:
+                if self._storage is None:
+                    self._storage = resolve_storage(self.app, self.name, None, self._settings())
+                storage = self._storage
+        return storage
+
+    @property
+    def serializer(self) -> Optional[Serializer]:
+        """The serializer the storage encodes calls with, if it says."""
+        serializer = getattr(self.storage, "serializer", None)
+        if serializer is None:
+            serializer = getattr(self.storage, "_serializer", None)
+        return serializer if isinstance(serializer, Serializer) else None
+
+    @property
+    def lease_seconds(self) -> float:
+        """Lease of a running call (the ``lease_seconds`` setting)."""
+        return self._settings().lease_seconds
+
+    def dispatcher(self) -> FairDispatcher:
+        """This process's :class:`~ranch_core.dispatcher.FairDispatcher` for the backlog."""
+        pid = os.getpid()
+        dispatcher = self._dispatcher
+        if dispatcher is not None and self._pid == pid:
+            return dispatcher
+        storage = self.storage
+        with self._lock:
+            if self._dispatcher is None or self._pid != pid:
+                scheduler = FairScheduler(
+                    storage, weight_function=self.weight_function, lease_seconds=self.lease_seconds
+                )
+                self._dispatcher = FairDispatcher(scheduler, self.wake, on_expired=self.mark_expired)
+                self._pid = pid
+            return self._dispatcher
+
+    def wake(self, countdown: Optional[float] = None, attempt: int = 0) -> None:
+        """Publish one wake-up message for this backlog."""
+        args: List[Any] = [self.name] if attempt == 0 else [self.name, attempt]
+        wakeups.publish(self.app, self.route_task, wakeups.WAKE_UP_TASK, args, countdown=countdown)
+
+    def defer(self, body: Dict[str, Any], delay: float) -> None:
+        """Publish a delayed retry (``FairDispatcher.deferred``) due in ``delay`` seconds."""
+        wakeups.publish(self.app, self.route_task, wakeups.RESUBMIT_TASK, [self.name, body], countdown=delay)
+
+    def mark_expired(self, task: ScheduledTask) -> None:
+        """Store ``REVOKED`` (reason :data:`EXPIRED_REASON`) for a call dropped as expired."""
+        payload = task.payload if isinstance(task.payload, dict) else {}
+        options = payload.get("options")
+        name = options.get("task") if isinstance(options, dict) else None
+        celery_task = self.app.tasks.get(name) if isinstance(name, str) else None
+        if celery_task is not None and celery_task.ignore_result:
+            return
+        backend = celery_task.backend if celery_task is not None else self.app.backend
+        backend.mark_as_revoked(task.task_id, reason=EXPIRED_REASON)
+
+    def __repr__(self) -> str:
+        return f"CeleryBacklog({self.name!r}, queue={self.queue!r}, tasks={sorted(self.tasks)!r})"

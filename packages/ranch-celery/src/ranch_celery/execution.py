@@ -1,0 +1,151 @@
+"""Running the fair choice of a wake-up through Celery's own worker tracer.
+
+A wake-up message runs :func:`wake_up`: it asks the backlog for the fair
+choice at this moment and runs that call right here, through
+:func:`celery.app.trace.build_tracer`, under the call's own task id: the
+result backend, task states, ``self.request``, the task signals and the
+``Task ... succeeded``/``raised`` log line see the user's call, not the
+wake-up. The lease is acknowledged when the call ends, or the call goes
+back into its backlog for a retry (:mod:`ranch_celery.retries`).
+
+If the storage cannot be reached when the wake-up runs, the wake-up is
+published again with a countdown that doubles from
+:data:`RETRY_FIRST_DELAY` up to the sweep interval, so a call waits at most
+one sweep interval once the storage is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+
+from ranch_core.calls import Claimed
+from ranch_core.errors import StorageUnavailable
+
+from ranch_celery.logs import install_log_filter
+from ranch_celery.registry import RanchState
+from ranch_celery.retries import Frame, finish_retry, frames
+from ranch_celery.sweep import ensure_keeper
+
+if TYPE_CHECKING:
+    from ranch_celery.backlog import CeleryBacklog
+
+logger = logging.getLogger("ranch_celery")
+
+#: Countdown of the first re-published wake-up after a storage failure, seconds.
+RETRY_FIRST_DELAY = 0.1
+
+
+def wake_up(task: Any, backlog: str, attempt: int = 0) -> Optional[str]:
+    """Body of a wake-up message: run the fair choice of ``backlog`` now, or do nothing.
+
+    Returns the id of the call it ran (``None``: a no-op, or re-published).
+    """
+    install_log_filter()
+    state = RanchState.of(task.app)
+    fair = state.backlog(backlog)
+    ensure_keeper(state)
+    try:
+        claimed = fair.dispatcher().take()
+    except (StorageUnavailable, ConnectionError, TimeoutError) as exc:
+        delay = min(state.sweep_interval(), RETRY_FIRST_DELAY * 2 ** min(attempt, 30))
+        logger.warning(
+            "ranch: storage of backlog %r is unavailable (%s); wake-up published again in %.1f s",
+            backlog,
+            exc,
+            delay,
+        )
+        fair.wake(countdown=delay, attempt=attempt + 1)
+        return None
+    if claimed is None:
+        return None
+    run_claimed(state, fair, claimed, task.request)
+    return claimed.task_id
+
+
+def tracer_for(state: RanchState, task: Any, hostname: str) -> Callable[..., Any]:
+    """Celery's own worker tracer for ``task`` (results, states, signals, log lines), cached."""
+    cache_key = ("tracer", task.name, hostname, os.getpid())
+    tracer: Optional[Callable[..., Any]] = state.worker.get(cache_key)
+    if tracer is None:
+        from celery.app.trace import build_tracer
+
+        tracer = build_tracer(task.name, task, loader=state.app.loader, hostname=hostname, app=state.app)
+        state.worker[cache_key] = tracer
+    return tracer
+
+
+def request_for(backlog: CeleryBacklog, claimed: Claimed, task: Any, outer: Any) -> Dict[str, Any]:
+    """The ``self.request`` of the call: its own id, arguments and headers; the wake-up's delivery."""
+    call = claimed.call
+    delivery_info = dict(getattr(outer, "delivery_info", None) or {})
+    delivery_info.pop("redelivered", None)
+    return {
+        "id": claimed.task_id,
+        "task": task.name,
+        "args": call.args,
+        "kwargs": call.kwargs,
+        "retries": call.retries,
+        "is_eager": False,
+        "hostname": getattr(outer, "hostname", None),
+        "delivery_info": delivery_info,
+        "reply_to": getattr(outer, "reply_to", None),
+        "correlation_id": claimed.task_id,
+        "timelimit": getattr(outer, "timelimit", None),
+        "headers": call.options.get("headers") or {},
+        "root_id": call.options.get("root_id") or claimed.task_id,
+        "parent_id": call.options.get("parent_id"),
+        "origin": call.options.get("origin"),
+        "lru_key": claimed.key,
+        "lru_backlog": backlog.name,
+    }
+
+
+def run_claimed(state: RanchState, backlog: CeleryBacklog, claimed: Claimed, outer: Any) -> None:
+    """Run one claimed call under its own id, then ack it or put it back (retry).
+
+    A call naming a task this worker does not have is stored as a
+    ``NotRegistered`` failure, logged, and acknowledged (it would fail the
+    same way on the next worker of this kind).
+    """
+    dispatcher = backlog.dispatcher()
+    name = claimed.call.options.get("task")
+    task = state.app.tasks.get(name) if isinstance(name, str) else None
+    if task is None:
+        from celery.exceptions import NotRegistered
+
+        logger.error(
+            "ranch: call %s (key %r, backlog %r) names task %r, which this worker does not have; "
+            "stored as a NotRegistered failure",
+            claimed.task_id,
+            claimed.key,
+            backlog.name,
+            name,
+        )
+        state.app.backend.mark_as_failure(claimed.task_id, NotRegistered(name))
+        dispatcher.finish(claimed)
+        return
+    tracer = tracer_for(state, task, getattr(outer, "hostname", None) or "ranch@localhost")
+    frame = Frame(claimed)
+    stack = frames()
+    stack.append(frame)
+    try:
+        with dispatcher.running(claimed):
+            request = request_for(backlog, claimed, task, outer)
+            tracer(claimed.task_id, claimed.call.args, claimed.call.kwargs, request)
+    finally:
+        # The tracer catches the task's own exceptions; anything raised here is the tracer
+        # failing (or the worker shutting down): the lease runs out and the call comes back.
+        stack.pop()
+    if frame.retry is not None:
+        finish_retry(backlog, claimed, frame.retry)
+        return
+    try:
+        dispatcher.finish(claimed)
+    except Exception:
+        logger.exception(
+            "ranch: call %s ran but its lease could not be released; it may run again when the lease "
+            "runs out",
+            claimed.task_id,
+        )
