@@ -79,9 +79,18 @@ def build(client: redis.Redis, serializer: str) -> type:
             weight=st.one_of(st.none(), WEIGHTS),
             ttl=st.one_of(st.none(), st.sampled_from([0.0, 0.5, 1.0, 3.0, 20.0])),
             reuse=st.booleans(),
+            tags=st.one_of(
+                st.none(), st.dictionaries(st.sampled_from(TAGS), st.sampled_from(["", "x", "é"]))
+            ),
         )
         def push(
-            self, key: str, payload: Any, weight: Optional[float], ttl: Optional[float], reuse: bool
+            self,
+            key: str,
+            payload: Any,
+            weight: Optional[float],
+            ttl: Optional[float],
+            reuse: bool,
+            tags: Optional[Dict[str, str]],
         ) -> None:
             if reuse and self.ids:
                 task_id = self.ids[-1]
@@ -90,7 +99,13 @@ def build(client: redis.Redis, serializer: str) -> type:
                 task_id = f"t{self.counter}"
                 self.ids.append(task_id)
             expires = None if ttl is None else self.now + ttl
-            self.both("push", ScheduledTask(task_id, key, payload, self.now, expires), weight=weight)
+            task = ScheduledTask(task_id, key, payload, self.now, expires)
+            self.both("push", task, weight=weight, tags=tags)
+
+        @rule(step=STEPS, limit=st.integers(1, 4))
+        def expire(self, step: float, limit: int) -> None:
+            self.now += step
+            self.both("expire", self.now, limit)
 
         @rule(step=STEPS, lease=st.sampled_from([0.5, 1.0, 4.0]))
         def pop(self, step: float, lease: float) -> None:
@@ -139,10 +154,12 @@ def build(client: redis.Redis, serializer: str) -> type:
 
         @invariant()
         def same_state(self) -> None:
-            self.both("status")
-            self.both("waiting")
+            for now in (None, self.now, self.now + 1.0):
+                self.both("status", now)
+                self.both("waiting", now)
             for key in KEYS:
                 self.both("metadata", key)
+                self.both("metadata", key, self.now + 0.5)
             for name in ("plan", "{t}"):
                 self.both("keys_with_tag", name)
                 self.both("keys_with_tag", name, "x")

@@ -19,6 +19,18 @@ With equal weights this is exact least-recently-served order (round robin).
 With any weights, two keys that stay backlogged differ in weighted service
 ``served * weight`` by at most the sum of their weights (bounded lag).
 
+Weights are bounded to ``[MIN_WEIGHT, MAX_WEIGHT]`` (as Temporal bounds its
+fairness weights): one dispatch moves a pass, and so virtual time, by at most
+``MAX_WEIGHT``. Passes are doubles: below ``2**36`` their spacing is at most
+``2**-17``, so a charge ``pass + weight`` is off by at most ``2**-18`` (0.4 %
+of the smallest weight). Virtual time gets there only after ``2**36 / 1000 =
+6.9e7`` dispatches that each cost the largest weight, or ``6.9e10`` at the
+default weight; weights of 0.01 and up stay within 1 % until ``2**40``
+(``1.1e12`` dispatches at weight 1). A charge is lost entirely
+(``pass + weight == pass``) only past ``2**44`` for the smallest weight and
+``2**54`` for the default. Virtual time is not rebased; the package README
+("Weights and precision") has the measurements.
+
 Storage implementations keep the active keys in a structure ordered by
 :func:`selection_order` (a heap, a Redis sorted set) so that choosing costs
 O(log K) and never depends on how many tasks wait behind a key.
@@ -33,6 +45,11 @@ NEVER_SERVED = 0
 
 #: Default weight of a key that was never given one.
 DEFAULT_WEIGHT = 1.0
+
+#: Smallest weight a key can have (1000x the service of the default weight).
+MIN_WEIGHT = 0.001
+#: Largest weight a key can have (a thousandth of the default's service).
+MAX_WEIGHT = 1000.0
 
 SelectionOrder = Tuple[float, int, str]
 

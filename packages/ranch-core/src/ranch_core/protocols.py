@@ -10,8 +10,9 @@ implementation to read first.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Protocol, runtime_checkable
+from typing import Any, List, Mapping, Optional, Protocol, runtime_checkable
 
+from ranch_core.errors import CorruptTask
 from ranch_core.models import LRUKeyMetadata, PopResult, ScheduledTask, SystemStatus
 
 #: At most this many expired leases are put back by one :meth:`Backlog.pop`.
@@ -19,18 +20,32 @@ RECLAIM_BATCH = 100
 #: At most this many expired tasks are dropped by one :meth:`Backlog.pop`
 #: before it returns early (task ``None``) so that no single step runs long.
 EXPIRED_BATCH = 100
+#: :class:`~ranch_core.FairScheduler` drops at most this many expired tasks
+#: (one :meth:`Backlog.expire` step) before it counts.
+EXPIRE_ON_READ = 100
+#: At most this many keys are checked by one :meth:`Repairable.repair` step.
+REPAIR_BATCH = 100
 
 
 @runtime_checkable
 class Backlog(Protocol):
     """Per-key FIFO backlogs, fair selection across keys, and leases."""
 
-    def push(self, task: ScheduledTask, *, weight: Optional[float] = None) -> None:
-        """Append ``task`` to the tail of its key; set the key's weight if given.
+    def push(
+        self,
+        task: ScheduledTask,
+        *,
+        weight: Optional[float] = None,
+        tags: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        """Append ``task`` to the tail of its key; set the key's weight and
+        tags (``name -> value``, as :meth:`Tracker.add_tag`) if given, all in
+        the same step.
 
         Raises ``TypeError`` (payload not encodable) or ``ValueError``
-        (``task_id`` already waiting or leased) before writing anything.
-        A key that turns active starts at ``max(own pass, virtual time)``.
+        (``task_id`` already waiting or leased) before writing anything: a
+        refused push sets no weight and no tag. A key that turns active
+        starts at ``max(own pass, virtual time)``.
         """
 
     def pop(self, now: float, lease_seconds: float) -> PopResult:
@@ -73,8 +88,21 @@ class Backlog(Protocol):
     def charge(self, key: str, extra: float) -> None:
         """Add ``extra`` to the key's pass (a weight function's correction)."""
 
-    def waiting(self) -> int:
-        """Number of tasks waiting (not leased), expired ones not yet dropped included."""
+    def expire(self, now: float, limit: int) -> List[ScheduledTask]:
+        """Drop up to ``limit`` waiting tasks whose expiry is ``<= now``; return them.
+
+        Earliest ``(expires_at, task_id)`` first. Each is removed from its
+        key (a key left empty turns inactive, uncharged) and counted in
+        ``expired_total``. Leased tasks are not touched: they run. Costs
+        O(limit * log N) plus the position of each task in its key.
+        """
+
+    def waiting(self, now: Optional[float] = None) -> int:
+        """Number of tasks waiting (not leased).
+
+        With ``now``, tasks whose expiry is ``<= now`` are not counted (they
+        will never run), in O(log N); without it, they are until dropped.
+        """
 
 
 @runtime_checkable
@@ -93,11 +121,38 @@ class Tracker(Protocol):
     def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[str]:
         """Keys tagged ``name`` (with ``value``, if given), sorted."""
 
-    def metadata(self, key: str) -> LRUKeyMetadata:
-        """What is known of ``key``; defaults for a key never seen."""
+    def metadata(self, key: str, now: Optional[float] = None) -> LRUKeyMetadata:
+        """What is known of ``key``; defaults for a key never seen.
 
-    def status(self) -> SystemStatus:
-        """Counters of the whole storage, in O(1)."""
+        With ``now``, ``pending_tasks`` leaves out the key's tasks whose
+        expiry is ``<= now``.
+        """
+
+    def status(self, now: Optional[float] = None) -> SystemStatus:
+        """Counters of the whole storage, in O(1) (O(log N) with ``now``).
+
+        With ``now``, ``backlog_size`` leaves out tasks whose expiry is
+        ``<= now``. ``active_keys`` counts keys holding waiting tasks,
+        including a key whose every task is due but not yet dropped.
+        """
+
+
+@runtime_checkable
+class Repairable(Protocol):
+    """Optional: a shared storage that other programs can damage checks itself.
+
+    :class:`~ranch_core.backends.memory.InMemoryStorage` has nothing to
+    repair (nothing outside its lock can write to it) and does not
+    implement it; :meth:`ranch_core.FairScheduler.repair` returns ``[]``
+    for such a storage.
+    """
+
+    def repair(self, limit: int) -> List[CorruptTask]:
+        """Check up to ``limit`` keys holding tasks (continuing where the last
+        call stopped, wrapping around) and the storage's counters; fix what is
+        damaged (a key holding tasks but not selectable, a field that is not
+        a number) and return one report per fix, reported as the storage
+        reports corrupt records."""
 
 
 @runtime_checkable

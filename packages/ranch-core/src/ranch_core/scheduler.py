@@ -7,12 +7,13 @@ import math
 import os
 import threading
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Mapping, Optional
 
 from ranch_core import validation
 from ranch_core.backends.memory import InMemoryStorage
+from ranch_core.errors import CorruptTask
 from ranch_core.models import LRUKeyMetadata, ScheduledTask, SystemStatus
-from ranch_core.protocols import Storage
+from ranch_core.protocols import EXPIRE_ON_READ, EXPIRED_BATCH, REPAIR_BATCH, Repairable, Storage
 
 logger = logging.getLogger("ranch_core")
 
@@ -47,7 +48,10 @@ class FairScheduler:
     positive, the stored weight is used and a (rate-limited) warning logged.
 
     ``on_expired`` and ``on_reclaimed`` are called with each task dropped as
-    expired and each lease put back, whichever call did it.
+    expired and each lease put back, whichever call did it. Counts
+    (:meth:`status`, :meth:`metadata`, ``len()``) never include a task whose
+    expiry has passed: each first drops up to :data:`~ranch_core.protocols.EXPIRE_ON_READ`
+    due tasks (reported through ``on_expired``) and leaves out the rest.
     """
 
     def __init__(
@@ -82,17 +86,20 @@ class FairScheduler:
         weight: Optional[float] = None,
         expiry: Optional[float] = None,
         task_id: Optional[str] = None,
+        tags: Optional[Mapping[str, str]] = None,
     ) -> str:
         """Store ``payload`` at the tail of ``key``'s backlog; return its task id.
 
-        ``weight`` (if given) becomes the key's weight. ``expiry`` is seconds
-        from now after which the task is dropped instead of run; ``None``
-        never expires. Bad arguments raise ``TypeError``/``ValueError`` and
-        store nothing.
+        ``weight`` (if given) becomes the key's weight and ``tags``
+        (``name -> value``) tag the key, in the same atomic step as the
+        store. ``expiry`` is seconds from now after which the task is
+        dropped instead of run; ``None`` never expires. Bad arguments raise
+        ``TypeError``/``ValueError`` and store nothing (no weight, no tag).
         """
         validation.check_key(key)
         weight = validation.check_optional_weight(weight)
         expiry = validation.check_expiry(expiry)
+        checked_tags = validation.check_tags(tags)
         task_id = new_task_id() if task_id is None else validation.check_name(task_id, "task_id")
         now = self.clock()
         task = ScheduledTask(
@@ -102,7 +109,7 @@ class FairScheduler:
             enqueued_at=now,
             expires_at=None if expiry is None else now + expiry,
         )
-        self.storage.push(task, weight=weight)
+        self.storage.push(task, weight=weight, tags=checked_tags or None)
         return task_id
 
     def remove(self, key: str, task_id: str) -> bool:
@@ -157,6 +164,27 @@ class FairScheduler:
         reclaimed = self.storage.reclaim(self.clock())
         self._report((), reclaimed)
         return reclaimed
+
+    def expire(self, limit: int = EXPIRED_BATCH) -> List[ScheduledTask]:
+        """Drop up to ``limit`` waiting tasks whose expiry has passed; report
+        each through ``on_expired`` and return them. A sweep calls this so
+        that expired calls end without any worker popping."""
+        return self._expire(self.clock(), validation.check_limit(limit))
+
+    def _expire(self, now: float, limit: int) -> List[ScheduledTask]:
+        expired = self.storage.expire(now, limit)
+        self._report(expired, ())
+        return expired
+
+    def repair(self, limit: int = REPAIR_BATCH) -> List[CorruptTask]:
+        """Let the storage check and fix up to ``limit`` of its keys (see
+        :class:`~ranch_core.protocols.Repairable`); ``[]`` for a storage
+        that cannot be damaged from outside, such as the in-memory one.
+        The storage reports each fix itself (``RedisStorage``'s ``on_corrupt``)."""
+        validation.check_limit(limit)
+        if isinstance(self.storage, Repairable):
+            return self.storage.repair(limit)
+        return []
 
     def _report(self, expired: Any, reclaimed: Any) -> None:
         for task in expired:
@@ -217,13 +245,20 @@ class FairScheduler:
         return self.storage.keys_with_tag(name, value)
 
     def metadata(self, key: str) -> LRUKeyMetadata:
-        """What is known of ``key``."""
-        return self.storage.metadata(validation.check_key(key))
+        """What is known of ``key``; ``pending_tasks`` leaves out expired tasks."""
+        validation.check_key(key)
+        now = self.clock()
+        self._expire(now, EXPIRE_ON_READ)
+        return self.storage.metadata(key, now=now)
 
     def status(self) -> SystemStatus:
-        """Counters of the whole storage."""
-        return self.storage.status()
+        """Counters of the whole storage; ``backlog_size`` leaves out expired tasks."""
+        now = self.clock()
+        self._expire(now, EXPIRE_ON_READ)
+        return self.storage.status(now=now)
 
     def __len__(self) -> int:
-        """Tasks waiting (not leased)."""
-        return self.storage.waiting()
+        """Tasks waiting (not leased), expired ones left out."""
+        now = self.clock()
+        self._expire(now, EXPIRE_ON_READ)
+        return self.storage.waiting(now=now)

@@ -8,7 +8,12 @@ message naming the argument.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Dict, Mapping, Optional
+
+from ranch_core.algorithm import MAX_WEIGHT, MIN_WEIGHT
+
+#: Longest expiry accepted, in seconds (10 years); ``None`` means never.
+MAX_EXPIRY = 10 * 365.25 * 86400.0
 
 
 def check_key(key: Any, name: str = "key") -> str:
@@ -27,17 +32,20 @@ def check_key(key: Any, name: str = "key") -> str:
 def _check_number(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond the range of a double, e.g. 10**400
+        raise ValueError(f"{name} is too large (beyond the range of a float)") from None
     if not math.isfinite(number):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return number
 
 
 def check_weight(weight: Any, name: str = "weight") -> float:
-    """A weight is a finite number greater than zero."""
+    """A weight is a finite number in ``[MIN_WEIGHT, MAX_WEIGHT]`` (0.001 to 1000)."""
     number = _check_number(weight, name)
-    if number <= 0:
-        raise ValueError(f"{name} must be greater than 0, got {weight!r}")
+    if not MIN_WEIGHT <= number <= MAX_WEIGHT:
+        raise ValueError(f"{name} must be between {MIN_WEIGHT} and {MAX_WEIGHT}, got {weight!r}")
     return number
 
 
@@ -47,12 +55,17 @@ def check_optional_weight(weight: Any, name: str = "weight") -> Optional[float]:
 
 
 def check_expiry(expiry: Any, name: str = "expiry") -> Optional[float]:
-    """Expiry is ``None`` (never) or a finite number of seconds >= 0."""
+    """Expiry is ``None`` (never) or a finite number of seconds in ``[0, MAX_EXPIRY]``."""
     if expiry is None:
         return None
     number = _check_number(expiry, name)
     if number < 0:
         raise ValueError(f"{name} must be >= 0 seconds, got {expiry!r}")
+    if number > MAX_EXPIRY:
+        raise ValueError(
+            f"{name} must be at most {MAX_EXPIRY:.0f} seconds (10 years), got {expiry!r}; "
+            "use None for a call that never expires"
+        )
     return number
 
 
@@ -62,6 +75,15 @@ def check_lease(lease_seconds: Any) -> float:
     if number <= 0:
         raise ValueError(f"lease_seconds must be greater than 0, got {lease_seconds!r}")
     return number
+
+
+def check_limit(limit: Any, name: str = "limit") -> int:
+    """A batch size: an ``int`` >= 1."""
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"{name} must be an int, not {type(limit).__name__}")
+    if limit < 1:
+        raise ValueError(f"{name} must be >= 1, got {limit!r}")
+    return limit
 
 
 def check_name(value: Any, name: str) -> str:
@@ -78,3 +100,14 @@ def check_tag_value(value: Any, name: str = "tag value") -> str:
     except UnicodeEncodeError as exc:
         raise ValueError(f"{name} is not valid UTF-8 text: {exc.reason}") from None
     return value
+
+
+def check_tags(tags: Any, name: str = "tags") -> Dict[str, str]:
+    """``None`` (no tags) or a mapping of non-empty tag names to string values; a new dict."""
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        raise TypeError(f"{name} must be a mapping of str to str, not {type(tags).__name__}")
+    return {
+        check_name(tag, "tag name"): check_tag_value(value, f"tag {tag!r}") for tag, value in tags.items()
+    }

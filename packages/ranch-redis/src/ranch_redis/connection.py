@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Dict, TypeVar
+from typing import Any, Callable, Dict, Optional, TypeVar
 from urllib.parse import urlsplit
 
 import redis
@@ -105,8 +105,15 @@ class Retrier:
         return float(min(self.backoff * (2**attempt), self.max_backoff))
 
     def __call__(self, call: Callable[[bool], T], *, operation: str = "call", note: str = "") -> T:
-        """Run ``call(retry)``; ``operation`` and ``note`` go into the final error message."""
+        """Run ``call(retry)``; ``operation`` and ``note`` go into the final error message.
+
+        ``note`` (what a caller should know if the command may have run) is
+        given only when some attempt failed after the command could have
+        reached the server; when every attempt failed to connect, the
+        message says that nothing was sent.
+        """
         last: BaseException
+        sent = False
         for attempt in range(self.retries + 1):
             try:
                 return call(attempt > 0)
@@ -114,6 +121,7 @@ class Retrier:
                 raise StorageUnavailable(f"Redis at {self.where} refused the credentials: {exc}") from exc
             except RETRYABLE as exc:
                 last = exc
+                sent = sent or not_connected(exc) is None
                 if attempt < self.retries:
                     pause = self.delay(attempt)
                     logger.warning(
@@ -125,7 +133,32 @@ class Retrier:
                         pause,
                     )
                     time.sleep(pause)
+        attempts = f"{self.retries + 1} attempt{'s' if self.retries else ''}"
+        if not sent:
+            raise StorageUnavailable(
+                f"the Redis server at {self.where} is not reachable ({not_connected(last)}); "
+                f"nothing was stored or changed ({operation}, {attempts}): {last}"
+            ) from last
         raise StorageUnavailable(
-            f"Redis at {self.where} unavailable after {self.retries + 1} attempts ({operation}): {last}"
+            f"Redis at {self.where} unavailable after {attempts} ({operation}): {last}"
             + (f"; {note}" if note else "")
         ) from last
+
+
+def not_connected(exc: BaseException) -> Optional[str]:
+    """Why ``exc`` happened before any command was sent (the connection could not
+    be opened), e.g. ``"connection refused"``; ``None`` if a command may have
+    been sent (the connection dropped or timed out while writing or reading).
+
+    redis-py raises the connect failure while handling the ``OSError`` (or
+    ``socket.timeout``) of ``connect()``, with a message "... connecting to ...".
+    """
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    text = str(exc)
+    if "Timeout connecting" in text:
+        return "connect timed out"
+    if "connecting to" in text:
+        return "the connection could not be opened"
+    return None

@@ -1,4 +1,8 @@
-"""Where a namespace keeps its data in Redis, and how a task is stored.
+"""Where a namespace keeps its data in Redis, how a task is stored, and what scripts answer.
+
+Every Redis key name and every script reply code is spelled here (and, for
+the scripts, in ``scripts/common.lua``, which receives the reply codes from
+this module when it is loaded): no other Python module builds a key name.
 
 Every Redis key of namespace ``ns`` starts with ``ranch:{ns}:``; the braces
 make ``ns`` the hash tag, so one namespace lives in one cluster slot and
@@ -8,18 +12,27 @@ different namespaces spread over the cluster.
 Redis key               type    content
 ======================  ======  =============================================
 ``…stats``              hash    ``seq`` (serve sequence = served total),
-                                ``vt`` (virtual time), ``expired`` counter;
-                                waiting = HLEN tasks - ZCARD leases
+                                ``vt`` (virtual time), ``expired`` counter,
+                                ``rc`` (the repair sweep's ``SSCAN`` cursor)
 ``…active``             zset    one member per key with waiting tasks:
                                 score = pass, member = ``%016x(seq)`` + hex key
+``…keys``               set     hex keys whose list holds task ids (walked
+                                by the repair sweep)
 ``…leases``             zset    leased task ids, score = lease deadline
 ``…tasks``              hash    task id -> body (waiting and leased tasks)
+``…expiry``             zset    waiting tasks that expire: score = expires_at,
+                                member = task id
 ``…q:<hex key>``        list    the key's waiting task ids, head first
+``…x:<hex key>``        zset    the key's waiting tasks that expire (as
+                                ``…expiry``, for its pending count)
 ``…k:<hex key>``        hash    ``p`` pass, ``s`` serve seq, ``w`` weight,
                                 ``l`` last served, ``n`` served total,
                                 ``t:<name>`` tags, ``d:<name>`` custom data
 ``…tag:<hex name>``     hash    key -> tag value (index for ``keys_with_tag``)
 ======================  ======  =============================================
+
+Waiting = ``HLEN tasks - ZCARD leases``; minus ``ZCOUNT expiry -inf now``
+when the caller gives ``now``.
 
 A user key appears in Redis key names only as the lowercase hex of its UTF-8
 bytes: no character of it can end the hash tag or the prefix, two keys never
@@ -29,12 +42,52 @@ score and equal serve sequence sort exactly like the keys (code point order).
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from ranch_core import validation
 
 #: Prefix of every Redis key Ranch writes.
 PREFIX = "ranch"
+
+# -- script replies --------------------------------------------------------
+# Written into the scripts as __NAME__ when they are loaded (see REPLIES).
+
+#: push: stored.
+PUSH_STORED = 1
+#: push: a retry found its own earlier write (the identical body).
+PUSH_ALREADY_STORED = 2
+#: push: the task id is already waiting or leased; nothing written.
+PUSH_DUPLICATE = 0
+
+#: pop: ``reply[1]`` is the leased task.
+POP_SERVED = 1
+#: pop: nothing is waiting.
+POP_EMPTY = 0
+#: pop: stopped early after ``EXPIRED_BATCH`` dropped tasks; pop again.
+POP_AGAIN = 2
+
+#: ack, release, extend, remove: done.
+DONE = 1
+#: ack, release, extend: the task holds no lease. remove: not waiting there.
+NOT_FOUND = 0
+#: release: the task's record was unreadable; it was dropped.
+RELEASE_CORRUPT = -1
+
+#: requeue: the lease was finished and the task appended.
+REQUEUE_DONE = 1
+#: requeue (a retry only): no lease, the task waits already: requeued before.
+REQUEUE_ALREADY = 2
+#: requeue: the task holds no lease; nothing written.
+REQUEUE_NOT_LEASED = 0
+
+#: Every reply code, as the scripts see it (``__PUSH_STORED__`` ...).
+REPLIES: Dict[str, int] = {
+    name: value
+    for name, value in dict(globals()).items()
+    if name.isupper() and isinstance(value, int) and name != "PREFIX"
+}
+
+# -- key names -------------------------------------------------------------
 
 
 def check_namespace(namespace: object) -> str:
@@ -53,6 +106,64 @@ def base(namespace: str) -> str:
 def hex_key(key: str) -> str:
     """The encoding of a user key inside Redis key names (order-preserving)."""
     return key.encode("utf-8").hex()
+
+
+def stats_key(namespace: str) -> str:
+    """The namespace's stats hash: ``KEYS[1]`` of every script."""
+    return base(namespace) + "stats"
+
+
+def tasks_key(namespace: str) -> str:
+    """Hash of task id -> body."""
+    return base(namespace) + "tasks"
+
+
+def leases_key(namespace: str) -> str:
+    """Zset of leased task ids by deadline."""
+    return base(namespace) + "leases"
+
+
+def active_key(namespace: str) -> str:
+    """Zset of the keys that have waiting tasks, in selection order."""
+    return base(namespace) + "active"
+
+
+def keys_key(namespace: str) -> str:
+    """Set of hex keys whose list holds task ids."""
+    return base(namespace) + "keys"
+
+
+def expiry_key(namespace: str) -> str:
+    """Zset of waiting tasks that expire, by ``expires_at``."""
+    return base(namespace) + "expiry"
+
+
+def queue_key(namespace: str, key: str) -> str:
+    """List of ``key``'s waiting task ids, head first."""
+    return f"{base(namespace)}q:{hex_key(key)}"
+
+
+def key_expiry_key(namespace: str, key: str) -> str:
+    """Zset of ``key``'s waiting tasks that expire."""
+    return f"{base(namespace)}x:{hex_key(key)}"
+
+
+def key_state_key(namespace: str, key: str) -> str:
+    """Hash of ``key``'s pass, serve sequence, weight, counters, tags and custom data."""
+    return f"{base(namespace)}k:{hex_key(key)}"
+
+
+def tag_index_key(namespace: str, name: str) -> str:
+    """Hash of key -> value for tag ``name``."""
+    return f"{base(namespace)}tag:{hex_key(name)}"
+
+
+#: Fields of a key's state hash.
+CUSTOM_PREFIX = "d:"
+TAG_PREFIX = "t:"
+WEIGHT_FIELD = "w"
+
+# -- bodies ----------------------------------------------------------------
 
 
 def float_arg(value: float) -> str:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from ranch_core import validation
-from ranch_core.errors import CorruptTask
+from ranch_core.errors import CorruptTask, DuplicateTask
 from ranch_core.models import LRUKeyMetadata, PopResult, ScheduledTask, SystemStatus
 from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
 
-from ranch_redis import layout, scripts
+from ranch_redis import layout, records, scripts
 from ranch_redis.connection import Retrier, describe_client, describe_url, make_client
 
 logger = logging.getLogger("ranch_redis")
@@ -28,6 +28,8 @@ _AMBIGUOUS: Dict[str, str] = {
     "ack": _MAY_HAVE_RUN,
     "release": _MAY_HAVE_RUN,
     "remove": _MAY_HAVE_RUN,
+    "requeue": _MAY_HAVE_RUN + ": the retried call then waits in its key and runs again",
+    "expire": _MAY_HAVE_RUN + ": tasks it dropped are counted in expired_total but not reported",
     "charge": _MAY_HAVE_RUN + " (do not charge again)",
 }
 
@@ -35,8 +37,8 @@ _AMBIGUOUS: Dict[str, str] = {
 class RedisStorage:
     """A :class:`ranch_core.protocols.Storage` kept in Redis, shared by every process.
 
-    Push, pop, ack, release, extend, reclaim, remove and charge are each one
-    Lua script, so each is atomic on the server: two workers never pop the
+    Push, pop, ack, release, requeue, extend, reclaim, remove, expire,
+    repair and charge are each one Lua script, so each is atomic on the server: two workers never pop the
     same task and a producer racing a worker never loses one. The selection
     order and every number it depends on match
     :class:`ranch_core.backends.memory.InMemoryStorage` step for step.
@@ -52,7 +54,8 @@ class RedisStorage:
     exponential ``backoff`` (capped at ``max_backoff`` seconds); then
     :class:`~ranch_core.errors.StorageUnavailable` is raised. Tasks that
     cannot be decoded are logged, removed, passed to ``on_corrupt`` (if
-    given), counted in :attr:`corrupt_total` (this process) and skipped.
+    given), counted in :attr:`corrupt_total` (this process) and skipped;
+    so is each fix made by :meth:`repair`.
     ``where`` names the server in error messages (default: the client's
     host and port; never a password).
     """
@@ -82,8 +85,7 @@ class RedisStorage:
         self._retry = Retrier(
             where or describe_client(client), retries=retries, backoff=backoff, max_backoff=max_backoff
         )
-        self._base = layout.base(self.namespace)
-        self._stats = self._base + "stats"
+        self._stats = layout.stats_key(self.namespace)
         self._scripts = scripts.register_all(client)
         self._owns_client = False
 
@@ -148,33 +150,19 @@ class RedisStorage:
         keys = [self._stats]
         return self._retry(lambda retry: script(keys=keys, args=args), operation=name, note=note)
 
-    def _kkey(self, key: str) -> str:
-        return f"{self._base}k:{layout.hex_key(key)}"
-
     def _corrupt(self, task_id: bytes, reason: str) -> None:
-        self.corrupt_total += 1
-        error = CorruptTask(
+        self._report_corrupt(
             f"namespace {self.namespace!r}: task {task_id.decode('utf-8', 'replace')!r} is corrupt "
             f"({reason}); removed"
         )
+
+    def _report_corrupt(self, message: str) -> CorruptTask:
+        self.corrupt_total += 1
+        error = CorruptTask(message)
         logger.error("ranch: %s", error)
         if self.on_corrupt is not None:
             self.on_corrupt(error)
-
-    def _decode(self, task_id: bytes, body: bytes) -> ScheduledTask:
-        """The task in ``body``; ``ValueError`` if it cannot be decoded."""
-        key, enqueued_at, expires_at, data = layout.decode_body(body)
-        try:
-            payload = self.serializer.loads(data)
-        except Exception as exc:  # noqa: BLE001 - any decoder error means corrupt data
-            raise ValueError(f"payload cannot be decoded with {self.serializer.name}: {exc!r}") from None
-        return ScheduledTask(
-            task_id=task_id.decode("utf-8"),
-            key=key,
-            payload=payload,
-            enqueued_at=enqueued_at,
-            expires_at=expires_at,
-        )
+        return error
 
     def _decode_pairs(self, flat: Sequence[bytes], *, waiting: bool) -> List[ScheduledTask]:
         """Decode ``[tid, body, ...]``; corrupt ones are reported and removed."""
@@ -182,7 +170,7 @@ class RedisStorage:
         for index in range(0, len(flat), 2):
             task_id, body = flat[index], flat[index + 1]
             try:
-                tasks.append(self._decode(task_id, body))
+                tasks.append(records.decode_task(self.serializer, task_id, body))
             except ValueError as exc:
                 self._corrupt(task_id, str(exc))
                 if waiting:
@@ -200,32 +188,45 @@ class RedisStorage:
 
     # -- Backlog -----------------------------------------------------------
 
-    def push(self, task: ScheduledTask, *, weight: Optional[float] = None) -> None:
-        """Append ``task`` to its key (see :meth:`ranch_core.protocols.Backlog.push`).
+    def push(
+        self,
+        task: ScheduledTask,
+        *,
+        weight: Optional[float] = None,
+        tags: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        """Append ``task`` to its key, with the key's weight and tags, in one
+        step (see :meth:`ranch_core.protocols.Backlog.push`).
 
-        The payload is encoded before anything is sent. If the connection
-        drops after the script ran, the retry recognises the identical task
-        already stored and succeeds without storing it twice.
+        Everything is checked and encoded before anything is sent. If the
+        connection drops after the script ran, the retry recognises the
+        identical task already stored and succeeds without storing it twice.
         """
-        args = self._push_args(task, weight)
+        task_id, key_hex, body, expires = self._task_args(task)
+        weight = validation.check_optional_weight(weight)
+        weight_arg = "" if weight is None else layout.float_arg(weight)
+        tag_args: List[str] = []
+        for name, value in validation.check_tags(tags).items():
+            tag_args += [name, layout.hex_key(name), value]
+        key_arg = task.key if tag_args else ""
         script = self._scripts["push"]
 
         def call(retry: bool) -> Any:
-            return script(keys=[self._stats], args=[*args, "1" if retry else "0"])
+            args = [task_id, key_hex, body, weight_arg, "1" if retry else "0", expires, key_arg, *tag_args]
+            return script(keys=[self._stats], args=args)
 
-        if self._retry(call, operation="push", note=_AMBIGUOUS["push"]) == 0:
-            raise ValueError(f"task_id {task.task_id!r} is already waiting or leased")
+        if self._retry(call, operation="push", note=_AMBIGUOUS["push"]) == layout.PUSH_DUPLICATE:
+            raise DuplicateTask(f"task_id {task.task_id!r} is already waiting or leased")
 
-    def _push_args(self, task: ScheduledTask, weight: Optional[float]) -> List[Any]:
-        """Check ``task`` and encode it: the push script's arguments but the retry flag."""
+    def _task_args(self, task: ScheduledTask) -> List[Any]:
+        """Check ``task`` and encode it: ``[task id, hex key, body, expires_at or '']``."""
         key = validation.check_key(task.key)
         task_id = validation.check_name(task.task_id, "task_id")
-        weight = validation.check_optional_weight(weight)
         data = self.serializer.dumps(task.payload)
         key_hex = layout.hex_key(key)
         body = layout.encode_body(key_hex, task.enqueued_at, task.expires_at, data)
-        weight_arg = "" if weight is None else layout.float_arg(weight)
-        return [task_id, key_hex, body, weight_arg]
+        expires = "" if task.expires_at is None else layout.float_arg(task.expires_at)
+        return [task_id, key_hex, body, expires]
 
     def pop(self, now: float, lease_seconds: float) -> PopResult:
         """The fair choice at ``now``, leased (see :meth:`ranch_core.protocols.Backlog.pop`)."""
@@ -243,9 +244,9 @@ class RedisStorage:
                     self._decode_pairs(reply[5 + n_expired : 5 + n_expired + n_reclaimed], waiting=True)
                 )
                 self._report_dropped(reply[5 + n_expired + n_reclaimed :])
-            if state == 1:
+            if state == layout.POP_SERVED:
                 try:
-                    task = self._decode(task_id, body)
+                    task = records.decode_task(self.serializer, task_id, body)
                 except ValueError as exc:
                     self._corrupt(task_id, str(exc))
                     self._run("ack", task_id)
@@ -253,32 +254,38 @@ class RedisStorage:
                     return PopResult(task, tuple(expired), tuple(reclaimed))
                 if expired:
                     return PopResult(None, tuple(expired), tuple(reclaimed))
-            elif state == 0 or expired:
+            elif state == layout.POP_EMPTY or expired:
                 return PopResult(None, tuple(expired), tuple(reclaimed))
             # Only corrupt records were dropped: pop again.
 
     def ack(self, task_id: str) -> bool:
         """Finish a leased task; ``False`` if it holds no lease (a retried ack whose
         first attempt went through also answers ``False``)."""
-        return bool(self._run("ack", task_id) == 1)
+        return bool(self._run("ack", task_id) == layout.DONE)
 
     def release(self, task_id: str) -> bool:
         """Put a leased task back at the head of its key; ``False`` if not leased."""
         result = self._run("release", task_id)
-        if result == -1:
+        if result == layout.RELEASE_CORRUPT:
             self._corrupt(task_id.encode(), "unreadable task record")
-        return bool(result == 1)
+        return bool(result == layout.DONE)
 
     def requeue(self, task: ScheduledTask) -> bool:
         """Finish a lease and append ``task`` to the tail of its key in one step
         (see :meth:`ranch_core.protocols.Backlog.requeue`); ``False`` if not leased.
         A retry after a lost reply recognises its own write."""
-        task_id, key_hex, body, _ = self._push_args(task, None)
-        return bool(self._run("requeue", task_id, key_hex, body) in (1, 2))
+        task_id, key_hex, body, expires = self._task_args(task)
+        script = self._scripts["requeue"]
+
+        def call(retry: bool) -> Any:
+            return script(keys=[self._stats], args=[task_id, key_hex, body, "1" if retry else "0", expires])
+
+        reply = self._retry(call, operation="requeue", note=_AMBIGUOUS["requeue"])
+        return reply in (layout.REQUEUE_DONE, layout.REQUEUE_ALREADY)
 
     def extend(self, task_id: str, deadline: float) -> bool:
         """Move a lease's deadline to ``deadline``; ``False`` if not leased."""
-        return bool(self._run("extend", task_id, layout.float_arg(deadline)) == 1)
+        return bool(self._run("extend", task_id, layout.float_arg(deadline)) == layout.DONE)
 
     def reclaim(self, now: float) -> List[ScheduledTask]:
         """Put back every lease whose deadline is ``<= now``; return those tasks."""
@@ -289,15 +296,43 @@ class RedisStorage:
 
     def remove(self, key: str, task_id: str) -> bool:
         """Delete a waiting task of ``key``; ``False`` if it is not waiting there."""
-        return bool(self._run("remove", layout.hex_key(key), task_id) == 1)
+        return bool(self._run("remove", layout.hex_key(key), task_id) == layout.DONE)
 
     def charge(self, key: str, extra: float) -> None:
         """Add ``extra`` to the key's pass. A retry after a lost reply may charge twice."""
         self._run("charge", layout.hex_key(key), layout.float_arg(extra))
 
-    def waiting(self) -> int:
-        """Tasks waiting (not leased), expired ones not yet dropped included."""
-        return int(self._run("waiting"))
+    def expire(self, now: float, limit: int) -> List[ScheduledTask]:
+        """Drop up to ``limit`` waiting tasks whose expiry is ``<= now``; return them
+        (see :meth:`ranch_core.protocols.Backlog.expire`)."""
+        reply = self._run("expire", layout.float_arg(now), int(limit))
+        return self._decode_pairs(reply[1:], waiting=False)
+
+    def waiting(self, now: Optional[float] = None) -> int:
+        """Tasks waiting (not leased); with ``now``, expired ones left out."""
+        return int(self._run("waiting", _now_arg(now)))
+
+    def repair(self, limit: int) -> List[CorruptTask]:
+        """Check the counters and up to ``limit`` keys holding tasks; fix what
+        is damaged and report each fix (see
+        :class:`ranch_core.protocols.Repairable` and ``scripts/repair.lua``).
+
+        A key whose calls wait but which cannot be selected is made active
+        again; a field that is not a usable number gets its safe default.
+        Call it from a sweep: successive calls walk every key holding tasks,
+        ``limit`` at a time, without scanning the keyspace.
+        """
+        reply = self._run("repair", validation.check_limit(limit))
+        found = []
+        for index in range(1, len(reply), 3):
+            key_hex, field, raw = reply[index : index + 3]
+            where = "the stats hash" if not key_hex else f"key {records.key_name(key_hex)!r}"
+            if field == b"active":
+                what = f"{where} holds tasks but was not selectable; made active again"
+            else:
+                what = f"{where}: field {field.decode()!r} held {raw!r}; reset to its default"
+            found.append(self._report_corrupt(f"namespace {self.namespace!r}: {what}"))
+        return found
 
     # -- Tracker -----------------------------------------------------------
 
@@ -305,7 +340,8 @@ class RedisStorage:
         """Set the key's weight; its pass is left alone."""
         validation.check_key(key)
         weight_arg = layout.float_arg(validation.check_weight(weight))
-        self._retry(lambda retry: self.client.hset(self._kkey(key), "w", weight_arg))
+        state_key = layout.key_state_key(self.namespace, key)
+        self._retry(lambda retry: self.client.hset(state_key, layout.WEIGHT_FIELD, weight_arg))
 
     def set_custom_data(self, key: str, name: str, value: Any) -> None:
         """Store a JSON-encodable ``value`` under ``name``; ``TypeError`` otherwise."""
@@ -315,7 +351,8 @@ class RedisStorage:
             encoded = json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"custom data {name!r} cannot be encoded as JSON: {exc}") from None
-        self._retry(lambda retry: self.client.hset(self._kkey(key), "d:" + name, encoded))
+        state_key = layout.key_state_key(self.namespace, key)
+        self._retry(lambda retry: self.client.hset(state_key, layout.CUSTOM_PREFIX + name, encoded))
 
     def add_tag(self, key: str, name: str, value: str) -> None:
         """Tag ``key`` with ``name=value`` (replacing an earlier value)."""
@@ -326,37 +363,32 @@ class RedisStorage:
 
     def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[str]:
         """Keys tagged ``name`` (with ``value``, if given), sorted."""
-        index_key = f"{self._base}tag:{layout.hex_key(name)}"
+        index_key = layout.tag_index_key(self.namespace, name)
         tagged: Dict[bytes, bytes] = self._retry(lambda retry: self.client.hgetall(index_key))
         wanted = None if value is None else value.encode("utf-8")
         return sorted(k.decode("utf-8") for k, v in tagged.items() if wanted is None or v == wanted)
 
-    def metadata(self, key: str) -> LRUKeyMetadata:
-        """What is known of ``key``; defaults for a key never seen."""
-        reply = self._run("metadata", layout.hex_key(key))
-        pending = reply[0]
-        state: Dict[bytes, bytes] = dict(zip(reply[1::2], reply[2::2]))
-        tags: Dict[str, str] = {}
-        custom: Dict[str, Any] = {}
-        for field, raw in state.items():
-            if field.startswith(b"t:"):
-                tags[field[2:].decode("utf-8")] = raw.decode("utf-8")
-            elif field.startswith(b"d:"):
-                custom[field[2:].decode("utf-8")] = json.loads(raw)
-        last = state.get(b"l")
-        return LRUKeyMetadata(
-            key=key,
-            weight=float(state.get(b"w", b"1.0")),
-            last_served=None if last is None else float(last),
-            pending_tasks=int(pending),
-            served_total=int(state.get(b"n", b"0")),
-            tags=tags,
-            custom_data=custom,
-        )
+    def metadata(self, key: str, now: Optional[float] = None) -> LRUKeyMetadata:
+        """What is known of ``key``; defaults for a key never seen. With
+        ``now``, ``pending_tasks`` leaves out tasks whose expiry is ``<= now``.
 
-    def status(self) -> SystemStatus:
-        """Counters of the namespace, read in O(1)."""
-        waiting, active, leased, expired, served = self._run("status")
+        A stored field that cannot be read (a weight that is not a number in
+        range, a custom value that is not JSON, text that is not UTF-8) is
+        reported through ``on_corrupt`` and read as its default (skipped,
+        for tags and custom data), as the scripts do.
+        """
+        meta, bad = records.parse_metadata(key, self._run("metadata", layout.hex_key(key), _now_arg(now)))
+        for field in bad:
+            self._report_corrupt(
+                f"namespace {self.namespace!r}: key {key!r}: field {field!r} is unreadable; "
+                "read as its default"
+            )
+        return meta
+
+    def status(self, now: Optional[float] = None) -> SystemStatus:
+        """Counters of the namespace, read in O(1) (O(log N) with ``now``:
+        ``backlog_size`` then leaves out tasks whose expiry is ``<= now``)."""
+        waiting, active, leased, expired, served = self._run("status", _now_arg(now))
         return SystemStatus(
             backlog_size=int(waiting),
             active_keys=int(active),
@@ -364,3 +396,8 @@ class RedisStorage:
             expired_total=int(expired),
             served_total=int(served),
         )
+
+
+def _now_arg(now: Optional[float]) -> str:
+    """``now`` as a script argument; ``''`` for "count expired tasks too"."""
+    return "" if now is None else layout.float_arg(now)

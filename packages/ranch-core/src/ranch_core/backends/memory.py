@@ -3,6 +3,9 @@
 The reference implementation of :class:`~ranch_core.protocols.Storage`. Active
 keys sit in a binary heap ordered by
 :func:`~ranch_core.algorithm.selection_order`; each key's tasks in a deque.
+Waiting tasks that expire are also in an :class:`~ranch_core.backends.expiry.ExpiryIndex`
+of the storage and one of their key, so that counts leave out due tasks and
+:meth:`InMemoryStorage.expire` finds them without a scan.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ import heapq
 import json
 import threading
 from collections import deque
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
 
 from ranch_core import algorithm
+from ranch_core.backends.expiry import ExpiryIndex
+from ranch_core.errors import DuplicateTask
 from ranch_core.models import LRUKeyMetadata, PopResult, ScheduledTask, SystemStatus
 from ranch_core.protocols import EXPIRED_BATCH, RECLAIM_BATCH
 from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
@@ -38,6 +43,7 @@ class _KeyState:
     __slots__ = (
         "active",
         "custom_data",
+        "expiring",
         "last_served",
         "pass_",
         "seq",
@@ -58,6 +64,7 @@ class _KeyState:
         self.tags: Dict[str, str] = {}
         self.custom_data: Dict[str, Any] = {}
         self.active = False
+        self.expiring = ExpiryIndex()
         # Heap entries carry the version they were pushed with; a changed pass
         # bumps it, which turns older entries into tombstones (lazy deletion).
         self.version = 0
@@ -85,6 +92,7 @@ class InMemoryStorage:
         self._lease_heap: List[Tuple[float, str]] = []
         self._waiting_ids: Dict[str, str] = {}
         self._tag_index: Dict[str, Dict[str, str]] = {}
+        self._expiring = ExpiryIndex()
         self._waiting = 0
         self._active = 0
         self._expired_total = 0
@@ -133,12 +141,30 @@ class InMemoryStorage:
             expires_at=record.expires_at,
         )
 
-    def _put_back(self, record: _Record) -> None:
+    def _wait(self, record: _Record, *, head: bool) -> None:
+        """Make ``record`` wait in its key, at the head or the tail."""
         state = self._state(record.key)
-        state.tasks.appendleft(record)
+        if head:
+            state.tasks.appendleft(record)
+        else:
+            state.tasks.append(record)
         self._waiting_ids[record.task_id] = record.key
         self._waiting += 1
+        if record.expires_at is not None:
+            self._expiring.add(record.expires_at, record.task_id)
+            state.expiring.add(record.expires_at, record.task_id)
         self._activate(record.key, state)
+
+    def _unindex(self, record: _Record, state: _KeyState) -> None:
+        """Forget a record that stops waiting (served, dropped or removed)."""
+        del self._waiting_ids[record.task_id]
+        self._waiting -= 1
+        if record.expires_at is not None:
+            self._expiring.discard(record.expires_at, record.task_id)
+            state.expiring.discard(record.expires_at, record.task_id)
+
+    def _put_back(self, record: _Record) -> None:
+        self._wait(record, head=True)
 
     def _reclaim(self, now: float, limit: Optional[int]) -> List[ScheduledTask]:
         due: List[_Record] = []
@@ -157,18 +183,23 @@ class InMemoryStorage:
 
     # -- Backlog -----------------------------------------------------------
 
-    def push(self, task: ScheduledTask, *, weight: Optional[float] = None) -> None:
+    def push(
+        self,
+        task: ScheduledTask,
+        *,
+        weight: Optional[float] = None,
+        tags: Optional[Mapping[str, str]] = None,
+    ) -> None:
         data = task.payload if self._serializer is None else self._serializer.dumps(task.payload)
         with self._lock:
             if task.task_id in self._waiting_ids or task.task_id in self._leases:
-                raise ValueError(f"task_id {task.task_id!r} is already waiting or leased")
+                raise DuplicateTask(f"task_id {task.task_id!r} is already waiting or leased")
             state = self._state(task.key)
             if weight is not None:
                 state.weight = weight
-            state.tasks.append(_Record(task.task_id, task.key, data, task.enqueued_at, task.expires_at))
-            self._waiting_ids[task.task_id] = task.key
-            self._waiting += 1
-            self._activate(task.key, state)
+            for name, value in (tags or {}).items():
+                self._tag(task.key, state, name, value)
+            self._wait(_Record(task.task_id, task.key, data, task.enqueued_at, task.expires_at), head=False)
 
     def pop(self, now: float, lease_seconds: float) -> PopResult:
         with self._lock:
@@ -181,8 +212,7 @@ class InMemoryStorage:
                     return PopResult(None, tuple(expired), tuple(reclaimed))
                 key, state = top
                 record = state.tasks.popleft()
-                del self._waiting_ids[record.task_id]
-                self._waiting -= 1
+                self._unindex(record, state)
                 if record.expires_at is not None and now >= record.expires_at:
                     self._expired_total += 1
                     expired.append(self._decode(record))
@@ -235,11 +265,7 @@ class InMemoryStorage:
         with self._lock:
             if self._leases.pop(task.task_id, None) is None:
                 return False
-            state = self._state(task.key)
-            state.tasks.append(_Record(task.task_id, task.key, data, task.enqueued_at, task.expires_at))
-            self._waiting_ids[task.task_id] = task.key
-            self._waiting += 1
-            self._activate(task.key, state)
+            self._wait(_Record(task.task_id, task.key, data, task.enqueued_at, task.expires_at), head=False)
             return True
 
     def extend(self, task_id: str, deadline: float) -> bool:
@@ -263,13 +289,28 @@ class InMemoryStorage:
             # Scan from the tail: a failed publish removes the task it just pushed.
             for index in range(len(state.tasks) - 1, -1, -1):
                 if state.tasks[index].task_id == task_id:
+                    self._unindex(state.tasks[index], state)
                     del state.tasks[index]
                     break
-            del self._waiting_ids[task_id]
-            self._waiting -= 1
             if not state.tasks:
                 self._deactivate(state)
             return True
+
+    def expire(self, now: float, limit: int) -> List[ScheduledTask]:
+        with self._lock:
+            dropped: List[ScheduledTask] = []
+            for _, task_id in self._expiring.due(now, limit):
+                state = self._keys[self._waiting_ids[task_id]]
+                # Scan from the head: the oldest tasks are the ones that expire.
+                index = next(i for i, r in enumerate(state.tasks) if r.task_id == task_id)
+                record = state.tasks[index]
+                self._unindex(record, state)
+                del state.tasks[index]
+                if not state.tasks:
+                    self._deactivate(state)
+                self._expired_total += 1
+                dropped.append(self._decode(record))
+            return dropped
 
     def charge(self, key: str, extra: float) -> None:
         with self._lock:
@@ -278,8 +319,9 @@ class InMemoryStorage:
             if state.active:
                 self._enqueue_heap(key, state)
 
-    def waiting(self) -> int:
-        return self._waiting
+    def waiting(self, now: Optional[float] = None) -> int:
+        with self._lock:
+            return self._waiting - (0 if now is None else self._expiring.count_due(now))
 
     # -- Tracker -----------------------------------------------------------
 
@@ -296,35 +338,39 @@ class InMemoryStorage:
         with self._lock:
             self._state(key).custom_data[name] = value
 
+    def _tag(self, key: str, state: _KeyState, name: str, value: str) -> None:
+        state.tags[name] = value
+        self._tag_index.setdefault(name, {})[key] = value
+
     def add_tag(self, key: str, name: str, value: str) -> None:
         with self._lock:
-            self._state(key).tags[name] = value
-            self._tag_index.setdefault(name, {})[key] = value
+            self._tag(key, self._state(key), name, value)
 
     def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[str]:
         with self._lock:
             tagged = self._tag_index.get(name, {})
             return sorted(k for k, v in tagged.items() if value is None or v == value)
 
-    def metadata(self, key: str) -> LRUKeyMetadata:
+    def metadata(self, key: str, now: Optional[float] = None) -> LRUKeyMetadata:
         with self._lock:
             state = self._keys.get(key)
             if state is None:
                 return LRUKeyMetadata(key=key)
+            due = 0 if now is None else state.expiring.count_due(now)
             return LRUKeyMetadata(
                 key=key,
                 weight=state.weight,
                 last_served=state.last_served,
-                pending_tasks=len(state.tasks),
+                pending_tasks=len(state.tasks) - due,
                 served_total=state.served_total,
                 tags=dict(state.tags),
                 custom_data=dict(state.custom_data),
             )
 
-    def status(self) -> SystemStatus:
+    def status(self, now: Optional[float] = None) -> SystemStatus:
         with self._lock:
             return SystemStatus(
-                backlog_size=self._waiting,
+                backlog_size=self.waiting(now),
                 active_keys=self._active,
                 leased=len(self._leases),
                 expired_total=self._expired_total,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type, TypeVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from ranch_core.models import LRUKeyMetadata, ScheduledTask
-from ranch_core.protocols import Storage
+from ranch_core.protocols import EXPIRE_ON_READ, Storage
 from ranch_core.scheduler import FairScheduler
 from ranch_core.testing.model import ReferenceModel
 
@@ -19,7 +19,13 @@ EXPIRIES = st.one_of(st.none(), st.sampled_from([0.0, 1.0, 2.5, 10.0]))
 PAYLOADS = st.one_of(
     st.integers(-(2**31), 2**31), st.text(max_size=8), st.lists(st.integers(0, 9), max_size=3)
 )
+TAGS = st.one_of(
+    st.none(),
+    st.dictionaries(st.sampled_from(["plan", "region"]), st.sampled_from(["", "pro", "eu"]), max_size=2),
+)
 LEASE_SECONDS = 5.0
+
+T = TypeVar("T")
 
 #: Arguments each of which must be refused by ``push`` with nothing stored.
 BAD_PUSHES: List[Dict[str, Any]] = [
@@ -34,9 +40,19 @@ BAD_PUSHES: List[Dict[str, Any]] = [
     {"weight": math.inf},
     {"weight": "1"},
     {"weight": True},
+    {"weight": 1e308},
+    {"weight": 10**400},
+    {"weight": 0.0009},
+    {"weight": 1000.5},
     {"expiry": -0.5},
     {"expiry": math.nan},
     {"expiry": "soon"},
+    {"expiry": 10**400},
+    {"expiry": 1e12},
+    {"tags": ["plan"]},
+    {"tags": {"": "pro"}},
+    {"tags": {"plan": 3}},
+    {"tags": {"plan": "pro", 7: "x"}},
     {"task_id": ""},
     {"task_id": 7},
     {"payload": object()},
@@ -60,16 +76,31 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
             self.now = 1_000_000.0
             self.model = ReferenceModel()
             self.expired: List[str] = []
+            self.reported: Set[str] = set()
             self.reclaimed: List[str] = []
             self.scheduler = FairScheduler(
                 make_storage(),
                 weight_function=_cost,
                 lease_seconds=LEASE_SECONDS,
                 clock=lambda: self.now,
-                on_expired=lambda t: self.expired.append(t.task_id),
+                on_expired=self._on_expired,
                 on_reclaimed=lambda t: self.reclaimed.append(t.task_id),
             )
             self.counter = 0
+
+        def _on_expired(self, task: ScheduledTask) -> None:
+            assert task.task_id not in self.reported, f"{task.task_id} reported expired twice"
+            assert task.expired(self.now), f"{task.task_id} reported before its expiry"
+            self.reported.add(task.task_id)
+            self.expired.append(task.task_id)
+
+        def _read(self, read: Callable[[], T]) -> T:
+            """A scheduler read (it drops due tasks first), mirrored in the model."""
+            self.expired.clear()
+            value = read()
+            expected = self.model.expire(self.now, EXPIRE_ON_READ)
+            assert self.expired == [t.task_id for t in expected]
+            return value
 
         @initialize()
         def start_empty(self) -> None:
@@ -79,20 +110,38 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
             self.counter += 1
             return f"t{self.counter}"
 
-        def _push(self, key: str, payload: Any, weight: Optional[float], expiry: Optional[float]) -> None:
+        def _push(
+            self,
+            key: str,
+            payload: Any,
+            weight: Optional[float],
+            expiry: Optional[float],
+            tags: Optional[Dict[str, str]] = None,
+        ) -> None:
             task_id = self._new_id()
-            got = self.scheduler.push(key, payload, weight=weight, expiry=expiry, task_id=task_id)
+            got = self.scheduler.push(key, payload, weight=weight, expiry=expiry, task_id=task_id, tags=tags)
             assert got == task_id
             task = ScheduledTask(
                 task_id, key, payload, self.now, None if expiry is None else self.now + expiry
             )
-            self.model.push(task, weight)
+            self.model.push(task, weight, tags)
 
         @rule(
-            key=st.sampled_from(KEYS), payload=PAYLOADS, weight=st.one_of(st.none(), WEIGHTS), expiry=EXPIRIES
+            key=st.sampled_from(KEYS),
+            payload=PAYLOADS,
+            weight=st.one_of(st.none(), WEIGHTS),
+            expiry=EXPIRIES,
+            tags=TAGS,
         )
-        def push(self, key: str, payload: Any, weight: Optional[float], expiry: Optional[float]) -> None:
-            self._push(key, payload, weight, expiry)
+        def push(
+            self,
+            key: str,
+            payload: Any,
+            weight: Optional[float],
+            expiry: Optional[float],
+            tags: Optional[Dict[str, str]],
+        ) -> None:
+            self._push(key, payload, weight, expiry, tags)
 
         @rule(keys=st.lists(st.sampled_from(KEYS), min_size=1, max_size=6), expiry=EXPIRIES)
         def push_many(self, keys: List[str], expiry: Optional[float]) -> None:
@@ -104,19 +153,22 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
             live = sorted(self.model.live_ids())
             choices = BAD_PUSHES + [{"task_id": task_id} for task_id in live]
             bad = data.draw(st.sampled_from(choices))
-            before = (self.scheduler.status(), len(self.scheduler))
-            args: Dict[str, Any] = {"key": "a", "payload": 1, "weight": None, "expiry": None, "task_id": None}
+            before = self._read(lambda: (self.scheduler.status(), self.scheduler.metadata("a")))
+            args: Dict[str, Any] = {
+                "key": "a", "payload": 1, "weight": None, "expiry": None, "task_id": None, "tags": None,
+            }  # fmt: skip
             args.update(bad)
             try:
                 self.scheduler.push(
                     args["key"], args["payload"], weight=args["weight"], expiry=args["expiry"],
-                    task_id=args["task_id"],
+                    task_id=args["task_id"], tags=args["tags"],
                 )  # fmt: skip
             except (TypeError, ValueError):
                 pass
             else:
                 raise AssertionError(f"push accepted bad input {bad!r}")
-            assert (self.scheduler.status(), len(self.scheduler)) == before
+            after = self._read(lambda: (self.scheduler.status(), self.scheduler.metadata("a")))
+            assert after == before
 
         def _pop(self) -> Optional[ScheduledTask]:
             self.expired.clear()
@@ -126,6 +178,7 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
             assert self.reclaimed == [t.task_id for t in reclaimed]
             assert self.expired == [t.task_id for t in expired]
             assert task == expected, f"popped {task}, model says {expected}"
+            assert task is None or task.task_id not in self.reported, "an expired task was handed out"
             if expected is not None:
                 cost = self.model.key(expected.key).custom_data.get("cost", None)
                 if cost is not None:
@@ -166,6 +219,13 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
             key, task_id = data.draw(st.sampled_from([*waiting, ("a", "nope")]))
             assert self.scheduler.remove(key, task_id) is self.model.remove(key, task_id)
 
+        @rule(limit=st.integers(1, 3))
+        def expire(self, limit: int) -> None:
+            self.expired.clear()
+            got = [t.task_id for t in self.scheduler.expire(limit)]
+            expected = [t.task_id for t in self.model.expire(self.now, limit)]
+            assert got == expected == self.expired
+
         @rule(seconds=st.sampled_from([0.5, 1.0, 3.0, 6.0]), reclaim=st.booleans())
         def advance_clock(self, seconds: float, reclaim: bool) -> None:
             self.now += seconds
@@ -199,12 +259,14 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
 
         @invariant()
         def same_status(self) -> None:
-            assert self.scheduler.status() == self.model.status()
-            assert len(self.scheduler) == self.model.waiting()
+            # Counts never include a task whose expiry has passed.
+            assert self._read(self.scheduler.status) == self.model.status(self.now)
+            assert self._read(lambda: len(self.scheduler)) == self.model.waiting(self.now)
 
         @invariant()
         def same_metadata(self) -> None:
             for key in KEYS:
-                assert self.scheduler.metadata(key) == self.model.metadata(key), key
+                got = self._read(lambda: self.scheduler.metadata(key))  # noqa: B023 - called at once
+                assert got == self.model.metadata(key, self.now), key
 
     return StorageMachine

@@ -7,7 +7,7 @@ implementations must behave exactly like it, step for step.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import attrs
 
@@ -55,12 +55,25 @@ class ReferenceModel:
         else:
             state.tasks.append(task)
 
-    def push(self, task: ScheduledTask, weight: Optional[float]) -> None:
+    def push(
+        self, task: ScheduledTask, weight: Optional[float], tags: Optional[Mapping[str, str]] = None
+    ) -> None:
         if task.task_id in self.live_ids():
             raise ValueError("duplicate task id")
         if weight is not None:
             self.key(task.key).weight = weight
+        self.key(task.key).tags.update(tags or {})
         self._add(task, head=False)
+
+    def expire(self, now: float, limit: int) -> List[ScheduledTask]:
+        """Drop the first ``limit`` waiting tasks by ``(expires_at, task_id)`` that are due."""
+        due = sorted(
+            (t.expires_at, t.task_id, t) for s in self.keys.values() for t in s.tasks if t.expired(now)
+        )[:limit]
+        for _, _, task in due:
+            self.keys[task.key].tasks.remove(task)
+        self.expired_total += len(due)
+        return [task for _, _, task in due]
 
     def reclaim(self, now: float, limit: Optional[int] = None) -> List[ScheduledTask]:
         due = sorted((deadline, tid) for tid, (deadline, _) in self.leases.items() if deadline <= now)
@@ -145,10 +158,14 @@ class ReferenceModel:
         if float(cost) != weight:
             self.charge(key, float(cost) - weight)
 
-    def waiting(self) -> int:
-        return sum(len(s.tasks) for s in self.keys.values())
+    @staticmethod
+    def _pending(tasks: List[ScheduledTask], now: Optional[float]) -> int:
+        return sum(1 for t in tasks if now is None or not t.expired(now))
 
-    def metadata(self, key: str) -> LRUKeyMetadata:
+    def waiting(self, now: Optional[float] = None) -> int:
+        return sum(self._pending(s.tasks, now) for s in self.keys.values())
+
+    def metadata(self, key: str, now: Optional[float] = None) -> LRUKeyMetadata:
         state = self.keys.get(key)
         if state is None:
             return LRUKeyMetadata(key=key)
@@ -156,7 +173,7 @@ class ReferenceModel:
             key=key,
             weight=state.weight,
             last_served=state.last_served,
-            pending_tasks=len(state.tasks),
+            pending_tasks=self._pending(state.tasks, now),
             served_total=state.served_total,
             tags=dict(state.tags),
             custom_data=dict(state.custom_data),
@@ -167,9 +184,9 @@ class ReferenceModel:
             k for k, s in self.keys.items() if name in s.tags and (value is None or s.tags[name] == value)
         )
 
-    def status(self) -> SystemStatus:
+    def status(self, now: Optional[float] = None) -> SystemStatus:
         return SystemStatus(
-            backlog_size=self.waiting(),
+            backlog_size=self.waiting(now),
             active_keys=sum(1 for s in self.keys.values() if s.tasks),
             leased=len(self.leases),
             expired_total=self.expired_total,

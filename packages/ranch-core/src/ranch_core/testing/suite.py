@@ -17,6 +17,8 @@ from ranch_core.testing.machine import BAD_PUSHES, build_machine
 
 KEY_NAMES = st.sampled_from(["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"])
 POW2_WEIGHTS = st.sampled_from([0.25, 0.5, 1.0, 2.0, 4.0])
+EXPIRY_SECONDS = st.sampled_from([0.0, 1.0, 3.0])
+NO_VALUE: st.SearchStrategy[Optional[float]] = st.none()
 ANY_WEIGHTS = st.floats(min_value=0.05, max_value=20.0, allow_nan=False, allow_infinity=False)
 
 
@@ -312,6 +314,97 @@ class StorageConformance:
 
         check()
 
+    def test_counts_never_include_expired_calls(self) -> None:
+        """Without any pop, counts leave out expired calls; each is reported once and never runs."""
+
+        @self.property_settings
+        @given(
+            st.lists(
+                st.one_of(
+                    st.tuples(st.just("push"), KEY_NAMES, st.one_of(st.none(), EXPIRY_SECONDS)),
+                    st.tuples(
+                        st.sampled_from(["status", "len", "meta", "sweep", "pop"]), KEY_NAMES, NO_VALUE
+                    ),
+                    st.tuples(st.just("wait"), st.just(""), st.sampled_from([0.5, 1.0, 2.0])),
+                ),
+                max_size=60,
+            )
+        )
+        def check(program: List[Tuple[str, str, Optional[float]]]) -> None:
+            reported: List[str] = []
+            scheduler, clock = self.scheduler(on_expired=lambda t: reported.append(t.task_id))
+            live: Dict[str, ScheduledTask] = {}  # pushed, neither run nor reported
+            pushed: Set[str] = set()
+            ended: List[str] = []  # ran or reported expired
+
+            def unexpired(key: Optional[str] = None) -> int:
+                return sum(
+                    1 for t in live.values() if not t.expired(clock.now) and (key is None or t.key == key)
+                )
+
+            def settle() -> None:
+                for task_id in reported:
+                    assert live.pop(task_id).expired(clock.now), "reported a call before its expiry"
+                    ended.append(task_id)
+                reported.clear()
+
+            for op, key, value in program:
+                if op == "push":
+                    task_id = scheduler.push(key, None, expiry=value)
+                    pushed.add(task_id)
+                    live[task_id] = ScheduledTask(
+                        task_id, key, None, clock.now, None if value is None else clock.now + value
+                    )
+                elif op == "wait":
+                    assert value is not None
+                    clock.now += value
+                elif op == "status":
+                    assert scheduler.status().backlog_size == unexpired()
+                elif op == "len":
+                    assert len(scheduler) == unexpired()
+                elif op == "meta":
+                    assert scheduler.metadata(key).pending_tasks == unexpired(key)
+                elif op == "sweep":
+                    scheduler.expire(3)
+                else:
+                    task = scheduler.pop()
+                    if task is not None:
+                        assert not task.expired(clock.now), "an expired call was handed out"
+                        del live[task.task_id]
+                        ended.append(task.task_id)
+                        scheduler.ack(task.task_id)
+                settle()
+            clock.now += 100.0
+            assert len(scheduler) == unexpired()
+            settle()
+            while (task := scheduler.pop()) is not None:
+                assert task.expires_at is None
+                del live[task.task_id]
+                ended.append(task.task_id)
+            settle()
+            assert not live and not reported
+            assert sorted(ended) == sorted(pushed), "a call ended twice or never"
+            assert scheduler.status().backlog_size == 0
+
+        check()
+
+    def test_push_sets_weight_and_tags_in_the_same_step(self) -> None:
+        """``push(..., weight=, tags=)`` applies both with the call; a refused push applies neither."""
+        scheduler, _ = self.scheduler()
+        scheduler.push("a", 1, weight=0.5, tags={"plan": "pro", "region": "eu"}, task_id="t")
+        meta = scheduler.metadata("a")
+        assert (meta.weight, meta.tags) == (0.5, {"plan": "pro", "region": "eu"})
+        assert scheduler.keys_with_tag("plan", "pro") == ["a"]
+        try:
+            scheduler.push("b", 1, weight=2.0, tags={"plan": "free"}, task_id="t")
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("a duplicate task id was accepted")
+        meta = scheduler.metadata("b")
+        assert (meta.weight, meta.tags, meta.pending_tasks) == (1.0, {}, 0)
+        assert scheduler.keys_with_tag("plan") == ["a"]
+
     def test_leases_lose_nothing_and_duplicate_nothing(self) -> None:
         """Ack, release, crashes (lost leases) and reclaim: each task finishes exactly once."""
 
@@ -373,20 +466,27 @@ class StorageConformance:
     def test_bad_push_raises_and_stores_nothing(self) -> None:
         for bad in BAD_PUSHES:
             scheduler, _ = self.scheduler()
-            args: Dict[str, Any] = {"key": "a", "payload": 1, "weight": None, "expiry": None, "task_id": None}
+            args: Dict[str, Any] = {
+                "key": "a", "payload": 1, "weight": None, "expiry": None, "task_id": None, "tags": None,
+            }  # fmt: skip
             args.update(bad)
             try:
                 scheduler.push(
                     args["key"], args["payload"], weight=args["weight"], expiry=args["expiry"],
-                    task_id=args["task_id"],
+                    task_id=args["task_id"], tags=args["tags"],
                 )  # fmt: skip
             except (TypeError, ValueError) as exc:
                 assert str(exc), "the error must say what is wrong"
+                (argument,) = bad
+                named = {"key": "key", "weight": "weight", "expiry": "expiry", "task_id": "task_id"}
+                named.update(payload="payload", tags="tag")
+                assert named[argument] in str(exc), f"{exc!r} does not name {argument}"
             else:
                 raise AssertionError(f"push accepted {bad!r}")
             assert len(scheduler) == 0
             assert scheduler.status().backlog_size == 0
             assert scheduler.metadata("a").weight == 1.0
+            assert scheduler.metadata("a").tags == {}
             assert scheduler.pop() is None
 
     def test_bad_tracker_input_raises(self) -> None:
@@ -394,6 +494,8 @@ class StorageConformance:
         calls: List[Callable[[], Any]] = [
             lambda: scheduler.set_weight("a", 0),
             lambda: scheduler.set_weight("a", math.nan),
+            lambda: scheduler.set_weight("a", 1e308),
+            lambda: scheduler.set_weight("a", 10**400),
             lambda: scheduler.set_weight("", 1.0),
             lambda: scheduler.set_custom_data("a", "x", object()),
             lambda: scheduler.set_custom_data("a", "", 1),

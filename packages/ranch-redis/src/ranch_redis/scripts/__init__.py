@@ -2,8 +2,9 @@
 
 Each ``<name>.lua`` beside this module is one operation; ``common.lua`` (key
 names, the body format, activation and lease reclaim) is prepended to each,
-and ``__RECLAIM_BATCH__``/``__EXPIRED_BATCH__`` are replaced by ranch-core's
-constants. ``KEYS[1]`` of every script is the namespace's ``stats`` key.
+and ``__NAME__`` tokens are replaced by ranch-core's constants (batch sizes,
+the weight range) and by the reply codes of :mod:`ranch_redis.layout`.
+``KEYS[1]`` of every script is the namespace's ``stats`` key.
 Scripts are registered once per client and run with ``EVALSHA``; redis-py
 loads a script again when the server answers ``NOSCRIPT`` (after a restart
 or a ``SCRIPT FLUSH``).
@@ -11,10 +12,14 @@ or a ``SCRIPT FLUSH``).
 
 from __future__ import annotations
 
+import re
 from importlib import resources
-from typing import Any, Dict
+from typing import Any, Dict, Union
 
+from ranch_core.algorithm import MAX_WEIGHT, MIN_WEIGHT
 from ranch_core.protocols import EXPIRED_BATCH, RECLAIM_BATCH
+
+from ranch_redis import layout
 
 #: Every operation that is one server-side step.
 NAMES = (
@@ -26,6 +31,8 @@ NAMES = (
     "extend",
     "reclaim",
     "remove",
+    "expire",
+    "repair",
     "charge",
     "tag",
     "metadata",
@@ -34,7 +41,13 @@ NAMES = (
 )
 
 #: Constants written into the scripts' text (``__NAME__``) when they are loaded.
-CONSTANTS = {"__RECLAIM_BATCH__": RECLAIM_BATCH, "__EXPIRED_BATCH__": EXPIRED_BATCH}
+CONSTANTS: Dict[str, Union[int, float]] = {
+    "__RECLAIM_BATCH__": RECLAIM_BATCH,
+    "__EXPIRED_BATCH__": EXPIRED_BATCH,
+    "__MIN_WEIGHT__": MIN_WEIGHT,
+    "__MAX_WEIGHT__": MAX_WEIGHT,
+    **{f"__{name}__": value for name, value in layout.REPLIES.items()},
+}
 
 
 def source(name: str) -> str:
@@ -45,7 +58,9 @@ def source(name: str) -> str:
     common = folder.joinpath("common.lua").read_text(encoding="utf-8")
     text = f"{common}\n" + folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
     for token, value in CONSTANTS.items():
-        text = text.replace(token, str(int(value)))
+        text = text.replace(token, repr(value))
+    if re.search(r"__[A-Z_]+__", text):
+        raise AssertionError(f"script {name!r} names a constant that is not defined")
     return text
 
 

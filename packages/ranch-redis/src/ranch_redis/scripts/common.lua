@@ -3,26 +3,71 @@
 -- KEYS[1] is the namespace's stats hash "ranch:{<namespace>}:stats"; every
 -- Redis key a script touches starts with the same prefix, so all of them
 -- share one hash slot (undeclared keys of that slot are fine on a cluster).
+-- The key layout is documented once, in ranch_redis/layout.py; reply codes
+-- and limits are written in from Python when a script is loaded (each
+-- script names them as double-underscored capitals).
 -- Floats arrive as Python repr() strings and leave as '%.17g' (or as Redis
 -- formats a score): both round-trip a double exactly, so the arithmetic here
 -- matches the Python reference. Replies are flat arrays: nested ones cost the
 -- Python client far more to parse.
 -- Each redis.call() costs about a microsecond, so scripts make few of them.
+--
+-- Read before write: a script reads every field it depends on and checks it
+-- before its first write. A field that is missing takes the reference's
+-- default; a field that is present but not a usable number (corrupted by
+-- hand, by another program, by an older bug) takes a safe default instead
+-- (pass: virtual time, i.e. the key joins the current round; weight: 1;
+-- counters and serve sequence: 0) and the value written back is valid. So a
+-- corrupt field can never make a script fail halfway; repair.lua reports it.
 local STATS = KEYS[1]
 local BASE = string.sub(STATS, 1, -6)
 local ACTIVE = BASE .. 'active'  -- zset: score = pass, member = %016x(seq) .. hexkey
 local LEASES = BASE .. 'leases'  -- zset: score = deadline, member = task id
 local TASKS = BASE .. 'tasks'    -- hash: task id -> body (waiting and leased tasks)
--- STATS hash: seq (serve sequence = served total), vt (virtual time), expired.
--- Waiting tasks = HLEN TASKS - ZCARD LEASES.
+local EXPIRY = BASE .. 'expiry'  -- zset: score = expires_at, member = waiting task id
+local KEYSET = BASE .. 'keys'    -- set: hex keys whose list holds task ids
 
 local function qkey(hk) return BASE .. 'q:' .. hk end  -- list of task ids, head first
+local function xkey(hk) return BASE .. 'x:' .. hk end  -- zset: the key's part of EXPIRY
 local function kkey(hk) return BASE .. 'k:' .. hk end  -- hash of the key's state
 
 local function fmt(x) return string.format('%.17g', x) end
 
+-- A finite number, or nil.
+local function num(raw)
+    local x = tonumber(raw)
+    if x == nil or x ~= x or x == math.huge or x == -math.huge then return nil end
+    return x
+end
+
+-- A whole number in [0, 2^53), or nil.
+local function whole(raw)
+    local x = num(raw)
+    if x == nil or x < 0 or x >= 9007199254740992 or x ~= math.floor(x) then return nil end
+    return x
+end
+
+-- A weight in [MIN_WEIGHT, MAX_WEIGHT], or nil.
+local function weight(raw)
+    local x = num(raw)
+    if x == nil or x < __MIN_WEIGHT__ or x > __MAX_WEIGHT__ then return nil end
+    return x
+end
+
 local function member(seq, hk)
-    return string.format('%016x', tonumber(seq) or 0) .. hk
+    return string.format('%016x', whole(seq) or 0) .. hk
+end
+
+-- The stats fields every step may need: serve sequence, virtual time, expired total.
+local function stats()
+    local st = redis.call('HMGET', STATS, 'seq', 'vt', 'expired')
+    return whole(st[1]) or 0, num(st[2]) or 0, whole(st[3]) or 0
+end
+
+-- A key's pass from its stored field: 0 if never set, virtual time if corrupt.
+local function stored_pass(raw, vt)
+    if not raw then return 0 end
+    return num(raw) or vt
 end
 
 -- body = "<enqueued_at>,<expires_at or empty>,<hex key>,<payload>"
@@ -36,29 +81,50 @@ local function parse(body)
     local c3 = string.find(body, ',', c2 + 1, true)
     if not c3 or c3 == c2 + 1 then return nil end
     local exp = string.sub(body, c1 + 1, c2 - 1)
-    if exp ~= '' and tonumber(exp) == nil then return nil end
+    if exp ~= '' and num(exp) == nil then return nil end
     return string.sub(body, c2 + 1, c3 - 1), exp
 end
 
+-- A task that starts waiting and expires goes into both expiry indexes.
+local function index_expiry(tid, hk, exp)
+    if exp ~= '' then
+        redis.call('ZADD', EXPIRY, exp, tid)
+        redis.call('ZADD', xkey(hk), exp, tid)
+    end
+end
+
+local function unindex_expiry(tid, hk, exp)
+    if exp ~= '' then
+        redis.call('ZREM', EXPIRY, tid)
+        redis.call('ZREM', xkey(hk), tid)
+    end
+end
+
 -- A key that turns active starts at max(own pass, virtual time).
-local function activate(hk)
+local function activate(hk, vt)
     local k = kkey(hk)
     local st = redis.call('HMGET', k, 'p', 's')
-    local p = tonumber(st[1]) or 0
-    local vt = tonumber(redis.call('HGET', STATS, 'vt')) or 0
+    local p = stored_pass(st[1], vt)
     if vt > p then p = vt end
     local ps = fmt(p)
-    redis.call('HSET', k, 'p', ps)
+    if st[2] and not whole(st[2]) then
+        redis.call('HSET', k, 'p', ps, 's', 0)
+    else
+        redis.call('HSET', k, 'p', ps)
+    end
     redis.call('ZADD', ACTIVE, ps, member(st[2], hk))
+    redis.call('SADD', KEYSET, hk)
 end
 
 local function deactivate(hk)
     redis.call('ZREM', ACTIVE, member(redis.call('HGET', kkey(hk), 's'), hk))
+    redis.call('SREM', KEYSET, hk)
 end
 
 -- Put a task back at the head of its key.
-local function put_back(tid, hk)
-    if redis.call('LPUSH', qkey(hk), tid) == 1 then activate(hk) end
+local function put_back(tid, hk, exp, vt)
+    index_expiry(tid, hk, exp)
+    if redis.call('LPUSH', qkey(hk), tid) == 1 then activate(hk, vt) end
 end
 
 -- Appends the items of `src` (a flat list) to `dst`.
@@ -78,15 +144,16 @@ local function reclaim(now, limit)
     else
         due = redis.call('ZRANGEBYSCORE', LEASES, '-inf', now)
     end
+    local _, vt = stats()
     local bodies = {}
     local corrupt = {}
     for i = #due, 1, -1 do
         local tid = due[i]
         redis.call('ZREM', LEASES, tid)
         local body = redis.call('HGET', TASKS, tid)
-        local hk = parse(body)
+        local hk, exp = parse(body)
         if hk then
-            put_back(tid, hk)
+            put_back(tid, hk, exp, vt)
             bodies[i] = body
         else
             redis.call('HDEL', TASKS, tid)

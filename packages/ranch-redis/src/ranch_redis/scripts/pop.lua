@@ -1,14 +1,20 @@
 -- pop: reclaim due leases, then serve the head of the first active key.
 -- ARGV: now, deadline (now + lease)
--- Returns the flat array {state, tid, body, #expired, #reclaimed,
+-- Reply: the flat array {state, tid, body, #expired, #reclaimed,
 --   expired tid, body, ..., reclaimed tid, body, ..., corrupt tid, body, ...}
--- state: 1 = served tid, 0 = nothing waiting, 2 = stopped early after
--- EXPIRED_BATCH expired or corrupt tasks (pop again).
+-- (only the first three when nothing was expired, reclaimed or corrupt).
+-- state: __POP_SERVED__ = served tid, __POP_EMPTY__ = nothing waiting,
+-- __POP_AGAIN__ = stopped early after EXPIRED_BATCH expired or corrupt
+-- tasks (pop again).
+-- Every field read (stats, the key's weight and served total) is checked
+-- before it is used; a corrupt one takes its safe default (common.lua).
 local now_s, deadline = ARGV[1], ARGV[2]
 local now = tonumber(now_s)
 local reclaimed, corrupt = reclaim(now_s, __RECLAIM_BATCH__)
 local expired = {}
 local dropped = 0
+local seq, _, n_expired = stats()
+local expired_before = n_expired
 
 local function reply(state, tid, body)
     if #expired + #reclaimed + #corrupt == 0 then return {state, tid, body} end
@@ -19,41 +25,61 @@ local function reply(state, tid, body)
     return out
 end
 
+local function count_expired()
+    if n_expired ~= expired_before then redis.call('HSET', STATS, 'expired', n_expired) end
+end
+
 while true do
     local top = redis.call('ZPOPMIN', ACTIVE)
-    if #top == 0 then return reply(0, '', '') end
+    if #top == 0 then
+        count_expired()
+        return reply(__POP_EMPTY__, '', '')
+    end
     -- The score is the key's pass (kept equal to field p of its state).
     local m, ps = top[1], top[2]
     local hk = string.sub(m, 17)
     local q = qkey(hk)
     local tid = redis.call('LPOP', q)
-    -- No task behind an active key means the index was damaged: it stays removed.
-    if tid then
+    if not tid then
+        -- No task behind an active key means the index was damaged: it stays removed.
+        redis.call('SREM', KEYSET, hk)
+    else
         local remaining = redis.call('LLEN', q)
         local body = redis.call('HGET', TASKS, tid)
         local bhk, exp = parse(body)
+        if remaining == 0 then redis.call('SREM', KEYSET, hk) end
         if bhk ~= hk or (exp ~= '' and now >= tonumber(exp)) then
             -- Dropped without charging the key: it keeps its place.
             redis.call('HDEL', TASKS, tid)
+            redis.call('ZREM', EXPIRY, tid)
+            redis.call('ZREM', xkey(hk), tid)
             if remaining > 0 then redis.call('ZADD', ACTIVE, ps, m) end
             if bhk ~= hk then
                 extend(corrupt, {tid, body or ''})
             else
-                redis.call('HINCRBY', STATS, 'expired', 1)
+                n_expired = n_expired + 1
                 extend(expired, {tid, body})
             end
             dropped = dropped + 1
-            if dropped >= __EXPIRED_BATCH__ then return reply(2, '', '') end
+            if dropped >= __EXPIRED_BATCH__ then
+                count_expired()
+                return reply(__POP_AGAIN__, '', '')
+            end
         else
             local k = kkey(hk)
             local st = redis.call('HMGET', k, 'w', 'n')
-            local np = fmt(tonumber(ps) + (tonumber(st[1]) or 1))
-            local seq = redis.call('HINCRBY', STATS, 'seq', 1)
-            redis.call('HSET', STATS, 'vt', ps)
-            redis.call('HSET', k, 'p', np, 's', seq, 'l', now_s, 'n', (tonumber(st[2]) or 0) + 1)
+            local np = fmt(tonumber(ps) + (weight(st[1]) or 1))
+            seq = seq + 1
+            if n_expired ~= expired_before then
+                redis.call('HSET', STATS, 'seq', seq, 'vt', ps, 'expired', n_expired)
+            else
+                redis.call('HSET', STATS, 'seq', seq, 'vt', ps)
+            end
+            redis.call('HSET', k, 'p', np, 's', seq, 'l', now_s, 'n', (whole(st[2]) or 0) + 1)
             redis.call('ZADD', LEASES, deadline, tid)
+            unindex_expiry(tid, hk, exp)
             if remaining > 0 then redis.call('ZADD', ACTIVE, np, member(seq, hk)) end
-            return reply(1, tid, body)
+            return reply(__POP_SERVED__, tid, body)
         end
     end
 end

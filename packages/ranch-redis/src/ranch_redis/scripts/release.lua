@@ -1,11 +1,15 @@
 -- release: put a leased task back at the head of its key.
--- ARGV: task id. Returns 1, 0 if not leased, -1 if its record was corrupt (dropped).
+-- ARGV: task id.
+-- Reply: __DONE__; __NOT_FOUND__ if not leased; __RELEASE_CORRUPT__ if its
+-- record was unreadable (the lease and the record are dropped).
 local tid = ARGV[1]
-if redis.call('ZREM', LEASES, tid) == 0 then return 0 end
-local hk = parse(redis.call('HGET', TASKS, tid))
+if not redis.call('ZSCORE', LEASES, tid) then return __NOT_FOUND__ end
+local hk, exp = parse(redis.call('HGET', TASKS, tid))
+redis.call('ZREM', LEASES, tid)
 if not hk then
     redis.call('HDEL', TASKS, tid)
-    return -1
+    return __RELEASE_CORRUPT__
 end
-put_back(tid, hk)
-return 1
+local _, vt = stats()
+put_back(tid, hk, exp, vt)
+return __DONE__

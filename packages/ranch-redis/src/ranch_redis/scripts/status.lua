@@ -1,4 +1,8 @@
--- status: O(1) counters {waiting, active keys, leased, expired, served}.
-local st = redis.call('HMGET', STATS, 'expired', 'seq')
+-- status: counters {waiting, active keys, leased, expired, served}.
+-- ARGV: now ('' = count expired tasks not yet dropped too).
+-- O(1); O(log N) with now (tasks whose expiry is <= now are not waiting).
+local seq, _, n_expired = stats()
 local leased = redis.call('ZCARD', LEASES)
-return {redis.call('HLEN', TASKS) - leased, redis.call('ZCARD', ACTIVE), leased, st[1] or 0, st[2] or 0}
+local waiting = redis.call('HLEN', TASKS) - leased
+if ARGV[1] ~= '' then waiting = waiting - redis.call('ZCOUNT', EXPIRY, '-inf', ARGV[1]) end
+return {waiting, redis.call('ZCARD', ACTIVE), leased, n_expired, seq}

@@ -1,0 +1,68 @@
+-- repair: one bounded step of the sweep that finds and fixes damage.
+-- ARGV: limit (keys to check).
+-- Reply: {cursor, hex key, field, stored value, ...}: one triple per fix
+-- (hex key '' for the stats hash); cursor '0' when a full pass over the
+-- keys ended with this step.
+--
+-- Checks the stats fields (seq, vt, expired) and then up to about `limit`
+-- keys of the KEYSET (the keys whose list holds task ids), continuing an
+-- SSCAN whose cursor lives in the stats field rc: the keyspace is never
+-- scanned. Per key, the numeric fields p, s, w, n are checked (corrupt ones
+-- get the scripts' safe defaults: p the key's score if it is active, else
+-- virtual time; s and n 0; w is deleted, i.e. the default weight), and a
+-- key whose list holds tasks but which is not in the active set (a step
+-- that failed halfway in an older version, a hand edit) is activated again
+-- (field 'active' in the reply). A key in KEYSET with an empty list is
+-- dropped from KEYSET silently. Keys holding tasks that are missing from
+-- KEYSET (written before ranch-redis kept it) are not found.
+local limit = tonumber(ARGV[1])
+local out = {'0'}
+local st = redis.call('HMGET', STATS, 'seq', 'vt', 'expired', 'rc')
+local fix = {}
+for i, field in ipairs({'seq', 'vt', 'expired'}) do
+    local raw = st[i]
+    local ok = (field == 'vt') and num(raw) or whole(raw)
+    if raw and not ok then
+        extend(fix, {field, 0})
+        extend(out, {'', field, raw})
+    end
+end
+if #fix > 0 then redis.call('HSET', STATS, unpack(fix)) end
+local vt = num(st[2]) or 0
+local cursor = st[4]
+if not whole(cursor) then cursor = '0' end
+local scan = redis.call('SSCAN', KEYSET, cursor, 'COUNT', limit)
+out[1] = scan[1]
+redis.call('HSET', STATS, 'rc', scan[1])
+for _, hk in ipairs(scan[2]) do
+    if redis.call('LLEN', qkey(hk)) == 0 then
+        redis.call('SREM', KEYSET, hk)
+    else
+        local k = kkey(hk)
+        local ks = redis.call('HMGET', k, 'p', 's', 'w', 'n')
+        local score = redis.call('ZSCORE', ACTIVE, member(ks[2], hk))
+        local kfix = {}
+        if ks[1] and not num(ks[1]) then
+            extend(kfix, {'p', score or fmt(vt)})
+            extend(out, {hk, 'p', ks[1]})
+        end
+        if ks[2] and not whole(ks[2]) then
+            extend(kfix, {'s', 0})
+            extend(out, {hk, 's', ks[2]})
+        end
+        if ks[3] and not weight(ks[3]) then
+            redis.call('HDEL', k, 'w')
+            extend(out, {hk, 'w', ks[3]})
+        end
+        if ks[4] and not whole(ks[4]) then
+            extend(kfix, {'n', 0})
+            extend(out, {hk, 'n', ks[4]})
+        end
+        if #kfix > 0 then redis.call('HSET', k, unpack(kfix)) end
+        if not score then
+            activate(hk, vt)
+            extend(out, {hk, 'active', ''})
+        end
+    end
+end
+return out
