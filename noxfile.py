@@ -1,6 +1,7 @@
-"""Sessions: tests (every CPython 3.9-3.13 found), lint, typecheck, bench, demo.
+"""Sessions: tests (every CPython 3.9-3.13 found), tests_min, lint, typecheck, bench, demo.
 
     nox -s tests lint typecheck     # what CI runs
+    nox -s tests_min                # the suite on the lowest supported celery, dramatiq, redis-py
     nox -s demo                     # the flood-vs-fair demo, no server needed
     nox -s bench                    # benchmarks (needs redis-server on PATH)
 
@@ -27,6 +28,9 @@ PACKAGES = [
     "-e", "packages/ranch-dramatiq[redis]",
 ]  # fmt: skip
 TEST_TOOLS = ["pytest>=7", "pytest-timeout", "hypothesis>=6.80"]
+#: The lowest versions the packages' pyproject.toml files accept; tests_min runs the suite on them.
+#: kombu 5.3.0 is what celery 5.3.0 needs; its redis transport needs redis-py >= 4.5.2.
+LOWEST = ["celery[redis]==5.3.0", "kombu==5.3.0", "dramatiq[redis]==1.17.0", "redis==4.5.2", "attrs==22.2.0"]
 
 
 def _runs(version: str) -> bool:
@@ -53,6 +57,14 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python="3.11")
+def tests_min(session: nox.Session) -> None:
+    """The whole suite against the lowest supported celery, kombu, dramatiq, redis-py and attrs."""
+    session.install(*PACKAGES, *TEST_TOOLS, *LOWEST)
+    session.run("python", "-m", "pip", "list", "--format=freeze")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
     """ruff: lint and formatting."""
     session.install("ruff==0.17.6")
@@ -62,9 +74,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on every package's src/."""
+    """mypy --strict on every package's src/, then on user code as users write it (examples/typed)."""
     session.install(*PACKAGES, "mypy==2.4.1")
     session.run("mypy")
+    session.run("mypy", "--strict", "examples/typed")
 
 
 @nox.session(python="3.11")

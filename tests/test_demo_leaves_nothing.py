@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from importlib.metadata import metadata
+from importlib.metadata import metadata, version
 from pathlib import Path
 from typing import Iterator, List
 
@@ -25,6 +25,19 @@ SMALL = ["--bulk", "60", "--keys", "2", "--calls", "2", "--work-ms", "2", "--wor
 def server() -> Iterator[RedisServer]:
     with RedisServer() as running:
         yield running
+
+
+def _left_in(folder: Path) -> List[Path]:
+    """What is left in ``folder``, less the one folder Dramatiq 1.x makes on import.
+
+    ``import dramatiq`` (< 2.0) creates ``$TMPDIR/dramatiq-prometheus`` for its
+    Prometheus middleware, whoever imports it; the demo does not use that
+    middleware, so the folder stays empty.
+    """
+    left = list(folder.iterdir())
+    if int(version("dramatiq").split(".")[0]) < 2:
+        left = [p for p in left if not (p.name == "dramatiq-prometheus" and not any(p.iterdir()))]
+    return left
 
 
 def _run(args: List[str], cwd: Path, tmp: Path, prelude: str = "") -> subprocess.CompletedProcess[str]:
@@ -50,7 +63,7 @@ def test_demo_on_redis_deletes_its_keys_and_files(server: RedisServer, tmp_path:
     assert done.stdout.count("every call ran exactly once") == 2, done.stdout
     assert client.keys("ranch:*") == []
     assert client.keys("*") == [b"users:own:key"]
-    assert list(work.iterdir()) == [] and list(tmp.iterdir()) == []
+    assert _left_in(work) == [] and _left_in(tmp) == []
     client.close()
 
 
@@ -61,13 +74,13 @@ def test_demo_in_process_writes_the_chart_only_where_asked(tmp_path: Path) -> No
     args = ["--bulk", "30", "--keys", "2", "--calls", "1", "--work-ms", "1"]
     done = _run(args, work, tmp)
     assert done.returncode == 0, done.stderr
-    assert list(work.iterdir()) == [] and list(tmp.iterdir()) == []
+    assert _left_in(work) == [] and _left_in(tmp) == []
     chart = tmp_path / "asked.png"
     done = _run([*args, "--chart", str(chart)], work, tmp)
     assert done.returncode == 0, done.stderr
     assert f"chart written to {chart}" in done.stdout
     assert chart.read_bytes()[:4] == b"\x89PNG"
-    assert list(work.iterdir()) == [] and list(tmp.iterdir()) == []
+    assert _left_in(work) == [] and _left_in(tmp) == []
 
 
 @pytest.mark.parametrize(

@@ -64,9 +64,15 @@ def redis_app(url: str, run_id: str) -> Tuple[Broker, LRUActor, Any]:
     """The broker, demo actor and Redis client of run ``run_id`` on ``url``."""
     import redis
     from dramatiq.brokers.redis import RedisBroker
+    from dramatiq.middleware import default_middleware
 
     client = redis.Redis.from_url(url)
-    broker = RedisBroker(url=url, namespace=broker_namespace(run_id))  # type: ignore[no-untyped-call]
+    # Dramatiq < 2 puts Prometheus in the default middleware: an HTTP server and
+    # files under the temporary folder that would outlive the demo.
+    middleware = [m() for m in default_middleware if m.__name__ != "Prometheus"]
+    broker = RedisBroker(  # type: ignore[no-untyped-call]
+        url=url, namespace=broker_namespace(run_id), middleware=middleware
+    )
     broker.add_middleware(ReportReady(client, ready_key(run_id)))
     key = executions_key(run_id)
     actor = build(broker, lambda execution: client.rpush(key, execution.to_json()))
