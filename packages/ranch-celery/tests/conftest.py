@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import pytest
 import redis
@@ -62,6 +62,9 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Worke
         env: Optional[Dict[str, str]] = None,
         queues: Optional[str] = None,
         wait: bool = True,
+        app_module: str = "ranch_celery_testapp",
+        global_args: Sequence[str] = (),
+        loglevel: str = "INFO",
     ) -> Worker:
         log = tmp_path / f"{name}.log"
         environment = dict(os.environ)
@@ -69,10 +72,10 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Worke
         environment["RANCH_TEST_REDIS_URL"] = redis_url
         environment.update(env or {})
         command = [
-            sys.executable, "-m", "celery", "-A", "ranch_celery_testapp", "worker",
+            sys.executable, "-m", "celery", "-A", app_module, *global_args, "worker",
             "-P", pool, "-c", str(concurrency), "-n", f"{name}@ranchtest",
             "--prefetch-multiplier", "1", "--without-heartbeat", "--without-gossip", "--without-mingle",
-            "-l", "INFO",
+            "-l", loglevel,
         ]  # fmt: skip
         if queues:
             command += ["-Q", queues]

@@ -62,6 +62,11 @@ def make_app(
     def kw(a: Any, *, b: Any = 0, c: Any = None) -> List[Any]:
         return [a, b, c]
 
+    @lru_task(app, name="t.echo_repr", shared=False)
+    def echo_repr(tag: str, *args: Any, **kwargs: Any) -> str:
+        rec.rpush(f"repr:{tag}", repr((args, sorted(kwargs.items()))))
+        return tag
+
     @lru_task(app, name="t.whoami", shared=False, bind=True)
     def whoami(self: Any) -> Dict[str, Any]:
         return {"id": self.request.id, "key": self.request.lru_key, "retries": self.request.retries}
