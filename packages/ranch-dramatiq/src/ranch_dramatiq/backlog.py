@@ -124,7 +124,3 @@ class DramatiqBacklog:
             return
         error = CallExpired(f"call {task.task_id} of key {task.key!r} expired before a worker could run it")
         execution.fail_unrunnable(self.broker, message, call, error)
-
-    def describe(self) -> Dict[str, Any]:
-        """Name, queue and storage, for logs and errors."""
-        return {"backlog": self.name, "queue_name": self.queue_name, "storage": type(self.storage).__name__}

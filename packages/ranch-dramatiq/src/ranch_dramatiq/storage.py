@@ -23,10 +23,11 @@ def namespace_for(broker: Any, backlog: str) -> str:
 
 
 def resolve_storage(broker: Broker, backlog: str, storage: Optional[Any]) -> Storage:
-    """An explicit ``storage``; else, for a Redis broker, a ``RedisStorage``
-    on the broker's own Redis client (namespace :func:`namespace_for`); else,
-    for a ``StubBroker``, an in-memory storage (one process); else a
-    ``ValueError`` saying what to pass. Never a silent fallback.
+    """An explicit ``storage`` (a :class:`~ranch_core.protocols.Storage`);
+    else, for a Redis broker, a ``RedisStorage`` on the broker's own Redis
+    client (namespace :func:`namespace_for`); else, for a ``StubBroker``, an
+    in-memory storage (one process); else a ``ValueError`` saying what to
+    pass. Never a silent fallback.
 
     The storages made here encode calls with Dramatiq's encoder
     (:class:`~ranch_dramatiq.encoding.EncoderSerializer`). A RedisBroker
@@ -34,12 +35,7 @@ def resolve_storage(broker: Broker, backlog: str, storage: Optional[Any]) -> Sto
     :class:`~ranch_core.errors.MissingExtra` (an ``ImportError``).
     """
     if storage is not None:
-        if not isinstance(storage, Storage):
-            raise TypeError(
-                f"storage must implement ranch_core.protocols.Storage (e.g. ranch_redis.RedisStorage), "
-                f"not {type(storage).__name__}"
-            )
-        return storage
+        return cast(Storage, storage)  # its type was checked by Ranch.check_backlog
     if _is_redis_broker(broker):
         redis_storage = redis_storage_class(REDIS_EXTRA)
         client = broker.client  # type: ignore[attr-defined]
