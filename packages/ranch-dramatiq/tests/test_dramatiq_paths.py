@@ -75,6 +75,28 @@ def test_a_call_for_an_undeclared_actor_stores_actor_not_found(
     assert status["backlog_size"] == 0 and status["leased"] == 0
 
 
+def test_a_failure_the_results_backend_cannot_take_is_logged(run_worker: Any, caplog: Any) -> None:
+    from dramatiq.results.backends import RedisBackend
+    from ranch_redis.testing import free_port
+
+    broker = StubBroker()
+    broker.add_middleware(Results(backend=RedisBackend(url=f"redis://127.0.0.1:{free_port()}/0")))
+
+    @lru_actor(broker=broker)
+    def job() -> None:
+        pass
+
+    message, call = undeclared_call({"store_results": True})
+    job.dispatcher.submit("k", call, task_id=message.message_id)
+    try:
+        with caplog.at_level(logging.ERROR, logger="ranch_dramatiq"), run_worker(broker):
+            broker.join("default")
+    finally:
+        broker.close()
+    assert f"could not store the failure of call {message.message_id}" in caplog.text
+    assert job.get_system_status()["leased"] == 0
+
+
 def test_an_expired_call_of_an_undeclared_actor_stores_call_expired(stub: Any, run_worker: Any) -> None:
     broker, backend = stub
 

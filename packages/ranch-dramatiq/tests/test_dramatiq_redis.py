@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import Any, Iterator, List, Tuple
+import os
+import signal
+import threading
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import pytest
 import redis
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import CurrentMessage
+from dramatiq.middleware import CurrentMessage, Middleware, MiddlewareError
 from dramatiq.results import ResultFailure, Results
 from dramatiq.results.backends import RedisBackend
 from ranch_core import StorageUnavailable
 from ranch_dramatiq import Ranch, lru_actor
 from ranch_redis import RedisStorage
-from ranch_redis.testing import free_port
+from ranch_redis.testing import RedisServer, free_port
 
 pytestmark = pytest.mark.redis
 TIMEOUT_MS = 15_000
@@ -158,3 +162,99 @@ def test_unreachable_storage_sends_nothing(real: Any) -> None:
     assert job.get_system_status()["health"] == "unavailable"
     assert client.dbsize() == 0
     storage.close()
+
+
+def test_a_worker_without_the_actor_stores_actor_not_found(
+    redis_url: str, run_worker: Any, caplog: Any
+) -> None:
+    """Producer and worker share one backlog per queue; the worker's code lacks one of the actors."""
+    backend = RedisBackend(url=redis_url)
+    producer = RedisBroker(url=redis_url)
+    producer.add_middleware(Results(backend=backend))
+    producer.add_middleware(Ranch(lease_seconds=10))
+
+    @lru_actor(broker=producer, store_results=True)
+    def send_email(to: str) -> str:
+        return to
+
+    @lru_actor(broker=producer, store_results=True)
+    def make_report(number: int) -> int:
+        return number
+
+    worker = RedisBroker(url=redis_url)
+    worker.add_middleware(Results(backend=RedisBackend(url=redis_url)))
+    worker.add_middleware(Ranch(lease_seconds=10))
+
+    @lru_actor(broker=worker, store_results=True, actor_name="send_email")
+    def send_email_here(to: str) -> str:
+        return to
+
+    assert send_email.backlog == make_report.backlog == send_email_here.backlog == "default"
+    mail = send_email.lru_send("acme", "ops@acme.test")
+    report = make_report.lru_send("acme", 7)
+    try:
+        with caplog.at_level(logging.ERROR, logger="ranch_dramatiq"), run_worker(worker):
+            assert mail.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == "ops@acme.test"
+            with pytest.raises(ResultFailure) as info:
+                report.get_result(backend=backend, block=True, timeout=TIMEOUT_MS)
+    finally:
+        producer.close()
+        worker.close()
+    assert info.value.orig_exc_type == "ActorNotFound" and "make_report" in str(info.value)
+    assert f"call {report.message_id}" in caplog.text and "does not declare" in caplog.text
+    status = send_email.get_system_status()
+    assert status["backlog_size"] == 0 and status["leased"] == 0
+
+
+class DelayQueueFull(MiddlewareError):
+    """Raised by :class:`RefuseDelayed`; a ``MiddlewareError`` stops the enqueue."""
+
+
+class RefuseDelayed(Middleware):
+    """A broker that cannot take delayed messages (e.g. its delay queue is full)."""
+
+    def before_enqueue(self, broker: Any, message: Any, delay: Optional[int]) -> None:
+        if delay:
+            raise DelayQueueFull("the delay queue refuses messages")
+
+
+def test_a_retry_the_storage_cannot_take_comes_back_with_its_lease(
+    redis_url: str, run_worker: Any, wait: Callable[..., Any], caplog: Any
+) -> None:
+    """The delayed publish fails and the frozen storage cannot take the retry either:
+    the lease is kept, runs out once the storage is back, and the call runs again."""
+    backend = RedisBackend(url=redis_url)
+    broker = RedisBroker(url=redis_url)
+    broker.add_middleware(Results(backend=backend))
+    broker.add_middleware(RefuseDelayed())
+    broker.add_middleware(Ranch(lease_seconds=2, sweep_interval=0.25))
+    frozen = threading.Event()
+    attempts: List[int] = []
+    with RedisServer() as storage_server:
+        assert storage_server.process is not None
+        pid = storage_server.process.pid
+        storage = RedisStorage.from_url(storage_server.url, namespace="frozen", retries=0, socket_timeout=0.5)
+
+        @lru_actor(broker=broker, storage=storage, store_results=True, max_retries=3, min_backoff=10_000)
+        def flaky() -> int:
+            attempts.append(1)
+            if len(attempts) == 1:
+                os.kill(pid, signal.SIGSTOP)  # the storage freezes while the call runs
+                frozen.set()
+                raise RuntimeError("first attempt")
+            return len(attempts)
+
+        message = flaky.lru_send("k")
+        try:
+            with caplog.at_level(logging.ERROR), run_worker(broker):
+                wait(frozen.is_set)
+                wait(lambda: "comes back when its lease runs out" in caplog.text)
+                os.kill(pid, signal.SIGCONT)
+                assert message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == 2
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            broker.close()
+        assert "could not publish the delayed retry" in caplog.text
+        status = flaky.get_system_status()
+        assert status["backlog_size"] == 0 and status["leased"] == 0
+        storage.close()

@@ -515,3 +515,42 @@ def test_lease_keeper_reclaims_a_dead_workers_call(run_worker: Any) -> None:
         broker.close()
     assert ran == ["orphan"]
     assert job.get_system_status()["leased"] == 0
+
+
+def test_actors_of_one_queue_share_one_fair_order(stub: Any, run_worker: Any) -> None:
+    """One fairness domain per queue: a tenant flooding one actor does not delay
+    another tenant's calls to another actor on the workers they share."""
+    broker, _ = stub
+    order: List[Tuple[str, str]] = []
+
+    @lru_actor
+    def send_email(tenant: str) -> None:
+        order.append(("send_email", tenant))
+
+    @lru_actor
+    def make_report(tenant: str) -> None:
+        order.append(("make_report", tenant))
+
+    @lru_actor(queue_name="elsewhere")
+    def other_queue() -> None:
+        pass
+
+    assert send_email.backlog == make_report.backlog == "default" and other_queue.backlog == "elsewhere"
+    for _ in range(100):
+        send_email.lru_send("bulk", "bulk")
+    for i in range(5):
+        make_report.lru_send(f"user{i}", f"user{i}")
+    # weights, tags and custom data belong to the key, whichever actor sets or reads them
+    make_report.set_priority_weight("user0", 0.5)
+    send_email.add_tag("user1", "plan", "gold")
+    make_report.set_custom_data("user2", "limit", 3)
+    assert send_email.get_client_metadata("user0")["weight"] == 0.5
+    assert make_report.get_tagged_clients("plan", "gold") == ["user1"]
+    assert send_email.get_custom_data("user2", "limit") == 3
+    assert send_email.get_system_status()["backlog_size"] == 105
+    assert other_queue.get_system_status()["backlog_size"] == 0
+    with run_worker(broker, threads=1):
+        broker.join("default")
+    assert len(order) == 105
+    reports = [index for index, (actor, _) in enumerate(order) if actor == "make_report"]
+    assert len(reports) == 5 and max(reports) < 7, order[:12]
