@@ -554,3 +554,20 @@ def test_actors_of_one_queue_share_one_fair_order(stub: Any, run_worker: Any) ->
     assert len(order) == 105
     reports = [index for index, (actor, _) in enumerate(order) if actor == "make_report"]
     assert len(reports) == 5 and max(reports) < 7, order[:12]
+
+
+def test_pipe_target_runs_after_the_call(stub: Any, run_worker: Any) -> None:
+    broker, backend = stub
+
+    @lru_actor
+    def first(x: int) -> int:
+        return x + 1
+
+    @dramatiq.actor(store_results=True)
+    def then_double(x: int) -> int:
+        return 2 * x
+
+    piped = then_double.message()
+    first.lru_send_with_options("k", args=(20,), pipe_target=piped.asdict())
+    with run_worker(broker):
+        assert piped.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == 42
