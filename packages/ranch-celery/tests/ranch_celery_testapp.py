@@ -8,6 +8,7 @@ counts across processes.
 
 from __future__ import annotations
 
+import datetime
 import os
 import time
 from typing import Any, Dict, List, Optional
@@ -17,6 +18,7 @@ from celery import Celery
 from celery.signals import worker_ready
 from ranch_celery import lru_task
 from ranch_core import LRUKeyMetadata
+from ranch_redis import RedisStorage
 
 
 def make_app(
@@ -78,6 +80,33 @@ def make_app(
         if self.request.retries < times:
             raise self.retry(countdown=countdown)
         return {"retries": self.request.retries, "id": self.request.id}
+
+    @lru_task(app, name="t.retry_eta", shared=False, bind=True, max_retries=1, backlog="t.record")
+    def retry_eta(self: Any, tag: str, seconds: float) -> int:
+        rec.rpush(f"times:{tag}", time.time())
+        if self.request.retries == 0:
+            eta = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+            raise self.retry(eta=eta)
+        return int(self.request.retries)
+
+    @lru_task(app, name="t.retry_unstorable", shared=False, bind=True, max_retries=3, backlog="t.record")
+    def retry_unstorable(self: Any, tag: str) -> int:
+        attempts = rec.incr(f"attempts:{tag}")
+        if attempts == 1:
+            # The retried call cannot be encoded: the requeue fails, the lease brings the call back.
+            raise self.retry(args=[object()], countdown=0)
+        return int(attempts)
+
+    # A backlog stored with pickle: a delayed retry of a call JSON cannot carry cannot be
+    # published as a JSON message, so it is retried at once instead (nothing is lost).
+    pickled = RedisStorage.from_url(storage_url or redis_url, namespace="t-pickled", serializer="pickle")
+
+    @lru_task(app, name="t.pickled_retry", shared=False, bind=True, max_retries=1, storage=pickled)
+    def pickled_retry(self: Any, tag: str, items: Any) -> List[Any]:
+        rec.rpush(f"times:{tag}", time.time())
+        if self.request.retries == 0:
+            raise self.retry(countdown=30)
+        return sorted(items)
 
     @lru_task(app, name="t.give_up", shared=False, bind=True, max_retries=1)
     def give_up(self: Any) -> None:

@@ -98,3 +98,55 @@ def test_signals_fire_for_the_users_call_and_an_empty_wake_up_is_a_no_op() -> No
     wake_results = [s[2] for s in seen if s[:2] == ("success", WAKE_UP_TASK)]
     assert wake_results[:2] == [result.id, None]  # the second wake-up found nothing: a no-op
     assert echo.get_system_status()["served_total"] == 1
+
+
+def test_a_call_sent_from_a_running_call_names_its_parent_and_headers_reach_the_request() -> None:
+    app = _app()
+    seen: List[Any] = []
+
+    @lru_task(app, shared=False, bind=True, name="mem.child")
+    def child(self: Any) -> None:
+        seen.append((self.request.id, self.request.parent_id, self.request.root_id, self.request.headers))
+
+    @lru_task(app, shared=False, bind=True, name="mem.parent")
+    def parent(self: Any) -> str:
+        return str(child.lru_apply_async("k", headers={"trace": "t-1"}).id)
+
+    result = parent.lru_delay("k")
+    with pytest.raises(TypeError, match="headers must be a mapping"):
+        child.lru_apply_async("k", headers=["trace"])
+    with in_process_worker(app, hostname="parent@test"):
+        child_id = result.get(timeout=20)
+        deadline = time.monotonic() + 10
+        while not seen:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    assert seen[0][:3] == (child_id, result.id, result.id)
+    assert seen[0][3]["trace"] == "t-1"
+
+
+def test_a_wake_up_for_a_backlog_this_worker_lacks_fails_loudly() -> None:
+    from celery.signals import task_failure
+    from ranch_celery import WAKE_UP_TASK
+    from ranch_core.errors import UnknownBacklog
+
+    app = _app()
+    failures: List[BaseException] = []
+
+    @lru_task(app, shared=False, name="mem.known")
+    def known() -> None: ...
+
+    def on_failure(sender: Any = None, exception: Any = None, **_: Any) -> None:
+        failures.append(exception)
+
+    task_failure.connect(on_failure, weak=False)
+    try:
+        app.send_task(WAKE_UP_TASK, args=["no-such-backlog"], queue="ranch-memtest")
+        with in_process_worker(app, hostname="unknown@test"):
+            deadline = time.monotonic() + 10
+            while not failures:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+    finally:
+        task_failure.disconnect(on_failure)
+    assert isinstance(failures[0], UnknownBacklog) and "no-such-backlog" in str(failures[0])

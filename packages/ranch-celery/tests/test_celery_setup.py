@@ -239,3 +239,49 @@ def test_wake_ups_are_routed_like_the_task() -> None:
     assert state.backlog_of("proj.by_conf").queue == "conf-q"
     assert state.backlog_of("proj.default").queue == "celery"
     assert state.backlog("option-q") is state.backlog_of("proj.by_option")
+
+
+def test_storage_url_memory_and_the_first_broker_of_a_failover_list(redis_url) -> None:
+    app = _app("amqp://guest@127.0.0.1//", ranch_storage_url="memory://")
+
+    @lru_task(app, shared=False)
+    def job() -> None: ...
+
+    assert isinstance(job.lru_dispatcher.scheduler.storage, InMemoryStorage)
+
+    failover = _app(f"{redis_url};redis://127.0.0.1:1/0")
+
+    @lru_task(failover, shared=False)
+    def other() -> None: ...
+
+    storage = other.lru_dispatcher.scheduler.storage
+    assert isinstance(storage, RedisStorage) and "127.0.0.1:1/" not in repr(storage)
+    listed = _app("memory://")
+    listed.conf.broker_url = [redis_url, "redis://127.0.0.1:1/0"]
+
+    @lru_task(listed, shared=False)
+    def third() -> None: ...
+
+    assert isinstance(third.lru_dispatcher.scheduler.storage, RedisStorage)
+
+
+def test_an_explicit_storage_serves_one_backlog_only() -> None:
+    from ranch_core.errors import BacklogConflict
+
+    app = _app("memory://")
+    mine = InMemoryStorage()
+
+    @lru_task(app, shared=False, name="x.one", storage=mine, backlog="one")
+    def one() -> None: ...
+
+    with pytest.raises(BacklogConflict, match="already holds backlog"):
+
+        @lru_task(app, shared=False, name="x.two", storage=mine, backlog="two")
+        def two() -> None: ...
+
+    @lru_task(app, shared=False, name="x.three", storage=mine, backlog="one")
+    def three() -> None: ...  # the same backlog may name it again
+
+    assert three.lru_dispatcher is one.lru_dispatcher
+    with pytest.raises(TypeError, match="decorates a function"):
+        lru_task(app, shared=False)(42)
