@@ -18,7 +18,7 @@ from ranch_core import FairScheduler
 from ranch_core.errors import StorageUnavailable
 from ranch_core.models import ScheduledTask
 from ranch_redis import RedisStorage
-from ranch_redis.testing import RedisServer, free_port
+from ranch_redis.testing import RedisServer, block_server, free_port
 
 sys.path.insert(0, str(Path(__file__).parent))  # spawned children import ranch_redis_procs
 
@@ -161,24 +161,6 @@ def test_wrong_password_is_unavailable_without_leaking_it() -> None:
             storage.waiting()
         assert "wrong-pw" not in str(raised.value) and "right-pw" not in str(raised.value)
         assert str(server.port) in str(raised.value)
-
-
-def block_server(admin: redis.Redis, url: str) -> threading.Thread:
-    """Block the server with ``DEBUG SLEEP 0.8``; return once it no longer answers."""
-    sleeper = threading.Thread(target=admin.execute_command, args=("DEBUG", "SLEEP", "0.8"))
-    sleeper.start()
-    probe = redis.Redis.from_url(url, socket_timeout=0.05)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            probe.ping()
-        except redis.TimeoutError:
-            break
-        time.sleep(0.01)
-    else:
-        pytest.fail("the server never blocked")
-    probe.close()
-    return sleeper
 
 
 def test_push_retried_after_a_lost_reply_is_stored_once() -> None:

@@ -29,13 +29,13 @@ def check_key(key: Any, name: str = "key") -> str:
     return key
 
 
-def _check_number(value: Any, name: str) -> float:
+def _check_number(value: Any, name: str, allowed: str = "a finite number") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
     try:
         number = float(value)
     except OverflowError:  # an int beyond the range of a double, e.g. 10**400
-        raise ValueError(f"{name} is too large (beyond the range of a float)") from None
+        raise ValueError(f"{name} must be {allowed}, got an int too large for a float") from None
     if not math.isfinite(number):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return number
@@ -43,9 +43,10 @@ def _check_number(value: Any, name: str) -> float:
 
 def check_weight(weight: Any, name: str = "weight") -> float:
     """A weight is a finite number in ``[MIN_WEIGHT, MAX_WEIGHT]`` (0.001 to 1000)."""
-    number = _check_number(weight, name)
+    allowed = f"between {MIN_WEIGHT} and {MAX_WEIGHT}"
+    number = _check_number(weight, name, allowed)
     if not MIN_WEIGHT <= number <= MAX_WEIGHT:
-        raise ValueError(f"{name} must be between {MIN_WEIGHT} and {MAX_WEIGHT}, got {weight!r}")
+        raise ValueError(f"{name} must be {allowed}, got {weight!r}")
     return number
 
 
@@ -58,7 +59,7 @@ def check_expiry(expiry: Any, name: str = "expiry") -> Optional[float]:
     """Expiry is ``None`` (never) or a finite number of seconds in ``[0, MAX_EXPIRY]``."""
     if expiry is None:
         return None
-    number = _check_number(expiry, name)
+    number = _check_number(expiry, name, f"between 0 and {MAX_EXPIRY:.0f} seconds (10 years)")
     if number < 0:
         raise ValueError(f"{name} must be >= 0 seconds, got {expiry!r}")
     if number > MAX_EXPIRY:

@@ -20,10 +20,11 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import List, Optional, Sequence, Type
+from typing import Any, List, Optional, Sequence, Type
 
 import attrs
 
@@ -52,6 +53,29 @@ def free_cluster_port() -> int:
         if _port_is_free(port) and _port_is_free(port + 10000):
             return port
     raise RuntimeError("no free pair of ports (p, p + 10000) found on 127.0.0.1")
+
+
+def block_server(admin: Any, url: str, seconds: float = 0.8) -> threading.Thread:
+    """Block the server at ``url`` with ``DEBUG SLEEP seconds`` (sent by the redis-py
+    client ``admin``; the server needs ``--enable-debug-command local``) and
+    return the sleeping thread once the server no longer answers a ping."""
+    import redis
+
+    sleeper = threading.Thread(target=admin.execute_command, args=("DEBUG", "SLEEP", str(seconds)))
+    sleeper.start()
+    probe = redis.Redis.from_url(url, socket_timeout=0.05)
+    deadline = time.monotonic() + 5
+    try:
+        while time.monotonic() < deadline:
+            try:
+                probe.ping()
+            except redis.TimeoutError:
+                return sleeper
+            time.sleep(0.01)
+    finally:
+        probe.close()
+    sleeper.join()
+    raise RuntimeError("the server never blocked")
 
 
 class RedisServer:

@@ -10,8 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 
+from ranch_core.algorithm import MAX_WEIGHT, MIN_WEIGHT
 from ranch_core.models import ScheduledTask
-from ranch_core.protocols import Storage
+from ranch_core.protocols import EXPIRED_BATCH, RECLAIM_BATCH, Storage
 from ranch_core.scheduler import FairScheduler
 from ranch_core.testing.machine import BAD_PUSHES, build_machine
 
@@ -460,6 +461,81 @@ class StorageConformance:
             assert (status.backlog_size, status.leased, len(scheduler)) == (0, 0, 0)
 
         check()
+
+    # -- limits of one step ------------------------------------------------
+
+    def test_pop_reclaims_at_most_reclaim_batch(self) -> None:
+        """One pop puts back at most RECLAIM_BATCH ran-out leases, earliest deadline first."""
+        storage = self.make_storage()
+        for i in range(RECLAIM_BATCH + 5):
+            storage.push(ScheduledTask(f"t{i:04d}", f"k{i % 3}", i, 0.0))
+        for _ in range(RECLAIM_BATCH + 5):
+            leased = storage.pop(0.0, 10.0).task
+            assert leased is not None
+        first = storage.pop(1000.0, 10.0)
+        assert len(first.reclaimed) == RECLAIM_BATCH
+        assert [t.task_id for t in first.reclaimed] == [f"t{i:04d}" for i in range(RECLAIM_BATCH)]
+        assert first.task is not None
+        second = storage.pop(1000.0, 10.0)
+        assert len(second.reclaimed) == 5
+        assert storage.status().leased == 2
+
+    def test_pop_drops_at_most_expired_batch(self) -> None:
+        """One pop drops at most EXPIRED_BATCH expired tasks, then returns early (task None)."""
+        storage = self.make_storage()
+        for i in range(EXPIRED_BATCH + 5):
+            storage.push(ScheduledTask(f"t{i:04d}", "k", i, 0.0, expires_at=1.0))
+        storage.push(ScheduledTask("live", "k", "ok", 0.0))
+        first = storage.pop(1.0, 10.0)  # now == expires_at: expired
+        assert first.task is None and len(first.expired) == EXPIRED_BATCH
+        second = storage.pop(1.0, 10.0)
+        assert len(second.expired) == 5
+        assert second.task is not None and second.task.task_id == "live"
+        assert storage.status().expired_total == EXPIRED_BATCH + 5
+
+    def test_lease_deadline_boundary(self) -> None:
+        """A lease whose deadline is ``<= now`` is put back; one a hair later is not."""
+        storage = self.make_storage()
+        storage.push(ScheduledTask("a", "k", 1, 0.0))
+        storage.push(ScheduledTask("b", "k", 2, 0.0))
+        assert storage.pop(10.0, 5.0).task is not None  # a: deadline 15.0
+        assert storage.pop(10.0, 6.0).task is not None  # b: deadline 16.0
+        before = math.nextafter(15.0, 0.0)
+        assert storage.reclaim(before) == []
+        assert storage.pop(before, 5.0) == storage.pop(before, 5.0)
+        assert storage.status().leased == 2
+        back = storage.pop(15.0, 5.0)
+        assert [t.task_id for t in back.reclaimed] == ["a"]
+        assert back.task is not None and back.task.task_id == "a"
+        assert [t.task_id for t in storage.reclaim(math.nextafter(16.0, 0.0))] == []
+        assert [t.task_id for t in storage.reclaim(16.0)] == ["b"]
+
+    def test_weights_are_bounded_and_shares_stay_exact(self) -> None:
+        """Weights outside [MIN_WEIGHT, MAX_WEIGHT] are refused; 0.5 vs 1.0 gets 20 of 30."""
+        scheduler, _ = self.scheduler()
+        for bad in (1e308, 10**400, MAX_WEIGHT * 1.001, MIN_WEIGHT / 2):
+            try:
+                scheduler.set_weight("huge", bad)
+            except ValueError as exc:
+                assert "weight" in str(exc) and str(MAX_WEIGHT) in str(exc)
+            else:
+                raise AssertionError(f"weight {bad!r} accepted")
+        scheduler.set_weight("edge", MAX_WEIGHT)
+        scheduler.push("huge", 0, weight=MAX_WEIGHT)
+        scheduler.push("edge", 0)
+        for _ in range(2):
+            task = scheduler.pop()
+            assert task is not None
+            scheduler.ack(task.task_id)
+        for i in range(30):
+            scheduler.push("fast", i, weight=0.5)
+            scheduler.push("slow", i, weight=1.0)
+        counts: Counter[str] = Counter()
+        for _ in range(30):
+            task = scheduler.pop()
+            assert task is not None
+            counts[task.key] += 1
+        assert counts == {"fast": 20, "slow": 10}
 
     # -- bad input ---------------------------------------------------------
 

@@ -5,12 +5,10 @@ local k = kkey(hk)
 local st = redis.call('HMGET', k, 'p', 's')
 local _, vt = stats()
 local p = fmt(stored_pass(st[1], vt) + tonumber(ARGV[2]))
-if st[2] and not whole(st[2]) then
-    redis.call('HSET', k, 'p', p, 's', 0)
-else
-    redis.call('HSET', k, 'p', p)
-end
-if redis.call('LLEN', qkey(hk)) > 0 then
+redis.call('HSET', k, 'p', p)
+-- With a corrupt serve sequence the key's member cannot be named: its place
+-- is left alone (this charge then only counts from the key's next serve).
+if (whole(st[2]) or not st[2]) and redis.call('LLEN', qkey(hk)) > 0 then
     redis.call('ZADD', ACTIVE, p, member(st[2], hk))
 end
 return __DONE__

@@ -39,10 +39,15 @@ while true do
     local m, ps = top[1], top[2]
     local hk = string.sub(m, 17)
     local q = qkey(hk)
-    local tid = redis.call('LPOP', q)
+    local k = kkey(hk)
+    local st = redis.call('HMGET', k, 'w', 'n', 's')
+    -- A member whose sequence is not the key's (valid) one is a stale
+    -- duplicate left by damage: it is only removed.
+    local tid = false
+    if not whole(st[3]) or member(st[3], hk) == m then tid = redis.call('LPOP', q) end
     if not tid then
         -- No task behind an active key means the index was damaged: it stays removed.
-        redis.call('SREM', KEYSET, hk)
+        if redis.call('LLEN', q) == 0 then redis.call('SREM', KEYSET, hk) end
     else
         local remaining = redis.call('LLEN', q)
         local body = redis.call('HGET', TASKS, tid)
@@ -66,8 +71,6 @@ while true do
                 return reply(__POP_AGAIN__, '', '')
             end
         else
-            local k = kkey(hk)
-            local st = redis.call('HMGET', k, 'w', 'n')
             local np = fmt(tonumber(ps) + (weight(st[1]) or 1))
             seq = seq + 1
             if n_expired ~= expired_before then

@@ -9,7 +9,9 @@
 -- SSCAN whose cursor lives in the stats field rc: the keyspace is never
 -- scanned. Per key, the numeric fields p, s, w, n are checked (corrupt ones
 -- get the scripts' safe defaults: p the key's score if it is active, else
--- virtual time; s and n 0; w is deleted, i.e. the default weight), and a
+-- virtual time; n 0; w is deleted, i.e. the default weight; s is taken
+-- back from the key's member in the active set, which costs a ZSCAN of
+-- that set: the one step that is O(active keys), and only for a corrupt s), and a
 -- key whose list holds tasks but which is not in the active set (a step
 -- that failed halfway in an older version, a hand edit) is activated again
 -- (field 'active' in the reply). A key in KEYSET with an empty list is
@@ -40,15 +42,25 @@ for _, hk in ipairs(scan[2]) do
     else
         local k = kkey(hk)
         local ks = redis.call('HMGET', k, 'p', 's', 'w', 'n')
-        local score = redis.call('ZSCORE', ACTIVE, member(ks[2], hk))
         local kfix = {}
+        if ks[2] and not whole(ks[2]) then
+            -- The key's member cannot be named without its sequence: look it
+            -- up by its hex key (a scan of the active set, only in this case)
+            -- and take the sequence back from it; 0 if the key is not active.
+            local seq, cur = 0, '0'
+            repeat
+                local page = redis.call('ZSCAN', ACTIVE, cur, 'MATCH', string.rep('?', 16) .. hk, 'COUNT', 1000)
+                cur = page[2] and page[1] or '0'
+                if page[2][1] then seq = tonumber(string.sub(page[2][1], 1, 16), 16) end
+            until cur == '0'
+            extend(kfix, {'s', seq})
+            extend(out, {hk, 's', ks[2]})
+            ks[2] = seq
+        end
+        local score = redis.call('ZSCORE', ACTIVE, member(ks[2], hk))
         if ks[1] and not num(ks[1]) then
             extend(kfix, {'p', score or fmt(vt)})
             extend(out, {hk, 'p', ks[1]})
-        end
-        if ks[2] and not whole(ks[2]) then
-            extend(kfix, {'s', 0})
-            extend(out, {hk, 's', ks[2]})
         end
         if ks[3] and not weight(ks[3]) then
             redis.call('HDEL', k, 'w')
