@@ -101,7 +101,15 @@ def make_app(
     # published as a JSON message, so it is retried at once instead (nothing is lost).
     pickled = RedisStorage.from_url(storage_url or redis_url, namespace="t-pickled", serializer="pickle")
 
-    @lru_task(app, name="t.pickled_retry", shared=False, bind=True, max_retries=1, storage=pickled)
+    @lru_task(
+        app,
+        name="t.pickled_retry",
+        shared=False,
+        bind=True,
+        max_retries=1,
+        storage=pickled,
+        backlog="t.pickled",
+    )
     def pickled_retry(self: Any, tag: str, items: Any) -> List[Any]:
         rec.rpush(f"times:{tag}", time.time())
         if self.request.retries == 0:
