@@ -1,0 +1,95 @@
+"""``layout`` names every Redis key the scripts write and every reply code; corrupt records paths."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Iterator, List
+
+import pytest
+import redis
+from ranch_core import FairScheduler
+from ranch_core.errors import CorruptTask
+from ranch_core.models import ScheduledTask
+from ranch_redis import RedisStorage, layout, records, scripts
+from ranch_redis.connection import describe_client, describe_url
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(redis_url)
+    yield c
+    c.close()
+
+
+def test_layout_names_every_key_a_namespace_writes(client: redis.Redis) -> None:
+    ns = f"lay-{uuid.uuid4().hex}"
+    storage = RedisStorage(client, namespace=ns)
+    scheduler = FairScheduler(storage, clock=lambda: 10.0)
+    scheduler.push("a", 1, expiry=60, tags={"plan": "pro"}, task_id="t1")
+    scheduler.push("a", 2, task_id="t2")
+    assert scheduler.pop() is not None
+    scheduler.repair()
+    storage.set_custom_data("a", "x", 1)
+    named = {
+        layout.stats_key(ns), layout.tasks_key(ns), layout.leases_key(ns), layout.active_key(ns),
+        layout.keys_key(ns), layout.queue_key(ns, "a"), layout.key_state_key(ns, "a"),
+        layout.tag_index_key(ns, "plan"),
+    }  # fmt: skip
+    written = {k.decode() for k in client.scan_iter(match=layout.base(ns) + "*")}
+    assert written == named
+    # The expiry indexes exist while an expiring task waits.
+    scheduler.push("b", 3, expiry=60, task_id="t3")
+    assert client.zscore(layout.expiry_key(ns), "t3") == 70.0
+    assert client.zscore(layout.key_expiry_key(ns, "b"), "t3") == 70.0
+    assert layout.queue_key(ns, "a") == f"ranch:{{{ns}}}:q:61"
+
+
+def test_reply_codes_are_named_and_written_into_the_scripts() -> None:
+    assert layout.REPLIES["PUSH_STORED"] == layout.PUSH_STORED
+    assert len(set(layout.REPLIES)) == len(layout.REPLIES) and "PREFIX" not in layout.REPLIES
+    text = scripts.source("push")
+    assert f"return {layout.PUSH_DUPLICATE}" in text and "__" not in text.replace("__index", "")
+    with pytest.raises(ValueError, match="unknown script 'nope'"):
+        scripts.source("nope")
+
+
+def test_a_script_naming_an_undefined_constant_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(scripts.CONSTANTS, "__PUSH_STORED__")
+    with pytest.raises(AssertionError, match="names a constant that is not defined"):
+        scripts.source("push")
+
+
+def test_records_read_odd_values() -> None:
+    assert records.key_name(b"zz") == "zz"
+    assert records.key_name(b"61") == "a"
+    meta, bad = records.parse_metadata("a", [2, b"n", b"-3", b"w", b"0.5"])
+    assert (meta.served_total, meta.weight, meta.pending_tasks, bad) == (0, 0.5, 2, ["n"])
+
+
+def test_corrupt_records_found_by_expire_and_release_are_reported(client: redis.Redis) -> None:
+    errors: List[CorruptTask] = []
+    storage = RedisStorage(client, namespace=f"cr-{uuid.uuid4().hex}", on_corrupt=errors.append)
+    tasks = layout.tasks_key(storage.namespace)
+    storage.push(ScheduledTask("e", "k", 1, 0.0, expires_at=5.0))
+    body = client.hget(tasks, "e")
+    assert body is not None
+    client.hset(tasks, "e", body.replace(b",1", b",{bad json"))  # the payload no longer decodes
+    assert storage.expire(10.0, 5) == []  # dropped, reported, not returned
+    assert len(errors) == 1 and "'e' is corrupt" in str(errors[0])
+    assert storage.status().expired_total == 1
+    storage.push(ScheduledTask("r", "k", 1, 0.0))
+    assert storage.pop(1.0, 5.0).task is not None
+    client.hset(tasks, "r", b"garbage")
+    assert storage.release("r") is False
+    assert len(errors) == 2 and storage.status().leased == 0
+
+
+def test_where_errors_point_to() -> None:
+    assert describe_url("redis://:pw@h:99999/0") == "redis://h/0"
+    assert describe_url("rediss://h:7000") == "rediss://h:7000"
+    assert describe_client(redis.Redis(unix_socket_path="/tmp/r.sock")) == "unix:///tmp/r.sock"
+
+    class Cluster:
+        startup_nodes = {"b:2": 1, "a:1": 1}
+
+    assert describe_client(Cluster()) == "cluster a:1,b:2"
