@@ -93,3 +93,24 @@ def test_where_errors_point_to() -> None:
         startup_nodes = {"b:2": 1, "a:1": 1}
 
     assert describe_client(Cluster()) == "cluster a:1,b:2"
+
+
+def test_a_reclaimed_lease_that_no_longer_decodes_is_reported_and_removed(client: redis.Redis) -> None:
+    errors: List[CorruptTask] = []
+    storage = RedisStorage(client, namespace=f"rl-{uuid.uuid4().hex}", on_corrupt=errors.append)
+    assert repr(storage) == f"RedisStorage({storage._retry.where!r}, namespace={storage.namespace!r})"
+    storage.push(ScheduledTask("x", "k", [1], 0.0))
+    storage.push(ScheduledTask("old", "k", 2, 0.0, expires_at=3.0))
+    storage.push(ScheduledTask("y", "k", 3, 0.0))
+    assert storage.pop(1.0, 1.0).task is not None  # x leased until 2.0
+    tasks = layout.tasks_key(storage.namespace)
+    body = client.hget(tasks, "x")
+    assert body is not None
+    client.hset(tasks, "x", body.replace(b"[1]", b"[1"))
+    result = storage.pop(5.0, 1.0)  # reclaims x (corrupt: removed), drops "old" (expired), serves y
+    assert result.reclaimed == () and [t.task_id for t in result.expired] == ["old"]
+    assert result.task is not None and result.task.task_id == "y"
+    assert len(errors) == 1 and "'x' is corrupt" in str(errors[0])
+    assert storage.status().backlog_size == 0 and client.hlen(tasks) == 1  # only y, leased
+    with pytest.raises(ValueError, match="corrupt task body"):
+        layout.decode_body(b"1.0,,zz,payload")

@@ -20,6 +20,21 @@ T = TypeVar("T")
 #: Errors after which a call is tried again (the server may come back).
 RETRYABLE = (redis.ConnectionError, redis.TimeoutError, ClusterDownError)
 
+#: What a caller should know, per operation, when a write fails for good after
+#: the script may have reached the server (see :meth:`Retrier.__call__`).
+MAY_HAVE_RUN = "if the connection dropped after the script was sent, Redis may have run it"
+AMBIGUOUS: Dict[str, str] = {
+    "push": MAY_HAVE_RUN + ": push again with the same task_id "
+    "(ValueError 'already waiting or leased' means it was stored)",
+    "pop": MAY_HAVE_RUN + ": a task leased then comes back when its lease runs out",
+    "ack": MAY_HAVE_RUN,
+    "release": MAY_HAVE_RUN,
+    "remove": MAY_HAVE_RUN,
+    "requeue": MAY_HAVE_RUN + ": the retried call then waits in its key and runs again",
+    "expire": MAY_HAVE_RUN + ": tasks it dropped are counted in expired_total but not reported",
+    "charge": MAY_HAVE_RUN + " (do not charge again)",
+}
+
 #: Defaults applied by :func:`make_client` unless the caller sets them.
 DEFAULT_OPTIONS: Dict[str, Any] = {
     "socket_connect_timeout": 5.0,

@@ -171,6 +171,11 @@ def float_arg(value: float) -> str:
     return repr(float(value))
 
 
+def now_arg(now: Optional[float]) -> str:
+    """``now`` as a script argument; ``''`` for "count expired tasks too"."""
+    return "" if now is None else float_arg(now)
+
+
 def encode_body(key_hex: str, enqueued_at: float, expires_at: Optional[float], data: bytes) -> bytes:
     """``<enqueued_at>,<expires_at or empty>,<hex key>,<payload bytes>``."""
     expires = b"" if expires_at is None else float_arg(expires_at).encode()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set
 
 from ranch_core import validation
 from ranch_core.errors import CorruptTask, DuplicateTask
@@ -12,26 +12,11 @@ from ranch_core.models import LRUKeyMetadata, PopResult, ScheduledTask, SystemSt
 from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
 
 from ranch_redis import layout, records, scripts
-from ranch_redis.connection import Retrier, describe_client, describe_url, make_client
+from ranch_redis.connection import AMBIGUOUS, Retrier, describe_client, describe_url, make_client
 
 logger = logging.getLogger("ranch_redis")
 
 CorruptCallback = Callable[[CorruptTask], None]
-
-# What a caller should know when a write fails for good: if the connection
-# dropped after the script was sent, Redis may have run it.
-_MAY_HAVE_RUN = "if the connection dropped after the script was sent, Redis may have run it"
-_AMBIGUOUS: Dict[str, str] = {
-    "push": _MAY_HAVE_RUN + ": push again with the same task_id "
-    "(ValueError 'already waiting or leased' means it was stored)",
-    "pop": _MAY_HAVE_RUN + ": a task leased then comes back when its lease runs out",
-    "ack": _MAY_HAVE_RUN,
-    "release": _MAY_HAVE_RUN,
-    "remove": _MAY_HAVE_RUN,
-    "requeue": _MAY_HAVE_RUN + ": the retried call then waits in its key and runs again",
-    "expire": _MAY_HAVE_RUN + ": tasks it dropped are counted in expired_total but not reported",
-    "charge": _MAY_HAVE_RUN + " (do not charge again)",
-}
 
 
 class RedisStorage:
@@ -146,7 +131,7 @@ class RedisStorage:
 
     def _run(self, name: str, *args: Any) -> Any:
         script = self._scripts[name]
-        note = _AMBIGUOUS.get(name, "")
+        note = AMBIGUOUS.get(name, "")
         keys = [self._stats]
         return self._retry(lambda retry: script(keys=keys, args=args), operation=name, note=note)
 
@@ -164,8 +149,11 @@ class RedisStorage:
             self.on_corrupt(error)
         return error
 
-    def _decode_pairs(self, flat: Sequence[bytes], *, waiting: bool) -> List[ScheduledTask]:
-        """Decode ``[tid, body, ...]``; corrupt ones are reported and removed."""
+    def _decode_pairs(
+        self, flat: Sequence[bytes], *, waiting: bool, corrupt: Optional[Set[bytes]] = None
+    ) -> List[ScheduledTask]:
+        """Decode ``[tid, body, ...]``; corrupt ones are reported (their ids added
+        to ``corrupt``) and removed."""
         tasks = []
         for index in range(0, len(flat), 2):
             task_id, body = flat[index], flat[index + 1]
@@ -173,6 +161,8 @@ class RedisStorage:
                 tasks.append(records.decode_task(self.serializer, task_id, body))
             except ValueError as exc:
                 self._corrupt(task_id, str(exc))
+                if corrupt is not None:
+                    corrupt.add(task_id)
                 if waiting:
                     self._remove_corrupt(task_id, body)
         return tasks
@@ -215,7 +205,7 @@ class RedisStorage:
             args = [task_id, key_hex, body, weight_arg, "1" if retry else "0", expires, key_arg, *tag_args]
             return script(keys=[self._stats], args=args)
 
-        if self._retry(call, operation="push", note=_AMBIGUOUS["push"]) == layout.PUSH_DUPLICATE:
+        if self._retry(call, operation="push", note=AMBIGUOUS["push"]) == layout.PUSH_DUPLICATE:
             raise DuplicateTask(f"task_id {task.task_id!r} is already waiting or leased")
 
     def _task_args(self, task: ScheduledTask) -> List[Any]:
@@ -233,6 +223,7 @@ class RedisStorage:
         now = float(now)
         args = (layout.float_arg(now), layout.float_arg(now + float(lease_seconds)))
         reclaimed: List[ScheduledTask] = []
+        corrupt: Set[bytes] = set()
         while True:
             reply = self._run("pop", *args)
             state, task_id, body = reply[0], reply[1], reply[2]
@@ -241,14 +232,19 @@ class RedisStorage:
                 n_expired, n_reclaimed = 2 * int(reply[3]), 2 * int(reply[4])
                 expired = self._decode_pairs(reply[5 : 5 + n_expired], waiting=False)
                 reclaimed.extend(
-                    self._decode_pairs(reply[5 + n_expired : 5 + n_expired + n_reclaimed], waiting=True)
+                    self._decode_pairs(
+                        reply[5 + n_expired : 5 + n_expired + n_reclaimed], waiting=True, corrupt=corrupt
+                    )
                 )
                 self._report_dropped(reply[5 + n_expired + n_reclaimed :])
             if state == layout.POP_SERVED:
                 try:
                     task = records.decode_task(self.serializer, task_id, body)
                 except ValueError as exc:
-                    self._corrupt(task_id, str(exc))
+                    # A reclaimed lease that went back to the head is served
+                    # by the same step: report it once.
+                    if task_id not in corrupt:
+                        self._corrupt(task_id, str(exc))
                     self._run("ack", task_id)
                 else:
                     return PopResult(task, tuple(expired), tuple(reclaimed))
@@ -280,7 +276,7 @@ class RedisStorage:
         def call(retry: bool) -> Any:
             return script(keys=[self._stats], args=[task_id, key_hex, body, "1" if retry else "0", expires])
 
-        reply = self._retry(call, operation="requeue", note=_AMBIGUOUS["requeue"])
+        reply = self._retry(call, operation="requeue", note=AMBIGUOUS["requeue"])
         return reply in (layout.REQUEUE_DONE, layout.REQUEUE_ALREADY)
 
     def extend(self, task_id: str, deadline: float) -> bool:
@@ -310,7 +306,7 @@ class RedisStorage:
 
     def waiting(self, now: Optional[float] = None) -> int:
         """Tasks waiting (not leased); with ``now``, expired ones left out."""
-        return int(self._run("waiting", _now_arg(now)))
+        return int(self._run("waiting", layout.now_arg(now)))
 
     def repair(self, limit: int) -> List[CorruptTask]:
         """Check the counters and up to ``limit`` keys holding tasks; fix what
@@ -377,7 +373,9 @@ class RedisStorage:
         reported through ``on_corrupt`` and read as its default (skipped,
         for tags and custom data), as the scripts do.
         """
-        meta, bad = records.parse_metadata(key, self._run("metadata", layout.hex_key(key), _now_arg(now)))
+        meta, bad = records.parse_metadata(
+            key, self._run("metadata", layout.hex_key(key), layout.now_arg(now))
+        )
         for field in bad:
             self._report_corrupt(
                 f"namespace {self.namespace!r}: key {key!r}: field {field!r} is unreadable; "
@@ -388,7 +386,7 @@ class RedisStorage:
     def status(self, now: Optional[float] = None) -> SystemStatus:
         """Counters of the namespace, read in O(1) (O(log N) with ``now``:
         ``backlog_size`` then leaves out tasks whose expiry is ``<= now``)."""
-        waiting, active, leased, expired, served = self._run("status", _now_arg(now))
+        waiting, active, leased, expired, served = self._run("status", layout.now_arg(now))
         return SystemStatus(
             backlog_size=int(waiting),
             active_keys=int(active),
@@ -396,8 +394,3 @@ class RedisStorage:
             expired_total=int(expired),
             served_total=int(served),
         )
-
-
-def _now_arg(now: Optional[float]) -> str:
-    """``now`` as a script argument; ``''`` for "count expired tasks too"."""
-    return "" if now is None else layout.float_arg(now)
