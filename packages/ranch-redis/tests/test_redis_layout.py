@@ -114,3 +114,12 @@ def test_a_reclaimed_lease_that_no_longer_decodes_is_reported_and_removed(client
     assert storage.status().backlog_size == 0 and client.hlen(tasks) == 1  # only y, leased
     with pytest.raises(ValueError, match="corrupt task body"):
         layout.decode_body(b"1.0,,zz,payload")
+
+
+def test_benchmark_prefill_arguments_store_a_whole_push(client: redis.Redis) -> None:
+    storage = RedisStorage(client, namespace=f"pf-{uuid.uuid4().hex}")
+    args = storage._push_args(ScheduledTask("t", "k", 1, 0.0), 0.5)
+    assert storage._scripts["push"](keys=[layout.stats_key(storage.namespace)], args=[*args, "0"]) == 1
+    assert storage.metadata("k").weight == 0.5 and storage.waiting() == 1
+    with pytest.raises(ValueError, match="without expiry"):
+        storage._push_args(ScheduledTask("u", "k", 1, 0.0, expires_at=5.0), None)

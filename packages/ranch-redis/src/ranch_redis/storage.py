@@ -128,7 +128,6 @@ class RedisStorage:
         return f"RedisStorage({self._retry.where!r}, namespace={self.namespace!r})"
 
     # -- helpers -----------------------------------------------------------
-
     def _run(self, name: str, *args: Any) -> Any:
         script = self._scripts[name]
         note = AMBIGUOUS.get(name, "")
@@ -207,6 +206,13 @@ class RedisStorage:
 
         if self._retry(call, operation="push", note=AMBIGUOUS["push"]) == layout.PUSH_DUPLICATE:
             raise DuplicateTask(f"task_id {task.task_id!r} is already waiting or leased")
+
+    def _push_args(self, task: ScheduledTask, weight: Optional[float]) -> List[Any]:
+        """Push arguments but the trailing ones (no expiry, no tags), for the benchmark's prefill."""
+        if task.expires_at is not None:
+            raise ValueError("_push_args is for tasks without expiry")
+        task_id, key_hex, body, _ = self._task_args(task)
+        return [task_id, key_hex, body, "" if weight is None else layout.float_arg(weight)]
 
     def _task_args(self, task: ScheduledTask) -> List[Any]:
         """Check ``task`` and encode it: ``[task id, hex key, body, expires_at or '']``."""
@@ -313,8 +319,6 @@ class RedisStorage:
         is damaged and report each fix (see
         :class:`ranch_core.protocols.Repairable` and ``scripts/repair.lua``).
 
-        A key whose calls wait but which cannot be selected is made active
-        again; a field that is not a usable number gets its safe default.
         Call it from a sweep: successive calls walk every key holding tasks,
         ``limit`` at a time, without scanning the keyspace.
         """
