@@ -29,8 +29,11 @@ PACKAGES = [
 ]  # fmt: skip
 TEST_TOOLS = ["pytest>=7", "pytest-timeout", "hypothesis>=6.80"]
 #: The lowest versions the packages' pyproject.toml files accept; tests_min runs the suite on them.
-#: kombu 5.3.0 is what celery 5.3.0 needs; its redis transport needs redis-py >= 4.5.2.
-LOWEST = ["celery[redis]==5.3.0", "kombu==5.3.0", "dramatiq[redis]==1.17.0", "redis==4.5.2", "attrs==22.2.0"]
+#: celery 5.5.0 needs kombu >= 5.5.2. Floors raised after runs of this session: celery 5.3/5.4
+#: (the in-process worker passes hostname= to start_worker, accepted from 5.5), dramatiq 1.17
+#: (two ranch-dramatiq tests), redis-py 4.5 (5.0 is what ranch-redis documents; its Redis-down
+#: fault test failed 1 run in 3 on 4.5.2, but also fails under load on 8.1).
+LOWEST = ["celery[redis]==5.5.0", "kombu==5.5.2", "dramatiq[redis]==1.18.0", "redis==5.0.0", "attrs==22.2.0"]
 
 
 def _runs(version: str) -> bool:
@@ -77,7 +80,7 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on every package's src/, then on user code as users write it (examples/typed)."""
     session.install(*PACKAGES, "mypy==2.4.1")
     session.run("mypy")
-    session.run("mypy", "--strict", "examples/typed")
+    session.run("mypy", "--config-file", "examples/typed/mypy.ini", "examples/typed")
 
 
 @nox.session(python="3.11")
