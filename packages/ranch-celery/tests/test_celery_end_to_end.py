@@ -55,7 +55,7 @@ def test_results_exceptions_retries_bind_kwargs_and_expiry(redis_url, start_work
     for name in ("t.add", "t.record"):
         wait_for(lambda: tasks[name].get_system_status()["leased"] == 0, 10, "leases to be acked", worker)
     status = tasks["t.add"].get_system_status()
-    assert status["backlog_size"] == 0 and status["expired_total"] == 1 and status["health"] == "ok"
+    assert status["backlog_size"] == 0 and status["expired_total"] == 1 and status["health"] is True
     record_status = tasks["t.record"].get_system_status()
     assert record_status["backlog_size"] == 0 and record_status["leased"] == 0
     # retrying shares the "t.record" backlog: 3 record calls + 2x2 attempts of the two retrying calls

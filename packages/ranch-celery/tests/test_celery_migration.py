@@ -158,7 +158,7 @@ def test_setters_return_true_and_get_status_covers_every_backlog() -> None:
     report.lru_delay("acme")
     status = get_status(app)
     assert status["initialized"] is True and status["storage_type"] == "InMemoryStorage"
-    assert status["backlog_size"] == 3 and status["unique_lru_keys"] == 3 and status["health"] == "ok"
+    assert status["backlog_size"] == 3 and status["unique_lru_keys"] == 3 and status["health"] is True
     assert set(status["backlogs"]) == {"celery", "reports"}
     assert status["backlogs"]["reports"]["backlog_size"] == 1
     assert email.get_client_metadata("acme")["lru_key"] == "acme"
@@ -179,7 +179,7 @@ def test_get_status_reports_a_backlog_without_storage() -> None:
     def job() -> None: ...
 
     status = get_status(app)
-    assert status["health"] == "unavailable" and "no storage" in status["errors"]["celery"]
+    assert status["health"] is False and "no storage" in status["errors"]["celery"]
 
 
 def test_prioritize_task_is_a_deprecated_alias() -> None:

@@ -350,7 +350,7 @@ def test_management_api(stub: Any) -> None:
     assert meta["tags"] == {"plan": "gold"} and meta["custom_data"] == {"limit": 10}
     assert meta["last_execution"] is None
     status = job.get_system_status()
-    assert status["backlog_size"] == 1 and status["unique_lru_keys"] == 1 and status["health"] == "ok"
+    assert status["backlog_size"] == 1 and status["unique_lru_keys"] == 1 and status["health"] is True
     job.set_priority_weight("acme", 2)
     assert job.get_client_metadata("acme")["weight"] == 2.0
     with pytest.raises(ValueError):

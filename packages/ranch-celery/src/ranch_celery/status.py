@@ -39,7 +39,7 @@ def get_status(app: Any = None) -> Dict[str, Any]:
     storage class, comma-separated if backlogs differ), ``backlog_size``,
     ``unique_lru_keys`` (active keys; a key active in two backlogs counts
     twice), ``leased``, ``expired_total``, ``served_total`` (summed),
-    ``health`` (``"ok"`` if every backlog answered, else ``"unavailable"``
+    ``health`` (``True`` if every backlog answered, else ``False``
     with ``errors``), and ``backlogs``: ``{name: get_system_status() of
     that backlog}``.
     """
@@ -50,7 +50,7 @@ def get_status(app: Any = None) -> Dict[str, Any]:
     status: Dict[str, Any] = {
         "initialized": False,
         "storage_type": "none",
-        "health": "ok",
+        "health": True,
         "backlogs": {},
         **dict.fromkeys(SUMMED, 0),
     }
@@ -58,7 +58,7 @@ def get_status(app: Any = None) -> Dict[str, Any]:
     try:
         backlogs = state.resolve()
     except RanchError as exc:
-        status.update(health="unavailable", errors={"": str(exc)})
+        status.update(health=False, errors={"": str(exc)})
         return status
     if not backlogs:
         return status
@@ -69,13 +69,13 @@ def get_status(app: Any = None) -> Dict[str, Any]:
         status["backlogs"][backlog.name] = one
         if one["storage_type"] not in types:
             types.append(one["storage_type"])
-        if one["health"] != "ok":
-            errors[backlog.name] = one.get("error", one["health"])
+        if not one["health"]:
+            errors[backlog.name] = one.get("error", "unavailable")
             continue
         for name in SUMMED:
             status[name] += one[name]
     status["initialized"] = True
     status["storage_type"] = ", ".join(types)
     if errors:
-        status.update(health="unavailable", errors=errors)
+        status.update(health=False, errors=errors)
     return status

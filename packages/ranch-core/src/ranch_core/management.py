@@ -73,18 +73,18 @@ class KeyManagement:
     def get_system_status(self) -> Dict[str, Any]:
         """``initialized``, ``storage_type``, ``backlog``, ``backlog_size``, ``unique_lru_keys``
         (active keys), ``leased``, ``expired_total``, ``served_total`` and ``health``
-        (``"ok"``, or ``"unavailable"`` with an ``error``)."""
+        (``True``, or ``False`` with an ``error``: a bool, as in celery-ranch)."""
         status: Dict[str, Any] = {"backlog": self._fair_backlog()}
         try:
             scheduler = self._fair_scheduler()
         except RanchError as exc:
-            status.update(initialized=False, storage_type="none", health="unavailable", error=str(exc))
+            status.update(initialized=False, storage_type="none", health=False, error=str(exc))
             return status
         status.update(initialized=True, storage_type=type(scheduler.storage).__name__)
         try:
             counts = scheduler.status()
         except RanchError as exc:
-            status.update(health="unavailable", error=str(exc))
+            status.update(health=False, error=str(exc))
             return status
         status.update(
             backlog_size=counts.backlog_size,
@@ -92,6 +92,6 @@ class KeyManagement:
             leased=counts.leased,
             expired_total=counts.expired_total,
             served_total=counts.served_total,
-            health="ok",
+            health=True,
         )
         return status
