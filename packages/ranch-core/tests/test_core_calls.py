@@ -7,7 +7,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-from ranch_core.calls import Call, check_arguments, check_tags, optional_str
+from ranch_core.calls import Call, check_arguments, optional_str
 
 
 def test_arguments_accept_lists_tuples_and_any_str_keyed_mapping() -> None:
@@ -30,17 +30,6 @@ def test_arguments_accept_lists_tuples_and_any_str_keyed_mapping() -> None:
 def test_bad_arguments_name_the_argument(args: Any, kwargs: Any, named: str) -> None:
     with pytest.raises(TypeError, match=named):
         check_arguments(args, kwargs)
-
-
-def test_tags_are_checked_and_copied() -> None:
-    assert check_tags(None) == {}
-    assert check_tags(MappingProxyType({"plan": "pro"})) == {"plan": "pro"}
-    with pytest.raises(TypeError, match="tags must be a mapping"):
-        check_tags(["plan"])
-    with pytest.raises(ValueError, match="tag name must not be empty"):
-        check_tags({"": "x"})
-    with pytest.raises(TypeError, match="tag 'plan' must be a str"):
-        check_tags({"plan": 3})
 
 
 def test_optional_str_names_the_argument() -> None:

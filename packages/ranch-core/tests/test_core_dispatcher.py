@@ -373,3 +373,24 @@ def test_a_publish_and_a_remove_that_both_fail_say_the_call_is_still_stored() ->
     assert "broker down" in str(caught.value) and "remove('k', 't1')" in str(caught.value)
     assert (caught.value.task_id, caught.value.key) == ("t1", "k")
     assert len(dispatcher.scheduler) == 1
+
+
+def test_sweep_drops_expired_calls_and_reports_them_without_a_worker() -> None:
+    expired: List[ScheduledTask] = []
+    dispatcher, _, clock = make()
+    dispatcher.on_expired = expired.append
+    task_id = dispatcher.submit("k", Call(args=[1]), expiry=5)
+    dispatcher.submit("k", Call(args=[2]))
+    clock.now += 6
+    assert dispatcher.sweep() == 0
+    assert [task.task_id for task in expired] == [task_id]
+    assert dispatcher.scheduler.status().expired_total == 1 and len(dispatcher.scheduler) == 1
+
+
+def test_tags_are_stored_with_the_call_or_not_at_all() -> None:
+    dispatcher, _, _ = make()
+    with pytest.raises(TypeError):
+        dispatcher.submit("k", Call(args=[object()]), tags={"plan": "pro"})
+    assert dispatcher.scheduler.keys_with_tag("plan") == []
+    dispatcher.submit("k", Call(args=[1]), tags={"plan": "pro"})
+    assert dispatcher.scheduler.keys_with_tag("plan") == ["k"]

@@ -84,18 +84,6 @@ def check_arguments(args: Any, kwargs: Any) -> Tuple[List[Any], Dict[str, Any]]:
     return list(args), dict(kwargs)
 
 
-def check_tags(tags: Any) -> Dict[str, str]:
-    """``None`` or a mapping of non-empty tag names to string values."""
-    if tags is None:
-        return {}
-    if not isinstance(tags, Mapping):
-        raise TypeError(f"tags must be a mapping of str to str, not {type(tags).__name__}")
-    return {
-        validation.check_name(name, "tag name"): validation.check_tag_value(value, f"tag {name!r}")
-        for name, value in tags.items()
-    }
-
-
 def optional_str(value: Any, name: str) -> Optional[str]:
     """``None`` or a non-empty string (task ids, backlog names given by users)."""
     return None if value is None else validation.check_name(value, name)

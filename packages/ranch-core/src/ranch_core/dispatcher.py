@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set
 import attrs
 
 from ranch_core import validation
-from ranch_core.calls import Call, Claimed, check_tags
+from ranch_core.calls import Call, Claimed
 from ranch_core.errors import DuplicateTask, PublishFailed
 from ranch_core.models import ScheduledTask
 from ranch_core.scheduler import FairScheduler
@@ -96,12 +96,10 @@ class FairDispatcher:
         validation.check_key(key, "lru_key")
         priority_weight = validation.check_optional_weight(priority_weight, "priority_weight")
         expiry = validation.check_expiry(expiry)
-        checked_tags = check_tags(tags)
+        checked_tags = validation.check_tags(tags)
         task_id = self.scheduler.push(
-            key, call.to_payload(), weight=priority_weight, expiry=expiry, task_id=task_id
+            key, call.to_payload(), weight=priority_weight, expiry=expiry, task_id=task_id, tags=checked_tags
         )
-        for name, value in checked_tags.items():
-            self.scheduler.add_tag(key, name, value)
         self._announce(key, task_id)
         return task_id
 
@@ -271,13 +269,20 @@ class FairDispatcher:
             return list(self._running)
 
     def sweep(self) -> int:
-        """Renew this process's leases and put back dead workers' calls.
+        """What a worker's lease keeper does every sweep interval: renew this
+        process's leases, put back dead workers' calls (each gets a wake-up),
+        drop expired calls (reported through ``on_expired``, so their results
+        end without any worker popping them) and let a shared storage repair
+        a batch of its keys.
 
-        Returns the number of calls put back (each got a new wake-up).
+        Returns the number of calls put back.
         """
         for task_id in self.running_ids():
             self.scheduler.extend(task_id)
-        return len(self.scheduler.reclaim())
+        reclaimed = len(self.scheduler.reclaim())
+        self.scheduler.expire()
+        self.scheduler.repair()
+        return reclaimed
 
     def _reclaimed(self, task: ScheduledTask) -> None:
         try:

@@ -58,6 +58,16 @@ class LRUKeyMetadata:
     tags: Dict[str, str] = attrs.field(factory=dict)
     custom_data: Dict[str, Any] = attrs.field(factory=dict)
 
+    @property
+    def lru_key(self) -> str:
+        """The key (celery-ranch's name for it)."""
+        return self.key
+
+    @property
+    def timestamp(self) -> Optional[float]:
+        """``last_served`` under celery-ranch's name: the time of the key's last dispatch."""
+        return self.last_served
+
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-ready copy."""
         return attrs.asdict(self)
