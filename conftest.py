@@ -6,7 +6,9 @@ Hypothesis profiles, chosen with ``RANCH_HYPOTHESIS_PROFILE`` (default ``ci``):
   same examples, so a run is reproducible and a red run is red again;
 * ``dev`` — the same budget with fresh random examples on every run (use
   ``pytest --hypothesis-seed=N`` to replay one);
-* ``deep`` — 500 examples per property, random (``nox -s deep``).
+* ``deep`` — 500 examples per property, random (``nox -s deep``);
+* ``mutation`` — ``ci`` without the shrink phase (``nox -s mutation``): a
+  mutant only has to fail, and shrinking its counterexample can take minutes.
 """
 
 from __future__ import annotations
@@ -15,12 +17,19 @@ import os
 from typing import Iterator
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 _COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow], "print_blob": True}
 settings.register_profile("ci", max_examples=60, derandomize=True, **_COMMON)
 settings.register_profile("dev", max_examples=60, **_COMMON)
 settings.register_profile("deep", max_examples=500, **_COMMON)
+settings.register_profile(
+    "mutation",
+    max_examples=60,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target],
+    **_COMMON,
+)
 settings.load_profile(os.environ.get("RANCH_HYPOTHESIS_PROFILE", "ci"))
 
 
