@@ -158,7 +158,8 @@ def test_retry_of_a_call_the_broker_cannot_encode(stub: Any, run_worker: Any) ->
     broker, backend = stub
     attempts: List[int] = []
 
-    @lru_actor(store_results=True, storage=InMemoryStorage(serializer="pickle"), min_backoff=10_000)
+    # A 10-minute backoff: a retry that waited for it would miss get_result's timeout.
+    @lru_actor(store_results=True, storage=InMemoryStorage(serializer="pickle"), min_backoff=600_000)
     def count(items: Any) -> int:
         attempts.append(1)
         if len(attempts) < 2:
@@ -166,10 +167,8 @@ def test_retry_of_a_call_the_broker_cannot_encode(stub: Any, run_worker: Any) ->
         return len(items)
 
     message = count.lru_send("k", {1, 2, 3})  # a set: fine for pickle, not for the broker's JSON
-    started = time.monotonic()
     with run_worker(broker):
-        assert message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == 3
-    assert time.monotonic() - started < 5  # retried at once instead of after the 10 s backoff
+        assert message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == 3  # retried at once
     assert count.get_client_metadata("k")["served_total"] == 2
 
 
@@ -234,7 +233,6 @@ def test_age_limit_and_time_limit_act_on_the_call(stub: Any, run_worker: Any) ->
     old = slow.lru_send_with_options("k", args=("old",), max_age=20)
     time.sleep(0.05)
     limited = slow.lru_send("k", "limited")
-    started = time.monotonic()
     with run_worker(broker):
         with pytest.raises(ResultFailure) as aged:
             old.get_result(backend=backend, block=True, timeout=TIMEOUT_MS)
@@ -242,8 +240,7 @@ def test_age_limit_and_time_limit_act_on_the_call(stub: Any, run_worker: Any) ->
             limited.get_result(backend=backend, block=True, timeout=TIMEOUT_MS)
     assert aged.value.orig_exc_type == "SkipMessage"
     assert timed.value.orig_exc_type == "TimeLimitExceeded"
-    assert ran == ["limited"]
-    assert time.monotonic() - started < 4
+    assert ran == ["limited"]  # TimeLimitExceeded is raised inside the 5 s loop: no clock bound needed
 
 
 def test_async_actor(run_worker: Any) -> None:
