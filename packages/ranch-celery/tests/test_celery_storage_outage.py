@@ -19,6 +19,8 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 #: The sweep interval of this test: the longest a call may wait once the storage is back.
 #: The idle refill (the only other way back) needs two sweep intervals.
 SWEEP = 10.0
+#: One sweep interval plus slack for a loaded machine, still short of the idle refill's two.
+WITHIN_A_SWEEP = 1.5 * SWEEP
 
 
 def test_a_call_runs_within_the_sweep_interval_after_storage_comes_back(redis_url, start_worker) -> None:
@@ -39,7 +41,7 @@ def test_a_call_runs_within_the_sweep_interval_after_storage_comes_back(redis_ur
         )
         storage_server.start()
         back = time.monotonic()
-        assert result.get(timeout=SWEEP) == 42, worker.log_tail()
-        assert time.monotonic() - back < SWEEP
+        assert result.get(timeout=WITHIN_A_SWEEP) == 42, worker.log_tail()
+        assert time.monotonic() - back < WITHIN_A_SWEEP
         wait_for(lambda: add.get_system_status()["leased"] == 0, 10, "the lease to be acked", worker)
         assert add.get_system_status()["backlog_size"] == 0

@@ -106,12 +106,13 @@ def test_redis_down_raises_within_budget_and_recovers_after_restart() -> None:
         assert f"127.0.0.1:{port}" in message and "4 attempts" in message
         assert password not in message
 
-        # Every call fails the same way, within the retry budget (plus connect time).
+        # Every call fails the same way, after the whole retry budget and not much later:
+        # refused connects are immediate, so 5x the budget plus 1 s is slack for a loaded machine.
         for call in (storage.status, lambda: storage.pop(1.0, 5.0), lambda: storage.ack("t0")):
             t0 = time.monotonic()
             with pytest.raises(StorageUnavailable):
                 call()
-            assert budget <= time.monotonic() - t0 < budget + 1.0
+            assert budget <= time.monotonic() - t0 < 5 * budget + 1.0
 
         # Back on the same port, from its append-only file: the same storage works again.
         # It holds every push that returned; the push that raised is either stored whole
