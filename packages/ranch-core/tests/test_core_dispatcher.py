@@ -11,7 +11,7 @@ import pytest
 from ranch_core import FairScheduler, InMemoryStorage, ScheduledTask
 from ranch_core.calls import Call
 from ranch_core.dispatcher import FairDispatcher, RetryOutcome
-from ranch_core.errors import PublishFailed, StorageUnavailable
+from ranch_core.errors import StorageUnavailable
 from ranch_core.leases import LeaseKeeper
 from ranch_core.management import KeyManagement
 
@@ -25,16 +25,22 @@ class Clock:
 
 
 class Queue:
-    """Counts wake-ups; can be told to fail like a broker that is down."""
+    """Holds wake-up tokens in order; can be told to fail like a broker that is down."""
 
     def __init__(self) -> None:
         self.messages = 0
+        self.tokens: List[str] = []
         self.fail = False
 
-    def wake(self) -> None:
+    def wake(self, token: str) -> None:
         if self.fail:
             raise ConnectionError("broker down")
         self.messages += 1
+        self.tokens.append(token)
+
+    def next(self) -> str:
+        """The oldest wake-up's token (a worker receives it)."""
+        return self.tokens.pop(0)
 
 
 class Managed(KeyManagement):
@@ -92,13 +98,22 @@ def test_bad_submit_stores_nothing_and_publishes_nothing(
     assert Managed(dispatcher).get_client_metadata("k")["weight"] == 1.0
 
 
-def test_failed_wake_up_removes_the_stored_call() -> None:
-    dispatcher, queue, _ = make()
+def test_failed_wake_up_leaves_the_call_stored_and_the_sweep_replaces_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dispatcher, queue, clock = make()
     queue.fail = True
-    with pytest.raises(ConnectionError):
-        dispatcher.submit("k", Call(args=[1]))
-    assert len(dispatcher.scheduler) == 0
-    assert dispatcher.take() is None
+    task_id = dispatcher.submit("k", Call(args=[1]))  # returns normally: the call runs
+    assert "could not publish wake-up" in caplog.text
+    assert len(dispatcher.scheduler) == 1 and queue.tokens == []
+    queue.fail = False
+    dispatcher.sweep()
+    assert queue.tokens == []  # the lost token is still within its ttl
+    clock.now += dispatcher.wakeups.ttl
+    dispatcher.sweep()
+    assert len(queue.tokens) == 1
+    claimed = dispatcher.take(queue.next())
+    assert claimed is not None and claimed.task_id == task_id
 
 
 def test_corrupt_calls_are_reported_and_skipped(caplog: pytest.LogCaptureFixture) -> None:
@@ -116,14 +131,14 @@ def test_requeue_goes_to_the_tail_with_the_same_id_and_a_new_wake_up() -> None:
     dispatcher, queue, clock = make()
     first = dispatcher.submit("k", Call(args=[1]), expiry=30)
     dispatcher.submit("k", Call(args=[2]))
-    claimed = dispatcher.take()
+    claimed = dispatcher.take(queue.next())
     assert claimed is not None and claimed.task_id == first
     clock.now += 5
     assert dispatcher.requeue(claimed) is True
-    assert queue.messages == 3
-    second, again = dispatcher.take(), None
+    assert queue.messages == 3  # two submits, then the token passed on: two calls, one in flight
+    second, again = dispatcher.take(queue.next()), None
     assert second is not None and second.call.args == [2]
-    again = dispatcher.take()
+    again = dispatcher.take(queue.next())
     assert again is not None and again.task_id == first and again.call.retries == 1
     assert again.task.expires_at == pytest.approx(50.0 + 30)
 
@@ -134,37 +149,38 @@ def test_requeue_after_the_lease_ran_out_does_nothing() -> None:
     claimed = dispatcher.take()
     assert claimed is not None
     clock.now += 11
-    assert dispatcher.sweep() == 1  # the lease ran out: the call went back with its own wake-up
+    assert dispatcher.sweep() == 1  # the lease ran out: the call went back, the sweep minted a token
     assert dispatcher.requeue(claimed) is False
     assert queue.messages == 2 and len(dispatcher.scheduler) == 1
 
 
-def test_requeue_whose_wake_up_fails_stays_stored_and_raises() -> None:
-    dispatcher, queue, _ = make()
+def test_requeue_whose_wake_up_fails_stays_stored() -> None:
+    dispatcher, queue, clock = make()
     dispatcher.submit("k", Call(args=[1]))
-    claimed = dispatcher.take()
+    claimed = dispatcher.take(queue.next())
     assert claimed is not None
     queue.fail = True
-    with pytest.raises(ConnectionError):
-        dispatcher.requeue(claimed)
+    assert dispatcher.requeue(claimed) is True  # the passed-on token is lost: logged, not raised
     status = Managed(dispatcher).get_system_status()
     assert (status["backlog_size"], status["leased"]) == (1, 0)
-    queue.fail = False  # the adapter's wake-up message is delivered again and finds the call
-    again = dispatcher.take()
+    queue.fail = False
+    clock.now += dispatcher.wakeups.ttl
+    dispatcher.sweep()  # the lost token is replaced
+    again = dispatcher.take(queue.next())
     assert again is not None and again.task_id == claimed.task_id and again.call.retries == 1
 
 
 def test_deferred_retry_round_trip() -> None:
     dispatcher, queue, clock = make()
     task_id = dispatcher.submit("k", Call(args=[1]), expiry=100)
-    claimed = dispatcher.take()
+    claimed = dispatcher.take(queue.next())
     assert claimed is not None
     body = dispatcher.deferred(claimed, Call(args=[1], retries=1))
     assert json.loads(json.dumps(body)) == body
     dispatcher.finish(claimed)
     clock.now += 30
     assert dispatcher.resubmit(body) == task_id
-    again = dispatcher.take()
+    again = dispatcher.take(queue.next())
     assert again is not None and again.task_id == task_id and again.call.retries == 1
     assert again.task.expires_at == pytest.approx(50.0 + 100)
     assert queue.messages == 2
@@ -177,7 +193,7 @@ def test_resubmit_skips_a_stored_call_and_malformed_bodies(caplog: pytest.LogCap
     assert claimed is not None
     body = dispatcher.deferred(claimed, claimed.call)
     assert dispatcher.resubmit(body) is None  # still leased: its worker died after deferring
-    assert queue.messages == 2  # stored already, announced anyway: never a call without a wake-up
+    assert queue.messages == 1  # stored already: its lease (and the sweep's tokens) cover it
     for bad in [{}, {"key": "k", "task_id": "x", "call": []}, {**body, "expires_at": "soon"}]:
         assert dispatcher.resubmit(bad) is None
     assert len(dispatcher.scheduler) == 0
@@ -200,12 +216,15 @@ def test_sweep_extends_running_leases_and_wakes_for_dead_workers() -> None:
     dispatcher.submit("dead", Call())
     alive, dead = dispatcher.take(), dispatcher.take()
     assert alive is not None and dead is not None and alive.key == "alive"
+    queue.tokens.clear()  # both wake-ups were consumed (taken without their tokens here)
     with dispatcher.running(alive):
         for _ in range(3):
             clock.now += 6
             dispatcher.sweep()
-    assert queue.messages == 3  # two submits + one wake-up for the dead worker's call
-    again = dispatcher.take()
+    # The dead worker's call is back with one token in flight (the sweep
+    # replaced it once more when it was not taken within its ttl).
+    assert dispatcher.scheduler.storage.wakeup_status().in_flight == 1
+    again = dispatcher.take(queue.tokens[-1])
     assert again is not None and again.task_id == dead.task_id
     dispatcher.finish(alive)
     assert Managed(dispatcher).get_system_status()["leased"] == 1
@@ -309,7 +328,7 @@ def test_retry_with_a_delay_waits_in_the_broker_and_finishes_the_lease() -> None
 def test_retry_whose_delayed_publish_fails_is_retried_now() -> None:
     dispatcher, queue, _ = make()
     dispatcher.submit("k", Call(args=[1]))
-    claimed = dispatcher.take()
+    claimed = dispatcher.take(queue.next())
     assert claimed is not None
     outcome = dispatcher.retry(claimed, Call(args=[1], retries=1), delay=5.0, defer=Deferrer(fail=True))
     assert outcome is RetryOutcome.REQUEUED and queue.messages == 2
@@ -346,19 +365,18 @@ def test_retry_the_storage_cannot_take_keeps_the_lease(caplog: pytest.LogCapture
     assert again is not None and again.task_id == claimed.task_id and again.call.retries == 0
 
 
-def test_retry_whose_wake_up_fails_stays_stored_and_raises() -> None:
+def test_retry_whose_wake_up_fails_stays_stored() -> None:
     dispatcher, queue, _ = make()
     dispatcher.submit("k", Call(args=[1]))
-    claimed = dispatcher.take()
+    claimed = dispatcher.take(queue.next())
     assert claimed is not None
     queue.fail = True
-    with pytest.raises(ConnectionError):
-        dispatcher.retry(claimed, Call(args=[1], retries=1))
+    assert dispatcher.retry(claimed, Call(args=[1], retries=1)) is RetryOutcome.REQUEUED
     status = dispatcher.scheduler.status()
     assert (status.backlog_size, status.leased) == (1, 0)
 
 
-def test_a_publish_and_a_remove_that_both_fail_say_the_call_is_still_stored() -> None:
+def test_a_failed_publish_never_removes_a_call() -> None:
     clock, queue = Clock(), Queue()
 
     class FlakyStorage(InMemoryStorage):
@@ -367,11 +385,7 @@ def test_a_publish_and_a_remove_that_both_fail_say_the_call_is_still_stored() ->
 
     dispatcher = FairDispatcher(FairScheduler(FlakyStorage(), clock=clock), queue.wake)
     queue.fail = True
-    with pytest.raises(PublishFailed, match="is still stored") as caught:
-        dispatcher.submit("k", Call(args=[1]), task_id="t1")
-    assert isinstance(caught.value.__cause__, ConnectionError)
-    assert "broker down" in str(caught.value) and "remove('k', 't1')" in str(caught.value)
-    assert (caught.value.task_id, caught.value.key) == ("t1", "k")
+    assert dispatcher.submit("k", Call(args=[1]), task_id="t1") == "t1"
     assert len(dispatcher.scheduler) == 1
 
 
@@ -394,3 +408,67 @@ def test_tags_are_stored_with_the_call_or_not_at_all() -> None:
     assert dispatcher.scheduler.keys_with_tag("plan") == []
     dispatcher.submit("k", Call(args=[1]), tags={"plan": "pro"})
     assert dispatcher.scheduler.keys_with_tag("plan") == ["k"]
+
+
+class CountingStorage(InMemoryStorage):
+    """Counts storage steps of push_many."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: List[int] = []
+
+    def push_many(self, tasks: Any, **options: Any) -> List[str]:
+        self.batches.append(len(tasks))
+        return super().push_many(tasks, **options)
+
+
+def test_submit_many_stores_in_batches_and_publishes_at_most_once_per_batch() -> None:
+    clock, queue, storage = Clock(), Queue(), CountingStorage()
+    dispatcher = FairDispatcher(FairScheduler(storage, clock=clock, lease_seconds=10), queue.wake)
+    ids = dispatcher.submit_many("k", (Call(args=[n]) for n in range(2500)))
+    assert storage.batches == [1000, 1000, 500] and len(ids) == len(set(ids)) == 2500
+    assert len(queue.tokens) == 3
+    claimed = dispatcher.take(queue.next())
+    assert claimed is not None and claimed.task_id == ids[0] and claimed.token is not None
+    assert len(queue.tokens) == 2 + 8  # the worker fanned out FANOUT tokens before running
+    with pytest.raises(TypeError):
+        dispatcher.submit_many("k", [Call(args=[1]), Call(args=[object()])])
+    assert len(dispatcher.scheduler) == 2499
+
+
+def test_outstanding_wake_ups_never_exceed_max_wakeups() -> None:
+    clock, queue = Clock(), Queue()
+    dispatcher = FairDispatcher(FairScheduler(clock=clock, lease_seconds=10), queue.wake, max_wakeups=4)
+    for n in range(50):
+        dispatcher.submit("k", Call(args=[n]))
+    assert len(queue.tokens) == 4
+    assert dispatcher.take() is None  # a stale wake-up while 4 are outstanding: a no-op
+    ran = 0
+    while queue.tokens:
+        claimed = dispatcher.take(queue.next())
+        if claimed is not None:
+            ran += 1
+            dispatcher.finish(claimed)
+        assert dispatcher.scheduler.storage.wakeup_status().outstanding <= 4
+    assert ran == 50 and len(dispatcher.scheduler) == 0
+    assert dispatcher.scheduler.storage.wakeup_status().outstanding == 0
+
+
+def test_run_budget_keeps_the_token_then_releases_it() -> None:
+    clock, queue = Clock(), Queue()
+    dispatcher = FairDispatcher(FairScheduler(clock=clock, lease_seconds=10), queue.wake, max_wakeups=1)
+    for n in range(3):
+        dispatcher.submit("k", Call(args=[n]))
+    token = queue.next()
+    claimed = dispatcher.take(token)
+    assert claimed is not None and queue.tokens == []
+    assert dispatcher.finish(claimed, keep_token=True).kept  # no publish: the worker goes on
+    claimed = dispatcher.take(token)
+    assert claimed is not None and claimed.call.args == [1] and queue.tokens == []
+    assert dispatcher.finish(claimed, keep_token=True).kept
+    assert dispatcher.release_token(token) is True and queue.tokens == [token]  # budget spent
+    claimed = dispatcher.take(queue.next())
+    assert claimed is not None and claimed.call.args == [2]
+    finished = dispatcher.finish(claimed, keep_token=True)
+    assert not finished.kept and finished.publish == ()  # nothing waits: retired
+    assert dispatcher.scheduler.storage.wakeup_status().outstanding == 0

@@ -57,7 +57,8 @@ def test_lru_send_returns_the_call_and_its_result(stub: Any, run_worker: Any) ->
     assert message.actor_name == "add" and message.queue_name == "default"
     assert queue_size(broker) == 1  # one wake-up, not the call itself
     wake = dramatiq.Message.decode(broker.queues["default"].queue[0])
-    assert wake.actor_name == "ranch_wake_up:default" and wake.args == ("default",)
+    assert wake.actor_name == "ranch_wake_up:default" and wake.args[0] == "default"
+    assert len(wake.args) == 2 and isinstance(wake.args[1], str)  # the wake-up's token id
     with run_worker(broker):
         # no backend argument: the default broker's Results backend
         assert message.get_result(block=True, timeout=TIMEOUT_MS) == 5

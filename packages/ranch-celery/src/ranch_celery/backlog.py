@@ -103,13 +103,18 @@ class CeleryBacklog:
                 scheduler = FairScheduler(
                     storage, weight_function=self.weight_function, lease_seconds=self.lease_seconds
                 )
-                self._dispatcher = FairDispatcher(scheduler, self.wake, on_expired=self.mark_expired)
+                settings = self._settings()
+                ttl = settings.sweep_interval or min(self.lease_seconds / 3, 60.0)
+                self._dispatcher = FairDispatcher(
+                    scheduler, self.wake, on_expired=self.mark_expired, token_ttl=ttl
+                )
                 self._pid = pid
             return self._dispatcher
 
-    def wake(self, countdown: Optional[float] = None, attempt: int = 0) -> None:
-        """Publish one wake-up message for this backlog."""
-        args: List[Any] = [self.name] if attempt == 0 else [self.name, attempt]
+    def wake(self, token: Optional[str] = None, countdown: Optional[float] = None, attempt: int = 0) -> None:
+        """Publish one wake-up message for this backlog, carrying ``token``
+        (``None``: a tokenless nudge, taken as a stale token)."""
+        args: List[Any] = [self.name, token] if attempt == 0 else [self.name, token, attempt]
         wakeups.publish(self.app, self.route_task, wakeups.WAKE_UP_TASK, args, countdown=countdown)
 
     def defer(self, body: Dict[str, Any], delay: float) -> None:

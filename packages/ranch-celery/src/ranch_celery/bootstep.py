@@ -3,7 +3,7 @@
 In the worker's main process it resolves the app's backlogs (a
 contradiction between tasks shows at start-up), installs
 :func:`ranch_celery.logs.install_log_filter`, and runs the lease keeper
-and the idle refill (:mod:`ranch_celery.sweep`). Pool processes that run
+(:mod:`ranch_celery.sweep`), which also replaces lost wake-ups. Pool processes that run
 calls start their own lease keeper on first use, which also renews the
 leases of their running calls.
 """
@@ -11,43 +11,37 @@ leases of their running calls.
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any
 
 from celery import bootsteps
 
 from ranch_celery.logs import install_log_filter
 from ranch_celery.registry import RanchState
-from ranch_celery.sweep import IdleRefill, ensure_keeper, stop_keeper
+from ranch_celery.sweep import ensure_keeper, stop_keeper
 
 logger = logging.getLogger("ranch_celery")
 
 
 class RanchStep(bootsteps.StartStopStep):  # type: ignore[misc]
-    """Worker bootstep: lease keeper, idle refill and log filter of Ranch."""
+    """Worker bootstep: lease keeper and log filter of Ranch."""
 
     label = "ranch lease keeper"
-    refill: Optional[IdleRefill] = None
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         install_log_filter()
         super().__init__(parent, **kwargs)
 
     def start(self, parent: Any) -> None:
-        """Start the lease keeper and the idle refill of this worker."""
+        """Start the lease keeper of this worker."""
         state = RanchState.of(parent.app)
         try:
             state.resolve()
         except Exception:
             logger.exception("ranch: the app's lru_tasks contradict each other")
         ensure_keeper(state)
-        self.refill = IdleRefill(state, int(getattr(parent, "concurrency", 1) or 1), state.sweep_interval())
-        self.refill.start()
 
     def stop(self, parent: Any) -> None:
-        """Stop both threads."""
-        if self.refill is not None:
-            self.refill.stop()
-            self.refill = None
+        """Stop the lease keeper."""
         stop_keeper(RanchState.of(parent.app))
 
     def shutdown(self, parent: Any) -> None:

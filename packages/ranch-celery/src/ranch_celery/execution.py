@@ -8,8 +8,13 @@ result backend, task states, ``self.request``, the task signals and the
 wake-up. The lease is acknowledged when the call ends, or the call goes
 back into its backlog for a retry (:mod:`ranch_celery.retries`).
 
-If the storage cannot be reached when the wake-up runs, the wake-up is
-published again with a countdown that doubles from
+A wake-up carries a token id (see ranch-core's "Wake-ups"): the worker
+takes the call with it, publishes the fan-out tokens, and passes the token
+on (or retires it) when the call ends. A wake-up without a token (0.1's
+messages) counts as a stale token.
+
+If the storage cannot be reached when the wake-up runs, the wake-up (same
+token) is published again with a countdown that doubles from
 :data:`RETRY_FIRST_DELAY` up to the sweep interval, so a call waits at most
 one sweep interval once the storage is back.
 """
@@ -37,17 +42,24 @@ logger = logging.getLogger("ranch_celery")
 RETRY_FIRST_DELAY = 0.1
 
 
-def wake_up(task: Any, backlog: str, attempt: int = 0) -> Optional[str]:
+def wake_up(task: Any, backlog: str, token: Any = None, attempt: int = 0) -> Optional[str]:
     """Body of a wake-up message: run the fair choice of ``backlog`` now, or do nothing.
 
+    ``token`` is the wake-up's token id; ``None`` (or, in a message from
+    before tokens, the retry count in its place) is taken as a stale token.
     Returns the id of the call it ran (``None``: a no-op, or re-published).
     """
+    if not isinstance(token, str):
+        # Before tokens, the second argument was the retry count.
+        if isinstance(token, int) and not isinstance(token, bool) and attempt == 0:
+            attempt = token
+        token = None
     install_log_filter()
     state = RanchState.of(task.app)
     fair = state.backlog(backlog)
     ensure_keeper(state)
     try:
-        claimed = fair.dispatcher().take()
+        claimed = fair.dispatcher().take(token)
     except (StorageUnavailable, ConnectionError, TimeoutError) as exc:
         delay = min(state.sweep_interval(), RETRY_FIRST_DELAY * 2 ** min(attempt, 30))
         logger.warning(
@@ -56,7 +68,7 @@ def wake_up(task: Any, backlog: str, attempt: int = 0) -> Optional[str]:
             exc,
             delay,
         )
-        fair.wake(countdown=delay, attempt=attempt + 1)
+        fair.wake(token, countdown=delay, attempt=attempt + 1)
         return None
     if claimed is None:
         return None

@@ -49,10 +49,12 @@ class Call:
 
 @attrs.frozen
 class Claimed:
-    """A call taken for running: the leased task and its decoded call."""
+    """A call taken for running: the leased task, its decoded call, and the
+    wake-up token the worker holds while it runs (``None``: taken without one)."""
 
     task: ScheduledTask
     call: Call
+    token: Optional[str] = None
 
     @property
     def task_id(self) -> str:

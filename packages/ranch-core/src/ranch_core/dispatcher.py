@@ -1,35 +1,50 @@
 """``FairDispatcher``: one backlog as the Celery and Dramatiq adapters drive it.
 
-Producer side, :meth:`FairDispatcher.submit` writes the call first and then
-publishes a *wake-up* through the queue (the adapter's ``wake`` callable).
-Worker side, the worker that receives a wake-up calls
-:meth:`FairDispatcher.take`, which makes the fair choice at that moment,
-runs the chosen call right there inside :meth:`FairDispatcher.running`, and
-ends it with :meth:`FairDispatcher.finish` or :meth:`FairDispatcher.retry`.
-Reclaimed leases get a new wake-up; an expired call leaves a wake-up that
-finds nothing (a no-op). :class:`~ranch_core.leases.LeaseKeeper` calls
-:meth:`FairDispatcher.sweep` from a thread of every worker process.
+A *wake-up* is a broker message carrying a *token id* (the adapter's
+``wake(token)`` publishes one). At most ``max_wakeups`` tokens of a backlog
+are outstanding (in flight in the broker, or held by a worker running a
+call), however many calls wait; the storage decides every mint, pass-on and
+retirement in the same atomic step as the push, pop or finish it rides on.
+
+Producer side, :meth:`FairDispatcher.submit` / :meth:`~FairDispatcher.submit_many`
+write the calls first and publish a wake-up only for a token the storage
+minted (at most one per storage step). Worker side, the worker that
+receives a wake-up calls :meth:`FairDispatcher.take` with its token: the
+fair choice at that moment (its fan-out tokens are published first), run
+right there inside :meth:`FairDispatcher.running`, ended with
+:meth:`~FairDispatcher.finish`, :meth:`~FairDispatcher.retry` or
+:meth:`~FairDispatcher.requeue`, which pass the token on (publish it again)
+while calls wait, or retire it. :class:`~ranch_core.leases.LeaseKeeper`
+calls :meth:`FairDispatcher.sweep` from a thread of every worker process:
+it renews leases, puts back dead workers' calls, retires lost tokens and
+publishes replacements, so a waiting call always gets a wake-up within
+``token_ttl`` plus one sweep interval.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import os
 import threading
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set
 
 import attrs
 
 from ranch_core import validation
 from ranch_core.calls import Call, Claimed
-from ranch_core.errors import DuplicateTask, PublishFailed
-from ranch_core.models import ScheduledTask
+from ranch_core.errors import DuplicateTask
+from ranch_core.models import Finished, ScheduledTask, WakeupPolicy
+from ranch_core.protocols import MAX_BATCH
 from ranch_core.scheduler import FairScheduler
 
 logger = logging.getLogger("ranch_core.dispatch")
 
-Wake = Callable[[], None]
+#: Publishes one wake-up message carrying the given token id.
+Wake = Callable[[str], None]
+#: Default bound on a backlog's outstanding wake-ups.
+MAX_WAKEUPS = 64
 TaskCallback = Callable[[ScheduledTask], None]
 #: Publishes the body of a delayed retry (:meth:`FairDispatcher.deferred`) to come
 #: back after the given number of seconds (Celery ``countdown``, Dramatiq ``delay``).
@@ -53,8 +68,15 @@ class RetryOutcome(enum.Enum):
 class FairDispatcher:
     """One backlog as an adapter drives it (see the module docstring).
 
-    ``on_expired`` is called for every call dropped as expired (adapters mark
-    its result ``REVOKED``/failed so nobody waits forever).
+    ``wake(token)`` publishes one wake-up message carrying ``token``; it is
+    called only for tokens the storage minted or passed on. ``max_wakeups``
+    bounds the backlog's outstanding wake-ups (every dispatcher of one
+    backlog should use the same value); ``token_ttl`` is how long a token
+    may travel in the broker before a sweep retires it as lost and publishes
+    a replacement (default: a third of the lease, the adapters' default
+    sweep interval; adapters pass their sweep interval). ``on_expired`` is
+    called for every call dropped as expired (adapters mark its result
+    ``REVOKED``/failed so nobody waits forever).
     """
 
     def __init__(
@@ -63,14 +85,41 @@ class FairDispatcher:
         wake: Wake,
         *,
         on_expired: Optional[TaskCallback] = None,
+        max_wakeups: int = MAX_WAKEUPS,
+        token_ttl: Optional[float] = None,
     ) -> None:
+        if isinstance(max_wakeups, bool) or not isinstance(max_wakeups, int) or max_wakeups < 1:
+            raise ValueError(f"max_wakeups must be a positive int, not {max_wakeups!r}")
+        ttl = scheduler.lease_seconds / 3 if token_ttl is None else validation.check_lease(token_ttl)
         self.scheduler = scheduler
         self.wake = wake
         self.on_expired = on_expired
-        scheduler.on_reclaimed = self._reclaimed
+        self.wakeups = WakeupPolicy(max_wakeups, ttl)
         scheduler.on_expired = self._expired
         self._running: Set[str] = set()
         self._running_lock = threading.Lock()
+
+    # -- publishing --------------------------------------------------------
+
+    def publish(self, tokens: Iterable[str], what: str = "") -> int:
+        """Publish one wake-up per token; a failed publish is logged, never
+        raised (the token stays outstanding until its deadline, then the
+        sweep replaces it). Returns the number published."""
+        published = 0
+        for token in tokens:
+            try:
+                self.wake(token)
+            except Exception as exc:  # noqa: BLE001 - the sweep repairs any lost wake-up
+                logger.warning(
+                    "ranch: could not publish wake-up %s%s (%r); a sweep replaces it within %.1f s",
+                    token,
+                    f" ({what})" if what else "",
+                    exc,
+                    self.wakeups.ttl,
+                )
+            else:
+                published += 1
+        return published
 
     # -- producer side -----------------------------------------------------
 
@@ -84,64 +133,96 @@ class FairDispatcher:
         tags: Optional[Mapping[str, str]] = None,
         task_id: Optional[str] = None,
     ) -> str:
-        """Validate, store, then publish one wake-up; return the call's task id.
+        """Validate and store one call, then publish a wake-up if the
+        storage minted a token; return the call's task id.
 
         Every argument is checked before anything is written; the call, its
-        weight and its tags are stored in one storage step. If the wake-up
-        cannot be published, the stored call is removed again and the publish
-        error re-raised: no call is left without a message. If removing fails
-        too, :class:`~ranch_core.errors.PublishFailed` says the call is still
-        stored (and how to remove it), with the publish error as its cause.
+        weight and its tags are stored in one storage step. A publish that
+        fails is logged and the call stays stored: the sweep publishes a
+        replacement (DESIGN.md "Wake-ups"), so the call runs.
+        """
+        task_ids = None if task_id is None else [task_id]
+        return self.submit_many(
+            key, [call], priority_weight=priority_weight, expiry=expiry, tags=tags, task_ids=task_ids
+        )[0]
+
+    def submit_many(
+        self,
+        key: str,
+        calls: Iterable[Call],
+        *,
+        priority_weight: Optional[float] = None,
+        expiry: Optional[float] = None,
+        tags: Optional[Mapping[str, str]] = None,
+        task_ids: Optional[Sequence[str]] = None,
+    ) -> List[str]:
+        """Store ``calls`` under ``key`` in order; return their task ids.
+
+        One storage step per batch of up to :data:`~ranch_core.protocols.MAX_BATCH`
+        calls (all stored or none; a longer iterable goes in such batches, so
+        a failure in a later batch leaves the earlier ones stored) and at
+        most one wake-up published per batch: the worker that takes it fans
+        out. Arguments as :meth:`submit`; ``task_ids`` gives one id per call.
         """
         validation.check_key(key, "lru_key")
         priority_weight = validation.check_optional_weight(priority_weight, "priority_weight")
         expiry = validation.check_expiry(expiry)
         checked_tags = validation.check_tags(tags)
-        task_id = self.scheduler.push(
-            key, call.to_payload(), weight=priority_weight, expiry=expiry, task_id=task_id, tags=checked_tags
-        )
-        self._announce(key, task_id)
-        return task_id
-
-    def _announce(self, key: str, task_id: str) -> None:
-        """Publish the wake-up of a call just stored; undo the store if that fails."""
-        try:
-            self.wake()
-        except BaseException as publish_error:
-            try:
-                self.scheduler.remove(key, task_id)
-            except Exception as remove_error:  # noqa: BLE001 - any failure leaves the call stored
-                raise PublishFailed(
-                    f"call {task_id} of key {key!r} is still stored: publishing its wake-up failed "
-                    f"({publish_error!r}) and removing it failed too ({remove_error}). It runs when a "
-                    f"worker's sweep or a later wake-up reaches its backlog; to cancel it, call "
-                    f"remove({key!r}, {task_id!r}) once the storage answers.",
-                    task_id=task_id,
-                    key=key,
-                ) from publish_error
-            raise
+        payloads = [call.to_payload() for call in calls]
+        if task_ids is not None:
+            task_ids = list(task_ids)
+        ids: List[str] = []
+        for start in range(0, max(len(payloads), 1), MAX_BATCH):
+            stored = self.scheduler.store(
+                key,
+                payloads[start : start + MAX_BATCH],
+                weight=priority_weight,
+                expiry=expiry,
+                tags=checked_tags,
+                task_ids=None if task_ids is None else task_ids[start : start + MAX_BATCH],
+                wakeups=self.wakeups,
+            )
+            ids += stored.task_ids
+            self.publish(stored.wakeups, f"calls of key {key!r}")
+        return ids
 
     # -- worker side -------------------------------------------------------
 
-    def take(self) -> Optional[Claimed]:
-        """The fair choice now (leased), or ``None``: this wake-up is a no-op.
+    def take(self, token: Optional[str] = None) -> Optional[Claimed]:
+        """The fair choice now for the wake-up carrying ``token``, or ``None``
+        (a no-op: nothing waits, or the token is stale and ``max_wakeups``
+        are outstanding, or it is held already).
+
+        Tokens minted by fan-out are published before returning. A wake-up
+        without a token (from Ranch 0.1, or an adapter's own nudge) counts as
+        a stale token: it is adopted if fewer than ``max_wakeups`` are
+        outstanding. The returned :class:`Claimed` carries the token the
+        worker now holds: end the call with :meth:`finish`, :meth:`retry` or
+        :meth:`requeue`, which pass it on or retire it.
 
         A stored call that cannot be decoded is reported, acknowledged (so it
-        does not come back) and skipped.
+        does not come back) and skipped, under the same token.
         """
+        if token is None:
+            token = "stale-" + os.urandom(8).hex()
         while True:
-            task = self.scheduler.pop()
+            taken = self.scheduler.take(token, self.wakeups)
+            self.publish(taken.wakeups, "fan-out")
+            task = taken.task
             if task is None:
                 return None
             try:
-                return Claimed(task, Call.from_payload(task.payload))
+                return Claimed(task, Call.from_payload(task.payload), token)
             except (TypeError, ValueError) as exc:
                 logger.error("ranch: dropping corrupt call %s of key %r: %s", task.task_id, task.key, exc)
-                self.scheduler.ack(task.task_id)
+                if not self.scheduler.finish(
+                    task.task_id, token=token, wakeups=self.wakeups, keep_token=True
+                ).kept:
+                    return None
 
     @contextmanager
     def running(self, claimed: Claimed) -> Iterator[Claimed]:
-        """Mark a call as running here so the lease keeper renews its lease."""
+        """Mark a call as running here so the lease keeper renews its lease (and its token's)."""
         with self._running_lock:
             self._running.add(claimed.task_id)
         try:
@@ -150,26 +231,51 @@ class FairDispatcher:
             with self._running_lock:
                 self._running.discard(claimed.task_id)
 
-    def finish(self, claimed: Claimed) -> None:
-        """The call ended (success or final failure): drop its lease."""
-        if not self.scheduler.ack(claimed.task_id):
+    def _settle(self, claimed: Claimed, finished: Finished) -> Finished:
+        self.publish(finished.publish, f"after call {claimed.task_id}")
+        return finished
+
+    def finish(self, claimed: Claimed, *, keep_token: bool = False) -> Finished:
+        """The call ended (success or final failure): ack its lease and pass
+        its token on (published) while calls wait, or retire it; one storage step.
+
+        With ``keep_token=True`` (a run budget) the token stays held while
+        calls wait (``Finished.kept``): call :meth:`take` with
+        ``claimed.token`` for the next call, and :meth:`release_token` when
+        the budget is spent. Returns what the storage did.
+        """
+        finished = self.scheduler.finish(
+            claimed.task_id, token=claimed.token, wakeups=self.wakeups, keep_token=keep_token
+        )
+        if not finished.done:
             logger.warning(
                 "ranch: call %s finished after its lease ran out; it may have run twice", claimed.task_id
             )
+        return self._settle(claimed, finished)
+
+    def release_token(self, token: str) -> bool:
+        """Hand back a token kept by ``finish(..., keep_token=True)``: it is
+        published again if calls wait, else retired. ``True`` if published."""
+        return self.publish(self.scheduler.release_token(token, self.wakeups), "released") > 0
 
     def retry(
-        self, claimed: Claimed, call: Call, *, delay: float = 0.0, defer: Optional[Defer] = None
+        self,
+        claimed: Claimed,
+        call: Call,
+        *,
+        delay: float = 0.0,
+        defer: Optional[Defer] = None,
+        keep_token: bool = False,
     ) -> RetryOutcome:
         """The one retry rule of both adapters: ``call`` (the retried form of
         ``claimed``) goes back into its key's backlog, never around it.
 
         With ``delay > 0`` and a ``defer`` publisher, the call waits in the
-        broker (:meth:`deferred`) and its lease is finished; if that publish
-        fails, the call is retried now instead. A retry now is
-        :meth:`requeue`. If the storage cannot take the retry, the lease is
-        kept: it runs out and the call comes back then, so it is never lost.
-        If the retry is stored but its wake-up cannot be published, the
-        publish error is raised (see :meth:`requeue`).
+        broker (:meth:`deferred`) and its lease is finished (the token passed
+        on or retired); if that publish fails, the call is retried now
+        instead. A retry now is :meth:`requeue`. If the storage cannot take
+        the retry, the lease is kept: it runs out and the call comes back
+        then, so it is never lost.
         """
         if delay > 0 and defer is not None:
             try:
@@ -179,45 +285,48 @@ class FairDispatcher:
                     "ranch: could not publish the delayed retry of %s; retrying it now", claimed.task_id
                 )
             else:
-                self.finish(claimed)
+                self.finish(claimed, keep_token=keep_token)
                 return RetryOutcome.DEFERRED
-        retried = call.to_payload()
         try:
-            requeued = self.scheduler.requeue(claimed.task, retried)
+            finished = self._requeue(claimed, call, keep_token)
         except Exception:
             logger.exception(
                 "ranch: could not put call %s back for its retry; it comes back when its lease runs out",
                 claimed.task_id,
             )
             return RetryOutcome.LEFT_TO_LEASE
-        if not requeued:
+        if not finished.done:
             logger.warning(
                 "ranch: lease of call %s ran out before its retry; it went back already", claimed.task_id
             )
             return RetryOutcome.LEASE_LOST
-        self.wake()
         return RetryOutcome.REQUEUED
 
-    def requeue(self, claimed: Claimed, *, retries: Optional[int] = None) -> bool:
-        """Retry a call now: back to the tail of its key, then one wake-up.
+    def _requeue(self, claimed: Claimed, call: Call, keep_token: bool) -> Finished:
+        retried = self.scheduler.retried(claimed.task, call.to_payload())
+        finished = self.scheduler.finish(
+            claimed.task_id, requeue=retried, token=claimed.token, wakeups=self.wakeups, keep_token=keep_token
+        )
+        return self._settle(claimed, finished)
 
-        Finishing the lease and storing the retry are one atomic storage step
-        (:meth:`FairScheduler.requeue`), so a crash cannot lose the call. The
-        call keeps its task id, so results land under the id its producer
-        holds. ``False`` if the lease had already run out (the call went back
-        on its own and has its wake-up). If the wake-up cannot be published,
-        the call stays stored and the publish error is raised: the adapter
-        then lets the wake-up message it is handling be delivered again
-        (not acknowledged), and that message finds the retried call.
+    def requeue(self, claimed: Claimed, *, retries: Optional[int] = None, keep_token: bool = False) -> bool:
+        """Retry a call now: back to the tail of its key, and its token passed
+        on (or, without a token, a token minted if there is room).
+
+        Finishing the lease, storing the retry and the token's fate are one
+        atomic storage step, so a crash cannot lose the call. The call keeps
+        its task id, so results land under the id its producer holds.
+        ``False`` if the lease had already run out (the call went back on its
+        own). A wake-up that cannot be published is logged; the sweep
+        replaces it.
         """
         call = attrs.evolve(claimed.call, retries=claimed.call.retries + 1 if retries is None else retries)
-        if not self.scheduler.requeue(claimed.task, call.to_payload()):
+        finished = self._requeue(claimed, call, keep_token)
+        if not finished.done:
             logger.warning(
                 "ranch: lease of call %s ran out before its retry; it went back already", claimed.task_id
             )
-            return False
-        self.wake()
-        return True
+        return finished.done
 
     def deferred(self, claimed: Claimed, call: Call) -> Dict[str, Any]:
         """The body of a delayed retry: the adapter publishes it with its
@@ -230,14 +339,13 @@ class FairDispatcher:
         }
 
     def resubmit(self, body: Mapping[str, Any]) -> Optional[str]:
-        """Store a call coming back from :meth:`deferred` (and publish its wake-up).
+        """Store a call coming back from :meth:`deferred` (a token is minted
+        and published if there is room).
 
         ``None`` if the body is malformed (reported) or the call is stored
-        already (its worker died after deferring it and the lease put it back;
-        or an earlier delivery of this body stored it): then a wake-up is
-        published anyway, so a stored call never waits without one. If the
-        wake-up cannot be published the error is raised, and the adapter lets
-        the message be delivered again.
+        already (its worker died after deferring it and the lease put it
+        back; or an earlier delivery of this body stored it): the sweep's
+        tokens cover it.
         """
         try:
             key, task_id = body["key"], body["task_id"]
@@ -254,10 +362,7 @@ class FairDispatcher:
         try:
             return self.submit(key, call, expiry=expiry, task_id=task_id)
         except DuplicateTask as exc:
-            # Stored already: this message may be a redelivery whose first
-            # attempt stored the call but could not publish its wake-up.
             logger.warning("ranch: not storing delayed retry of call %s again: %s", task_id, exc)
-            self.wake()
             return None
         except ValueError as exc:
             logger.error("ranch: dropping a delayed retry of call %s: %s", task_id, exc)
@@ -270,10 +375,11 @@ class FairDispatcher:
 
     def sweep(self) -> int:
         """What a worker's lease keeper does every sweep interval: renew this
-        process's leases, put back dead workers' calls (each gets a wake-up),
+        process's leases (and their tokens), put back dead workers' calls,
         drop expired calls (reported through ``on_expired``, so their results
-        end without any worker popping them) and let a shared storage repair
-        a batch of its keys.
+        end without any worker popping them), let a shared storage repair a
+        batch of its keys, then retire lost tokens and publish the
+        replacements the storage mints (:meth:`FairScheduler.sweep_wakeups`).
 
         Returns the number of calls put back.
         """
@@ -282,13 +388,14 @@ class FairDispatcher:
         reclaimed = len(self.scheduler.reclaim())
         self.scheduler.expire()
         self.scheduler.repair()
+        minted = self.scheduler.sweep_wakeups(self.wakeups)
+        if minted:
+            logger.info(
+                "ranch: the sweep publishes %d wake-ups: calls wait and too few tokens are in flight",
+                len(minted),
+            )
+            self.publish(minted, "sweep")
         return reclaimed
-
-    def _reclaimed(self, task: ScheduledTask) -> None:
-        try:
-            self.wake()
-        except Exception:
-            logger.exception("ranch: could not publish a wake-up for reclaimed call %s", task.task_id)
 
     def _expired(self, task: ScheduledTask) -> None:
         if self.on_expired is not None:

@@ -40,6 +40,60 @@ class PopResult:
     task: Optional[ScheduledTask]
     expired: Tuple[ScheduledTask, ...] = ()
     reclaimed: Tuple[ScheduledTask, ...] = ()
+    #: Wake-up token ids minted by this step (fan-out): publish one wake-up each.
+    minted: Tuple[str, ...] = ()
+
+
+def _positive(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
+        raise ValueError(f"{attribute.name} must be a positive number, not {value!r}")
+    if value == float("inf"):
+        raise ValueError(f"{attribute.name} must be finite, not {value!r}")
+
+
+@attrs.frozen
+class WakeupPolicy:
+    """How a storage step manages a backlog's wake-up tokens (see the README's "Wake-ups").
+
+    ``max_wakeups`` bounds the tokens outstanding (in flight in the broker
+    plus held by workers); ``ttl`` is how long a token may travel in the
+    broker before :meth:`~ranch_core.protocols.Backlog.sweep_wakeups`
+    retires it as lost and mints a replacement.
+    """
+
+    max_wakeups: int = attrs.field(default=64, validator=_positive)
+    ttl: float = attrs.field(default=60.0, validator=_positive)
+
+
+@attrs.frozen
+class Finished:
+    """What one :meth:`~ranch_core.protocols.Backlog.finish` step did.
+
+    ``done``: the call held a lease (it was acknowledged or requeued);
+    ``False`` means the lease had run out and nothing was written.
+    ``publish``: token ids the caller publishes now, one wake-up each (the
+    passed-on token, or a token minted for a requeued call).
+    ``kept``: the token stays held by the caller (``keep_token=True`` and
+    calls wait): pop again with it, or hand it back with
+    :meth:`~ranch_core.protocols.Backlog.release_token`.
+    """
+
+    done: bool
+    publish: Tuple[str, ...] = ()
+    kept: bool = False
+
+
+@attrs.frozen
+class WakeupStatus:
+    """A backlog's tokens: ``in_flight`` (published, not taken) and ``held`` (taken by a worker)."""
+
+    in_flight: int = 0
+    held: int = 0
+
+    @property
+    def outstanding(self) -> int:
+        """Tokens counted against ``max_wakeups``."""
+        return self.in_flight + self.held
 
 
 @attrs.frozen

@@ -10,10 +10,18 @@ implementation to read first.
 
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Optional, Protocol, runtime_checkable
+from typing import Any, List, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
 from ranch_core.errors import CorruptTask
-from ranch_core.models import LRUKeyMetadata, PopResult, ScheduledTask, SystemStatus
+from ranch_core.models import (
+    Finished,
+    LRUKeyMetadata,
+    PopResult,
+    ScheduledTask,
+    SystemStatus,
+    WakeupPolicy,
+    WakeupStatus,
+)
 
 #: At most this many expired leases are put back by one :meth:`Backlog.pop`.
 RECLAIM_BATCH = 100
@@ -25,6 +33,10 @@ EXPIRED_BATCH = 100
 EXPIRE_ON_READ = 100
 #: At most this many keys are checked by one :meth:`Repairable.repair` step.
 REPAIR_BATCH = 100
+#: At most this many tasks are stored by one :meth:`Backlog.push_many` step.
+MAX_BATCH = 1000
+#: At most this many tokens are minted by one :meth:`Backlog.pop` (fan-out).
+FANOUT = 8
 
 
 @runtime_checkable
@@ -37,7 +49,8 @@ class Backlog(Protocol):
         *,
         weight: Optional[float] = None,
         tags: Optional[Mapping[str, str]] = None,
-    ) -> None:
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> List[str]:
         """Append ``task`` to the tail of its key; set the key's weight and
         tags (``name -> value``, as :meth:`Tracker.add_tag`) if given, all in
         the same step.
@@ -46,9 +59,38 @@ class Backlog(Protocol):
         (``task_id`` already waiting or leased) before writing anything: a
         refused push sets no weight and no tag. A key that turns active
         starts at ``max(own pass, virtual time)``.
+
+        With ``wakeups``, the same step mints at most one wake-up token
+        (deadline ``task.enqueued_at + wakeups.ttl``) if fewer tokens are in
+        flight than calls wait and fewer than ``max_wakeups`` are
+        outstanding; returns the minted ids (``[]`` without ``wakeups``).
         """
 
-    def pop(self, now: float, lease_seconds: float) -> PopResult:
+    def push_many(
+        self,
+        tasks: Sequence[ScheduledTask],
+        *,
+        weight: Optional[float] = None,
+        tags: Optional[Mapping[str, str]] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> List[str]:
+        """Append up to :data:`MAX_BATCH` tasks of one key, in the order
+        given, with the key's weight and tags: all stored in one step, or
+        none. Mints at most one token (as :meth:`push`; workers fan out).
+
+        ``ValueError`` (more than :data:`MAX_BATCH` tasks, tasks of several
+        keys, a ``task_id`` twice or already waiting or leased) or
+        ``TypeError`` (a payload not encodable), before anything is written.
+        """
+
+    def pop(
+        self,
+        now: float,
+        lease_seconds: float,
+        *,
+        token: Optional[str] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> PopResult:
         """Make the fair choice at ``now`` and lease it until ``now + lease_seconds``.
 
         In order: put back up to :data:`RECLAIM_BATCH` leases whose deadline
@@ -59,10 +101,60 @@ class Backlog(Protocol):
         after :data:`EXPIRED_BATCH` drops return early with task ``None``);
         serve it: virtual time = the key's pass, pass += weight, the key's
         serve sequence and ``last_served`` = ``now``.
+
+        With ``token`` (the id a wake-up carried; ``wakeups`` required), the
+        same step: a token in flight, or held and kept (see :meth:`finish`),
+        is used; an unknown (stale) token is adopted only if fewer than
+        ``max_wakeups`` are outstanding, else nothing at all is done; a token
+        held for a running call (a duplicate delivery) does nothing. A used
+        token becomes held, bound to the served call (its deadline is the
+        lease's) or, if nothing is waiting, is retired; an early return
+        leaves it as it was. After serving, up to :data:`FANOUT` tokens are
+        minted (fan-out) while fewer are in flight than calls wait and fewer
+        than ``max_wakeups`` are outstanding: :attr:`PopResult.minted`.
         """
 
     def ack(self, task_id: str) -> bool:
         """Finish a leased task. ``False`` if it holds no lease (any more)."""
+
+    def finish(
+        self,
+        task_id: str,
+        now: float,
+        *,
+        requeue: Optional[ScheduledTask] = None,
+        token: Optional[str] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+        keep_token: bool = False,
+    ) -> Finished:
+        """Finish a call and decide its token's fate, in one step.
+
+        Without ``requeue``, the lease is acknowledged (as :meth:`ack`); with
+        it, the call is retried (as :meth:`requeue`; ``requeue.task_id`` must
+        be ``task_id``). With ``token`` (held by the caller): with
+        ``keep_token`` and calls waiting, it stays held (:attr:`Finished.kept`,
+        unbound, deadline ``now + ttl``); else, if more calls wait than
+        tokens are in flight, it is passed on (in flight again, deadline
+        ``now + ttl``, in :attr:`Finished.publish`); otherwise it is retired. A token that is no longer
+        held (the sweep retired it) is taken back only if fewer than
+        ``max_wakeups`` are outstanding. A requeue without ``token`` mints at
+        most one token, as :meth:`push`.
+        """
+
+    def release_token(self, token: str, now: float, wakeups: WakeupPolicy) -> List[str]:
+        """Hand back a held token (e.g. one kept by :meth:`finish`): passed
+        on if more calls wait than tokens are in flight (returned: publish
+        it), else retired."""
+
+    def sweep_wakeups(self, now: float, wakeups: WakeupPolicy) -> List[str]:
+        """Retire tokens in flight and held whose deadline is ``<= now``
+        (lost messages, dead workers), then mint
+        ``min(max_wakeups - outstanding, waiting - in flight)`` tokens and
+        return their ids. Afterwards: calls wait => a token is in flight or
+        ``max_wakeups`` are outstanding."""
+
+    def wakeup_status(self) -> WakeupStatus:
+        """How many tokens are in flight and held."""
 
     def release(self, task_id: str) -> bool:
         """Put a leased task back at the head of its key. ``False`` if not leased."""
@@ -77,7 +169,8 @@ class Backlog(Protocol):
         """
 
     def extend(self, task_id: str, deadline: float) -> bool:
-        """Move a lease's deadline to ``deadline``. ``False`` if not leased."""
+        """Move a lease's deadline to ``deadline`` (and that of the token held
+        for the call, if any). ``False`` if not leased."""
 
     def reclaim(self, now: float) -> List[ScheduledTask]:
         """Put back every lease whose deadline is ``<= now``; return them."""

@@ -7,13 +7,15 @@ import math
 import os
 import threading
 import time
-from typing import Any, Callable, List, Mapping, Optional
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import attrs
 
 from ranch_core import validation
 from ranch_core.backends.memory import InMemoryStorage
 from ranch_core.errors import CorruptTask
-from ranch_core.models import LRUKeyMetadata, ScheduledTask, SystemStatus
-from ranch_core.protocols import EXPIRE_ON_READ, EXPIRED_BATCH, REPAIR_BATCH, Repairable, Storage
+from ranch_core.models import Finished, LRUKeyMetadata, ScheduledTask, SystemStatus, WakeupPolicy
+from ranch_core.protocols import EXPIRE_ON_READ, EXPIRED_BATCH, MAX_BATCH, REPAIR_BATCH, Repairable, Storage
 
 logger = logging.getLogger("ranch_core")
 
@@ -30,6 +32,24 @@ def new_task_id() -> str:
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     return raw.hex()
+
+
+@attrs.frozen
+class Stored:
+    """What :meth:`FairScheduler.store` did: the task ids, in order, and the
+    wake-up token ids minted (publish one wake-up each)."""
+
+    task_ids: List[str]
+    wakeups: Tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Taken:
+    """What :meth:`FairScheduler.take` did: the leased task (or ``None``) and
+    the token ids minted by fan-out (publish one wake-up each)."""
+
+    task: Optional[ScheduledTask]
+    wakeups: Tuple[str, ...] = ()
 
 
 class FairScheduler:
@@ -96,21 +116,62 @@ class FairScheduler:
         dropped instead of run; ``None`` never expires. Bad arguments raise
         ``TypeError``/``ValueError`` and store nothing (no weight, no tag).
         """
+        task_ids = None if task_id is None else [task_id]
+        stored = self.store(key, [payload], weight=weight, expiry=expiry, task_ids=task_ids, tags=tags)
+        return stored.task_ids[0]
+
+    def push_many(
+        self,
+        key: str,
+        payloads: Iterable[Any],
+        *,
+        weight: Optional[float] = None,
+        expiry: Optional[float] = None,
+        tags: Optional[Mapping[str, str]] = None,
+        task_ids: Optional[Sequence[str]] = None,
+    ) -> List[str]:
+        """Store ``payloads`` at the tail of ``key``'s backlog, in order; return their task ids.
+
+        Up to :data:`~ranch_core.protocols.MAX_BATCH` payloads are stored in
+        one storage step, all or none; a longer iterable goes in batches of
+        that size (each all or none). Arguments as :meth:`push`;
+        ``task_ids`` (one per payload) replaces the random ids.
+        """
+        return self.store(key, payloads, weight=weight, expiry=expiry, tags=tags, task_ids=task_ids).task_ids
+
+    def store(
+        self,
+        key: str,
+        payloads: Iterable[Any],
+        *,
+        weight: Optional[float] = None,
+        expiry: Optional[float] = None,
+        tags: Optional[Mapping[str, str]] = None,
+        task_ids: Optional[Sequence[str]] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> Stored:
+        """:meth:`push_many` that also mints wake-up tokens (``wakeups``): at
+        most one per storage step, see :meth:`ranch_core.protocols.Backlog.push_many`."""
         validation.check_key(key)
         weight = validation.check_optional_weight(weight)
         expiry = validation.check_expiry(expiry)
-        checked_tags = validation.check_tags(tags)
-        task_id = new_task_id() if task_id is None else validation.check_name(task_id, "task_id")
+        checked_tags = validation.check_tags(tags) or None
+        payloads = list(payloads)
+        if task_ids is None:
+            ids = [new_task_id() for _ in payloads]
+        else:
+            ids = [validation.check_name(task_id, "task_id") for task_id in task_ids]
+            if len(ids) != len(payloads):
+                raise ValueError(f"task_ids has {len(ids)} ids for {len(payloads)} payloads")
         now = self.clock()
-        task = ScheduledTask(
-            task_id=task_id,
-            key=key,
-            payload=payload,
-            enqueued_at=now,
-            expires_at=None if expiry is None else now + expiry,
-        )
-        self.storage.push(task, weight=weight, tags=checked_tags or None)
-        return task_id
+        expires_at = None if expiry is None else now + expiry
+        tasks = [ScheduledTask(tid, key, payload, now, expires_at) for tid, payload in zip(ids, payloads)]
+        minted: List[str] = []
+        for start in range(0, len(tasks), MAX_BATCH):
+            minted += self.storage.push_many(
+                tasks[start : start + MAX_BATCH], weight=weight, tags=checked_tags, wakeups=wakeups
+            )
+        return Stored(ids, tuple(minted))
 
     def remove(self, key: str, task_id: str) -> bool:
         """Delete a waiting task, e.g. when publishing its wake-up message failed."""
@@ -120,16 +181,51 @@ class FairScheduler:
 
     def pop(self) -> Optional[ScheduledTask]:
         """The fair choice now, leased; ``None`` if nothing is waiting."""
+        return self.take().task
+
+    def take(self, token: Optional[str] = None, wakeups: Optional[WakeupPolicy] = None) -> Taken:
+        """:meth:`pop` with a wake-up ``token`` (see :meth:`ranch_core.protocols.Backlog.pop`):
+        the task leased (``None``: nothing waits, or the token may not pop)
+        and the tokens minted by fan-out."""
         now = self.clock()
+        minted: List[str] = []
         while True:
-            result = self.storage.pop(now, self.lease_seconds)
+            result = self.storage.pop(now, self.lease_seconds, token=token, wakeups=wakeups)
+            minted += result.minted
             self._report(result.expired, result.reclaimed)
             if result.task is not None or not result.expired:
                 break
         task = result.task
         if task is not None and self.weight_function is not None:
             self._apply_weight_function(task.key)
-        return task
+        return Taken(task, tuple(minted))
+
+    def finish(
+        self,
+        task_id: str,
+        *,
+        requeue: Optional[ScheduledTask] = None,
+        token: Optional[str] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+        keep_token: bool = False,
+    ) -> Finished:
+        """Ack (or, with ``requeue``, retry) a leased task and decide its
+        token's fate in one step (:meth:`ranch_core.protocols.Backlog.finish`)."""
+        return self.storage.finish(
+            task_id, self.clock(), requeue=requeue, token=token, wakeups=wakeups, keep_token=keep_token
+        )
+
+    def retried(self, task: ScheduledTask, payload: Any) -> ScheduledTask:
+        """``task`` as a retry stores it: same id, key and expiry, new payload, enqueued now."""
+        return ScheduledTask(task.task_id, task.key, payload, self.clock(), task.expires_at)
+
+    def release_token(self, token: str, wakeups: WakeupPolicy) -> List[str]:
+        """Hand back a kept token; returns it if it was passed on (publish it)."""
+        return self.storage.release_token(token, self.clock(), wakeups)
+
+    def sweep_wakeups(self, wakeups: WakeupPolicy) -> List[str]:
+        """Retire lost tokens and mint replacements (:meth:`ranch_core.protocols.Backlog.sweep_wakeups`)."""
+        return self.storage.sweep_wakeups(self.clock(), wakeups)
 
     def ack(self, task_id: str) -> bool:
         """Finish a leased task. ``False`` if its lease was already gone."""
@@ -146,14 +242,7 @@ class FairScheduler:
         ``False`` (nothing written) if the lease was already gone: the task
         went back on its own and will run again anyway.
         """
-        retried = ScheduledTask(
-            task_id=task.task_id,
-            key=task.key,
-            payload=payload,
-            enqueued_at=self.clock(),
-            expires_at=task.expires_at,
-        )
-        return self.storage.requeue(retried)
+        return self.storage.requeue(self.retried(task, payload))
 
     def extend(self, task_id: str) -> bool:
         """Renew a lease for another ``lease_seconds`` (long-running tasks)."""

@@ -28,8 +28,9 @@ class DramatiqBacklog:
     """The backlog ``name`` of ``broker``: calls of the ``lru_actor``\\ s that
     name it (by default every ``lru_actor`` of queue ``queue_name``).
 
-    ``wake_up`` is the queue's wake-up actor: every stored call has one
-    wake-up message for it (``wake_up.send(name)``).
+    ``wake_up`` is the queue's wake-up actor: a wake-up message
+    (``wake_up.send(name, token)``) carries one of the backlog's tokens (see
+    ranch-core's "Wake-ups"); at most ``max_wakeups`` are outstanding.
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class DramatiqBacklog:
         *,
         weight_function: Optional[WeightFunction] = None,
         lease_seconds: float,
+        token_ttl: Optional[float] = None,
     ) -> None:
         self.broker = broker
         self.name = name
@@ -50,7 +52,9 @@ class DramatiqBacklog:
         self.weight_function = weight_function
         self.wake_up = wake_up
         scheduler = FairScheduler(storage, weight_function=weight_function, lease_seconds=lease_seconds)
-        self.dispatcher = FairDispatcher(scheduler, self.wake, on_expired=self.on_expired)
+        self.dispatcher = FairDispatcher(
+            scheduler, self.wake, on_expired=self.on_expired, token_ttl=token_ttl
+        )
 
     @property
     def settings(self) -> BacklogSettings:
@@ -59,9 +63,11 @@ class DramatiqBacklog:
 
     # -- messages ----------------------------------------------------------
 
-    def wake(self) -> None:
-        """Publish one wake-up message for this backlog on its queue."""
-        self.broker.enqueue(self.wake_up.message(self.name))
+    def wake(self, token: Optional[str] = None) -> None:
+        """Publish one wake-up message for this backlog on its queue, carrying
+        ``token`` (``None``: a tokenless nudge, taken as a stale token)."""
+        args = (self.name,) if token is None else (self.name, token)
+        self.broker.enqueue(self.wake_up.message(*args))
 
     def defer(self, body: Dict[str, Any], delay: float) -> None:
         """Publish ``body`` (:meth:`FairDispatcher.deferred`) as a wake-up that
@@ -72,13 +78,14 @@ class DramatiqBacklog:
 
     # -- worker side -------------------------------------------------------
 
-    def handle(self, resubmit: Optional[Mapping[str, Any]] = None) -> None:
-        """What one wake-up message does: run the fair choice now, or put a
-        retried call back into its key's backlog."""
+    def handle(self, resubmit: Optional[Mapping[str, Any]] = None, token: Any = None) -> None:
+        """What one wake-up message does: run the fair choice now with its
+        ``token`` (anything but a string: a stale token), or put a retried
+        call back into its key's backlog."""
         if resubmit is not None:
             self.dispatcher.resubmit(resubmit)
             return
-        claimed = self.dispatcher.take()
+        claimed = self.dispatcher.take(token if isinstance(token, str) else None)
         if claimed is not None:
             self.run(claimed)
 

@@ -179,6 +179,7 @@ class Ranch(Middleware):
                 self._wake_up(broker, queue_name, priority),
                 weight_function=weight_function,
                 lease_seconds=self.lease_seconds,
+                token_ttl=self.sweep_interval,
             )
             self._backlogs[name] = backlog
             return backlog
@@ -189,11 +190,11 @@ class Ranch(Middleware):
         actor = self._wake_ups.get(queue_name)
         if actor is None:
 
-            def wake_up(backlog: str, **kwargs: Any) -> None:
-                self.backlog(backlog).handle(kwargs.get(RESUBMIT))
+            def wake_up(backlog: str, token: Any = None, **kwargs: Any) -> None:
+                self.backlog(backlog).handle(kwargs.get(RESUBMIT), token)
 
-            def legacy_wake_up(backlog: str, **kwargs: Any) -> None:
-                self.backlog_of_legacy_wake_up(backlog).handle(kwargs.get(RESUBMIT))
+            def legacy_wake_up(backlog: str, token: Any = None, **kwargs: Any) -> None:
+                self.backlog_of_legacy_wake_up(backlog).handle(kwargs.get(RESUBMIT), token)
 
             actor = self._declare(broker, WAKE_UP_PREFIX + queue_name, wake_up, queue_name, priority)
             self._declare(broker, LEGACY_WAKE_UP_PREFIX + queue_name, legacy_wake_up, queue_name, priority)

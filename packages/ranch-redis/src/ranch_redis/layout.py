@@ -29,6 +29,11 @@ Redis key               type    content
                                 ``l`` last served, ``n`` served total,
                                 ``t:<name>`` tags, ``d:<name>`` custom data
 ``…tag:<hex name>``     hash    key -> tag value (index for ``keys_with_tag``)
+``…wf``                 zset    wake-up tokens in flight, score = deadline
+``…wh``                 zset    wake-up tokens held by workers, score = deadline
+``…wb``                 hash    held token -> the task id it runs (``''``:
+                                kept between two calls of a run budget)
+``…wt``                 hash    task id -> the token held for it (``extend``)
 ======================  ======  =============================================
 
 Waiting = ``HLEN tasks - ZCARD leases``; minus ``ZCOUNT expiry -inf now``
@@ -65,6 +70,18 @@ POP_SERVED = 1
 POP_EMPTY = 0
 #: pop: stopped early after ``EXPIRED_BATCH`` dropped tasks; pop again.
 POP_AGAIN = 2
+#: pop: the wake-up token may not pop (held for a running task, or stale
+#: while ``max_wakeups`` are outstanding); nothing done.
+POP_STALE = 3
+
+#: finish, release_token: the token is in flight again; publish it.
+TOKEN_PASSED = 1
+#: finish: the token stays held by the caller (``keep_token``).
+TOKEN_KEPT = 2
+#: finish, release_token: the token was retired.
+TOKEN_RETIRED = 0
+#: finish: no token was given.
+TOKEN_NONE = -1
 
 #: ack, release, extend, remove: done.
 DONE = 1
@@ -151,6 +168,26 @@ def key_expiry_key(namespace: str, key: str) -> str:
 def key_state_key(namespace: str, key: str) -> str:
     """Hash of ``key``'s pass, serve sequence, weight, counters, tags and custom data."""
     return f"{base(namespace)}k:{hex_key(key)}"
+
+
+def flight_key(namespace: str) -> str:
+    """Zset of wake-up tokens in flight, by deadline."""
+    return base(namespace) + "wf"
+
+
+def held_key(namespace: str) -> str:
+    """Zset of wake-up tokens held by workers, by deadline."""
+    return base(namespace) + "wh"
+
+
+def bound_key(namespace: str) -> str:
+    """Hash of held token -> the task id it runs (``''`` when kept)."""
+    return base(namespace) + "wb"
+
+
+def holder_key(namespace: str) -> str:
+    """Hash of task id -> the token held for it."""
+    return base(namespace) + "wt"
 
 
 def tag_index_key(namespace: str, name: str) -> str:

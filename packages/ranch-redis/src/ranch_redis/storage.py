@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set
 
 from ranch_core import validation
 from ranch_core.errors import CorruptTask, DuplicateTask
-from ranch_core.models import LRUKeyMetadata, PopResult, ScheduledTask, SystemStatus
+from ranch_core.models import (
+    Finished,
+    LRUKeyMetadata,
+    PopResult,
+    ScheduledTask,
+    SystemStatus,
+    WakeupPolicy,
+    WakeupStatus,
+)
+from ranch_core.protocols import MAX_BATCH
 from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
 
 from ranch_redis import layout, records, scripts
@@ -17,6 +27,11 @@ from ranch_redis.connection import AMBIGUOUS, Retrier, describe_client, describe
 logger = logging.getLogger("ranch_redis")
 
 CorruptCallback = Callable[[CorruptTask], None]
+
+
+def _nonce() -> str:
+    """A fresh prefix for the token ids one script mints (``<nonce><n>``)."""
+    return os.urandom(8).hex() + "."
 
 
 class RedisStorage:
@@ -183,29 +198,76 @@ class RedisStorage:
         *,
         weight: Optional[float] = None,
         tags: Optional[Mapping[str, str]] = None,
-    ) -> None:
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> List[str]:
         """Append ``task`` to its key, with the key's weight and tags, in one
-        step (see :meth:`ranch_core.protocols.Backlog.push`).
+        step (see :meth:`ranch_core.protocols.Backlog.push`): :meth:`push_many`
+        of one task.
 
         Everything is checked and encoded before anything is sent. If the
         connection drops after the script ran, the retry recognises the
         identical task already stored and succeeds without storing it twice.
         """
-        task_id, key_hex, body, expires = self._task_args(task)
+        return self.push_many([task], weight=weight, tags=tags, wakeups=wakeups)
+
+    def push_many(
+        self,
+        tasks: Sequence[ScheduledTask],
+        *,
+        weight: Optional[float] = None,
+        tags: Optional[Mapping[str, str]] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> List[str]:
+        """Append up to :data:`~ranch_core.protocols.MAX_BATCH` tasks of one
+        key in one script (``push_many.lua``), all or none; returns the token
+        ids minted (see :meth:`ranch_core.protocols.Backlog.push_many`).
+
+        A retry after a lost reply recognises its own write by the first
+        task's identical body.
+        """
+        tasks = list(tasks)
+        if not tasks:
+            return []
+        if len(tasks) > MAX_BATCH:
+            raise ValueError(f"push_many takes at most {MAX_BATCH} tasks, not {len(tasks)}")
+        key = tasks[0].key
+        if any(task.key != key for task in tasks):
+            raise ValueError("push_many takes tasks of one key")
+        ids = [task.task_id for task in tasks]
+        if len(set(ids)) != len(ids):
+            raise DuplicateTask("push_many names one task_id twice")
+        task_args: List[Any] = []
+        key_hex = ""
+        for task in tasks:
+            task_id, key_hex, body, expires = self._task_args(task)
+            task_args += [task_id, body, expires]
         weight = validation.check_optional_weight(weight)
         weight_arg = "" if weight is None else layout.float_arg(weight)
+        checked_tags = validation.check_tags(tags)
         tag_args: List[str] = []
-        for name, value in validation.check_tags(tags).items():
+        for name, value in checked_tags.items():
             tag_args += [name, layout.hex_key(name), value]
-        key_arg = task.key if tag_args else ""
-        script = self._scripts["push"]
+        head = [weight_arg, key if tag_args else "", len(checked_tags), *tag_args]
+        if wakeups is None:
+            token_args: List[Any] = ["", "", ""]
+        else:
+            deadline = layout.float_arg(tasks[-1].enqueued_at + wakeups.ttl)
+            token_args = [wakeups.max_wakeups, _nonce(), deadline]
+        tail = [*token_args, key_hex, len(tasks), *task_args]
+        script = self._scripts["push_many"]
 
         def call(retry: bool) -> Any:
-            args = [task_id, key_hex, body, weight_arg, "1" if retry else "0", expires, key_arg, *tag_args]
-            return script(keys=[self._stats], args=args)
+            return script(keys=[self._stats], args=["1" if retry else "0", *head, *tail])
 
-        if self._retry(call, operation="push", note=AMBIGUOUS["push"]) == layout.PUSH_DUPLICATE:
-            raise DuplicateTask(f"task_id {task.task_id!r} is already waiting or leased")
+        operation = "push" if len(tasks) == 1 else "push_many"
+        reply = self._retry(call, operation=operation, note=AMBIGUOUS[operation])
+        if reply[0] == layout.PUSH_DUPLICATE:
+            raise DuplicateTask(
+                f"task_id {ids[0]!r} is already waiting or leased"
+                if len(ids) == 1
+                else "a task_id of the batch is already waiting or leased"
+            )
+        return [token.decode() for token in reply[1:]]
 
     def _push_args(self, task: ScheduledTask, weight: Optional[float]) -> List[Any]:
         """Push arguments but the trailing ones (no expiry, no tags), for the benchmark's prefill."""
@@ -224,25 +286,40 @@ class RedisStorage:
         expires = "" if task.expires_at is None else layout.float_arg(task.expires_at)
         return [task_id, key_hex, body, expires]
 
-    def pop(self, now: float, lease_seconds: float) -> PopResult:
-        """The fair choice at ``now``, leased (see :meth:`ranch_core.protocols.Backlog.pop`)."""
+    def pop(
+        self,
+        now: float,
+        lease_seconds: float,
+        *,
+        token: Optional[str] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> PopResult:
+        """The fair choice at ``now``, leased, with the wake-up ``token`` if
+        given (see :meth:`ranch_core.protocols.Backlog.pop`)."""
+        if token is not None and wakeups is None:
+            raise ValueError("pop with a token needs wakeups (a WakeupPolicy)")
         now = float(now)
-        args = (layout.float_arg(now), layout.float_arg(now + float(lease_seconds)))
+        args: List[Any] = [layout.float_arg(now), layout.float_arg(now + float(lease_seconds))]
+        if token is not None and wakeups is not None:
+            args += [token, wakeups.max_wakeups, _nonce(), layout.float_arg(now + wakeups.ttl)]
         reclaimed: List[ScheduledTask] = []
+        minted: List[str] = []
         corrupt: Set[bytes] = set()
         while True:
             reply = self._run("pop", *args)
             state, task_id, body = reply[0], reply[1], reply[2]
             expired: List[ScheduledTask] = []
-            if len(reply) > 3:  # something was expired, reclaimed or found corrupt
-                n_expired, n_reclaimed = 2 * int(reply[3]), 2 * int(reply[4])
-                expired = self._decode_pairs(reply[5 : 5 + n_expired], waiting=False)
+            if len(reply) > 3:  # something was expired, reclaimed, minted or found corrupt
+                n_expired, n_reclaimed, n_minted = 2 * int(reply[3]), 2 * int(reply[4]), int(reply[5])
+                at = 6
+                expired = self._decode_pairs(reply[at : at + n_expired], waiting=False)
+                at += n_expired
                 reclaimed.extend(
-                    self._decode_pairs(
-                        reply[5 + n_expired : 5 + n_expired + n_reclaimed], waiting=True, corrupt=corrupt
-                    )
+                    self._decode_pairs(reply[at : at + n_reclaimed], waiting=True, corrupt=corrupt)
                 )
-                self._report_dropped(reply[5 + n_expired + n_reclaimed :])
+                at += n_reclaimed
+                minted += [raw.decode() for raw in reply[at : at + n_minted]]
+                self._report_dropped(reply[at + n_minted :])
             if state == layout.POP_SERVED:
                 try:
                     task = records.decode_task(self.serializer, task_id, body)
@@ -251,14 +328,75 @@ class RedisStorage:
                     # by the same step: report it once.
                     if task_id not in corrupt:
                         self._corrupt(task_id, str(exc))
-                    self._run("ack", task_id)
+                    if token is None or wakeups is None:
+                        self._run("ack", task_id)
+                    else:
+                        finished = self.finish(
+                            task_id.decode(), now, token=token, wakeups=wakeups, keep_token=True
+                        )
+                        if not finished.kept:
+                            return PopResult(None, tuple(expired), tuple(reclaimed), tuple(minted))
                 else:
-                    return PopResult(task, tuple(expired), tuple(reclaimed))
+                    return PopResult(task, tuple(expired), tuple(reclaimed), tuple(minted))
                 if expired:
-                    return PopResult(None, tuple(expired), tuple(reclaimed))
-            elif state == layout.POP_EMPTY or expired:
-                return PopResult(None, tuple(expired), tuple(reclaimed))
+                    return PopResult(None, tuple(expired), tuple(reclaimed), tuple(minted))
+            elif state in (layout.POP_EMPTY, layout.POP_STALE) or expired:
+                return PopResult(None, tuple(expired), tuple(reclaimed), tuple(minted))
             # Only corrupt records were dropped: pop again.
+
+    def finish(
+        self,
+        task_id: str,
+        now: float,
+        *,
+        requeue: Optional[ScheduledTask] = None,
+        token: Optional[str] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+        keep_token: bool = False,
+    ) -> Finished:
+        """Ack (or requeue) a lease and decide its token's fate in one script
+        (``finish.lua``; see :meth:`ranch_core.protocols.Backlog.finish`)."""
+        if requeue is not None and requeue.task_id != task_id:
+            raise ValueError("finish: requeue.task_id must be task_id")
+        requeue_args: List[Any] = []
+        if requeue is not None:
+            _, key_hex, body, expires = self._task_args(requeue)
+            requeue_args = [key_hex, body, expires]
+        if wakeups is None:
+            token_args: List[Any] = ["", "", "", "0", ""]
+        else:
+            deadline = layout.float_arg(float(now) + wakeups.ttl)
+            token_args = [token or "", wakeups.max_wakeups, deadline, "1" if keep_token else "0", _nonce()]
+        mode = "ack" if requeue is None else "requeue"
+        script = self._scripts["finish"]
+
+        def call(retry: bool) -> Any:
+            tail = [*requeue_args[:2], "1" if retry else "0", *requeue_args[2:]] if requeue_args else []
+            return script(keys=[self._stats], args=[task_id, mode, *token_args, *tail])
+
+        reply = self._retry(call, operation="finish", note=AMBIGUOUS["finish"])
+        done, fate = bool(int(reply[0])), int(reply[1])
+        publish = tuple(raw.decode() for raw in reply[2:])
+        if fate == layout.TOKEN_PASSED and token is not None:
+            publish = (token, *publish)
+        return Finished(done, publish, fate == layout.TOKEN_KEPT)
+
+    def release_token(self, token: str, now: float, wakeups: WakeupPolicy) -> List[str]:
+        """Hand back a held token (``release_token.lua``): returned if passed on."""
+        deadline = layout.float_arg(float(now) + wakeups.ttl)
+        fate = self._run("release_token", token, deadline, wakeups.max_wakeups)
+        return [token] if fate == layout.TOKEN_PASSED else []
+
+    def sweep_wakeups(self, now: float, wakeups: WakeupPolicy) -> List[str]:
+        """Retire lost tokens and mint replacements (``sweep_wakeups.lua``)."""
+        deadline = layout.float_arg(float(now) + wakeups.ttl)
+        reply = self._run("sweep_wakeups", layout.float_arg(now), wakeups.max_wakeups, _nonce(), deadline)
+        return [raw.decode() for raw in reply]
+
+    def wakeup_status(self) -> WakeupStatus:
+        """Tokens in flight and held."""
+        in_flight, held = self._run("wakeups")
+        return WakeupStatus(in_flight=int(in_flight), held=int(held))
 
     def ack(self, task_id: str) -> bool:
         """Finish a leased task; ``False`` if it holds no lease (a retried ack whose

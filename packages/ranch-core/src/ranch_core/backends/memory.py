@@ -12,15 +12,26 @@ from __future__ import annotations
 
 import heapq
 import json
+import os
 import threading
 from collections import deque
-from typing import Any, Deque, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import attrs
 
 from ranch_core import algorithm
 from ranch_core.backends.expiry import ExpiryIndex
 from ranch_core.errors import DuplicateTask
-from ranch_core.models import LRUKeyMetadata, PopResult, ScheduledTask, SystemStatus
-from ranch_core.protocols import EXPIRED_BATCH, RECLAIM_BATCH
+from ranch_core.models import (
+    Finished,
+    LRUKeyMetadata,
+    PopResult,
+    ScheduledTask,
+    SystemStatus,
+    WakeupPolicy,
+    WakeupStatus,
+)
+from ranch_core.protocols import EXPIRED_BATCH, FANOUT, MAX_BATCH, RECLAIM_BATCH
 from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
 
 
@@ -97,6 +108,57 @@ class InMemoryStorage:
         self._active = 0
         self._expired_total = 0
         self._served_total = 0
+        # Wake-up tokens: in flight (id -> deadline), held (id -> deadline,
+        # bound task id or None when kept), and task id -> its held token.
+        self._flight: Dict[str, float] = {}
+        self._held: Dict[str, Tuple[float, Optional[str]]] = {}
+        self._holder: Dict[str, str] = {}
+
+    # -- wake-up tokens ----------------------------------------------------
+
+    def _mint(self, now: float, policy: WakeupPolicy, limit: int) -> List[str]:
+        minted: List[str] = []
+        while (
+            len(minted) < limit
+            and len(self._flight) < self._waiting
+            and len(self._flight) + len(self._held) < policy.max_wakeups
+        ):
+            token = os.urandom(8).hex()
+            self._flight[token] = now + policy.ttl
+            minted.append(token)
+        return minted
+
+    def _unhold(self, token: str) -> bool:
+        entry = self._held.pop(token, None)
+        if entry is None:
+            return False
+        if entry[1] is not None and self._holder.get(entry[1]) == token:
+            del self._holder[entry[1]]
+        return True
+
+    def _hand_back(self, token: str, now: float, policy: WakeupPolicy, keep: bool) -> Finished:
+        """The token's fate after its call: pass on, keep, or retire."""
+        if self._unhold(token):
+            have = True
+        else:
+            # Retired meanwhile (its deadline passed): taken back if there is room.
+            have = token not in self._flight and len(self._flight) + len(self._held) < policy.max_wakeups
+        if have and keep and self._waiting > 0:
+            self._held[token] = (now + policy.ttl, None)
+            return Finished(True, (), True)
+        if have and self._waiting > len(self._flight):
+            self._flight[token] = now + policy.ttl
+            return Finished(True, (token,))
+        return Finished(True)
+
+    def _usable(self, token: str, policy: WakeupPolicy) -> bool:
+        """Whether a wake-up carrying ``token`` may pop (see :meth:`Backlog.pop`)."""
+        if token in self._flight:
+            return True
+        held = self._held.get(token)
+        if held is not None:
+            return held[1] is None
+        return len(self._flight) + len(self._held) < policy.max_wakeups
 
     # -- helpers -----------------------------------------------------------
 
@@ -189,58 +251,115 @@ class InMemoryStorage:
         *,
         weight: Optional[float] = None,
         tags: Optional[Mapping[str, str]] = None,
-    ) -> None:
-        data = task.payload if self._serializer is None else self._serializer.dumps(task.payload)
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> List[str]:
+        return self.push_many([task], weight=weight, tags=tags, wakeups=wakeups)
+
+    def push_many(
+        self,
+        tasks: Sequence[ScheduledTask],
+        *,
+        weight: Optional[float] = None,
+        tags: Optional[Mapping[str, str]] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> List[str]:
+        tasks = list(tasks)
+        if not tasks:
+            return []
+        if len(tasks) > MAX_BATCH:
+            raise ValueError(f"push_many takes at most {MAX_BATCH} tasks, not {len(tasks)}")
+        key = tasks[0].key
+        if any(task.key != key for task in tasks):
+            raise ValueError("push_many takes tasks of one key")
+        ids = [task.task_id for task in tasks]
+        if len(set(ids)) != len(ids):
+            raise DuplicateTask("push_many names one task_id twice")
+        serializer = self._serializer
+        data = [task.payload if serializer is None else serializer.dumps(task.payload) for task in tasks]
         with self._lock:
-            if task.task_id in self._waiting_ids or task.task_id in self._leases:
-                raise DuplicateTask(f"task_id {task.task_id!r} is already waiting or leased")
-            state = self._state(task.key)
+            for task_id in ids:
+                if task_id in self._waiting_ids or task_id in self._leases:
+                    raise DuplicateTask(f"task_id {task_id!r} is already waiting or leased")
+            state = self._state(key)
             if weight is not None:
                 state.weight = weight
             for name, value in (tags or {}).items():
-                self._tag(task.key, state, name, value)
-            self._wait(_Record(task.task_id, task.key, data, task.enqueued_at, task.expires_at), head=False)
+                self._tag(key, state, name, value)
+            for task, encoded in zip(tasks, data):
+                self._wait(_Record(task.task_id, key, encoded, task.enqueued_at, task.expires_at), head=False)
+            if wakeups is None:
+                return []
+            return self._mint(tasks[-1].enqueued_at, wakeups, 1)
 
-    def pop(self, now: float, lease_seconds: float) -> PopResult:
+    def pop(
+        self,
+        now: float,
+        lease_seconds: float,
+        *,
+        token: Optional[str] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> PopResult:
+        if token is not None and wakeups is None:
+            raise ValueError("pop with a token needs wakeups (a WakeupPolicy)")
         with self._lock:
-            lease_heap = self._lease_heap
-            reclaimed = self._reclaim(now, RECLAIM_BATCH) if lease_heap and lease_heap[0][0] <= now else []
-            expired: List[ScheduledTask] = []
-            while True:
-                top = self._top()
-                if top is None:
-                    return PopResult(None, tuple(expired), tuple(reclaimed))
-                key, state = top
-                record = state.tasks.popleft()
-                self._unindex(record, state)
-                if record.expires_at is not None and now >= record.expires_at:
-                    self._expired_total += 1
-                    expired.append(self._decode(record))
-                    if not state.tasks:
-                        heapq.heappop(self._heap)
-                        self._deactivate(state)
-                    if len(expired) >= EXPIRED_BATCH:
-                        return PopResult(None, tuple(expired), tuple(reclaimed))
-                    continue
-                self._virtual_time = state.pass_
-                state.pass_ = algorithm.charged_pass(state.pass_, state.weight)
-                self._serve_seq += 1
-                state.seq = self._serve_seq
-                state.last_served = now
-                state.served_total += 1
-                self._served_total += 1
-                deadline = now + lease_seconds
-                self._leases[record.task_id] = (deadline, record)
-                heapq.heappush(self._lease_heap, (deadline, record.task_id))
-                if state.tasks:
-                    # The served key is the heap's top: re-sift it in one step.
-                    state.version += 1
-                    entry = (*algorithm.selection_order(state.pass_, state.seq, key), state.version)
-                    heapq.heapreplace(self._heap, entry)
-                else:
+            if token is None or wakeups is None:
+                return self._pop(now, lease_seconds)
+            if not self._usable(token, wakeups):
+                return PopResult(None)
+            result = self._pop(now, lease_seconds)
+            task = result.task
+            if task is not None:
+                self._flight.pop(token, None)
+                self._unhold(token)
+                self._held[token] = (now + lease_seconds, task.task_id)
+                self._holder[task.task_id] = token
+                return attrs.evolve(result, minted=tuple(self._mint(now, wakeups, FANOUT)))
+            if not result.expired:
+                # Nothing waits: the token is retired.
+                self._flight.pop(token, None)
+                self._unhold(token)
+            return result
+
+    def _pop(self, now: float, lease_seconds: float) -> PopResult:
+        """The pop of :meth:`pop` (lock held)."""
+        lease_heap = self._lease_heap
+        reclaimed = self._reclaim(now, RECLAIM_BATCH) if lease_heap and lease_heap[0][0] <= now else []
+        expired: List[ScheduledTask] = []
+        while True:
+            top = self._top()
+            if top is None:
+                return PopResult(None, tuple(expired), tuple(reclaimed))
+            key, state = top
+            record = state.tasks.popleft()
+            self._unindex(record, state)
+            if record.expires_at is not None and now >= record.expires_at:
+                self._expired_total += 1
+                expired.append(self._decode(record))
+                if not state.tasks:
                     heapq.heappop(self._heap)
                     self._deactivate(state)
-                return PopResult(self._decode(record), tuple(expired), tuple(reclaimed))
+                if len(expired) >= EXPIRED_BATCH:
+                    return PopResult(None, tuple(expired), tuple(reclaimed))
+                continue
+            self._virtual_time = state.pass_
+            state.pass_ = algorithm.charged_pass(state.pass_, state.weight)
+            self._serve_seq += 1
+            state.seq = self._serve_seq
+            state.last_served = now
+            state.served_total += 1
+            self._served_total += 1
+            deadline = now + lease_seconds
+            self._leases[record.task_id] = (deadline, record)
+            heapq.heappush(self._lease_heap, (deadline, record.task_id))
+            if state.tasks:
+                # The served key is the heap's top: re-sift it in one step.
+                state.version += 1
+                entry = (*algorithm.selection_order(state.pass_, state.seq, key), state.version)
+                heapq.heapreplace(self._heap, entry)
+            else:
+                heapq.heappop(self._heap)
+                self._deactivate(state)
+            return PopResult(self._decode(record), tuple(expired), tuple(reclaimed))
 
     def ack(self, task_id: str) -> bool:
         with self._lock:
@@ -251,6 +370,43 @@ class InMemoryStorage:
                 self._lease_heap = [(d, t) for t, (d, _) in self._leases.items()]
                 heapq.heapify(self._lease_heap)
             return True
+
+    def finish(
+        self,
+        task_id: str,
+        now: float,
+        *,
+        requeue: Optional[ScheduledTask] = None,
+        token: Optional[str] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+        keep_token: bool = False,
+    ) -> Finished:
+        if requeue is not None and requeue.task_id != task_id:
+            raise ValueError("finish: requeue.task_id must be task_id")
+        with self._lock:
+            done = self.requeue(requeue) if requeue is not None else self.ack(task_id)
+            if wakeups is None:
+                return Finished(done)
+            if token is None:
+                minted = self._mint(now, wakeups, 1) if requeue is not None and done else []
+                return Finished(done, tuple(minted))
+            return attrs.evolve(self._hand_back(token, now, wakeups, keep_token), done=done)
+
+    def release_token(self, token: str, now: float, wakeups: WakeupPolicy) -> List[str]:
+        with self._lock:
+            return list(self._hand_back(token, now, wakeups, False).publish)
+
+    def sweep_wakeups(self, now: float, wakeups: WakeupPolicy) -> List[str]:
+        with self._lock:
+            for token in [t for t, deadline in self._flight.items() if deadline <= now]:
+                del self._flight[token]
+            for token in [t for t, (deadline, _) in self._held.items() if deadline <= now]:
+                self._unhold(token)
+            return self._mint(now, wakeups, wakeups.max_wakeups)
+
+    def wakeup_status(self) -> WakeupStatus:
+        with self._lock:
+            return WakeupStatus(in_flight=len(self._flight), held=len(self._held))
 
     def release(self, task_id: str) -> bool:
         with self._lock:
@@ -275,6 +431,9 @@ class InMemoryStorage:
                 return False
             self._leases[task_id] = (deadline, lease[1])
             heapq.heappush(self._lease_heap, (deadline, task_id))
+            token = self._holder.get(task_id)
+            if token is not None:
+                self._held[token] = (deadline, task_id)
             return True
 
     def reclaim(self, now: float) -> List[ScheduledTask]:

@@ -38,6 +38,10 @@ class ReferenceModel:
     leases: Dict[str, Tuple[float, ScheduledTask]] = attrs.field(factory=dict)
     expired_total: int = 0
     served_total: int = 0
+    #: Wake-up tokens: in flight (id -> deadline) and held (id -> deadline,
+    #: the task id it runs or ``None`` when kept); see :meth:`token_usable`.
+    flight: Dict[str, float] = attrs.field(factory=dict)
+    held: Dict[str, Tuple[float, Optional[str]]] = attrs.field(factory=dict)
 
     def key(self, key: str) -> ModelKey:
         return self.keys.setdefault(key, ModelKey())
@@ -115,6 +119,65 @@ class ReferenceModel:
 
     def ack(self, task_id: str) -> bool:
         return self.leases.pop(task_id, None) is not None
+
+    # -- wake-up tokens (ranch-core README, "Wake-ups") --------------------
+
+    def outstanding(self) -> int:
+        return len(self.flight) + len(self.held)
+
+    def token_mint(self, ids: Any, deadline: float, limit: int, max_wakeups: int) -> None:
+        """Check that a step minted as many tokens as the rule says, and record them:
+        while fewer are in flight than tasks wait and fewer than ``max_wakeups`` are outstanding."""
+        expected = 0
+        while (
+            expected < limit
+            and len(self.flight) + expected < self.waiting()
+            and self.outstanding() + expected < max_wakeups
+        ):
+            expected += 1
+        assert len(ids) == expected, f"minted {len(ids)} tokens, the model says {expected}"
+        for token in ids:
+            assert token not in self.flight and token not in self.held, f"token {token} minted twice"
+            self.flight[token] = deadline
+
+    def token_usable(self, token: str, max_wakeups: int) -> bool:
+        """In flight, or held and kept, or unknown while there is room."""
+        if token in self.flight:
+            return True
+        if token in self.held:
+            return self.held[token][1] is None
+        return self.outstanding() < max_wakeups
+
+    def token_take(self, token: str, task: Optional[ScheduledTask], deadline: float) -> None:
+        """After a pop with a usable token: held for ``task``, or retired if none."""
+        self.flight.pop(token, None)
+        self.held.pop(token, None)
+        if task is not None:
+            self.held[token] = (deadline, task.task_id)
+
+    def token_hand_back(self, token: str, deadline: float, max_wakeups: int, keep: bool) -> str:
+        """The token's fate after its call: ``"kept"``, ``"passed"`` or ``"retired"``."""
+        if self.held.pop(token, None) is not None:
+            have = True
+        else:
+            have = token not in self.flight and self.outstanding() < max_wakeups
+        if have and keep and self.waiting() > 0:
+            self.held[token] = (deadline, None)
+            return "kept"
+        if have and self.waiting() > len(self.flight):
+            self.flight[token] = deadline
+            return "passed"
+        return "retired"
+
+    def token_extend(self, task_id: str, deadline: float) -> None:
+        for token, (_, bound) in list(self.held.items()):
+            if bound == task_id:
+                self.held[token] = (deadline, bound)
+
+    def token_sweep(self, now: float) -> None:
+        """Retire tokens whose deadline is ``<= now`` (then :meth:`token_mint`)."""
+        self.flight = {t: d for t, d in self.flight.items() if d > now}
+        self.held = {t: v for t, v in self.held.items() if v[0] > now}
 
     def release(self, task_id: str) -> bool:
         lease = self.leases.pop(task_id, None)

@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 
 from ranch_core.algorithm import MAX_WEIGHT, MIN_WEIGHT
+from ranch_core.errors import DuplicateTask
 from ranch_core.models import ScheduledTask
-from ranch_core.protocols import EXPIRED_BATCH, RECLAIM_BATCH, Storage
+from ranch_core.protocols import EXPIRED_BATCH, MAX_BATCH, RECLAIM_BATCH, Storage
 from ranch_core.scheduler import FairScheduler
 from ranch_core.testing.machine import BAD_PUSHES, build_machine
+from ranch_core.testing.tokens import build_token_machine
 
 KEY_NAMES = st.sampled_from(["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"])
 POW2_WEIGHTS = st.sampled_from([0.25, 0.5, 1.0, 2.0, 4.0])
@@ -68,7 +70,73 @@ class StorageConformance:
         machine = build_machine(self.make_storage)
         run_state_machine_as_test(machine, settings=self.conformance_settings)
 
+    token_settings = settings(
+        max_examples=40,
+        stateful_step_count=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+
+    def test_wakeup_token_protocol(self) -> None:
+        """Wake-up tokens: bounded, never a call run twice at once, and live
+        after any interleaving of pushes, takes, finishes, kills, purges,
+        lost publishes and sweeps (see :mod:`ranch_core.testing.tokens`)."""
+        run_state_machine_as_test(build_token_machine(self.make_storage), settings=self.token_settings)
+
     # -- the guarantees, each on its own -----------------------------------
+
+    def test_push_many_stores_in_order_and_returns_the_ids(self) -> None:
+        """``push_many``: the ids in the order given, FIFO within the key in that order, counts."""
+
+        @self.property_settings
+        @given(st.lists(st.tuples(KEY_NAMES, st.integers(1, 30)), min_size=1, max_size=4))
+        def check_order(batches: List[Tuple[str, int]]) -> None:
+            scheduler, _ = self.scheduler()
+            expected: Dict[str, List[Any]] = defaultdict(list)
+            for number, (key, size) in enumerate(batches):
+                payloads = [[number, n] for n in range(size)]
+                ids = scheduler.push_many(key, payloads, weight=0.5, tags={"batch": str(number)})
+                assert len(ids) == size == len(set(ids))
+                expected[key] += list(zip(ids, payloads))
+                meta = scheduler.metadata(key)
+                assert meta.pending_tasks == len(expected[key]) and meta.weight == 0.5
+                assert meta.tags == {"batch": str(number)}
+            assert len(scheduler) == sum(len(pairs) for pairs in expected.values())
+            served: Dict[str, List[Any]] = defaultdict(list)
+            while (task := scheduler.pop()) is not None:
+                served[task.key].append((task.task_id, task.payload))
+            assert served == expected
+
+        check_order()
+
+    def test_push_many_is_all_or_none(self) -> None:
+        """A batch with a bad payload, a duplicate id (inside it or already
+        stored) or too many tasks stores nothing: no task, no weight, no tag."""
+        scheduler, _ = self.scheduler()
+        scheduler.push("k", 0, task_id="old")
+        before = scheduler.status(), scheduler.metadata("k")
+        bad: List[Dict[str, Any]] = [
+            {"payloads": [1, object(), 3]},
+            {"payloads": [1, 2], "task_ids": ["x", "x"]},
+            {"payloads": [1, 2], "task_ids": ["x", "old"]},
+            {"payloads": list(range(MAX_BATCH + 1)), "direct": True},
+        ]
+        for case in bad:
+            try:
+                if case.get("direct"):
+                    tasks = [ScheduledTask(f"d{n}", "k", n, 0.0) for n in case["payloads"]]
+                    scheduler.storage.push_many(tasks, weight=0.5, tags={"plan": "pro"})
+                else:
+                    scheduler.push_many(
+                        "k", case["payloads"], weight=0.5, tags={"plan": "pro"}, task_ids=case.get("task_ids")
+                    )
+            except (TypeError, ValueError) as exc:
+                assert not isinstance(exc, DuplicateTask) or "task_ids" in case
+            else:
+                raise AssertionError(f"push_many accepted {case!r}")
+            assert (scheduler.status(), scheduler.metadata("k")) == before
+        many = scheduler.push_many("k", range(MAX_BATCH + 5))
+        assert len(many) == MAX_BATCH + 5 and len(scheduler) == MAX_BATCH + 6
 
     def test_equal_weights_serve_least_recently_served(self) -> None:
         """Equal weights: each pop serves the key with work served longest ago (never-served first)."""

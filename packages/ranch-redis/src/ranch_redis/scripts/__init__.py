@@ -17,14 +17,19 @@ from importlib import resources
 from typing import Any, Dict, Union
 
 from ranch_core.algorithm import MAX_WEIGHT, MIN_WEIGHT
-from ranch_core.protocols import EXPIRED_BATCH, RECLAIM_BATCH
+from ranch_core.protocols import EXPIRED_BATCH, FANOUT, RECLAIM_BATCH
 
 from ranch_redis import layout
 
 #: Every operation that is one server-side step.
 NAMES = (
     "push",
+    "push_many",
     "pop",
+    "finish",
+    "release_token",
+    "sweep_wakeups",
+    "wakeups",
     "ack",
     "release",
     "requeue",
@@ -44,6 +49,7 @@ NAMES = (
 CONSTANTS: Dict[str, Union[int, float]] = {
     "__RECLAIM_BATCH__": RECLAIM_BATCH,
     "__EXPIRED_BATCH__": EXPIRED_BATCH,
+    "__FANOUT__": FANOUT,
     "__MIN_WEIGHT__": MIN_WEIGHT,
     "__MAX_WEIGHT__": MAX_WEIGHT,
     **{f"__{name}__": value for name, value in layout.REPLIES.items()},

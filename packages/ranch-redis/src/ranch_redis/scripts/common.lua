@@ -26,6 +26,10 @@ local LEASES = BASE .. 'leases'  -- zset: score = deadline, member = task id
 local TASKS = BASE .. 'tasks'    -- hash: task id -> body (waiting and leased tasks)
 local EXPIRY = BASE .. 'expiry'  -- zset: score = expires_at, member = waiting task id
 local KEYSET = BASE .. 'keys'    -- set: hex keys whose list holds task ids
+local FLIGHT = BASE .. 'wf'      -- zset: wake-up tokens in flight, score = deadline
+local HELD = BASE .. 'wh'        -- zset: tokens held by workers, score = deadline
+local BOUND = BASE .. 'wb'       -- hash: held token -> the task id it runs ('' = kept)
+local HOLDER = BASE .. 'wt'      -- hash: task id -> the token held for it
 
 local function qkey(hk) return BASE .. 'q:' .. hk end  -- list of task ids, head first
 local function xkey(hk) return BASE .. 'x:' .. hk end  -- zset: the key's part of EXPIRY
@@ -170,4 +174,72 @@ local function reclaim(now, limit)
         end
     end
     return out, corrupt
+end
+
+-- Finish a lease and append the task, with a new body, to the tail of its
+-- key (a retry); see requeue.lua for the replies and the retry flag.
+local function requeue_task(tid, hk, body, retry, exp)
+    if redis.call('ZSCORE', LEASES, tid) then
+        redis.call('ZREM', LEASES, tid)
+        redis.call('HSET', TASKS, tid, body)
+        index_expiry(tid, hk, exp)
+        if redis.call('RPUSH', qkey(hk), tid) == 1 then
+            local _, vt = stats()
+            activate(hk, vt)
+        end
+        return __REQUEUE_DONE__
+    end
+    if retry == '1' and redis.call('HEXISTS', TASKS, tid) == 1 then return __REQUEUE_ALREADY__ end
+    return __REQUEUE_NOT_LEASED__
+end
+
+-- Wake-up tokens (ranch-core's "Wake-ups"). Waiting = tasks stored but not leased.
+local function n_waiting()
+    return redis.call('HLEN', TASKS) - redis.call('ZCARD', LEASES)
+end
+
+-- Mint up to `limit` tokens (ids nonce .. i) into FLIGHT with `deadline`,
+-- while fewer are in flight than tasks wait and fewer than m are outstanding.
+local function mint(nonce, deadline, m, limit)
+    local out = {}
+    local f = redis.call('ZCARD', FLIGHT)
+    local h = redis.call('ZCARD', HELD)
+    local w = n_waiting()
+    while #out < limit and f < w and f + h < m do
+        local tok = nonce .. (#out + 1)
+        redis.call('ZADD', FLIGHT, deadline, tok)
+        f = f + 1
+        out[#out + 1] = tok
+    end
+    return out
+end
+
+-- Drop a held token and its binding; false if it was not held.
+local function unhold(tok)
+    if redis.call('ZREM', HELD, tok) == 0 then return false end
+    local task = redis.call('HGET', BOUND, tok)
+    redis.call('HDEL', BOUND, tok)
+    if task and task ~= '' and redis.call('HGET', HOLDER, task) == tok then redis.call('HDEL', HOLDER, task) end
+    return true
+end
+
+-- A token after its call: kept (held, unbound) while tasks wait if asked; else
+-- passed on while more tasks wait than tokens are in flight; else retired.
+local function hand_back(tok, deadline, m, keep)
+    local have = unhold(tok)
+    if not have then
+        -- Retired meanwhile (its deadline passed): taken back if there is room.
+        have = not redis.call('ZSCORE', FLIGHT, tok)
+            and redis.call('ZCARD', FLIGHT) + redis.call('ZCARD', HELD) < m
+    end
+    if have and keep and n_waiting() > 0 then
+        redis.call('ZADD', HELD, deadline, tok)
+        redis.call('HSET', BOUND, tok, '')
+        return __TOKEN_KEPT__
+    end
+    if have and n_waiting() > redis.call('ZCARD', FLIGHT) then
+        redis.call('ZADD', FLIGHT, deadline, tok)
+        return __TOKEN_PASSED__
+    end
+    return __TOKEN_RETIRED__
 end

@@ -1,15 +1,35 @@
 -- pop: reclaim due leases, then serve the head of the first active key.
--- ARGV: now, deadline (now + lease)
--- Reply: the flat array {state, tid, body, #expired, #reclaimed,
---   expired tid, body, ..., reclaimed tid, body, ..., corrupt tid, body, ...}
--- (only the first three when nothing was expired, reclaimed or corrupt).
+-- ARGV: now, deadline (now + lease); optionally the wake-up token ('' =
+--   none), m (max_wakeups), token nonce, token deadline (now + ttl).
+-- Reply: the flat array {state, tid, body, #expired, #reclaimed, #minted,
+--   expired tid, body, ..., reclaimed tid, body, ..., minted token id, ...,
+--   corrupt tid, body, ...} (only the first three when nothing was
+--   expired, reclaimed, minted or corrupt).
 -- state: __POP_SERVED__ = served tid, __POP_EMPTY__ = nothing waiting,
 -- __POP_AGAIN__ = stopped early after EXPIRED_BATCH expired or corrupt
--- tasks (pop again).
+-- tasks (pop again; the token is left as it was); __POP_STALE__ = the
+-- token may not pop (held for a running task, or unknown while m tokens
+-- are outstanding): nothing done.
+-- With a token: it becomes held, bound to the served task (score = the
+-- lease deadline), and up to FANOUT tokens are minted; if nothing waits, it
+-- is retired.
 -- Every field read (stats, the key's weight and served total) is checked
 -- before it is used; a corrupt one takes its safe default (common.lua).
 local now_s, deadline = ARGV[1], ARGV[2]
 local now = tonumber(now_s)
+local tok, max_wakeups = ARGV[3] or '', tonumber(ARGV[4] or '')
+if tok ~= '' then
+    local usable
+    if redis.call('ZSCORE', FLIGHT, tok) then
+        usable = true
+    elseif redis.call('ZSCORE', HELD, tok) then
+        usable = redis.call('HGET', BOUND, tok) == ''
+    else
+        usable = redis.call('ZCARD', FLIGHT) + redis.call('ZCARD', HELD) < max_wakeups
+    end
+    if not usable then return {__POP_STALE__, '', ''} end
+end
+local minted = {}
 local reclaimed, corrupt = reclaim(now_s, __RECLAIM_BATCH__)
 local expired = {}
 local dropped = 0
@@ -17,10 +37,11 @@ local seq, _, n_expired = stats()
 local expired_before = n_expired
 
 local function reply(state, tid, body)
-    if #expired + #reclaimed + #corrupt == 0 then return {state, tid, body} end
-    local out = {state, tid, body, #expired / 2, #reclaimed / 2}
+    if #expired + #reclaimed + #corrupt + #minted == 0 then return {state, tid, body} end
+    local out = {state, tid, body, #expired / 2, #reclaimed / 2, #minted}
     extend(out, expired)
     extend(out, reclaimed)
+    extend(out, minted)
     extend(out, corrupt)
     return out
 end
@@ -33,6 +54,10 @@ while true do
     local top = redis.call('ZPOPMIN', ACTIVE)
     if #top == 0 then
         count_expired()
+        if tok ~= '' then
+            redis.call('ZREM', FLIGHT, tok)
+            unhold(tok)
+        end
         return reply(__POP_EMPTY__, '', '')
     end
     -- The score is the key's pass (kept equal to field p of its state).
@@ -82,6 +107,14 @@ while true do
             redis.call('ZADD', LEASES, deadline, tid)
             unindex_expiry(tid, hk, exp)
             if remaining > 0 then redis.call('ZADD', ACTIVE, np, member(seq, hk)) end
+            if tok ~= '' then
+                redis.call('ZREM', FLIGHT, tok)
+                unhold(tok)
+                redis.call('ZADD', HELD, deadline, tok)
+                redis.call('HSET', BOUND, tok, tid)
+                redis.call('HSET', HOLDER, tid, tok)
+                minted = mint(ARGV[5], ARGV[6], max_wakeups, __FANOUT__)
+            end
             return reply(__POP_SERVED__, tid, body)
         end
     end

@@ -18,16 +18,4 @@
 -- Limit: if the first attempt ran, and another worker popped the task again
 -- before the retry arrived (within the retry backoff), the retry finishes
 -- that worker's lease and appends the task again (it may run twice).
-local tid, hk, body = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('ZSCORE', LEASES, tid) then
-    redis.call('ZREM', LEASES, tid)
-    redis.call('HSET', TASKS, tid, body)
-    index_expiry(tid, hk, ARGV[5] or '')
-    if redis.call('RPUSH', qkey(hk), tid) == 1 then
-        local _, vt = stats()
-        activate(hk, vt)
-    end
-    return __REQUEUE_DONE__
-end
-if ARGV[4] == '1' and redis.call('HEXISTS', TASKS, tid) == 1 then return __REQUEUE_ALREADY__ end
-return __REQUEUE_NOT_LEASED__
+return requeue_task(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] or '')

@@ -1,0 +1,50 @@
+-- push_many: append tasks of one key to its tail, in order, set the key's
+-- weight and tags, activate the key and mint at most one wake-up token: one
+-- step, all tasks or none. (push is push_many of one task.)
+-- ARGV: retry ('1' = a retry of a call whose reply was lost), weight ('' =
+--       keep), key (the user's, for the tag index), number of tags, then
+--       per tag: name, hex name, value; then m (max_wakeups, '' = no
+--       tokens), token nonce, token deadline, hex key, number of tasks n,
+--       then per task: task id, body, expires_at ('' = never).
+-- Reply: {__PUSH_STORED__, minted token id...}; {__PUSH_ALREADY_STORED__}
+-- (a retry found its own earlier write: the first task's identical body);
+-- {__PUSH_DUPLICATE__} (a task id is waiting or leased: nothing written,
+-- no weight, no tag).
+local retry, w, ukey, ntags = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local at = 5 + 3 * ntags
+local m, nonce, deadline, hk, n = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], tonumber(ARGV[at + 4])
+local first = at + 5
+local ids, fields, exps = {}, {}, {}
+for j = 0, n - 1 do
+    local tid, body, exp = ARGV[first + 3 * j], ARGV[first + 3 * j + 1], ARGV[first + 3 * j + 2]
+    ids[#ids + 1] = tid
+    extend(fields, {tid, body})
+    if exp ~= '' then extend(exps, {exp, tid}) end
+end
+local olds = redis.call('HMGET', TASKS, unpack(ids))
+for j = 1, n do
+    if olds[j] then
+        if retry == '1' and j == 1 and olds[1] == ARGV[first + 1] then return {__PUSH_ALREADY_STORED__} end
+        return {__PUSH_DUPLICATE__}
+    end
+end
+redis.call('HSET', TASKS, unpack(fields))
+local kf = {}
+if w ~= '' then extend(kf, {'w', w}) end
+for t = 0, ntags - 1 do
+    local a = 5 + 3 * t
+    extend(kf, {'t:' .. ARGV[a], ARGV[a + 2]})
+    redis.call('HSET', BASE .. 'tag:' .. ARGV[a + 1], ukey, ARGV[a + 2])
+end
+if #kf > 0 then redis.call('HSET', kkey(hk), unpack(kf)) end
+if #exps > 0 then
+    redis.call('ZADD', EXPIRY, unpack(exps))
+    redis.call('ZADD', xkey(hk), unpack(exps))
+end
+if redis.call('RPUSH', qkey(hk), unpack(ids)) == n then
+    local _, vt = stats()
+    activate(hk, vt)
+end
+local out = {__PUSH_STORED__}
+if m ~= '' then extend(out, mint(nonce, deadline, tonumber(m), 1)) end
+return out
