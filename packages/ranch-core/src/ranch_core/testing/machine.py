@@ -148,6 +148,31 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
             for i, key in enumerate(keys):
                 self._push(key, i, None, expiry)
 
+        @rule(
+            key=st.sampled_from(KEYS),
+            payloads=st.lists(PAYLOADS, min_size=1, max_size=6),
+            weight=st.one_of(st.none(), WEIGHTS),
+            expiry=EXPIRIES,
+            tags=TAGS,
+        )
+        def push_batch(
+            self,
+            key: str,
+            payloads: List[Any],
+            weight: Optional[float],
+            expiry: Optional[float],
+            tags: Optional[Dict[str, str]],
+        ) -> None:
+            """``push_many``: one storage step, ids in the order given."""
+            ids = [self._new_id() for _ in payloads]
+            got = self.scheduler.push_many(
+                key, payloads, weight=weight, expiry=expiry, tags=tags, task_ids=ids
+            )
+            assert got == ids
+            expires_at = None if expiry is None else self.now + expiry
+            for task_id, payload in zip(ids, payloads):
+                self.model.push(ScheduledTask(task_id, key, payload, self.now, expires_at), weight, tags)
+
         @rule(data=st.data())
         def push_bad_input(self, data: st.DataObject) -> None:
             live = sorted(self.model.live_ids())
