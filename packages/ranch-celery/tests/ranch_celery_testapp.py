@@ -15,16 +15,25 @@ from typing import Any, Dict, List, Optional
 
 import redis
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import task_prerun, worker_ready
 from ranch_celery import lru_task
 from ranch_core import LRUKeyMetadata
 from ranch_redis import RedisStorage
 
 
 def make_app(
-    redis_url: str, *, lease: float = 30.0, sweep: float = 0.5, storage_url: Optional[str] = None
+    redis_url: str,
+    *,
+    lease: float = 30.0,
+    sweep: float = 0.5,
+    storage_url: Optional[str] = None,
+    max_wakeups: Optional[int] = None,
+    budget: Optional[int] = None,
 ) -> Celery:
-    """The test app on ``redis_url`` (broker and results; storage too unless ``storage_url``)."""
+    """The test app on ``redis_url`` (broker and results; storage too unless ``storage_url``).
+
+    ``max_wakeups`` and ``budget`` set ``ranch_max_wakeups`` / ``ranch_wakeup_budget``.
+    """
     app = Celery("ranch_celery_testapp", broker=redis_url, backend=redis_url)
     app.conf.update(
         task_serializer="json",
@@ -50,6 +59,10 @@ def make_app(
     )
     if storage_url:
         app.conf.ranch_storage_url = storage_url
+    if max_wakeups is not None:
+        app.conf.ranch_max_wakeups = max_wakeups
+    if budget is not None:
+        app.conf.ranch_wakeup_budget = budget
     rec = redis.Redis.from_url(redis_url)
 
     @lru_task(app, name="t.add", shared=False)
@@ -152,11 +165,49 @@ def make_app(
         rec.rpush("finished", token)
         return token
 
+    @lru_task(app, name="t.phase", shared=False)
+    def phase(token: str) -> str:
+        # The test sets "pause:running" to hold the call here (then SIGKILLs the worker).
+        rec.rpush("phase", f"running:{token}")
+        rec.rpush("started", token)
+        if rec.get("pause:running"):
+            time.sleep(60)
+        rec.rpush("finished", token)
+        return token
+
+    @task_prerun.connect(weak=False)
+    def _prerun(sender: Any = None, task_id: Any = None, args: Any = (), **_kwargs: Any) -> None:
+        # The token is taken and the call leased, but its body has not started.
+        if getattr(sender, "name", None) == "t.phase" and rec.get("pause:prerun"):
+            rec.rpush("phase", f"prerun:{args[0] if args else '?'}")
+            time.sleep(60)
+
     @worker_ready.connect(weak=False)
     def _ready(sender: Any = None, **_kwargs: Any) -> None:
         rec.rpush("ready", sender.hostname if sender is not None else "?")
 
     return app
+
+
+def _optional_int(name: str) -> Optional[int]:
+    value = os.environ.get(name)
+    return None if value is None else int(value)
+
+
+def stall_publishing(redis_url: str) -> None:
+    """Make every wake-up this worker publishes stall (after noting ``publish`` in the
+    ``phase`` list): the test SIGKILLs the worker between a finish and its re-publish."""
+    from ranch_celery.backlog import CeleryBacklog
+
+    rec = redis.Redis.from_url(redis_url)
+    publish = CeleryBacklog.wake
+
+    def stalled(self: CeleryBacklog, *args: Any, **kwargs: Any) -> None:
+        rec.rpush("phase", "publish")
+        time.sleep(60)
+        publish(self, *args, **kwargs)
+
+    CeleryBacklog.wake = stalled  # type: ignore[method-assign]
 
 
 _url: Optional[str] = os.environ.get("RANCH_TEST_REDIS_URL")
@@ -166,7 +217,11 @@ app = (
         lease=float(os.environ.get("RANCH_TEST_LEASE", "30")),
         sweep=float(os.environ.get("RANCH_TEST_SWEEP", "0.5")),
         storage_url=os.environ.get("RANCH_TEST_STORAGE_URL"),
+        max_wakeups=_optional_int("RANCH_TEST_MAX_WAKEUPS"),
+        budget=_optional_int("RANCH_TEST_BUDGET"),
     )
     if _url
     else None
 )
+if _url and os.environ.get("RANCH_TEST_STALL_PUBLISH"):
+    stall_publishing(_url)

@@ -44,6 +44,8 @@ class CeleryBacklog:
         explicit_storage: Optional[Storage],
         weight_function: Optional[WeightFunction],
         settings: Callable[[], Settings],
+        *,
+        max_wakeups: Optional[int] = None,
     ) -> None:
         self.app = app
         self.name = name
@@ -51,12 +53,15 @@ class CeleryBacklog:
         self.route_task = route_task
         self.explicit_storage = explicit_storage
         self.weight_function = weight_function
+        #: ``lru_task(..., max_wakeups=)`` of a task of this backlog (``None``: the app's setting).
+        self.explicit_max_wakeups = max_wakeups
         self.tasks: Set[str] = {route_task}
         self._settings = settings
         self._storage: Optional[Storage] = explicit_storage
         self._dispatcher: Optional[FairDispatcher] = None
         self._pid = -1
         self._lock = threading.Lock()
+        self._slots = (0, -1)  # (worker slots, pid of the process they belong to)
 
     def declared(self) -> BacklogSettings:
         """What the backlog was declared with, for :func:`ranch_core.backlogs.check_join`."""
@@ -91,6 +96,19 @@ class CeleryBacklog:
         """Lease of a running call (the ``lease_seconds`` setting)."""
         return self._settings().lease_seconds
 
+    @property
+    def max_wakeups(self) -> int:
+        """Bound on outstanding wake-ups: ``lru_task(..., max_wakeups=)``, else ``ranch_max_wakeups``."""
+        if self.explicit_max_wakeups is not None:
+            return self.explicit_max_wakeups
+        return self._settings().max_wakeups
+
+    @property
+    def token_ttl(self) -> float:
+        """How long a wake-up may travel before a sweep replaces it: the sweep interval."""
+        settings = self._settings()
+        return settings.sweep_interval or min(self.lease_seconds / 3, 60.0)
+
     def dispatcher(self) -> FairDispatcher:
         """This process's :class:`~ranch_core.dispatcher.FairDispatcher` for the backlog."""
         pid = os.getpid()
@@ -103,13 +121,33 @@ class CeleryBacklog:
                 scheduler = FairScheduler(
                     storage, weight_function=self.weight_function, lease_seconds=self.lease_seconds
                 )
-                settings = self._settings()
-                ttl = settings.sweep_interval or min(self.lease_seconds / 3, 60.0)
                 self._dispatcher = FairDispatcher(
-                    scheduler, self.wake, on_expired=self.mark_expired, token_ttl=ttl
+                    scheduler,
+                    self.wake,
+                    on_expired=self.mark_expired,
+                    max_wakeups=self.max_wakeups,
+                    token_ttl=self.token_ttl,
                 )
+                self._apply_slots(self._dispatcher)
                 self._pid = pid
             return self._dispatcher
+
+    def set_slots(self, slots: int) -> None:
+        """This process is a worker running ``slots`` calls at once (its pool's concurrency).
+
+        Its dispatcher registers them at each sweep, so the backlog's
+        effective ``max_wakeups`` grows to the fleet's live slots. Only this
+        process: a forked pool child starts again from 0 (its parent counts).
+        """
+        self._slots = (slots, os.getpid())
+        dispatcher = self._dispatcher
+        if dispatcher is not None and self._pid == os.getpid():
+            self._apply_slots(dispatcher)
+
+    def _apply_slots(self, dispatcher: FairDispatcher) -> None:
+        slots, pid = self._slots
+        if pid == os.getpid() and hasattr(dispatcher, "slots"):
+            dispatcher.slots = slots  # ranch-core's slot registration (issue 10)
 
     def wake(self, token: Optional[str] = None, countdown: Optional[float] = None, attempt: int = 0) -> None:
         """Publish one wake-up message for this backlog, carrying ``token``

@@ -22,6 +22,18 @@ from ranch_celery.sweep import ensure_keeper, stop_keeper
 logger = logging.getLogger("ranch_celery")
 
 
+def worker_slots(worker: Any) -> int:
+    """Calls ``worker`` runs at once: 1 for ``solo``, else its concurrency (prefork, threads, ...)."""
+    pool_cls = getattr(worker, "pool_cls", None)
+    where = f"{getattr(pool_cls, '__module__', '')}.{getattr(pool_cls, '__name__', pool_cls)}"
+    if "solo" in where.lower():
+        return 1
+    concurrency = getattr(worker, "concurrency", None)
+    if isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency > 0:
+        return concurrency
+    return 1
+
+
 class RanchStep(bootsteps.StartStopStep):  # type: ignore[misc]
     """Worker bootstep: lease keeper and log filter of Ranch."""
 
@@ -35,9 +47,13 @@ class RanchStep(bootsteps.StartStopStep):  # type: ignore[misc]
         """Start the lease keeper of this worker."""
         state = RanchState.of(parent.app)
         try:
-            state.resolve()
+            backlogs = state.resolve()
         except Exception:
             logger.exception("ranch: the app's lru_tasks contradict each other")
+            backlogs = list(state.backlogs.values())
+        slots = worker_slots(parent)
+        for backlog in backlogs:
+            backlog.set_slots(slots)
         ensure_keeper(state)
 
     def stop(self, parent: Any) -> None:

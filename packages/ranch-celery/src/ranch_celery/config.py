@@ -41,12 +41,21 @@ class SerializerType(str, enum.Enum):
 DEFAULT_LEASE_SECONDS = 300.0
 #: Default Redis namespace prefix: a backlog ``b`` lives in namespace ``celery:b``.
 DEFAULT_PREFIX = "celery:"
+#: Default bound on a backlog's outstanding wake-ups (grown to the fleet's live worker slots).
+DEFAULT_MAX_WAKEUPS = 64
+#: Default run budget: calls a worker runs back to back under one wake-up (measured, see the README).
+DEFAULT_WAKEUP_BUDGET = 8
+#: Default wall-time cap of one run budget, seconds: no new call starts under a wake-up after this.
+DEFAULT_WAKEUP_BUDGET_SECONDS = 0.05
 
 #: Keys Ranch reads, and what they mean.
 KNOWN: Dict[str, str] = {
     "storage_url": "URL of the backlog storage (redis://, rediss://, unix://, memory://)",
     "lease_seconds": "lease of a running call (default 300)",
     "sweep_interval": "seconds between two lease sweeps (default a third of the lease, at most 60)",
+    "max_wakeups": "bound on a backlog's outstanding wake-ups (default 64, grown to the live worker slots)",
+    "wakeup_budget": "calls a worker runs back to back under one wake-up (default 8)",
+    "wakeup_budget_seconds": "wall time after which no new call starts under one wake-up (default 0.05)",
     "redis_prefix": "Redis namespace prefix (celery-ranch); backlog b lives in namespace <prefix>b",
     "serializer": "json (kombu's JSON, default) or pickle",
     "redis_serializer": "celery-ranch's name of serializer",
@@ -111,8 +120,10 @@ def check_value(key: str, value: Any) -> Any:
         if not isinstance(value, str) or not value:
             raise TypeError(f"{name} must be a URL string, not {value!r}")
         return value
-    if key in ("lease_seconds", "sweep_interval"):
+    if key in ("lease_seconds", "sweep_interval", "wakeup_budget_seconds"):
         return validation.check_lease(value)
+    if key in ("max_wakeups", "wakeup_budget"):
+        return check_positive_int(value, name)
     if key == "redis_prefix":
         return check_backlog_name(value, name)
     if key in ("serializer", "redis_serializer"):
@@ -133,6 +144,15 @@ def check_value(key: str, value: Any) -> Any:
     raise AssertionError(key)  # pragma: no cover - every KNOWN key is handled above
 
 
+def check_positive_int(value: Any, name: str) -> int:
+    """``value`` if it is an ``int`` >= 1 (``TypeError``/``ValueError`` naming ``name``)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= 1, not {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be an int >= 1, not {value!r}")
+    return value
+
+
 @attrs.frozen
 class Settings:
     """The Ranch settings of one app, read from its final configuration."""
@@ -145,6 +165,9 @@ class Settings:
     redis_max_retries: int = 3
     redis_options: Dict[str, Any] = attrs.field(factory=dict)
     redis_use_ssl: bool = False
+    max_wakeups: int = DEFAULT_MAX_WAKEUPS
+    wakeup_budget: int = DEFAULT_WAKEUP_BUDGET
+    wakeup_budget_seconds: float = DEFAULT_WAKEUP_BUDGET_SECONDS
 
     def namespace(self, backlog: str) -> str:
         """The Redis namespace of ``backlog``: ``<redis_prefix><backlog>``."""
@@ -190,4 +213,7 @@ def read_settings(app: Any, given: Mapping[str, Any]) -> Settings:
         redis_max_retries=values.get("redis_max_retries", 3),
         redis_options=redis_options,
         redis_use_ssl=values.get("redis_use_ssl", False),
+        max_wakeups=values.get("max_wakeups", DEFAULT_MAX_WAKEUPS),
+        wakeup_budget=values.get("wakeup_budget", DEFAULT_WAKEUP_BUDGET),
+        wakeup_budget_seconds=values.get("wakeup_budget_seconds", DEFAULT_WAKEUP_BUDGET_SECONDS),
     )

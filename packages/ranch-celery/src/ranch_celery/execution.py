@@ -9,8 +9,13 @@ wake-up. The lease is acknowledged when the call ends, or the call goes
 back into its backlog for a retry (:mod:`ranch_celery.retries`).
 
 A wake-up carries a token id (see ranch-core's "Wake-ups"): the worker
-takes the call with it, publishes the fan-out tokens, and passes the token
-on (or retires it) when the call ends. A wake-up without a token (0.1's
+takes the call with it, publishes the fan-out tokens, and runs it. Then,
+within its *run budget* (``ranch_wakeup_budget`` calls, and no new call
+once ``ranch_wakeup_budget_seconds`` have passed), it keeps the token and
+takes the next call, a fresh fair choice at that moment; the last call's
+finish passes the token on (re-published) while calls wait, or retires it.
+A retried call, or a wake-up with a time limit (the limit covers the whole
+message), ends the run after one call. A wake-up without a token (0.1's
 messages) counts as a stale token.
 
 If the storage cannot be reached when the wake-up runs, the wake-up (same
@@ -23,7 +28,8 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
+import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 
 from ranch_core.calls import Claimed
 from ranch_core.errors import StorageUnavailable
@@ -58,8 +64,9 @@ def wake_up(task: Any, backlog: str, token: Any = None, attempt: int = 0) -> Opt
     state = RanchState.of(task.app)
     fair = state.backlog(backlog)
     ensure_keeper(state)
+    dispatcher = fair.dispatcher()
     try:
-        claimed = fair.dispatcher().take(token)
+        claimed = dispatcher.take(token)
     except (StorageUnavailable, ConnectionError, TimeoutError) as exc:
         delay = min(state.sweep_interval(), RETRY_FIRST_DELAY * 2 ** min(attempt, 30))
         logger.warning(
@@ -72,8 +79,37 @@ def wake_up(task: Any, backlog: str, token: Any = None, attempt: int = 0) -> Opt
         return None
     if claimed is None:
         return None
-    run_claimed(state, fair, claimed, task.request)
-    return claimed.task_id
+    calls, seconds = run_budget(state, task.request)
+    started = time.monotonic()
+    ran = 1
+    while True:
+        keep = ran < calls and time.monotonic() - started < seconds
+        last = claimed.task_id
+        if not run_claimed(state, fair, claimed, task.request, keep_token=keep):
+            return last
+        try:
+            # The token is still held: the next call is the fair choice now.
+            following = dispatcher.take(claimed.token)
+        except (StorageUnavailable, ConnectionError, TimeoutError) as exc:
+            logger.warning(
+                "ranch: storage of backlog %r is unavailable (%s); the sweep replaces the held wake-up",
+                backlog,
+                exc,
+            )
+            return last
+        if following is None:
+            return last
+        claimed = following
+        ran += 1
+
+
+def run_budget(state: RanchState, request: Any) -> Tuple[int, float]:
+    """``(calls, seconds)`` one wake-up may run: the settings, or one call under a time limit."""
+    settings = state.settings()
+    timelimit = getattr(request, "timelimit", None) or ()
+    if any(limit is not None for limit in timelimit):
+        return 1, settings.wakeup_budget_seconds
+    return settings.wakeup_budget, settings.wakeup_budget_seconds
 
 
 def tracer_for(state: RanchState, task: Any, hostname: str) -> Callable[..., Any]:
@@ -114,8 +150,14 @@ def request_for(backlog: CeleryBacklog, claimed: Claimed, task: Any, outer: Any)
     }
 
 
-def run_claimed(state: RanchState, backlog: CeleryBacklog, claimed: Claimed, outer: Any) -> None:
+def run_claimed(
+    state: RanchState, backlog: CeleryBacklog, claimed: Claimed, outer: Any, *, keep_token: bool = False
+) -> bool:
     """Run one claimed call under its own id, then ack it or put it back (retry).
+
+    With ``keep_token`` the wake-up's token stays held if calls wait (run
+    budget); returns whether it was kept (then the caller takes the next
+    call with it). A retried call always passes the token on.
 
     A call naming a task this worker does not have is stored as a
     ``NotRegistered`` failure, logged, and acknowledged (it would fail the
@@ -136,8 +178,7 @@ def run_claimed(state: RanchState, backlog: CeleryBacklog, claimed: Claimed, out
             name,
         )
         state.app.backend.mark_as_failure(claimed.task_id, NotRegistered(name))
-        dispatcher.finish(claimed)
-        return
+        return dispatcher.finish(claimed, keep_token=keep_token).kept
     tracer = tracer_for(state, task, getattr(outer, "hostname", None) or "ranch@localhost")
     frame = Frame(claimed)
     stack = frames()
@@ -152,12 +193,13 @@ def run_claimed(state: RanchState, backlog: CeleryBacklog, claimed: Claimed, out
         stack.pop()
     if frame.retry is not None:
         finish_retry(backlog, claimed, frame.retry)
-        return
+        return False
     try:
-        dispatcher.finish(claimed)
+        return dispatcher.finish(claimed, keep_token=keep_token).kept
     except Exception:
         logger.exception(
             "ranch: call %s ran but its lease could not be released; it may run again when the lease "
             "runs out",
             claimed.task_id,
         )
+        return False

@@ -35,6 +35,16 @@ class Declaration:
     backlog: Optional[str]
     storage: Optional[Storage]
     weight_function: Optional[WeightFunction]
+    max_wakeups: Optional[int] = None
+
+
+def check_max_wakeups(backlog: str, existing: Optional[int], joining: Optional[int], who: str) -> None:
+    """Refuse a task that gives backlog ``backlog`` another ``max_wakeups`` than it has."""
+    if existing is not None and joining is not None and existing != joining:
+        raise BacklogConflict(
+            f"{who} names backlog {backlog!r} with max_wakeups={joining}, but the backlog has "
+            f"max_wakeups={existing}: tasks sharing a backlog share its bound; pass it only once"
+        )
 
 
 class RanchState:
@@ -113,6 +123,12 @@ class RanchState:
                             other.backlog, storage=other.storage, weight_function=other.weight_function
                         )
                         check_join(existing, joining, who=f"task {declaration.task!r}")
+                        check_max_wakeups(
+                            other.backlog,
+                            other.max_wakeups,
+                            declaration.max_wakeups,
+                            f"task {declaration.task!r}",
+                        )
             if declaration.storage is not None:
                 others = [
                     (other.backlog or other.task, other.storage)
@@ -158,7 +174,9 @@ class RanchState:
             pending = [d for d in self.declarations.values() if d.task not in self.task_backlogs]
             # Tasks that bring a storage or weight function declare their backlog first;
             # the others join it (a joiner may leave both unset).
-            pending.sort(key=lambda d: d.storage is None and d.weight_function is None)
+            pending.sort(
+                key=lambda d: d.storage is None and d.weight_function is None and d.max_wakeups is None
+            )
             for declaration in pending:
                 self._resolve_one(declaration)
             return list(self.backlogs.values())
@@ -179,18 +197,24 @@ class RanchState:
                 declaration.storage,
                 declaration.weight_function,
                 self.settings,
+                max_wakeups=declaration.max_wakeups,
             )
             self.backlogs[name] = backlog
         else:
             joining = BacklogSettings(name, queue, declaration.storage, declaration.weight_function)
             try:
                 check_join(backlog.declared(), joining, who=f"task {declaration.task!r}")
+                check_max_wakeups(
+                    name, backlog.explicit_max_wakeups, declaration.max_wakeups, f"task {declaration.task!r}"
+                )
             except BacklogConflict as exc:
                 raise BacklogConflict(
                     f"{exc} (tasks routed to one queue share one backlog by default; give one of "
                     "them its own with lru_task(..., backlog=...))"
                 ) from None
             backlog.tasks.add(declaration.task)
+            if backlog.explicit_max_wakeups is None and declaration.max_wakeups is not None:
+                backlog.explicit_max_wakeups = declaration.max_wakeups
         self.task_backlogs[declaration.task] = name
 
     def dispatchers(self) -> List[FairDispatcher]:

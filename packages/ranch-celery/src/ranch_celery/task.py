@@ -9,10 +9,13 @@ from typing import (
     Callable,
     Dict,
     Generic,
+    Iterable,
+    List,
     Mapping,
     Optional,
     Protocol,
     Sequence,
+    Tuple,
     TypeVar,
     Union,
     cast,
@@ -23,13 +26,13 @@ from ranch_core.backlogs import check_backlog_name, check_weight_function
 from ranch_core.calls import Call, check_arguments, optional_str
 from ranch_core.dispatcher import FairDispatcher
 from ranch_core.management import KeyManagement
-from ranch_core.protocols import Storage
+from ranch_core.protocols import MAX_BATCH, Storage
 from ranch_core.scheduler import WeightFunction
 
 from ranch_celery.app import install
 from ranch_celery.backlog import CeleryBacklog
 from ranch_celery.codec import explain_unencodable
-from ranch_celery.config import check_config
+from ranch_celery.config import check_config, check_positive_int
 from ranch_celery.registry import Declaration, RanchState
 from ranch_celery.retries import capture_retry
 from ranch_celery.storage import check_explicit
@@ -147,13 +150,9 @@ class LRUTaskMixin(KeyManagement):
         if headers is not None and not isinstance(headers, Mapping):
             raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
         task = cast(Any, self)
-        call_options: Dict[str, Any] = {"task": task.name}
+        call_options = self._call_options()
         if headers:
             call_options["headers"] = dict(headers)
-        parent = task.app.current_worker_task
-        if parent is not None and parent.request.id:
-            call_options["parent_id"] = parent.request.id
-            call_options["root_id"] = parent.request.root_id or parent.request.id
         call = Call(args=call_args, kwargs=call_kwargs, options=call_options)
         backlog = self._ranch_backlog
         try:
@@ -167,6 +166,77 @@ class LRUTaskMixin(KeyManagement):
                 raise named from exc
             raise
         return task.AsyncResult(new_id)
+
+    def lru_delay_many(
+        self,
+        lru_key: str,
+        calls: Iterable[Tuple[Sequence[Any], Optional[Mapping[str, Any]]]],
+        *,
+        priority_weight: Optional[float] = None,
+        expiry: Optional[float] = None,
+        tags: Optional[Mapping[str, str]] = None,
+    ) -> List[Any]:
+        """Store many calls of this task under ``lru_key``; return their ``AsyncResult`` objects, in order.
+
+        ``calls`` is an iterable of ``(args, kwargs)`` pairs (``kwargs`` may
+        be ``None``). One storage round trip per batch of up to 1,000 calls
+        and at most one wake-up published per batch (the worker that takes
+        it fans out). All are stored or none: every pair is checked and
+        encoded before anything is written, and a bad pair raises
+        ``TypeError``/``ValueError`` naming its index and argument.
+        ``priority_weight``, ``expiry`` and ``tags`` as in :meth:`lru_delay`,
+        for every call.
+        """
+        if isinstance(calls, (str, bytes, Mapping)) or not isinstance(calls, Iterable):
+            raise TypeError(f"calls must be an iterable of (args, kwargs) pairs, not {type(calls).__name__}")
+        task = cast(Any, self)
+        options = self._call_options()
+        checked: List[Call] = []
+        for index, pair in enumerate(calls):
+            if isinstance(pair, (str, bytes)) or not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"calls[{index}] must be an (args, kwargs) pair, not {pair!r:.80}")
+            try:
+                call_args, call_kwargs = check_arguments(pair[0], pair[1])
+            except TypeError as exc:
+                raise TypeError(f"calls[{index}]: {exc}") from None
+            checked.append(Call(args=call_args, kwargs=call_kwargs, options=options))
+        backlog = self._ranch_backlog
+        serializer = backlog.serializer
+        if len(checked) > MAX_BATCH and serializer is not None:
+            # The dispatcher stores batch by batch: check every call before the first is written.
+            for index, call in enumerate(checked):
+                named = explain_unencodable(serializer, call.args, call.kwargs)
+                if named is not None:
+                    raise TypeError(f"calls[{index}]: {named}")
+        task_ids = [str(uuid.uuid4()) for _ in checked]
+        try:
+            ids = backlog.dispatcher().submit_many(
+                lru_key,
+                checked,
+                priority_weight=priority_weight,
+                expiry=expiry,
+                tags=tags,
+                task_ids=task_ids,
+            )
+        except TypeError as exc:
+            if serializer is not None:
+                for index, call in enumerate(checked):
+                    named = explain_unencodable(serializer, call.args, call.kwargs)
+                    if named is not None:
+                        raise TypeError(f"calls[{index}]: {named}") from exc
+            raise
+        result_class = task.AsyncResult
+        return [result_class(task_id) for task_id in ids]
+
+    def _call_options(self) -> Dict[str, Any]:
+        """The options stored with a call produced here: its task, and its parent if inside a task."""
+        task = cast(Any, self)
+        call_options: Dict[str, Any] = {"task": task.name}
+        parent = task.app.current_worker_task
+        if parent is not None and parent.request.id:
+            call_options["parent_id"] = parent.request.id
+            call_options["root_id"] = parent.request.root_id or parent.request.id
+        return call_options
 
     # -- management API (the seed's names, from ranch_core.management.KeyManagement) --
 
@@ -213,6 +283,15 @@ if TYPE_CHECKING:
             tags: Optional[Mapping[str, str]] = None,
             **options: Any,
         ) -> LRUResult[R]: ...
+        def lru_delay_many(
+            self,
+            lru_key: str,
+            calls: Iterable[Tuple[Sequence[Any], Optional[Mapping[str, Any]]]],
+            *,
+            priority_weight: Optional[float] = None,
+            expiry: Optional[float] = None,
+            tags: Optional[Mapping[str, str]] = None,
+        ) -> List[LRUResult[R]]: ...
 else:
     LRUTask = LRUTaskMixin
 
@@ -223,9 +302,12 @@ def _make_decorator(
     storage: Optional[Storage],
     weight_function: Optional[WeightFunction],
     backlog: Optional[str],
+    max_wakeups: Optional[int],
     task_options: Dict[str, Any],
 ) -> Callable[[Callable[..., Any]], Any]:
     checked_config = check_config(config)
+    if max_wakeups is not None:
+        check_positive_int(max_wakeups, "max_wakeups")
     check_explicit(storage)
     check_weight_function(weight_function)
     if backlog is not None:
@@ -237,7 +319,7 @@ def _make_decorator(
         if not callable(fun):
             raise TypeError("lru_task decorates a function")
         name = task_options.get("name") or app.gen_task_name(fun.__name__, fun.__module__)
-        state.declare(Declaration(name, backlog, storage, weight_function))
+        state.declare(Declaration(name, backlog, storage, weight_function, max_wakeups))
         options = dict(task_options)
         base = options.pop("base", None) or app.Task
         cls = type(f"LRU{base.__name__}", (LRUTaskMixin, base), {"lru_backlog_option": backlog or ""})
@@ -258,6 +340,7 @@ def lru_task(
     storage: Optional[Storage] = None,
     weight_function: Optional[WeightFunction] = None,
     backlog: Optional[str] = None,
+    max_wakeups: Optional[int] = None,
     **task_options: Any,
 ) -> Callable[[Callable[P, R]], LRUTask[P, R]]: ...
 
@@ -270,6 +353,7 @@ def lru_task(
     storage: Optional[Storage] = None,
     weight_function: Optional[WeightFunction] = None,
     backlog: Optional[str] = None,
+    max_wakeups: Optional[int] = None,
     **task_options: Any,
 ) -> Union[Any, Callable[[Callable[..., Any]], Any]]:
     """Decorate a function as a Celery task of ``app`` with a fair backlog.
@@ -282,6 +366,9 @@ def lru_task(
     task routes to (resolved at first use, ``task_routes`` included), so the
     tasks sharing a queue share one fair order across keys. Weights, tags
     and custom data belong to the key in that backlog.
+    ``max_wakeups`` bounds the backlog's outstanding wake-up messages
+    (default: the ``ranch_max_wakeups`` setting, 64; tasks sharing a
+    backlog must not give it two values, ``BacklogConflict``).
     ``weight_function(lru_key, LRUKeyMetadata) -> float`` is what serving a
     key costs (default: its stored weight); tasks sharing a backlog share it.
     ``config`` takes celery-ranch's settings for the whole app
@@ -289,7 +376,7 @@ def lru_task(
     (:mod:`ranch_celery.storage`), so the app may get its broker later
     (``celery worker -b``, ``CELERY_BROKER_URL``, ``config_from_object``).
     """
-    decorate = _make_decorator(app, config, storage, weight_function, backlog, task_options)
+    decorate = _make_decorator(app, config, storage, weight_function, backlog, max_wakeups, task_options)
     if fun is not None:
         return decorate(fun)
     return decorate
