@@ -7,10 +7,13 @@ from typing import (
     Any,
     Awaitable,
     Callable,
+    Iterable,
+    List,
     Mapping,
     Optional,
     Protocol,
     Sequence,
+    Tuple,
     TypeVar,
     Union,
     cast,
@@ -20,13 +23,15 @@ from typing import (
 import dramatiq
 from dramatiq import Actor, Message
 from dramatiq.broker import Broker
-from ranch_core.calls import check_arguments
+from ranch_core.calls import Call, check_arguments
 from ranch_core.dispatcher import FairDispatcher
 from ranch_core.management import KeyManagement
+from ranch_core.protocols import MAX_BATCH
 from ranch_core.scheduler import WeightFunction
 
 from ranch_dramatiq import execution
 from ranch_dramatiq.backlog import DramatiqBacklog
+from ranch_dramatiq.encoding import EncoderSerializer
 from ranch_dramatiq.middleware import Ranch
 
 if TYPE_CHECKING:
@@ -49,8 +54,10 @@ class LRUActor(Actor[P, R], KeyManagement):
     """A plain Dramatiq actor (callable, ``.send()``-able) plus the fair path.
 
     ``lru_send`` stores the call in the actor's backlog under ``lru_key``
-    and publishes one wake-up message on the actor's queue; the worker that
-    takes that message runs the fairest call of the backlog at that moment.
+    and publishes a wake-up message on the actor's queue only when the
+    backlog has fewer than ``max_wakeups`` outstanding; the worker that
+    takes a wake-up runs the fairest call of the backlog at that moment.
+    ``lru_send_many`` stores many calls of one key in one round trip.
     The management methods act on the whole backlog (by default every
     ``lru_actor`` of the actor's queue).
     """
@@ -122,6 +129,71 @@ class LRUActor(Actor[P, R], KeyManagement):
         )
         return message
 
+    def lru_send_many(
+        self,
+        lru_key: str,
+        calls: Iterable[Tuple[Sequence[Any], Optional[Mapping[str, Any]]]],
+        *,
+        priority_weight: Optional[float] = None,
+        expiry: Optional[float] = None,
+        tags: Optional[Mapping[str, str]] = None,
+    ) -> List[Message[R]]:
+        """Queue many calls of this actor fairly under ``lru_key``, in order.
+
+        ``calls`` is an iterable of ``(args, kwargs)`` pairs (``args`` a list
+        or tuple, ``kwargs`` a mapping with ``str`` keys or ``None``).
+        Returns one message per call, in order (``get_result`` works as for
+        :meth:`lru_send`). One storage round trip per batch of up to 1,000
+        calls and at most one wake-up published per batch (the worker that
+        takes it fans out). All calls are stored or none: a bad pair, or an
+        argument the encoder cannot encode, raises ``TypeError``/``ValueError``
+        naming its index (``calls[3]``) before anything is stored.
+        """
+        if isinstance(calls, (str, bytes, Mapping)):
+            raise TypeError(f"calls must be an iterable of (args, kwargs) pairs, not {type(calls).__name__}")
+        try:
+            pairs = list(calls)
+        except TypeError:
+            raise TypeError(
+                f"calls must be an iterable of (args, kwargs) pairs, not {type(calls).__name__}"
+            ) from None
+        messages: List[Message[R]] = []
+        stored: List[Call] = []
+        for index, pair in enumerate(pairs):
+            if isinstance(pair, (str, bytes)) or not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise TypeError(f"calls[{index}] must be an (args, kwargs) pair, not {pair!r:.80}")
+            try:
+                args, kwargs = check_arguments(pair[0], pair[1])
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"calls[{index}]: {exc}") from None
+            message: Message[R] = self.message_with_options(args=tuple(args), kwargs=kwargs)
+            messages.append(message)
+            stored.append(execution.call_for(message, self.options))
+        if len(stored) > MAX_BATCH:
+            self._check_encodable(stored)  # later batches must not fail after earlier ones are stored
+        try:
+            self.dispatcher.submit_many(
+                lru_key,
+                stored,
+                priority_weight=priority_weight,
+                expiry=expiry,
+                tags=tags,
+                task_ids=[message.message_id for message in messages],
+            )
+        except TypeError:
+            self._check_encodable(stored)  # names the call that cannot be encoded
+            raise
+        return messages
+
+    def _check_encodable(self, calls: Sequence[Call]) -> None:
+        """``TypeError`` naming ``calls[i]`` for the first call the storage cannot encode."""
+        serializer = getattr(self._ranch_backlog.storage, "serializer", None) or EncoderSerializer()
+        for index, call in enumerate(calls):
+            try:
+                serializer.dumps(call.to_payload())
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"calls[{index}]: {exc}") from None
+
     # -- management (the seed's names, from ranch_core.management.KeyManagement) --
 
     def _fair_dispatcher(self) -> FairDispatcher:
@@ -160,6 +232,7 @@ def lru_actor(
     storage: Optional[Any] = None,
     weight_function: Optional[WeightFunction] = None,
     backlog: Optional[str] = None,
+    max_wakeups: Optional[int] = None,
     queue_name: str = "default",
     actor_name: Optional[str] = None,
     priority: int = 0,
@@ -174,6 +247,7 @@ def lru_actor(
     storage: Optional[Any] = None,
     weight_function: Optional[WeightFunction] = None,
     backlog: Optional[str] = None,
+    max_wakeups: Optional[int] = None,
     **actor_options: Any,
 ) -> Any:
     """Declare a Dramatiq actor with fair scheduling, like ``dramatiq.actor``.
@@ -187,7 +261,10 @@ def lru_actor(
     fair order across keys. Actors naming one backlog must share its queue,
     storage and weight function (:func:`ranch_core.backlogs.check_join`).
     ``weight_function(key, LRUKeyMetadata) -> float`` is evaluated for the
-    served key after each dispatch.
+    served key after each dispatch. ``max_wakeups`` bounds the backlog's
+    outstanding wake-up messages (default: the ``Ranch`` middleware's, 64);
+    actors of one backlog that both pass it must agree
+    (:class:`~ranch_core.errors.BacklogConflict`).
 
     Storage: ``storage`` if given; else a ``RedisBroker``'s own Redis
     (namespace ``<broker namespace>:<backlog>``, needs ranch-redis:
@@ -205,7 +282,9 @@ def lru_actor(
         queue_name = actor_options.get("queue_name", "default")
         name = queue_name if backlog is None else backlog
         who = f"lru_actor {actor_name!r}"
-        new_storage = ranch.check_backlog(the_broker, name, queue_name, storage, weight_function, who=who)
+        new_storage = ranch.check_backlog(
+            the_broker, name, queue_name, storage, weight_function, who=who, max_wakeups=max_wakeups
+        )
         declare = dramatiq.actor(broker=the_broker, actor_class=LRUActor, **actor_options)
         actor = cast("LRUActor[Any, Any]", declare(function))
         actor._ranch_backlog = ranch.add_backlog(
@@ -216,6 +295,7 @@ def lru_actor(
             weight_function,
             priority=actor.priority,
             actor_name=actor.actor_name,
+            max_wakeups=max_wakeups,
         )
         return actor
 

@@ -9,7 +9,7 @@ from dramatiq.broker import Broker, MessageProxy
 from dramatiq.errors import ActorNotFound
 from ranch_core.backlogs import BacklogSettings
 from ranch_core.calls import Call, Claimed
-from ranch_core.dispatcher import FairDispatcher
+from ranch_core.dispatcher import MAX_WAKEUPS, FairDispatcher
 from ranch_core.models import ScheduledTask
 from ranch_core.protocols import Storage
 from ranch_core.scheduler import FairScheduler, WeightFunction
@@ -44,6 +44,8 @@ class DramatiqBacklog:
         weight_function: Optional[WeightFunction] = None,
         lease_seconds: float,
         token_ttl: Optional[float] = None,
+        max_wakeups: int = MAX_WAKEUPS,
+        budget: int = 1,
     ) -> None:
         self.broker = broker
         self.name = name
@@ -51,10 +53,23 @@ class DramatiqBacklog:
         self.storage = storage
         self.weight_function = weight_function
         self.wake_up = wake_up
+        self.budget = budget
         scheduler = FairScheduler(storage, weight_function=weight_function, lease_seconds=lease_seconds)
         self.dispatcher = FairDispatcher(
-            scheduler, self.wake, on_expired=self.on_expired, token_ttl=token_ttl
+            scheduler, self.wake, on_expired=self.on_expired, token_ttl=token_ttl, max_wakeups=max_wakeups
         )
+
+    @property
+    def max_wakeups(self) -> int:
+        """The configured bound on outstanding wake-ups (before the fleet's slots raise it)."""
+        return self.dispatcher.wakeups.max_wakeups
+
+    def set_slots(self, slots: int) -> None:
+        """This worker process's concurrency, registered by the sweep so the
+        effective ``max_wakeups`` becomes at least the fleet's live slots
+        (a no-op with a ranch-core that does not register slots)."""
+        if hasattr(self.dispatcher, "slots"):
+            setattr(self.dispatcher, "slots", slots)  # noqa: B010 - attribute of newer ranch-core
 
     @property
     def settings(self) -> BacklogSettings:
@@ -80,23 +95,38 @@ class DramatiqBacklog:
 
     def handle(self, resubmit: Optional[Mapping[str, Any]] = None, token: Any = None) -> None:
         """What one wake-up message does: run the fair choice now with its
-        ``token`` (anything but a string: a stale token), or put a retried
-        call back into its key's backlog."""
+        ``token`` (anything but a string: a stale token), then up to
+        ``budget - 1`` more calls under the same token, each a fresh fair
+        choice, before the token is passed on through the broker (or
+        retired); or put a retried call back into its key's backlog."""
         if resubmit is not None:
             self.dispatcher.resubmit(resubmit)
             return
         claimed = self.dispatcher.take(token if isinstance(token, str) else None)
-        if claimed is not None:
-            self.run(claimed)
+        runs = 0
+        while claimed is not None:
+            runs += 1
+            # the budget's last call finishes without keeping the token: that
+            # finishing step passes it on (published) or retires it, which is
+            # release_token folded into the same storage step
+            if not self.run(claimed, keep_token=runs < self.budget):
+                return
+            # a failure here raises: the wake-up message is retried (Retries)
+            # and the kept token runs out and is replaced by the sweep
+            claimed = self.dispatcher.take(claimed.token)
+        # take() found nothing runnable: the storage retired the token
 
-    def run(self, claimed: Claimed) -> None:
-        """Run a claimed call as its own message (see :mod:`ranch_dramatiq.execution`)."""
+    def run(self, claimed: Claimed, *, keep_token: bool = False) -> bool:
+        """Run a claimed call as its own message (see :mod:`ranch_dramatiq.execution`).
+
+        With ``keep_token``, the token stays held while calls wait; returns
+        whether it did (the caller takes the next call with it, or releases it).
+        """
         try:
             message = MessageProxy(execution.message_for(claimed.task_id, claimed.call))
         except TypeError as exc:
             logger.error("ranch: dropping malformed call %s of key %r: %s", claimed.task_id, claimed.key, exc)
-            self.dispatcher.finish(claimed)
-            return
+            return self.dispatcher.finish(claimed, keep_token=keep_token).kept
         if not execution.has_actor(self.broker, message.actor_name):
             logger.error(
                 "ranch: call %s of key %r names actor %r, which this worker does not declare; "
@@ -107,17 +137,17 @@ class DramatiqBacklog:
             )
             missing = ActorNotFound(message.actor_name)  # type: ignore[no-untyped-call]
             execution.fail_unrunnable(self.broker, message, claimed.call, missing)
-            self.dispatcher.finish(claimed)
-            return
+            return self.dispatcher.finish(claimed, keep_token=keep_token).kept
         with self.dispatcher.running(claimed):
             try:
                 view = execution.process(self.broker, message)
                 if view.retry_delay is not None:
                     call, delay_ms = execution.split_retry(view, claimed.call)
+                    # a retry passes the token on: the retried call must not run again at once here
                     self.dispatcher.retry(claimed, call, delay=delay_ms / 1000, defer=self.defer)
-                else:
-                    execution.settle(self.broker, message)
-                    self.dispatcher.finish(claimed)
+                    return False
+                execution.settle(self.broker, message)
+                return self.dispatcher.finish(claimed, keep_token=keep_token).kept
             finally:
                 message.clear_exception()
 

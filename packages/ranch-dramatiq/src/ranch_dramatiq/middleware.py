@@ -16,7 +16,8 @@ from ranch_core.backlogs import (
     check_storage_unshared,
     check_weight_function,
 )
-from ranch_core.dispatcher import FairDispatcher
+from ranch_core.dispatcher import MAX_WAKEUPS, FairDispatcher
+from ranch_core.errors import BacklogConflict
 from ranch_core.leases import LeaseKeeper
 from ranch_core.protocols import Storage
 from ranch_core.scheduler import WeightFunction
@@ -46,6 +47,20 @@ WAKE_UP_OPTIONS: Dict[str, Any] = {
 }
 
 
+#: Calls a worker thread runs under one wake-up before passing it on
+#: (measured in benchmarks/dramatiq_budget.py, see the README).
+WAKEUP_BUDGET = 8
+
+
+def check_count(value: Any, name: str) -> int:
+    """A positive ``int`` (not a ``bool``), else ``TypeError``/``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, not {value!r}")
+    return value
+
+
 class Ranch(Middleware):
     """Fair scheduling for the ``lru_actor``\\ s of one broker.
 
@@ -60,15 +75,36 @@ class Ranch(Middleware):
     workers that died (their lease ran out) and publishes a wake-up for
     each. A killed worker's calls therefore run again after at most about
     ``lease_seconds + sweep_interval``.
+
+    Wake-ups: at most ``max_wakeups`` wake-up messages per backlog are
+    outstanding (default 64; ``lru_actor(..., max_wakeups=)`` sets one
+    backlog's). A worker process registers its ``worker_threads`` as its
+    slots, so the effective bound grows to the fleet's concurrency when
+    that is larger. A token's travel time in the broker (``token_ttl``) is
+    the sweep interval: a wake-up lost in the broker is replaced within
+    about two sweep intervals. A worker thread holding a token runs up to
+    ``wakeup_budget`` calls back to back (each a fresh fair choice) before
+    it passes the token on through the broker (default
+    :data:`WAKEUP_BUDGET`; 1 passes it on after every call).
     """
 
-    def __init__(self, *, lease_seconds: float = 60.0, sweep_interval: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        *,
+        lease_seconds: float = 60.0,
+        sweep_interval: Optional[float] = None,
+        max_wakeups: int = MAX_WAKEUPS,
+        wakeup_budget: int = WAKEUP_BUDGET,
+    ) -> None:
         self.lease_seconds = validation.check_lease(lease_seconds)
         if sweep_interval is None:
             sweep_interval = self.lease_seconds / 3
         self.sweep_interval = validation.check_lease(sweep_interval)
         if self.sweep_interval >= self.lease_seconds:
             raise ValueError("sweep_interval must be shorter than lease_seconds")
+        self.max_wakeups = check_count(max_wakeups, "max_wakeups")
+        self.wakeup_budget = check_count(wakeup_budget, "wakeup_budget")
+        self.slots = 0
         self._lock = threading.Lock()
         self._backlogs: Dict[str, DramatiqBacklog] = {}
         self._actor_backlogs: Dict[str, str] = {}
@@ -121,17 +157,21 @@ class Ranch(Middleware):
         weight_function: Optional[WeightFunction],
         *,
         who: str = "lru_actor",
+        max_wakeups: Optional[int] = None,
     ) -> Optional[Storage]:
         """Refuse a declaration (by ``who``) that conflicts with the backlogs already here.
 
         The rules are :mod:`ranch_core.backlogs`' (shared with ranch-celery):
         one queue, one storage and one weight function per backlog, one
-        backlog per storage. Returns the storage a new backlog would use,
+        backlog per storage; and one ``max_wakeups`` (a joiner may leave it
+        unset). Returns the storage a new backlog would use,
         ``None`` if ``name`` exists (the actor joins it). Nothing is
         registered yet.
         """
         check_backlog_name(name)
         check_weight_function(weight_function)
+        if max_wakeups is not None:
+            check_count(max_wakeups, "max_wakeups")
         if storage is not None and not isinstance(storage, Storage):
             raise TypeError(
                 f"storage must implement ranch_core.protocols.Storage (e.g. ranch_redis.RedisStorage), "
@@ -142,6 +182,11 @@ class Ranch(Middleware):
             if existing is not None:
                 joining = BacklogSettings(name, queue_name, storage, weight_function)
                 check_join(existing.settings, joining, who=who)
+                if max_wakeups is not None and max_wakeups != existing.max_wakeups:
+                    raise BacklogConflict(
+                        f"{who} names backlog {name!r} with max_wakeups={max_wakeups}, but the backlog has "
+                        f"max_wakeups={existing.max_wakeups}: pass it only once"
+                    )
                 return None
             resolved = resolve_storage(broker, name, storage)
             check_storage_unshared(
@@ -159,6 +204,7 @@ class Ranch(Middleware):
         *,
         priority: int = 0,
         actor_name: Optional[str] = None,
+        max_wakeups: Optional[int] = None,
     ) -> DramatiqBacklog:
         """Register backlog ``name`` (after :meth:`check_backlog`) or return it.
 
@@ -180,7 +226,11 @@ class Ranch(Middleware):
                 weight_function=weight_function,
                 lease_seconds=self.lease_seconds,
                 token_ttl=self.sweep_interval,
+                max_wakeups=self.max_wakeups if max_wakeups is None else max_wakeups,
+                budget=self.wakeup_budget,
             )
+            if self.slots:
+                backlog.set_slots(self.slots)
             self._backlogs[name] = backlog
             return backlog
 
@@ -216,8 +266,13 @@ class Ranch(Middleware):
     # -- worker lifecycle --------------------------------------------------
 
     def after_worker_boot(self, broker: Broker, worker: Any) -> None:
-        """Start renewing leases and reclaiming dead workers' calls."""
+        """Register this worker's threads as its slots (so the backlogs'
+        tokens grow to the fleet's concurrency) and start renewing leases,
+        reclaiming dead workers' calls and replacing lost wake-ups."""
         with self._lock:
+            self.slots = max(1, int(getattr(worker, "worker_threads", 1) or 1))
+            for backlog in self._backlogs.values():
+                backlog.set_slots(self.slots)
             if self._keeper is None:
                 self._keeper = LeaseKeeper(self.dispatchers, self.sweep_interval)
                 self._keeper.start()
