@@ -472,3 +472,24 @@ def test_run_budget_keeps_the_token_then_releases_it() -> None:
     finished = dispatcher.finish(claimed, keep_token=True)
     assert not finished.kept and finished.publish == ()  # nothing waits: retired
     assert dispatcher.scheduler.storage.wakeup_status().outstanding == 0
+
+
+def test_registered_slots_grow_the_tokens_to_the_fleet() -> None:
+    clock, queue = Clock(), Queue()
+    dispatcher = FairDispatcher(FairScheduler(clock=clock, lease_seconds=10), queue.wake, max_wakeups=2)
+    for n in range(40):
+        dispatcher.submit("k", Call(args=[n]))
+    assert dispatcher.scheduler.storage.wakeup_status().outstanding == 2  # max_wakeups
+    dispatcher.slots = 10  # this worker runs 10 calls at once
+    first = dispatcher.take(queue.tokens[0])
+    assert first is not None and dispatcher.wakeups.max_wakeups == 10
+    status = dispatcher.scheduler.storage.wakeup_status()
+    assert (status.held, status.in_flight) == (1, 9)  # one more in flight + 8 fanned out
+    other = FairDispatcher(dispatcher.scheduler, queue.wake, max_wakeups=2)
+    other.slots = 4  # a second worker joins: 14 slots in the fleet
+    assert other.register_slots() == 14
+    clock.now += 3 * dispatcher.wakeups.ttl + 1  # the first worker's registration runs out
+    assert other.register_slots() == 4
+    producer = FairDispatcher(dispatcher.scheduler, queue.wake, max_wakeups=2)
+    producer.sweep()  # a dispatcher without slots (a producer) registers nothing
+    assert producer.wakeups.max_wakeups == 2 and other.register_slots() == 4

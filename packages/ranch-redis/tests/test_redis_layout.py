@@ -9,7 +9,7 @@ import pytest
 import redis
 from ranch_core import FairScheduler
 from ranch_core.errors import CorruptTask
-from ranch_core.models import ScheduledTask
+from ranch_core.models import ScheduledTask, WakeupPolicy
 from ranch_redis import RedisStorage, layout, records, scripts
 from ranch_redis.connection import describe_client, describe_url
 
@@ -123,3 +123,23 @@ def test_benchmark_prefill_arguments_store_a_whole_push(client: redis.Redis) -> 
     assert storage.metadata("k").weight == 0.5 and storage.waiting() == 1
     with pytest.raises(ValueError, match="without expiry"):
         storage._push_args(ScheduledTask("u", "k", 1, 0.0, expires_at=5.0), None)
+
+
+def test_layout_names_the_wake_up_and_slot_keys(client: redis.Redis) -> None:
+    ns = f"lay-{uuid.uuid4().hex}"
+    storage = RedisStorage(client, namespace=ns)
+    policy = WakeupPolicy(max_wakeups=4, ttl=30.0)
+    scheduler = FairScheduler(storage, clock=lambda: 10.0)
+    scheduler.store("a", [1, 2, 3], wakeups=policy)
+    stored = scheduler.store("a", [4], wakeups=policy)
+    taken = scheduler.take(stored.wakeups[0], policy)
+    assert taken.task is not None
+    storage.register_slots("worker-1", 8, 10.0, 30.0)
+    written = {k.decode() for k in client.scan_iter(match=layout.base(ns) + "*")}
+    tokens = {
+        layout.flight_key(ns), layout.held_key(ns), layout.bound_key(ns), layout.holder_key(ns),
+        layout.workers_key(ns), layout.slots_key(ns),
+    }  # fmt: skip
+    assert tokens <= written
+    assert client.hget(layout.slots_key(ns), "worker-1") == b"8"
+    assert client.zscore(layout.workers_key(ns), "worker-1") == 40.0

@@ -26,6 +26,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import socket
 import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set
@@ -95,6 +96,12 @@ class FairDispatcher:
         self.wake = wake
         self.on_expired = on_expired
         self.wakeups = WakeupPolicy(max_wakeups, ttl)
+        self.max_wakeups = max_wakeups
+        #: This worker's concurrency (calls it runs at once). A worker adapter
+        #: sets it; the dispatcher then registers it with the storage and
+        #: sizes the tokens to the fleet (:meth:`register_slots`).
+        self.slots = 0
+        self._registered_pid = -1
         scheduler.on_expired = self._expired
         self._running: Set[str] = set()
         self._running_lock = threading.Lock()
@@ -205,6 +212,8 @@ class FairDispatcher:
         """
         if token is None:
             token = "stale-" + os.urandom(8).hex()
+        if self.slots > 0 and self._registered_pid != os.getpid():
+            self.register_slots()
         while True:
             taken = self.scheduler.take(token, self.wakeups)
             self.publish(taken.wakeups, "fan-out")
@@ -388,6 +397,8 @@ class FairDispatcher:
         reclaimed = len(self.scheduler.reclaim())
         self.scheduler.expire()
         self.scheduler.repair()
+        if self.slots > 0:
+            self.register_slots()
         minted = self.scheduler.sweep_wakeups(self.wakeups)
         if minted:
             logger.info(
@@ -396,6 +407,23 @@ class FairDispatcher:
             )
             self.publish(minted, "sweep")
         return reclaimed
+
+    def register_slots(self) -> int:
+        """Register this worker's :attr:`slots` with the storage (for three
+        token ttls, renewed by every sweep) and size the tokens to the fleet:
+        the effective ``max_wakeups`` becomes the larger of the configured one
+        and the slots of every live worker, so tokens never keep a free worker
+        slot idle while calls wait. Returns the effective ``max_wakeups``."""
+        total = self.scheduler.register_slots(self._worker_id(), self.slots, 3 * self.wakeups.ttl)
+        self._registered_pid = os.getpid()
+        wanted = max(self.max_wakeups, total)
+        if wanted != self.wakeups.max_wakeups:
+            self.wakeups = attrs.evolve(self.wakeups, max_wakeups=wanted)
+        return wanted
+
+    def _worker_id(self) -> str:
+        """This process's name in the storage's slot registry (unique per dispatcher)."""
+        return f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     def _expired(self, task: ScheduledTask) -> None:
         if self.on_expired is not None:

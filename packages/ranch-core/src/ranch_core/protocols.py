@@ -156,6 +156,12 @@ class Backlog(Protocol):
     def wakeup_status(self) -> WakeupStatus:
         """How many tokens are in flight and held."""
 
+    def register_slots(self, worker: str, slots: int, now: float, ttl: float) -> int:
+        """Record that ``worker`` (any unique name) runs ``slots`` calls at once
+        until ``now + ttl``; forget workers whose registration ran out; return
+        the total slots of the live workers. Workers call it from their sweep so
+        that wake-up tokens grow to the fleet's concurrency."""
+
     def release(self, task_id: str) -> bool:
         """Put a leased task back at the head of its key. ``False`` if not leased."""
 

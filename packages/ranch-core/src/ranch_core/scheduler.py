@@ -227,6 +227,14 @@ class FairScheduler:
         """Retire lost tokens and mint replacements (:meth:`ranch_core.protocols.Backlog.sweep_wakeups`)."""
         return self.storage.sweep_wakeups(self.clock(), wakeups)
 
+    def register_slots(self, worker: str, slots: int, ttl: float) -> int:
+        """Register ``worker``'s ``slots`` for ``ttl`` seconds; the live total
+        (:meth:`ranch_core.protocols.Backlog.register_slots`)."""
+        validation.check_name(worker, "worker")
+        if isinstance(slots, bool) or not isinstance(slots, int) or slots < 0:
+            raise ValueError(f"slots must be an int >= 0, not {slots!r}")
+        return self.storage.register_slots(worker, slots, self.clock(), validation.check_lease(ttl))
+
     def ack(self, task_id: str) -> bool:
         """Finish a leased task. ``False`` if its lease was already gone."""
         return self.storage.ack(task_id)

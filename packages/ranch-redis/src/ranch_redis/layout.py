@@ -34,6 +34,9 @@ Redis key               type    content
 ``…wb``                 hash    held token -> the task id it runs (``''``:
                                 kept between two calls of a run budget)
 ``…wt``                 hash    task id -> the token held for it (``extend``)
+``…ww``                 zset    workers that registered their slots, score =
+                                registration deadline
+``…wn``                 hash    registered worker -> its slots (concurrency)
 ======================  ======  =============================================
 
 Waiting = ``HLEN tasks - ZCARD leases``; minus ``ZCOUNT expiry -inf now``
@@ -188,6 +191,16 @@ def bound_key(namespace: str) -> str:
 def holder_key(namespace: str) -> str:
     """Hash of task id -> the token held for it."""
     return base(namespace) + "wt"
+
+
+def workers_key(namespace: str) -> str:
+    """Zset of workers that registered their slots, by registration deadline."""
+    return base(namespace) + "ww"
+
+
+def slots_key(namespace: str) -> str:
+    """Hash of registered worker -> its slots."""
+    return base(namespace) + "wn"
 
 
 def tag_index_key(namespace: str, name: str) -> str:

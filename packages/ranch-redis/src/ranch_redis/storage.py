@@ -393,6 +393,12 @@ class RedisStorage:
         reply = self._run("sweep_wakeups", layout.float_arg(now), wakeups.max_wakeups, _nonce(), deadline)
         return [raw.decode() for raw in reply]
 
+    def register_slots(self, worker: str, slots: int, now: float, ttl: float) -> int:
+        """Record ``worker``'s slots until ``now + ttl``; return the live total
+        (``register_slots.lua``)."""
+        deadline = layout.float_arg(float(now) + float(ttl))
+        return int(self._run("register_slots", worker, int(slots), layout.float_arg(now), deadline))
+
     def wakeup_status(self) -> WakeupStatus:
         """Tokens in flight and held."""
         in_flight, held = self._run("wakeups")

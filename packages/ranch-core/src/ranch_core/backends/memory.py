@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import heapq
 import json
-import os
 import threading
-from collections import deque
-from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
 from ranch_core import algorithm
 from ranch_core.backends.expiry import ExpiryIndex
+from ranch_core.backends.records import KeyState, Record
+from ranch_core.backends.tokens import TokenBook
 from ranch_core.errors import DuplicateTask
 from ranch_core.models import (
     Finished,
@@ -33,53 +33,6 @@ from ranch_core.models import (
 )
 from ranch_core.protocols import EXPIRED_BATCH, FANOUT, MAX_BATCH, RECLAIM_BATCH
 from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
-
-
-class _Record:
-    """A stored task: the payload kept encoded, as a shared storage would."""
-
-    __slots__ = ("data", "enqueued_at", "expires_at", "key", "task_id")
-
-    def __init__(
-        self, task_id: str, key: str, data: Any, enqueued_at: float, expires_at: Optional[float]
-    ) -> None:
-        self.task_id = task_id
-        self.key = key
-        self.data = data
-        self.enqueued_at = enqueued_at
-        self.expires_at = expires_at
-
-
-class _KeyState:
-    __slots__ = (
-        "active",
-        "custom_data",
-        "expiring",
-        "last_served",
-        "pass_",
-        "seq",
-        "served_total",
-        "tags",
-        "tasks",
-        "version",
-        "weight",
-    )
-
-    def __init__(self) -> None:
-        self.weight = algorithm.DEFAULT_WEIGHT
-        self.pass_ = 0.0
-        self.seq = algorithm.NEVER_SERVED
-        self.last_served: Optional[float] = None
-        self.served_total = 0
-        self.tasks: Deque[_Record] = deque()
-        self.tags: Dict[str, str] = {}
-        self.custom_data: Dict[str, Any] = {}
-        self.active = False
-        self.expiring = ExpiryIndex()
-        # Heap entries carry the version they were pushed with; a changed pass
-        # bumps it, which turns older entries into tombstones (lazy deletion).
-        self.version = 0
-
 
 _HeapEntry = Tuple[float, int, str, int]
 
@@ -95,11 +48,11 @@ class InMemoryStorage:
     def __init__(self, *, serializer: Optional[SerializerSpec] = "json") -> None:
         self._serializer: Optional[Serializer] = None if serializer is None else get_serializer(serializer)
         self._lock = threading.RLock()
-        self._keys: Dict[str, _KeyState] = {}
+        self._keys: Dict[str, KeyState] = {}
         self._heap: List[_HeapEntry] = []
         self._virtual_time = 0.0
         self._serve_seq = algorithm.NEVER_SERVED
-        self._leases: Dict[str, Tuple[float, _Record]] = {}
+        self._leases: Dict[str, Tuple[float, Record]] = {}
         self._lease_heap: List[Tuple[float, str]] = []
         self._waiting_ids: Dict[str, str] = {}
         self._tag_index: Dict[str, Dict[str, str]] = {}
@@ -108,83 +61,33 @@ class InMemoryStorage:
         self._active = 0
         self._expired_total = 0
         self._served_total = 0
-        # Wake-up tokens: in flight (id -> deadline), held (id -> deadline,
-        # bound task id or None when kept), and task id -> its held token.
-        self._flight: Dict[str, float] = {}
-        self._held: Dict[str, Tuple[float, Optional[str]]] = {}
-        self._holder: Dict[str, str] = {}
-
-    # -- wake-up tokens ----------------------------------------------------
-
-    def _mint(self, now: float, policy: WakeupPolicy, limit: int) -> List[str]:
-        minted: List[str] = []
-        while (
-            len(minted) < limit
-            and len(self._flight) < self._waiting
-            and len(self._flight) + len(self._held) < policy.max_wakeups
-        ):
-            token = os.urandom(8).hex()
-            self._flight[token] = now + policy.ttl
-            minted.append(token)
-        return minted
-
-    def _unhold(self, token: str) -> bool:
-        entry = self._held.pop(token, None)
-        if entry is None:
-            return False
-        if entry[1] is not None and self._holder.get(entry[1]) == token:
-            del self._holder[entry[1]]
-        return True
-
-    def _hand_back(self, token: str, now: float, policy: WakeupPolicy, keep: bool) -> Finished:
-        """The token's fate after its call: pass on, keep, or retire."""
-        if self._unhold(token):
-            have = True
-        else:
-            # Retired meanwhile (its deadline passed): taken back if there is room.
-            have = token not in self._flight and len(self._flight) + len(self._held) < policy.max_wakeups
-        if have and keep and self._waiting > 0:
-            self._held[token] = (now + policy.ttl, None)
-            return Finished(True, (), True)
-        if have and self._waiting > len(self._flight):
-            self._flight[token] = now + policy.ttl
-            return Finished(True, (token,))
-        return Finished(True)
-
-    def _usable(self, token: str, policy: WakeupPolicy) -> bool:
-        """Whether a wake-up carrying ``token`` may pop (see :meth:`Backlog.pop`)."""
-        if token in self._flight:
-            return True
-        held = self._held.get(token)
-        if held is not None:
-            return held[1] is None
-        return len(self._flight) + len(self._held) < policy.max_wakeups
+        self._tokens = TokenBook()
 
     # -- helpers -----------------------------------------------------------
 
-    def _state(self, key: str) -> _KeyState:
+    def _state(self, key: str) -> KeyState:
         state = self._keys.get(key)
         if state is None:
-            state = self._keys[key] = _KeyState()
+            state = self._keys[key] = KeyState()
         return state
 
-    def _enqueue_heap(self, key: str, state: _KeyState) -> None:
+    def _enqueue_heap(self, key: str, state: KeyState) -> None:
         state.version += 1
         heapq.heappush(self._heap, (*algorithm.selection_order(state.pass_, state.seq, key), state.version))
 
-    def _activate(self, key: str, state: _KeyState) -> None:
+    def _activate(self, key: str, state: KeyState) -> None:
         if not state.active:
             state.active = True
             self._active += 1
             state.pass_ = algorithm.activation_pass(state.pass_, self._virtual_time)
             self._enqueue_heap(key, state)
 
-    def _deactivate(self, state: _KeyState) -> None:
+    def _deactivate(self, state: KeyState) -> None:
         state.active = False
         state.version += 1
         self._active -= 1
 
-    def _top(self) -> Optional[Tuple[str, _KeyState]]:
+    def _top(self) -> Optional[Tuple[str, KeyState]]:
         while self._heap:
             *_, key, version = self._heap[0]
             state = self._keys[key]
@@ -193,7 +96,7 @@ class InMemoryStorage:
             heapq.heappop(self._heap)
         return None
 
-    def _decode(self, record: _Record) -> ScheduledTask:
+    def _decode(self, record: Record) -> ScheduledTask:
         payload = record.data if self._serializer is None else self._serializer.loads(record.data)
         return ScheduledTask(
             task_id=record.task_id,
@@ -203,7 +106,7 @@ class InMemoryStorage:
             expires_at=record.expires_at,
         )
 
-    def _wait(self, record: _Record, *, head: bool) -> None:
+    def _wait(self, record: Record, *, head: bool) -> None:
         """Make ``record`` wait in its key, at the head or the tail."""
         state = self._state(record.key)
         if head:
@@ -217,7 +120,7 @@ class InMemoryStorage:
             state.expiring.add(record.expires_at, record.task_id)
         self._activate(record.key, state)
 
-    def _unindex(self, record: _Record, state: _KeyState) -> None:
+    def _unindex(self, record: Record, state: KeyState) -> None:
         """Forget a record that stops waiting (served, dropped or removed)."""
         del self._waiting_ids[record.task_id]
         self._waiting -= 1
@@ -225,11 +128,11 @@ class InMemoryStorage:
             self._expiring.discard(record.expires_at, record.task_id)
             state.expiring.discard(record.expires_at, record.task_id)
 
-    def _put_back(self, record: _Record) -> None:
+    def _put_back(self, record: Record) -> None:
         self._wait(record, head=True)
 
     def _reclaim(self, now: float, limit: Optional[int]) -> List[ScheduledTask]:
-        due: List[_Record] = []
+        due: List[Record] = []
         while self._lease_heap and self._lease_heap[0][0] <= now:
             if limit is not None and len(due) >= limit:
                 break
@@ -286,10 +189,10 @@ class InMemoryStorage:
             for name, value in (tags or {}).items():
                 self._tag(key, state, name, value)
             for task, encoded in zip(tasks, data):
-                self._wait(_Record(task.task_id, key, encoded, task.enqueued_at, task.expires_at), head=False)
+                self._wait(Record(task.task_id, key, encoded, task.enqueued_at, task.expires_at), head=False)
             if wakeups is None:
                 return []
-            return self._mint(tasks[-1].enqueued_at, wakeups, 1)
+            return self._tokens.mint(tasks[-1].enqueued_at, wakeups, 1, self._waiting)
 
     def pop(
         self,
@@ -304,20 +207,16 @@ class InMemoryStorage:
         with self._lock:
             if token is None or wakeups is None:
                 return self._pop(now, lease_seconds)
-            if not self._usable(token, wakeups):
+            tokens = self._tokens
+            if not tokens.usable(token, wakeups):
                 return PopResult(None)
             result = self._pop(now, lease_seconds)
             task = result.task
             if task is not None:
-                self._flight.pop(token, None)
-                self._unhold(token)
-                self._held[token] = (now + lease_seconds, task.task_id)
-                self._holder[task.task_id] = token
-                return attrs.evolve(result, minted=tuple(self._mint(now, wakeups, FANOUT)))
+                tokens.hold(token, task.task_id, now + lease_seconds)
+                return attrs.evolve(result, minted=tuple(tokens.mint(now, wakeups, FANOUT, self._waiting)))
             if not result.expired:
-                # Nothing waits: the token is retired.
-                self._flight.pop(token, None)
-                self._unhold(token)
+                tokens.retire(token)  # nothing waits
             return result
 
     def _pop(self, now: float, lease_seconds: float) -> PopResult:
@@ -388,25 +287,29 @@ class InMemoryStorage:
             if wakeups is None:
                 return Finished(done)
             if token is None:
-                minted = self._mint(now, wakeups, 1) if requeue is not None and done else []
+                minted = (
+                    self._tokens.mint(now, wakeups, 1, self._waiting) if requeue is not None and done else []
+                )
                 return Finished(done, tuple(minted))
-            return attrs.evolve(self._hand_back(token, now, wakeups, keep_token), done=done)
+            finished = self._tokens.hand_back(token, now, wakeups, keep_token, self._waiting)
+            return attrs.evolve(finished, done=done)
 
     def release_token(self, token: str, now: float, wakeups: WakeupPolicy) -> List[str]:
         with self._lock:
-            return list(self._hand_back(token, now, wakeups, False).publish)
+            return list(self._tokens.hand_back(token, now, wakeups, False, self._waiting).publish)
 
     def sweep_wakeups(self, now: float, wakeups: WakeupPolicy) -> List[str]:
         with self._lock:
-            for token in [t for t, deadline in self._flight.items() if deadline <= now]:
-                del self._flight[token]
-            for token in [t for t, (deadline, _) in self._held.items() if deadline <= now]:
-                self._unhold(token)
-            return self._mint(now, wakeups, wakeups.max_wakeups)
+            self._tokens.sweep(now)
+            return self._tokens.mint(now, wakeups, wakeups.max_wakeups, self._waiting)
 
     def wakeup_status(self) -> WakeupStatus:
         with self._lock:
-            return WakeupStatus(in_flight=len(self._flight), held=len(self._held))
+            return self._tokens.status()
+
+    def register_slots(self, worker: str, slots: int, now: float, ttl: float) -> int:
+        with self._lock:
+            return self._tokens.register_slots(worker, slots, now, ttl)
 
     def release(self, task_id: str) -> bool:
         with self._lock:
@@ -421,7 +324,7 @@ class InMemoryStorage:
         with self._lock:
             if self._leases.pop(task.task_id, None) is None:
                 return False
-            self._wait(_Record(task.task_id, task.key, data, task.enqueued_at, task.expires_at), head=False)
+            self._wait(Record(task.task_id, task.key, data, task.enqueued_at, task.expires_at), head=False)
             return True
 
     def extend(self, task_id: str, deadline: float) -> bool:
@@ -431,9 +334,7 @@ class InMemoryStorage:
                 return False
             self._leases[task_id] = (deadline, lease[1])
             heapq.heappush(self._lease_heap, (deadline, task_id))
-            token = self._holder.get(task_id)
-            if token is not None:
-                self._held[token] = (deadline, task_id)
+            self._tokens.extend(task_id, deadline)
             return True
 
     def reclaim(self, now: float) -> List[ScheduledTask]:
@@ -497,7 +398,7 @@ class InMemoryStorage:
         with self._lock:
             self._state(key).custom_data[name] = value
 
-    def _tag(self, key: str, state: _KeyState, name: str, value: str) -> None:
+    def _tag(self, key: str, state: KeyState, name: str, value: str) -> None:
         state.tags[name] = value
         self._tag_index.setdefault(name, {})[key] = value
 

@@ -30,6 +30,7 @@ NAMES = (
     "release_token",
     "sweep_wakeups",
     "wakeups",
+    "register_slots",
     "ack",
     "release",
     "requeue",

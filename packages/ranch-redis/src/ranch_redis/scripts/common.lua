@@ -30,6 +30,8 @@ local FLIGHT = BASE .. 'wf'      -- zset: wake-up tokens in flight, score = dead
 local HELD = BASE .. 'wh'        -- zset: tokens held by workers, score = deadline
 local BOUND = BASE .. 'wb'       -- hash: held token -> the task id it runs ('' = kept)
 local HOLDER = BASE .. 'wt'      -- hash: task id -> the token held for it
+local WORKERS = BASE .. 'ww'     -- zset: registered workers, score = registration deadline
+local SLOTS = BASE .. 'wn'       -- hash: registered worker -> its slots
 
 local function qkey(hk) return BASE .. 'q:' .. hk end  -- list of task ids, head first
 local function xkey(hk) return BASE .. 'x:' .. hk end  -- zset: the key's part of EXPIRY

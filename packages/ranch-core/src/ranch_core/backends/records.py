@@ -1,0 +1,57 @@
+"""What :class:`~ranch_core.backends.memory.InMemoryStorage` keeps per task and per key."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Deque, Dict, Optional
+
+from ranch_core import algorithm
+from ranch_core.backends.expiry import ExpiryIndex
+
+
+class Record:
+    """A stored task: the payload kept encoded, as a shared storage would."""
+
+    __slots__ = ("data", "enqueued_at", "expires_at", "key", "task_id")
+
+    def __init__(
+        self, task_id: str, key: str, data: Any, enqueued_at: float, expires_at: Optional[float]
+    ) -> None:
+        self.task_id = task_id
+        self.key = key
+        self.data = data
+        self.enqueued_at = enqueued_at
+        self.expires_at = expires_at
+
+
+class KeyState:
+    """What the in-memory storage keeps of one key: fairness state, tracker data, its tasks."""
+
+    __slots__ = (
+        "active",
+        "custom_data",
+        "expiring",
+        "last_served",
+        "pass_",
+        "seq",
+        "served_total",
+        "tags",
+        "tasks",
+        "version",
+        "weight",
+    )
+
+    def __init__(self) -> None:
+        self.weight = algorithm.DEFAULT_WEIGHT
+        self.pass_ = 0.0
+        self.seq = algorithm.NEVER_SERVED
+        self.last_served: Optional[float] = None
+        self.served_total = 0
+        self.tasks: Deque[Record] = deque()
+        self.tags: Dict[str, str] = {}
+        self.custom_data: Dict[str, Any] = {}
+        self.active = False
+        self.expiring = ExpiryIndex()
+        # Heap entries carry the version they were pushed with; a changed pass
+        # bumps it, which turns older entries into tombstones (lazy deletion).
+        self.version = 0
