@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import List
 
 import pytest
-from ranch_core import InMemoryStorage
+from ranch_core import FairScheduler, InMemoryStorage, LRUKeyMetadata
+from ranch_core.errors import DuplicateTask
 from ranch_core.models import ScheduledTask
+from ranch_core.protocols import EXPIRED_BATCH
 
 
 def task(task_id: str, key: str = "k", payload: object = 1, expires_at: object = None) -> ScheduledTask:
@@ -52,3 +55,58 @@ def test_waiting_and_status_leave_out_due_calls_only_when_given_now() -> None:
     assert storage.waiting(5.0) == 2 and storage.status(5.0).backlog_size == 2
     assert storage.waiting(9.0) == 1 and storage.status(9.0).backlog_size == 1
     assert storage.status(9.0).expired_total == 0  # counting drops nothing
+
+
+def test_a_reclaimed_call_that_has_expired_is_reported_both_ways() -> None:
+    storage = InMemoryStorage()
+    storage.push(task("a", expires_at=5.0))
+    assert storage.pop(0.0, 10.0).task is not None  # leased until 10.0
+    result = storage.pop(10.0, 10.0)  # the lease ran out, and so did its expiry
+    assert result.task is None
+    assert [t.task_id for t in result.reclaimed] == ["a"]
+    assert [t.task_id for t in result.expired] == ["a"]
+
+
+def test_a_pop_cut_short_by_expired_batch_still_reports_its_reclaimed_leases() -> None:
+    storage = InMemoryStorage()
+    storage.push(task("leased", key="a"))
+    assert storage.pop(0.0, 1.0).task is not None  # leased until 1.0
+    for n in range(EXPIRED_BATCH + 5):
+        storage.push(task(f"old{n:03}", key="b", expires_at=0.5))
+    result = storage.pop(2.0, 10.0)
+    assert result.task is None and len(result.expired) == EXPIRED_BATCH
+    assert [t.task_id for t in result.reclaimed] == ["leased"]
+    nxt = storage.pop(2.0, 10.0)  # the rest of the expired calls, then the reclaimed one runs
+    assert len(nxt.expired) == 5 and nxt.reclaimed == ()
+    assert nxt.task is not None and nxt.task.task_id == "leased"
+
+
+def test_a_duplicate_push_names_the_task_id() -> None:
+    storage = InMemoryStorage()
+    storage.push(task("a"))
+    with pytest.raises(DuplicateTask, match=r"^task_id 'a' is already waiting or leased"):
+        storage.push(task("a", key="other"))
+    assert storage.pop(0.0, 1.0).task is not None
+    with pytest.raises(DuplicateTask, match=r"^task_id 'a' is already waiting or leased"):
+        storage.push(task("a"))
+
+
+def test_a_charge_leaves_a_tombstone_that_never_serves_its_key() -> None:
+    """A weight function's charge pushes a second heap entry for the key; the
+    older one must stay dead whatever the key's later serves do to its version."""
+    calls: List[str] = []
+
+    def weight(key: str, meta: LRUKeyMetadata) -> float:
+        calls.append(key)
+        return 0.5 if len(calls) == 1 else meta.weight  # one charge of -0.5, then none
+
+    scheduler = FairScheduler(weight_function=weight, clock=lambda: 0.0)
+    for n in range(5):
+        scheduler.push("A", n)
+        scheduler.push("B", n)
+    order = []
+    for _ in range(10):
+        popped = scheduler.pop()
+        assert popped is not None
+        order.append(popped.key)
+    assert order == ["A", "B"] * 5

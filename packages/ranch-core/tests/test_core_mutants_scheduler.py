@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import types
+import uuid
 from typing import Any, Callable, List, Optional
 
 import pytest
@@ -71,7 +72,12 @@ def test_each_entry_point_names_the_bad_argument(
     assert scheduler.metadata("k").custom_data == {} and scheduler.metadata("k").weight == 1.0
 
 
-def test_counts_leave_out_more_due_calls_than_one_read_drops() -> None:
+@pytest.mark.parametrize(
+    "read",
+    [len, lambda s: s.metadata("k").pending_tasks, lambda s: s.status().backlog_size],
+    ids=["len", "metadata", "status"],
+)
+def test_counts_leave_out_more_due_calls_than_one_read_drops(read: Callable[[FairScheduler], int]) -> None:
     clock = Clock()
     dropped: List[str] = []
     scheduler = FairScheduler(clock=clock, on_expired=lambda task: dropped.append(task.task_id))
@@ -80,12 +86,10 @@ def test_counts_leave_out_more_due_calls_than_one_read_drops() -> None:
         scheduler.push("k", n, expiry=1.0, task_id=f"t{n:03}")
     scheduler.push("k", "stays", task_id="stays")
     clock.now += 5.0
-    assert len(scheduler) == 1  # drops EXPIRE_ON_READ, leaves the other 30 out of the count
-    assert len(dropped) == EXPIRE_ON_READ
-    assert scheduler.metadata("k").pending_tasks == 1
-    status = scheduler.status()
-    assert (status.backlog_size, status.expired_total) == (1, due)
-    assert dropped == [f"t{n:03}" for n in range(due)]  # by expiry, then id
+    assert read(scheduler) == 1  # drops EXPIRE_ON_READ, leaves the other 30 out of the count
+    assert dropped == [f"t{n:03}" for n in range(EXPIRE_ON_READ)]  # by expiry, then id
+    assert scheduler.status().expired_total == due
+    assert dropped == [f"t{n:03}" for n in range(due)]
     task = scheduler.pop()
     assert task is not None and task.task_id == "stays"
 
@@ -190,3 +194,31 @@ def test_metadata_and_len_of_a_fresh_key() -> None:
     assert isinstance(storage, InMemoryStorage)
     storage.push(ScheduledTask("x", "k", 1, 0.0, 50.0))  # already due at the clock's 100
     assert len(scheduler) == 0 and storage.waiting() == 0
+
+
+def test_expired_and_reclaimed_calls_are_logged_with_id_and_key(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    scheduler = FairScheduler(clock=clock, lease_seconds=10.0)
+    scheduler.push("k", 1, task_id="leased")
+    assert scheduler.pop() is not None
+    scheduler.push("k", 2, task_id="old", expiry=1.0)
+    clock.now += 20.0
+    with caplog.at_level(logging.INFO, logger="ranch_core"):
+        assert scheduler.reclaim() != [] and scheduler.expire() != []
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "ranch: lease of task leased (key 'k') ran out; put back"),
+        ("INFO", "ranch: dropped expired task old of key 'k'"),
+    ]
+
+
+def test_random_task_ids_are_uuid4_with_every_other_bit_random() -> None:
+    ids = [uuid.UUID(hex=FairScheduler().push("k", 1)) for _ in range(200)]
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in ids)
+    fixed = {48, 49, 50, 51, 64, 65}  # the version nibble and the variant bits, counted from the top
+    for bit in sorted(set(range(128)) - fixed):
+        assert {(u.int >> (127 - bit)) & 1 for u in ids} == {0, 1}, bit  # 2**-199 to fail by chance
+
+
+def test_default_lease_is_five_minutes() -> None:
+    assert FairScheduler().lease_seconds == 300.0
+    assert FairScheduler(lease_seconds=0.5).lease_seconds == 0.5

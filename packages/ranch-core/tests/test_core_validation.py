@@ -36,6 +36,18 @@ CASES: List[Case] = [
     (validation.check_expiry, 1e12, ValueError, "expiry must be at most .* use None"),
     (validation.check_lease, 0, ValueError, "lease_seconds must be greater than 0"),
     (validation.check_lease, "5", TypeError, "lease_seconds must be a number"),
+    (
+        validation.check_lease,
+        10**400,
+        ValueError,
+        "lease_seconds must be a finite number, got an int too large",
+    ),
+    (
+        lambda v: validation.check_optional_weight(v, "default_weight"),
+        0,
+        ValueError,
+        "default_weight must be",
+    ),
     (validation.check_limit, 0, ValueError, "limit must be >= 1"),
     (validation.check_limit, 1.5, TypeError, "limit must be an int, not float"),
     (validation.check_limit, True, TypeError, "limit must be an int, not bool"),
@@ -72,6 +84,7 @@ def test_bad_value_names_the_argument(
         (validation.check_tags, None, {}),
         (validation.check_tags, {"plan": "pro"}, {"plan": "pro"}),
         (validation.check_limit, 1, 1),
+        (validation.check_lease, 0.5, 0.5),  # under a second is a lease too
     ],
 )
 def test_good_values_pass(check: Callable[[Any], Any], value: Any, expected: Any) -> None:
