@@ -91,7 +91,7 @@ def deep(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def mutation(session: nox.Session) -> None:
-    """mutmut over ranch_core's algorithm, storages, scheduler and validation, against the core tests.
+    """mutmut over ranch_core's algorithm, in-memory storage, scheduler and validation; core tests only.
 
     Configuration: packages/ranch-core/setup.cfg. Fails under a raw score of 90 %; the surviving
     mutants and why each is equivalent: packages/ranch-core/MUTANTS.md.
