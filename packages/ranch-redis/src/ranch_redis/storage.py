@@ -2,43 +2,38 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Set
 
 from ranch_core import validation
 from ranch_core.errors import CorruptTask, DuplicateTask
 from ranch_core.models import (
     Finished,
-    LRUKeyMetadata,
     PopResult,
     ScheduledTask,
-    SystemStatus,
     WakeupPolicy,
-    WakeupStatus,
 )
 from ranch_core.protocols import MAX_BATCH
 from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
 
 from ranch_redis import layout, records, scripts
 from ranch_redis.connection import AMBIGUOUS, Retrier, describe_client, describe_url, make_client
+from ranch_redis.tracker import RedisTracker
+from ranch_redis.wakeups import RedisWakeups, nonce
 
 logger = logging.getLogger("ranch_redis")
 
 CorruptCallback = Callable[[CorruptTask], None]
 
 
-def _nonce() -> str:
-    """A fresh prefix for the token ids one script mints (``<nonce><n>``)."""
-    return os.urandom(8).hex() + "."
-
-
-class RedisStorage:
+class RedisStorage(RedisWakeups, RedisTracker):
     """A :class:`ranch_core.protocols.Storage` kept in Redis, shared by every process.
 
-    Push, pop, ack, release, requeue, extend, reclaim, remove, expire,
-    repair and charge are each one Lua script, so each is atomic on the server: two workers never pop the
+    Push, pop, finish, ack, release, requeue, extend, reclaim, remove,
+    expire, repair and charge (here), the wake-up token steps
+    (:class:`~ranch_redis.wakeups.RedisWakeups`) and the tracker's writes
+    and reads (:class:`~ranch_redis.tracker.RedisTracker`) are each one Lua
+    script, so each is atomic on the server: two workers never pop the
     same task and a producer racing a worker never loses one. The selection
     order and every number it depends on match
     :class:`ranch_core.backends.memory.InMemoryStorage` step for step.
@@ -252,7 +247,7 @@ class RedisStorage:
             token_args: List[Any] = ["", "", ""]
         else:
             deadline = layout.float_arg(tasks[-1].enqueued_at + wakeups.ttl)
-            token_args = [wakeups.max_wakeups, _nonce(), deadline]
+            token_args = [wakeups.max_wakeups, nonce(), deadline]
         tail = [*token_args, key_hex, len(tasks), *task_args]
         script = self._scripts["push_many"]
 
@@ -301,7 +296,7 @@ class RedisStorage:
         now = float(now)
         args: List[Any] = [layout.float_arg(now), layout.float_arg(now + float(lease_seconds))]
         if token is not None and wakeups is not None:
-            args += [token, wakeups.max_wakeups, _nonce(), layout.float_arg(now + wakeups.ttl)]
+            args += [token, wakeups.max_wakeups, nonce(), layout.float_arg(now + wakeups.ttl)]
         reclaimed: List[ScheduledTask] = []
         minted: List[str] = []
         corrupt: Set[bytes] = set()
@@ -366,7 +361,7 @@ class RedisStorage:
             token_args: List[Any] = ["", "", "", "0", ""]
         else:
             deadline = layout.float_arg(float(now) + wakeups.ttl)
-            token_args = [token or "", wakeups.max_wakeups, deadline, "1" if keep_token else "0", _nonce()]
+            token_args = [token or "", wakeups.max_wakeups, deadline, "1" if keep_token else "0", nonce()]
         mode = "ack" if requeue is None else "requeue"
         script = self._scripts["finish"]
 
@@ -380,29 +375,6 @@ class RedisStorage:
         if fate == layout.TOKEN_PASSED and token is not None:
             publish = (token, *publish)
         return Finished(done, publish, fate == layout.TOKEN_KEPT)
-
-    def release_token(self, token: str, now: float, wakeups: WakeupPolicy) -> List[str]:
-        """Hand back a held token (``release_token.lua``): returned if passed on."""
-        deadline = layout.float_arg(float(now) + wakeups.ttl)
-        fate = self._run("release_token", token, deadline, wakeups.max_wakeups)
-        return [token] if fate == layout.TOKEN_PASSED else []
-
-    def sweep_wakeups(self, now: float, wakeups: WakeupPolicy) -> List[str]:
-        """Retire lost tokens and mint replacements (``sweep_wakeups.lua``)."""
-        deadline = layout.float_arg(float(now) + wakeups.ttl)
-        reply = self._run("sweep_wakeups", layout.float_arg(now), wakeups.max_wakeups, _nonce(), deadline)
-        return [raw.decode() for raw in reply]
-
-    def register_slots(self, worker: str, slots: int, now: float, ttl: float) -> int:
-        """Record ``worker``'s slots until ``now + ttl``; return the live total
-        (``register_slots.lua``)."""
-        deadline = layout.float_arg(float(now) + float(ttl))
-        return int(self._run("register_slots", worker, int(slots), layout.float_arg(now), deadline))
-
-    def wakeup_status(self) -> WakeupStatus:
-        """Tokens in flight and held."""
-        in_flight, held = self._run("wakeups")
-        return WakeupStatus(in_flight=int(in_flight), held=int(held))
 
     def ack(self, task_id: str) -> bool:
         """Finish a leased task; ``False`` if it holds no lease (a retried ack whose
@@ -477,68 +449,3 @@ class RedisStorage:
                 what = f"{where}: field {field.decode()!r} held {raw!r}; reset to its default"
             found.append(self._report_corrupt(f"namespace {self.namespace!r}: {what}"))
         return found
-
-    # -- Tracker -----------------------------------------------------------
-
-    def set_weight(self, key: str, weight: float) -> None:
-        """Set the key's weight; its pass is left alone."""
-        validation.check_key(key)
-        weight_arg = layout.float_arg(validation.check_weight(weight))
-        state_key = layout.key_state_key(self.namespace, key)
-        self._retry(lambda retry: self.client.hset(state_key, layout.WEIGHT_FIELD, weight_arg))
-
-    def set_custom_data(self, key: str, name: str, value: Any) -> None:
-        """Store a JSON-encodable ``value`` under ``name``; ``TypeError`` otherwise."""
-        validation.check_key(key)
-        validation.check_name(name, "name")
-        try:
-            encoded = json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"custom data {name!r} cannot be encoded as JSON: {exc}") from None
-        state_key = layout.key_state_key(self.namespace, key)
-        self._retry(lambda retry: self.client.hset(state_key, layout.CUSTOM_PREFIX + name, encoded))
-
-    def add_tag(self, key: str, name: str, value: str) -> None:
-        """Tag ``key`` with ``name=value`` (replacing an earlier value)."""
-        validation.check_key(key)
-        validation.check_name(name, "tag name")
-        validation.check_tag_value(value)
-        self._run("tag", layout.hex_key(key), key, name, layout.hex_key(name), value)
-
-    def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[str]:
-        """Keys tagged ``name`` (with ``value``, if given), sorted."""
-        index_key = layout.tag_index_key(self.namespace, name)
-        tagged: Dict[bytes, bytes] = self._retry(lambda retry: self.client.hgetall(index_key))
-        wanted = None if value is None else value.encode("utf-8")
-        return sorted(k.decode("utf-8") for k, v in tagged.items() if wanted is None or v == wanted)
-
-    def metadata(self, key: str, now: Optional[float] = None) -> LRUKeyMetadata:
-        """What is known of ``key``; defaults for a key never seen. With
-        ``now``, ``pending_tasks`` leaves out tasks whose expiry is ``<= now``.
-
-        A stored field that cannot be read (a weight that is not a number in
-        range, a custom value that is not JSON, text that is not UTF-8) is
-        reported through ``on_corrupt`` and read as its default (skipped,
-        for tags and custom data), as the scripts do.
-        """
-        meta, bad = records.parse_metadata(
-            key, self._run("metadata", layout.hex_key(key), layout.now_arg(now))
-        )
-        for field in bad:
-            self._report_corrupt(
-                f"namespace {self.namespace!r}: key {key!r}: field {field!r} is unreadable; "
-                "read as its default"
-            )
-        return meta
-
-    def status(self, now: Optional[float] = None) -> SystemStatus:
-        """Counters of the namespace, read in O(1) (O(log N) with ``now``:
-        ``backlog_size`` then leaves out tasks whose expiry is ``<= now``)."""
-        waiting, active, leased, expired, served = self._run("status", layout.now_arg(now))
-        return SystemStatus(
-            backlog_size=int(waiting),
-            active_keys=int(active),
-            leased=int(leased),
-            expired_total=int(expired),
-            served_total=int(served),
-        )
