@@ -38,7 +38,7 @@ def all_keys(client: redis.Redis) -> List[bytes]:
     return list(client.scan_iter(count=1000))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # examples: the profile
 @given(keys=st.lists(USER_KEYS, min_size=1, max_size=8), namespace=st.sampled_from(["ns", "a:b", "x y", "é"]))
 def test_keys_stay_in_their_namespace_and_never_collide(
     client: redis.Redis, keys: List[str], namespace: str
