@@ -61,7 +61,7 @@ def test_conflicting_max_wakeups_for_one_backlog_raise_backlog_conflict(redis_ur
     @lru_task(app, name="mwc.a", backlog="shared", max_wakeups=5)
     def a() -> None: ...
 
-    with pytest.raises(BacklogConflict, match="max_wakeups=7.*max_wakeups=5"):
+    with pytest.raises(BacklogConflict, match=r"max_wakeups=7.*max_wakeups=5"):
 
         @lru_task(app, name="mwc.b", backlog="shared", max_wakeups=7)
         def b() -> None: ...
@@ -77,11 +77,12 @@ def test_conflicting_max_wakeups_on_one_queue_raise_at_first_use(redis_url) -> N
     def b() -> None: ...
 
     with pytest.raises(BacklogConflict, match="max_wakeups"):
-        a.lru_backlog  # noqa: B018 - resolving the backlog is the point
+        _ = a.lru_backlog  # resolving the backlog is the point
 
 
 @pytest.mark.parametrize(
-    ("value", "error"), [(0, ValueError), (-1, ValueError), (2.5, TypeError), ("8", TypeError), (True, TypeError)]
+    ("value", "error"),
+    [(0, ValueError), (-1, ValueError), (2.5, TypeError), ("8", TypeError), (True, TypeError)],
 )
 def test_bad_max_wakeups_and_budget_are_refused(redis_url, value, error) -> None:
     app = Celery("bad", broker=redis_url, set_as_current=False)
@@ -125,9 +126,8 @@ def test_lru_delay_many_runs_every_call_once_results_in_order(redis_url, start_w
 def test_lru_delay_many_kwargs_and_options(redis_url, start_worker) -> None:
     app = make_app(redis_url)
     kw = app.tasks["t.kw"]
-    results = kw.lru_delay_many(
-        "opts", [((1,), {"b": 2}), ([3], None), ((4,), {"c": "x"})], priority_weight=0.5, tags={"tier": "gold"}
-    )
+    calls = [((1,), {"b": 2}), ([3], None), ((4,), {"c": "x"})]
+    results = kw.lru_delay_many("opts", calls, priority_weight=0.5, tags={"tier": "gold"})
     meta = kw.get_client_metadata("opts")
     assert meta["weight"] == 0.5 and meta["tags"] == {"tier": "gold"} and meta["pending_tasks"] == 3
     start_worker()
@@ -152,10 +152,8 @@ BAD_MANY = [
     ("k", [((1, 2), None), ((1, 2), None), ("ab", None)], {}, TypeError, r"calls\[2\]: args must be a list"),
     ("k", [((1, 2), [1])], {}, TypeError, r"calls\[0\]: kwargs must be a mapping"),
     ("k", [((1, 2), {3: 1})], {}, TypeError, r"calls\[0\]: kwargs must be a mapping with str keys"),
-    ("k", [((1, 2), None), ((NotJSON(), 2), None)], {}, TypeError,
-     r"calls\[1\]: argument 1 \(args\[0\]\) of type NotJSON cannot be encoded"),  # fmt: skip
-    ("k", [((1, 2), None), ((1,), {"y": {1, 2}})], {}, TypeError,
-     r"calls\[1\]: keyword 'y' of type set cannot be encoded"),  # fmt: skip
+    ("k", [((1, 2), None), ((NotJSON(), 2), None)], {}, TypeError, r"calls\[1\]: argument 1 \(args\[0\]\)"),
+    ("k", [((1, 2), None), ((1,), {"y": {1, 2}})], {}, TypeError, r"calls\[1\]: keyword 'y' of type set"),
     ("", [((1, 2), None)], {}, ValueError, "lru_key"),
     (5, [((1, 2), None)], {}, TypeError, "lru_key"),
     ("k", [((1, 2), None)], {"priority_weight": 0}, ValueError, "priority_weight"),
