@@ -62,8 +62,16 @@ class CliWorkers:
         self.procs: List[subprocess.Popen[bytes]] = []
 
     def start(
-        self, *, processes: int = 1, threads: int = 2, lease: float = 10.0, prefetch: int = 0
+        self,
+        *,
+        processes: int = 1,
+        threads: int = 2,
+        lease: float = 10.0,
+        prefetch: int = 0,
+        **settings: str,
     ) -> subprocess.Popen[bytes]:
+        """Start one ``dramatiq`` CLI on the test app; ``settings`` are
+        ``RANCH_DQ_*`` variables by their lower-case suffix (``pause="taken"``)."""
         env = dict(os.environ)
         env.update(
             RANCH_DQ_REDIS_URL=self.redis_url,
@@ -73,6 +81,7 @@ class CliWorkers:
         )
         if prefetch:
             env["dramatiq_queue_prefetch"] = str(prefetch)
+        env.update({f"RANCH_DQ_{name.upper()}": value for name, value in settings.items()})
         command = [
             DRAMATIQ,
             "ranch_dramatiq_testapp",

@@ -5,11 +5,20 @@ Imported by worker processes (``dramatiq ranch_dramatiq_testapp --path
 (:func:`build`, to send calls as a producer). Every run of ``record_call``
 is written to Redis: ``started`` (list of ``"<pid> <message id>"``) and
 ``finished`` (hash: message id -> number of completed runs).
+
+``RANCH_DQ_PAUSE`` makes a worker process stop for good at one step of a
+call, so that a test can SIGKILL it there: ``taken`` (the wake-up's token is
+held and the call leased, the actor not started), ``running`` (inside the
+actor), ``finishing`` (the call acknowledged, its token not yet passed on
+through the broker). The process writes ``"<pid> <phase>"`` to ``paused``
+when it gets there. ``RANCH_DQ_BUDGET`` and ``RANCH_DQ_MAX_WAKEUPS`` set the
+``Ranch`` middleware's run budget and ``max_wakeups``.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Any, Tuple
 
@@ -24,6 +33,36 @@ from ranch_dramatiq import Ranch, lru_actor
 STARTED = "ranch-test:started"
 FINISHED = "ranch-test:finished"
 READY = "ranch-test:ready"
+PAUSED = "ranch-test:paused"
+PHASES = ("taken", "running", "finishing")
+
+
+class PauseAt(Middleware):
+    """Stops this worker process for good at ``phase`` of a ``record_call`` call (a test kills it there)."""
+
+    def __init__(self, client: Any, phase: str) -> None:
+        if phase not in PHASES:
+            raise ValueError(f"RANCH_DQ_PAUSE must be one of {PHASES}, not {phase!r}")
+        self.client = client
+        self.phase = phase
+        self.local = threading.local()
+
+    def hold(self, phase: str) -> None:
+        if phase == self.phase:
+            self.client.rpush(PAUSED, f"{os.getpid()} {phase}")
+            threading.Event().wait()  # until SIGKILL
+
+    def before_process_message(self, broker: Any, message: Any) -> None:
+        if message.actor_name == "record_call":
+            self.hold("taken")
+
+    def after_ack(self, broker: Any, message: Any) -> None:
+        if message.actor_name == "record_call":
+            self.local.finished = True
+
+    def before_enqueue(self, broker: Any, message: Any, delay: Any) -> None:
+        if message.actor_name.startswith("ranch_wake_up:") and getattr(self.local, "finished", False):
+            self.hold("finishing")
 
 
 class CountReady(Middleware):
@@ -36,20 +75,39 @@ class CountReady(Middleware):
         self.client.incr(READY)
 
 
-def build(url: str, *, lease_seconds: float = 10.0, heartbeat_ms: int = 60000) -> Tuple[RedisBroker, Any]:
+def build(
+    url: str,
+    *,
+    lease_seconds: float = 10.0,
+    heartbeat_ms: int = 60000,
+    pause: str = "",
+    budget: int = 8,
+    max_wakeups: int = 64,
+) -> Tuple[RedisBroker, Any]:
     """A broker with Results, CurrentMessage and Ranch, and the ``record_call`` actor."""
     broker = RedisBroker(url=url, heartbeat_timeout=heartbeat_ms)
     broker.add_middleware(Results(backend=RedisBackend(url=url)))
     broker.add_middleware(CurrentMessage())
-    broker.add_middleware(Ranch(lease_seconds=lease_seconds, sweep_interval=lease_seconds / 4))
+    ranch = Ranch(
+        lease_seconds=lease_seconds,
+        sweep_interval=lease_seconds / 4,
+        wakeup_budget=budget,
+        max_wakeups=max_wakeups,
+    )
+    broker.add_middleware(ranch)
     recorder = redis.Redis.from_url(url)
     broker.add_middleware(CountReady(recorder))
+    pause_at = PauseAt(recorder, pause) if pause else None
+    if pause_at is not None:
+        broker.add_middleware(pause_at)
 
     @lru_actor(broker=broker, store_results=True, max_retries=0)
     def record_call(label: str, seconds: float = 0.0) -> str:
         message = CurrentMessage.get_current_message()
         assert message is not None
         recorder.rpush(STARTED, f"{os.getpid()} {message.message_id}")
+        if pause_at is not None:
+            pause_at.hold("running")
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             time.sleep(0.01)
@@ -64,5 +122,8 @@ if "RANCH_DQ_REDIS_URL" in os.environ:
         os.environ["RANCH_DQ_REDIS_URL"],
         lease_seconds=float(os.environ.get("RANCH_DQ_LEASE", "10")),
         heartbeat_ms=int(os.environ.get("RANCH_DQ_HEARTBEAT_MS", "60000")),
+        pause=os.environ.get("RANCH_DQ_PAUSE", ""),
+        budget=int(os.environ.get("RANCH_DQ_BUDGET", "8")),
+        max_wakeups=int(os.environ.get("RANCH_DQ_MAX_WAKEUPS", "64")),
     )
     dramatiq.set_broker(broker)
