@@ -89,19 +89,21 @@ def test_redis_down_raises_within_budget_and_recovers_after_restart() -> None:
         budget = storage._retry.budget()
         assert budget == pytest.approx(0.05 + 0.1 + 0.2)
 
-        # Push continuously; a crash of the server interrupts the loop mid-run.
+        # Push continuously; after 200 pushes a crash of the server interrupts the loop mid-run
+        # (counted, not timed: how many pushes fit in a moment depends on the machine's load).
         pushed: List[str] = []
-        killer = threading.Timer(0.3, server.kill)
-        killer.start()
+        killer = threading.Thread(target=server.kill)
         started = time.monotonic()
         with pytest.raises(StorageUnavailable) as raised:
             for i in range(10_000_000):
+                if i == 200:
+                    killer.start()
                 storage.push(ScheduledTask(f"t{i}", f"k{i % 10}", {"i": i}, float(i)))
                 pushed.append(f"t{i}")
-                if time.monotonic() - started > 30:
+                if time.monotonic() - started > 60:
                     pytest.fail("server was not killed")
         killer.join()
-        assert len(pushed) > 100
+        assert len(pushed) >= 200
         message = str(raised.value)
         assert f"127.0.0.1:{port}" in message and "4 attempts" in message
         assert password not in message
@@ -119,12 +121,17 @@ def test_redis_down_raises_within_budget_and_recovers_after_restart() -> None:
         # (the server ran it and died before replying) or not at all, never half.
         server.start()
         failed = f"t{len(pushed)}"
-        assert "push again with the same task_id" in message
+        # Killed while the push was in flight: Redis may have run it, and the message says so.
+        # Killed between two pushes: the client finds the connection closed before sending,
+        # every attempt is refused, and the message says nothing was stored.
+        ambiguous = "push again with the same task_id" in message
+        assert ambiguous or "nothing was stored or changed" in message
         try:
             storage.push(ScheduledTask(failed, f"k{len(pushed) % 10}", {"i": len(pushed)}, 0.0))
             outcome = "not stored, pushed again"
         except ValueError:
             outcome = "stored before the crash"
+        assert ambiguous or outcome == "not stored, pushed again"
         assert storage.waiting() == len(pushed) + 1
         scheduler = FairScheduler(storage)
         popped = []

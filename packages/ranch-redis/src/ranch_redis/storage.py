@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Set
+from typing import Any, List, Mapping, Optional, Sequence, Set
 
 from ranch_core import validation
 from ranch_core.errors import CorruptTask, DuplicateTask
@@ -18,12 +18,11 @@ from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
 
 from ranch_redis import layout, records, scripts
 from ranch_redis.connection import AMBIGUOUS, Retrier, describe_client, describe_url, make_client
+from ranch_redis.reports import CorruptCallback
 from ranch_redis.tracker import RedisTracker
 from ranch_redis.wakeups import RedisWakeups, nonce
 
 logger = logging.getLogger("ranch_redis")
-
-CorruptCallback = Callable[[CorruptTask], None]
 
 
 class RedisStorage(RedisWakeups, RedisTracker):
@@ -143,47 +142,6 @@ class RedisStorage(RedisWakeups, RedisTracker):
         note = AMBIGUOUS.get(name, "")
         keys = [self._stats]
         return self._retry(lambda retry: script(keys=keys, args=args), operation=name, note=note)
-
-    def _corrupt(self, task_id: bytes, reason: str) -> None:
-        self._report_corrupt(
-            f"namespace {self.namespace!r}: task {task_id.decode('utf-8', 'replace')!r} is corrupt "
-            f"({reason}); removed"
-        )
-
-    def _report_corrupt(self, message: str) -> CorruptTask:
-        self.corrupt_total += 1
-        error = CorruptTask(message)
-        logger.error("ranch: %s", error)
-        if self.on_corrupt is not None:
-            self.on_corrupt(error)
-        return error
-
-    def _decode_pairs(
-        self, flat: Sequence[bytes], *, waiting: bool, corrupt: Optional[Set[bytes]] = None
-    ) -> List[ScheduledTask]:
-        """Decode ``[tid, body, ...]``; corrupt ones are reported (their ids added
-        to ``corrupt``) and removed."""
-        tasks = []
-        for index in range(0, len(flat), 2):
-            task_id, body = flat[index], flat[index + 1]
-            try:
-                tasks.append(records.decode_task(self.serializer, task_id, body))
-            except ValueError as exc:
-                self._corrupt(task_id, str(exc))
-                if corrupt is not None:
-                    corrupt.add(task_id)
-                if waiting:
-                    self._remove_corrupt(task_id, body)
-        return tasks
-
-    def _remove_corrupt(self, task_id: bytes, body: bytes) -> None:
-        parts = body.split(b",", 3)
-        if len(parts) == 4:
-            self._run("remove", parts[2], task_id)
-
-    def _report_dropped(self, flat: Sequence[bytes]) -> None:
-        for index in range(0, len(flat), 2):
-            self._corrupt(flat[index], "unreadable task record")
 
     # -- Backlog -----------------------------------------------------------
 

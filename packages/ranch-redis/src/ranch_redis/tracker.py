@@ -11,14 +11,14 @@ import json
 from typing import Any, Dict, List, Optional
 
 from ranch_core import validation
-from ranch_core.errors import CorruptTask
 from ranch_core.models import LRUKeyMetadata, SystemStatus
 
 from ranch_redis import layout, records
 from ranch_redis.connection import Retrier
+from ranch_redis.reports import RedisReports
 
 
-class RedisTracker:
+class RedisTracker(RedisReports):
     """Per-key weights, tags, custom data and counters, in the namespace's Redis keys."""
 
     # Provided by RedisStorage.
@@ -27,9 +27,6 @@ class RedisTracker:
     _retry: Retrier
 
     def _run(self, name: str, *args: Any) -> Any:
-        raise NotImplementedError
-
-    def _report_corrupt(self, message: str) -> CorruptTask:
         raise NotImplementedError
 
     def set_weight(self, key: str, weight: float) -> None:
