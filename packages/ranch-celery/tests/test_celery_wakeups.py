@@ -203,3 +203,15 @@ def test_plain_tasks_on_the_queue_finish_long_before_the_ranch_backlog(redis_url
     ranch_before = sum(1 for entry in order[:last_plain] if entry.startswith("bulk:"))
     assert ranch_before <= 250, f"the 50 plain calls finished after {ranch_before} Ranch calls"
     assert sorted(order) == sorted([f"bulk:{n}" for n in range(1_000)] + [f"plain:{n}" for n in range(50)])
+
+
+@pytest.mark.slow
+def test_tokens_grow_to_the_workers_slots_beyond_max_wakeups(redis_url, start_worker, rec) -> None:
+    # max_wakeups=2, but the worker runs 4 threads: it registers 4 slots at its sweep, and the
+    # sweep mints tokens up to them, so 4 calls run at once.
+    app = make_app(redis_url, max_wakeups=2)
+    slow = app.tasks["t.slow"]
+    results = [slow.lru_delay(f"key{n}", f"s{n}", 1.0) for n in range(12)]
+    worker = start_worker(pool="threads", concurrency=4, env={"RANCH_TEST_MAX_WAKEUPS": "2"})
+    wait_for(lambda: rec.llen("started") - rec.llen("finished") >= 4, 10, "4 calls running at once", worker)
+    assert [r.get(timeout=14) for r in results] == [f"s{n}" for n in range(12)]
