@@ -1,0 +1,138 @@
+"""Wake-up token corners of the in-memory storage and the scheduler (tests from the mutation run).
+
+Deadlines of kept and passed-on tokens, a token retired by the sweep while
+its call ran (taken back only if there is room), a kept token retired by a
+pop that finds nothing, and the arguments of ``register_slots``.
+"""
+
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import pytest
+from ranch_core import FairScheduler, InMemoryStorage
+from ranch_core.models import ScheduledTask, WakeupPolicy
+
+
+def task(task_id: str, key: str = "k") -> ScheduledTask:
+    return ScheduledTask(task_id, key, 1, 0.0)
+
+
+def two_waiting(policy: WakeupPolicy) -> Tuple[InMemoryStorage, List[str]]:
+    storage = InMemoryStorage()
+    tokens = storage.push(task("a"), wakeups=policy) + storage.push(task("b"), wakeups=policy)
+    return storage, tokens
+
+
+def test_push_stores_weight_and_tags_and_mints_with_the_call() -> None:
+    storage = InMemoryStorage()
+    minted = storage.push(task("a"), weight=0.5, tags={"plan": "pro"}, wakeups=WakeupPolicy())
+    assert len(minted) == 1 and storage.wakeup_status().in_flight == 1
+    meta = storage.metadata("k")
+    assert (meta.weight, meta.tags) == (0.5, {"plan": "pro"})
+    assert storage.push(task("b")) == []  # no policy, no token
+
+
+def test_a_kept_token_lives_ttl_from_its_finish() -> None:
+    policy = WakeupPolicy(max_wakeups=4, ttl=10.0)
+    storage, (first, _) = two_waiting(policy)
+    popped = storage.pop(0.0, 100.0, token=first, wakeups=policy).task
+    assert popped is not None
+    finished = storage.finish(popped.task_id, 1.0, token=first, wakeups=policy, keep_token=True)
+    assert finished.kept and finished.publish == ()
+    storage.sweep_wakeups(10.5, policy)  # the other token, minted at 0.0, is replaced: not this one
+    assert storage.wakeup_status().held == 1
+    storage.sweep_wakeups(11.0, policy)  # 1.0 + ttl: retired
+    assert storage.wakeup_status().held == 0
+
+
+def test_a_passed_on_token_travels_ttl_from_its_finish() -> None:
+    policy = WakeupPolicy(max_wakeups=4, ttl=10.0)
+    storage = InMemoryStorage()
+    (first,) = storage.push(task("a"), wakeups=policy)
+    popped = storage.pop(0.0, 100.0, token=first, wakeups=policy).task
+    assert popped is not None
+    storage.push(task("b"))  # waits, with no token in flight for it
+    finished = storage.finish(popped.task_id, 1.0, token=first, wakeups=policy)
+    assert finished.publish == (first,) and not finished.kept
+    assert storage.sweep_wakeups(10.5, policy) == []  # still travelling: nothing to replace
+    assert storage.wakeup_status().in_flight == 1
+    assert len(storage.sweep_wakeups(11.0, policy)) == 1  # lost at 1.0 + ttl: replaced
+
+
+def test_a_held_token_is_retired_at_its_deadline_exactly() -> None:
+    policy = WakeupPolicy(max_wakeups=4, ttl=100.0)
+    storage, (first, _) = two_waiting(policy)
+    assert storage.pop(0.0, 5.0, token=first, wakeups=policy).task is not None
+    storage.sweep_wakeups(4.9, policy)
+    assert storage.wakeup_status().held == 1
+    storage.sweep_wakeups(5.0, policy)  # the lease's deadline
+    assert storage.wakeup_status().held == 0
+
+
+def test_a_token_retired_while_its_call_ran_is_kept_again_if_there_is_room() -> None:
+    policy = WakeupPolicy(max_wakeups=3, ttl=100.0)
+    storage, (first, _) = two_waiting(policy)
+    popped = storage.pop(0.0, 5.0, token=first, wakeups=policy).task
+    assert popped is not None
+    storage.sweep_wakeups(6.0, policy)  # the lease's deadline passed: the held token is retired
+    assert storage.wakeup_status().held == 0
+    finished = storage.finish(popped.task_id, 6.0, token=first, wakeups=policy, keep_token=True)
+    assert finished.kept and storage.wakeup_status().held == 1  # 1 outstanding < 3: taken back
+
+
+def test_a_token_retired_while_its_call_ran_is_dropped_when_the_bound_is_reached() -> None:
+    policy = WakeupPolicy(max_wakeups=2, ttl=100.0)
+    storage, (first, _) = two_waiting(policy)
+    popped = storage.pop(0.0, 5.0, token=first, wakeups=policy).task
+    assert popped is not None
+    storage.sweep_wakeups(6.0, policy)
+    assert len(storage.push(task("c"), wakeups=policy)) == 1  # now 2 outstanding: the bound
+    finished = storage.finish(popped.task_id, 6.0, token=first, wakeups=policy, keep_token=True)
+    assert not finished.kept and finished.publish == ()
+    status = storage.wakeup_status()
+    assert status.in_flight + status.held == 2
+
+
+def test_a_kept_token_that_finds_nothing_is_retired() -> None:
+    policy = WakeupPolicy(max_wakeups=4, ttl=100.0)
+    storage, (first, _) = two_waiting(policy)
+    popped = storage.pop(0.0, 50.0, token=first, wakeups=policy).task
+    assert popped is not None
+    assert storage.finish(popped.task_id, 1.0, token=first, wakeups=policy, keep_token=True).kept
+    assert storage.pop(1.0, 50.0).task is not None  # someone else takes the last call
+    assert storage.pop(2.0, 50.0, token=first, wakeups=policy).task is None
+    assert storage.wakeup_status().held == 0
+
+
+def test_scheduler_finish_hands_the_token_back_unless_asked_to_keep_it() -> None:
+    policy = WakeupPolicy(max_wakeups=4, ttl=100.0)
+    scheduler = FairScheduler(clock=lambda: 0.0)
+    (token,) = scheduler.store("k", [1, 2, 3], wakeups=policy).wakeups
+    taken = scheduler.take(token, policy)
+    assert taken.task is not None
+    finished = scheduler.finish(taken.task.task_id, token=token, wakeups=policy)
+    assert finished.done and not finished.kept
+
+
+@pytest.mark.parametrize(
+    ("worker", "slots", "error", "message"),
+    [
+        ("", 1, ValueError, "worker must not be empty"),
+        (3, 1, TypeError, "worker must be a str"),
+        ("w", -1, ValueError, "slots must be an int >= 0, not -1"),
+        ("w", True, ValueError, "slots must be an int >= 0, not True"),
+        ("w", 1.0, ValueError, "slots must be an int >= 0, not 1.0"),
+    ],
+)
+def test_register_slots_names_the_bad_argument(
+    worker: object, slots: object, error: type, message: str
+) -> None:
+    with pytest.raises(error, match=f"^{message}"):
+        FairScheduler().register_slots(worker, slots, 30.0)  # type: ignore[arg-type]
+
+
+def test_register_slots_accepts_zero_and_returns_the_live_total() -> None:
+    scheduler = FairScheduler(clock=lambda: 0.0)
+    assert scheduler.register_slots("w1", 4, 30.0) == 4
+    assert scheduler.register_slots("w2", 0, 30.0) == 4  # a worker with no free slot
