@@ -136,3 +136,32 @@ def test_register_slots_accepts_zero_and_returns_the_live_total() -> None:
     scheduler = FairScheduler(clock=lambda: 0.0)
     assert scheduler.register_slots("w1", 4, 30.0) == 4
     assert scheduler.register_slots("w2", 0, 30.0) == 4  # a worker with no free slot
+
+
+def test_finish_without_a_token_mints_one_for_a_requeued_call_only() -> None:
+    policy = WakeupPolicy(max_wakeups=4, ttl=100.0)
+    storage = InMemoryStorage()
+    storage.push(task("a"))
+    storage.push(task("b"))
+    first, second = storage.pop(0.0, 50.0).task, storage.pop(0.0, 50.0).task
+    assert first is not None and second is not None
+    acked = storage.finish(first.task_id, 1.0, wakeups=policy)
+    assert (acked.done, acked.publish, acked.kept) == (True, (), False)
+    retried = storage.finish(second.task_id, 1.0, requeue=second, wakeups=policy)
+    assert retried.done is True and len(retried.publish) == 1  # one wake-up for the call put back
+    assert storage.wakeup_status().in_flight == 1
+    storage.sweep_wakeups(100.5, policy)  # minted at 1.0: still travelling at 100.5
+    assert storage.wakeup_status().in_flight == 1 and storage.sweep_wakeups(100.6, policy) == []
+    gone = storage.finish("nobody", 2.0, requeue=task("nobody"), wakeups=policy)
+    assert (gone.done, gone.publish) == (False, ())  # no lease: nothing written, nothing minted
+
+
+def test_finish_without_wakeups_says_whether_it_held_the_lease() -> None:
+    storage = InMemoryStorage()
+    storage.push(task("a"))
+    popped = storage.pop(0.0, 50.0).task
+    assert popped is not None
+    assert storage.finish(popped.task_id, 1.0).done is True
+    assert storage.finish(popped.task_id, 1.0).done is False
+    with pytest.raises(ValueError, match=r"^finish: requeue\.task_id must be task_id"):
+        storage.finish("a", 1.0, requeue=task("b"))
