@@ -76,7 +76,7 @@ def tests(session: nox.Session) -> None:
     # subprocesses included, then the gates of scripts/coverage_gates.py.
     session.install(COVERAGE)
     session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest")
+    session.run("coverage", "run", "-m", "pytest", "--durations=25")  # the 15 s rule, in the log
     session.run("coverage", "combine", "--quiet")
     session.run("coverage", "json", "--quiet", "-o", "coverage.json")
     session.run("python", "scripts/coverage_gates.py", "coverage.json")
