@@ -77,7 +77,10 @@ def test_worker_sigkilled_at_each_step_of_a_call(
     wait(lambda: len(finished(client)) >= 20, timeout=12)
     all_ran_once(client, sent)
     victim_runs = [mid for p, mid in started(client) if p == pid]
-    assert len(victim_runs) == (0 if phase == "taken" else 1)
+    if phase == "finishing":  # it stops at the first pass-on after a finish (not always the first call's)
+        assert len(victim_runs) >= 1
+    else:
+        assert len(victim_runs) == (0 if phase == "taken" else 1)
     if phase == "running":  # started, killed, reclaimed after its lease, run again elsewhere
         assert [p for p, mid in started(client) if mid == victim_runs[0]][1] != pid
     wait(lambda: outstanding(record_call) == 0, timeout=5)  # the dead worker's token was retired

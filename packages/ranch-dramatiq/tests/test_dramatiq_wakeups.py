@@ -116,25 +116,42 @@ def test_max_wakeups_and_budget_settings(redis_url: str) -> None:
     broker.close()
 
 
-def test_worker_registers_its_threads_as_slots(redis_url: str, run_worker: Any) -> None:
-    broker, _, _ = make_broker(redis_url)
+def test_worker_registers_its_threads_as_slots(redis_url: str, run_worker: Any, wait: Any) -> None:
+    broker, _, _ = make_broker(redis_url, max_wakeups=1)
+    running = "ranch-test:running"
+    most = "ranch-test:most"
+    client = redis.Redis.from_url(redis_url)
 
     @lru_actor(broker=broker)
-    def job() -> None:
-        pass
+    def job(n: int) -> None:
+        now = client.incr(running)
+        client.eval(
+            "if tonumber(redis.call('get', KEYS[1]) or 0) < tonumber(ARGV[1]) then "
+            "redis.call('set', KEYS[1], ARGV[1]) end",
+            1,
+            most,
+            now,
+        )
+        deadline = time.monotonic() + 0.2
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        client.decr(running)
 
     ranch = next(m for m in broker.middleware if isinstance(m, Ranch))
     with run_worker(broker, threads=3):
-        assert ranch.slots == 3
-        if hasattr(job.dispatcher, "slots"):  # ranch-core with slot registration
-            assert job.dispatcher.slots == 3
+        assert ranch.slots == 3 and job.dispatcher.slots == 3
 
         @lru_actor(broker=broker, queue_name="later")  # declared after boot
         def later() -> None:
             pass
 
-        if hasattr(later.dispatcher, "slots"):
-            assert later.dispatcher.slots == 3
+        assert later.dispatcher.slots == 3
+        for n in range(12):
+            job.lru_send(f"k{n % 4}", n)
+        wait(lambda: job.get_system_status()["served_total"] == 12 and int(client.get(running) or 0) == 0)
+    # max_wakeups=1, but the worker's 3 slots sized the tokens: 3 calls ran at once
+    assert int(client.get(most) or 0) == 3
+    client.close()
     broker.close()
 
 

@@ -65,11 +65,10 @@ class DramatiqBacklog:
         return self.dispatcher.wakeups.max_wakeups
 
     def set_slots(self, slots: int) -> None:
-        """This worker process's concurrency, registered by the sweep so the
-        effective ``max_wakeups`` becomes at least the fleet's live slots
-        (a no-op with a ranch-core that does not register slots)."""
-        if hasattr(self.dispatcher, "slots"):
-            setattr(self.dispatcher, "slots", slots)  # noqa: B010 - attribute of newer ranch-core
+        """This worker process's concurrency (:attr:`FairDispatcher.slots`),
+        registered with the storage at the first take and every sweep, so the
+        effective ``max_wakeups`` becomes at least the fleet's live slots."""
+        self.dispatcher.slots = slots
 
     @property
     def settings(self) -> BacklogSettings:
