@@ -493,3 +493,18 @@ def test_registered_slots_grow_the_tokens_to_the_fleet() -> None:
     producer = FairDispatcher(dispatcher.scheduler, queue.wake, max_wakeups=2)
     producer.sweep()  # a dispatcher without slots (a producer) registers nothing
     assert producer.wakeups.max_wakeups == 2 and other.register_slots() == 4
+
+
+def test_a_saturated_fleet_keeps_its_late_tokens_instead_of_piling_up_replacements() -> None:
+    clock, queue = Clock(), Queue()
+    worker = FairDispatcher(FairScheduler(clock=clock, lease_seconds=100), queue.wake, max_wakeups=3)
+    worker.slots = 1  # one slot in the whole fleet
+    for n in range(10):
+        worker.submit("k", Call(args=[n]))
+    running = worker.take(queue.next())
+    assert running is not None  # the only slot is busy; two tokens wait in the broker
+    clock.now += worker.wakeups.ttl + 1  # they outlive their ttl behind the busy slot
+    worker.sweep()
+    assert queue.messages == 3 and worker.scheduler.storage.wakeup_status().in_flight == 2  # none replaced
+    worker.finish(running)  # the slot frees up: the late tokens are still good
+    assert worker.take(queue.next()) is not None

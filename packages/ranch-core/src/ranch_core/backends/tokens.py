@@ -87,11 +87,18 @@ class TokenBook:
         return Finished(True)
 
     def sweep(self, now: float) -> None:
-        """Retire tokens in flight and held whose deadline is ``<= now``."""
-        for token in [t for t, deadline in self.flight.items() if deadline <= now]:
-            del self.flight[token]
+        """Retire held tokens whose deadline is ``<= now`` (their worker died),
+        then in-flight tokens whose deadline is ``<= now`` (lost), unless every
+        registered worker slot holds a token: then a late token is waiting for
+        a busy fleet, not lost, and replacing it would only pile up no-op
+        wake-ups in the broker while the fleet stays saturated."""
         for token in [t for t, (deadline, _) in self.held.items() if deadline <= now]:
             self.unhold(token)
+        live_slots = sum(count for count, deadline in self.slots.values() if deadline > now)
+        if live_slots > 0 and len(self.held) >= live_slots:
+            return
+        for token in [t for t, deadline in self.flight.items() if deadline <= now]:
+            del self.flight[token]
 
     def extend(self, task_id: str, deadline: float) -> None:
         """The lease of ``task_id`` now ends at ``deadline``: so does its token's."""
