@@ -33,7 +33,7 @@ def test_layout_names_every_key_a_namespace_writes(client: redis.Redis) -> None:
     named = {
         layout.stats_key(ns), layout.tasks_key(ns), layout.leases_key(ns), layout.active_key(ns),
         layout.keys_key(ns), layout.queue_key(ns, "a"), layout.key_state_key(ns, "a"),
-        layout.tag_index_key(ns, "plan"),
+        layout.tag_index_key(ns, "plan"), layout.wake_key(ns),
     }  # fmt: skip
     written = {k.decode() for k in client.scan_iter(match=layout.base(ns) + "*")}
     assert written == named

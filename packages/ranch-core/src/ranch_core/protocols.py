@@ -203,6 +203,22 @@ class Backlog(Protocol):
         will never run), in O(log N); without it, they are until dropped.
         """
 
+    def wait(self, now: float, timeout: Optional[float]) -> bool:
+        """Block until a call may be runnable, or ``timeout`` seconds pass
+        (``None``: no limit); never by polling.
+
+        Returns ``True`` at once if a call waits (some key is active) or a
+        lease's deadline is ``<= now``. Otherwise blocks until a step makes a
+        call runnable (a push, a release, a requeue, a lease put back) or the
+        earliest lease deadline passes (its call then comes back with no
+        producer at all), and returns ``True``; ``False`` when the time ran
+        out. ``True`` means "pop now", not "a pop will succeed": another
+        worker may be faster. No wake-up is lost: a step that makes a call
+        runnable after the check wakes the waiter. A storage may return
+        ``False`` early (e.g. to stay under a socket timeout); callers loop
+        until their own deadline (:meth:`ranch_core.FairScheduler.pop`).
+        """
+
 
 @runtime_checkable
 class Tracker(Protocol):

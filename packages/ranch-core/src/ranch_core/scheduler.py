@@ -179,9 +179,29 @@ class FairScheduler:
 
     # -- consuming ---------------------------------------------------------
 
-    def pop(self) -> Optional[ScheduledTask]:
-        """The fair choice now, leased; ``None`` if nothing is waiting."""
-        return self.take().task
+    def pop(self, timeout: Optional[float] = 0) -> Optional[ScheduledTask]:
+        """The fair choice, leased; ``None`` if nothing is waiting.
+
+        ``timeout`` (seconds) lets the call wait for a call to become
+        runnable: ``0`` (default) answers at once, ``None`` waits as long as
+        it takes. While it waits the storage blocks (a condition in memory,
+        a blocking command on Redis: :meth:`ranch_core.protocols.Backlog.wait`),
+        so an idle worker costs no CPU, and a push from any thread or
+        process, a release, a retry or a lease that runs out wakes it.
+        """
+        timeout = validation.check_timeout(timeout)
+        task = self.take().task
+        if task is not None or timeout == 0:
+            return task
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            self.storage.wait(self.clock(), remaining)
+            task = self.take().task
+            if task is not None:
+                return task
 
     def take(self, token: Optional[str] = None, wakeups: Optional[WakeupPolicy] = None) -> Taken:
         """:meth:`pop` with a wake-up ``token`` (see :meth:`ranch_core.protocols.Backlog.pop`):

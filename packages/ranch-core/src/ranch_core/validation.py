@@ -78,6 +78,16 @@ def check_lease(lease_seconds: Any) -> float:
     return number
 
 
+def check_timeout(timeout: Any, name: str = "timeout") -> Optional[float]:
+    """How long a pop may wait: ``None`` (no limit) or finite seconds ``>= 0``."""
+    if timeout is None:
+        return None
+    number = _check_number(timeout, name)
+    if number < 0:
+        raise ValueError(f"{name} must be >= 0 seconds or None, got {timeout!r}")
+    return number
+
+
 def check_limit(limit: Any, name: str = "limit") -> int:
     """A batch size: an ``int`` >= 1."""
     if isinstance(limit, bool) or not isinstance(limit, int):

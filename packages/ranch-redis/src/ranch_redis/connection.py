@@ -92,6 +92,22 @@ def make_client(url: str, *, cluster: bool, options: Dict[str, Any]) -> Any:
     return redis.Redis.from_url(url, **merged)
 
 
+def block_limit(client: Any) -> Optional[float]:
+    """The longest blocking command (seconds) that fits the client's socket
+    timeout, with a second (or half of it) to spare; ``None`` for no timeout."""
+    kwargs: Dict[str, Any] = {}
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        kwargs = getattr(pool, "connection_kwargs", {}) or {}
+    else:
+        manager = getattr(client, "nodes_manager", None)
+        kwargs = getattr(manager, "connection_kwargs", {}) or {}
+    timeout = kwargs.get("socket_timeout")
+    if timeout is None:
+        return None
+    return float(max(timeout - 1.0, timeout / 2))
+
+
 class Retrier:
     """Runs a call, retrying connection errors with exponential backoff.
 

@@ -37,6 +37,10 @@ Redis key               type    content
 ``…ww``                 zset    workers that registered their slots, score =
                                 registration deadline
 ``…wn``                 hash    registered worker -> its slots (concurrency)
+``…wake``               list    notifications for blocked pops: every step
+                                that makes calls runnable pushes one mark per
+                                call (at most ``NOTIFY_BOUND`` kept);
+                                waiters block on it (``BLPOP``, ``wait.lua``)
 ======================  ======  =============================================
 
 Waiting = ``HLEN tasks - ZCARD leases``; minus ``ZCOUNT expiry -inf now``
@@ -100,11 +104,21 @@ REQUEUE_ALREADY = 2
 #: requeue: the task holds no lease; nothing written.
 REQUEUE_NOT_LEASED = 0
 
+#: wait: a call may be runnable now; pop.
+WAIT_READY = 1
+#: wait: nothing is runnable; block on the notification list.
+WAIT_BLOCK = 0
+
+#: At most this many notification marks are kept (more waiters than this
+#: are woken by the pops that follow: a pop that leaves calls waiting
+#: pushes a mark).
+NOTIFY_BOUND = 64
+
 #: Every reply code, as the scripts see it (``__PUSH_STORED__`` ...).
 REPLIES: Dict[str, int] = {
     name: value
     for name, value in dict(globals()).items()
-    if name.isupper() and isinstance(value, int) and name != "PREFIX"
+    if name.isupper() and isinstance(value, int) and name not in ("PREFIX", "NOTIFY_BOUND")
 }
 
 # -- key names -------------------------------------------------------------
@@ -201,6 +215,11 @@ def workers_key(namespace: str) -> str:
 def slots_key(namespace: str) -> str:
     """Hash of registered worker -> its slots."""
     return base(namespace) + "wn"
+
+
+def wake_key(namespace: str) -> str:
+    """List of notification marks that blocked pops wait on (``BLPOP``)."""
+    return base(namespace) + "wake"
 
 
 def tag_index_key(namespace: str, name: str) -> str:

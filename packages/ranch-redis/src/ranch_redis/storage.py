@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, List, Mapping, Optional, Sequence, Set
+from typing import Any, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ranch_core import validation
 from ranch_core.errors import CorruptTask, DuplicateTask
@@ -17,7 +17,15 @@ from ranch_core.protocols import MAX_BATCH
 from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
 
 from ranch_redis import layout, records, scripts
-from ranch_redis.connection import AMBIGUOUS, Retrier, describe_client, describe_url, make_client
+from ranch_redis.connection import (
+    AMBIGUOUS,
+    RETRYABLE,
+    Retrier,
+    block_limit,
+    describe_client,
+    describe_url,
+    make_client,
+)
 from ranch_redis.reports import CorruptCallback
 from ranch_redis.tracker import RedisTracker
 from ranch_redis.wakeups import RedisWakeups, nonce
@@ -80,6 +88,8 @@ class RedisStorage(RedisWakeups, RedisTracker):
             where or describe_client(client), retries=retries, backoff=backoff, max_backoff=max_backoff
         )
         self._stats = layout.stats_key(self.namespace)
+        self._wake = layout.wake_key(self.namespace)
+        self._block_limit = block_limit(client)
         self._scripts = scripts.register_all(client)
         self._owns_client = False
 
@@ -388,6 +398,27 @@ class RedisStorage(RedisWakeups, RedisTracker):
         """Tasks waiting (not leased); with ``now``, expired ones left out."""
         return int(self._run("waiting", layout.now_arg(now)))
 
+    def wait(self, now: float, timeout: Optional[float]) -> bool:
+        """Block until a call may be runnable or ``timeout`` passes (see
+        :meth:`ranch_core.protocols.Backlog.wait`), on the server: the check
+        of ``wait.lua``, then a ``BLPOP`` on the namespace's notification
+        list capped at the earliest lease deadline.
+
+        One ``BLPOP`` lasts at most the client's socket timeout less a
+        second; then ``False`` comes back early and the caller waits again.
+        A connection error ends the wait with ``True``: the pop that follows
+        reports the outage (or retries it).
+        """
+        reply = self._run("wait", layout.float_arg(now))
+        limit, capped = wait_limit(reply, now, timeout, self._block_limit)
+        if limit is not None and limit <= 0:
+            return capped
+        try:
+            got = self.client.blpop([self._wake], timeout=0 if limit is None else max(limit, 0.001))
+        except RETRYABLE:
+            return True
+        return got is not None or capped
+
     def repair(self, limit: int) -> List[CorruptTask]:
         """Check the counters and up to ``limit`` keys holding tasks; fix what
         is damaged and report each fix (see
@@ -407,3 +438,21 @@ class RedisStorage(RedisWakeups, RedisTracker):
                 what = f"{where}: field {field.decode()!r} held {raw!r}; reset to its default"
             found.append(self._report_corrupt(f"namespace {self.namespace!r}: {what}"))
         return found
+
+
+def wait_limit(
+    reply: Any, now: float, timeout: Optional[float], cap: Optional[float]
+) -> Tuple[Optional[float], bool]:
+    """From ``wait.lua``'s reply: how long to block (``None``: no limit) and
+    whether the end of that block means "pop now" (a lease deadline, or
+    the server said a call is runnable) rather than "time is up"."""
+    if int(reply[0]) == layout.WAIT_READY:
+        return 0.0, True
+    limit, capped = timeout, False
+    if reply[1]:
+        until = float(reply[1]) - float(now)
+        if limit is None or until < limit:
+            limit, capped = until, True
+    if cap is not None and (limit is None or limit > cap):
+        limit, capped = cap, False
+    return limit, capped

@@ -6,6 +6,11 @@ keys sit in a binary heap ordered by
 Waiting tasks that expire are also in an :class:`~ranch_core.backends.expiry.ExpiryIndex`
 of the storage and one of their key, so that counts leave out due tasks and
 :meth:`InMemoryStorage.expire` finds them without a scan.
+
+Waiters (:meth:`InMemoryStorage.wait` for threads, :meth:`InMemoryStorage.subscribe`
+for event loops) sleep on a condition of the storage's lock: every step that
+makes a call wait signals it, and a waiter's sleep ends by itself at the
+earliest lease deadline, when a lease that ran out makes its call runnable.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from __future__ import annotations
 import heapq
 import json
 import threading
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from collections import deque
+from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
@@ -36,6 +42,9 @@ from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
 
 _HeapEntry = Tuple[float, int, str, int]
 
+#: A callback :meth:`InMemoryStorage.subscribe` calls (once, lock held) when a call may be runnable.
+Wake = Callable[[], None]
+
 
 class InMemoryStorage:
     """Storage held in this process's memory.
@@ -48,6 +57,9 @@ class InMemoryStorage:
     def __init__(self, *, serializer: Optional[SerializerSpec] = "json") -> None:
         self._serializer: Optional[Serializer] = None if serializer is None else get_serializer(serializer)
         self._lock = threading.RLock()
+        self._ready = threading.Condition(self._lock)
+        self._sleepers = 0
+        self._wakes: Deque[Wake] = deque()
         self._keys: Dict[str, KeyState] = {}
         self._heap: List[_HeapEntry] = []
         self._virtual_time = 0.0
@@ -115,6 +127,8 @@ class InMemoryStorage:
             state.tasks.append(record)
         self._waiting_ids[record.task_id] = record.key
         self._waiting += 1
+        if self._sleepers or self._wakes:
+            self._signal(1)
         if record.expires_at is not None:
             self._expiring.add(record.expires_at, record.task_id)
             state.expiring.add(record.expires_at, record.task_id)
@@ -127,6 +141,90 @@ class InMemoryStorage:
         if record.expires_at is not None:
             self._expiring.discard(record.expires_at, record.task_id)
             state.expiring.discard(record.expires_at, record.task_id)
+
+    # -- waiting -----------------------------------------------------------
+
+    def _signal(self, n: Optional[int]) -> None:
+        """Wake ``n`` waiters of each kind (``None``: all); lock held."""
+        if self._sleepers:
+            if n is None:
+                self._ready.notify_all()
+            else:
+                self._ready.notify(n)
+        wakes = self._wakes
+        for _ in range(len(wakes) if n is None else min(n, len(wakes))):
+            wakes.popleft()()
+
+    def _new_deadline(self, deadline: float) -> None:
+        """A lease now ends at ``deadline``: waiters sleeping past it recompute their sleep."""
+        if (self._sleepers or self._wakes) and (not self._lease_heap or deadline < self._lease_heap[0][0]):
+            self._signal(None)
+
+    def _runnable(self, now: float) -> Tuple[bool, Optional[float]]:
+        """Whether a call may be runnable at ``now``; else the seconds until
+        the earliest lease deadline (``None``: no lease). Lock held."""
+        if self._active:
+            return True, None
+        heap = self._lease_heap
+        while heap:  # drop the tombstones of finished or moved leases
+            lease = self._leases.get(heap[0][1])
+            if lease is not None and lease[0] == heap[0][0]:
+                break
+            heapq.heappop(heap)
+        if not heap:
+            return False, None
+        until = heap[0][0] - now
+        return until <= 0, until
+
+    def wait(self, now: float, timeout: Optional[float]) -> bool:
+        """Block this thread until a call may be runnable or ``timeout`` passes
+        (see :meth:`ranch_core.protocols.Backlog.wait`)."""
+        with self._ready:
+            ready, until = self._runnable(now)
+            if ready:
+                return True
+            if until is not None and (timeout is None or until < timeout):
+                timeout, capped = until, True
+            else:
+                capped = False
+            if timeout is not None and timeout <= 0:
+                return False
+            self._sleepers += 1
+            try:
+                return self._ready.wait(timeout) or capped
+            finally:
+                self._sleepers -= 1
+
+    def subscribe(self, now: float, wake: Wake) -> Tuple[bool, Optional[float]]:
+        """Wait without a thread (an event loop's waiter, see
+        :class:`~ranch_core.backends.async_memory.AsyncInMemoryStorage`).
+
+        ``(True, None)`` if a call may be runnable at ``now``. Otherwise
+        ``wake`` is registered and ``(False, seconds until the earliest lease
+        deadline or None)`` returned; ``wake`` is called at most once, with
+        the storage's lock held, by the thread whose step makes a call
+        runnable: it must only schedule work (``loop.call_soon_threadsafe``).
+        """
+        with self._lock:
+            ready, until = self._runnable(now)
+            if not ready:
+                self._wakes.append(wake)
+            return ready, until
+
+    def unsubscribe(self, wake: Wake) -> bool:
+        """Forget a registered ``wake``; ``False`` if it was already called."""
+        with self._lock:
+            try:
+                self._wakes.remove(wake)
+            except ValueError:
+                return False
+            return True
+
+    def signal(self) -> None:
+        """Wake one waiter of each kind: a waiter that was woken but will
+        not pop (cancelled) passes its wake-up on."""
+        with self._lock:
+            self._signal(1)
 
     def _put_back(self, record: Record) -> None:
         self._wait(record, head=True)
@@ -248,6 +346,7 @@ class InMemoryStorage:
             state.served_total += 1
             self._served_total += 1
             deadline = now + lease_seconds
+            self._new_deadline(deadline)
             self._leases[record.task_id] = (deadline, record)
             heapq.heappush(self._lease_heap, (deadline, record.task_id))
             if state.tasks:
@@ -332,6 +431,7 @@ class InMemoryStorage:
             lease = self._leases.get(task_id)
             if lease is None:
                 return False
+            self._new_deadline(deadline)
             self._leases[task_id] = (deadline, lease[1])
             heapq.heappush(self._lease_heap, (deadline, task_id))
             self._tokens.extend(task_id, deadline)

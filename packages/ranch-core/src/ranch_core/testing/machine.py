@@ -289,6 +289,15 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
             assert self._read(lambda: len(self.scheduler)) == self.model.waiting(self.now)
 
         @invariant()
+        def wait_answers_at_once(self) -> None:
+            # With no time to wait, wait() is the check alone: a call waits
+            # (expired or not, until dropped) or a lease's deadline passed.
+            runnable = any(state.tasks for state in self.model.keys.values()) or any(
+                deadline <= self.now for deadline, _ in self.model.leases.values()
+            )
+            assert self.scheduler.storage.wait(self.now, 0) == runnable
+
+        @invariant()
         def same_metadata(self) -> None:
             for key in KEYS:
                 got = self._read(lambda: self.scheduler.metadata(key))  # noqa: B023 - called at once

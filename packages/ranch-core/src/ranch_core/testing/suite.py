@@ -2,7 +2,7 @@
 
 The guarantees live in one module per group (:mod:`~ranch_core.testing.fairness`,
 :mod:`~ranch_core.testing.lifecycle`, :mod:`~ranch_core.testing.batches`,
-:mod:`~ranch_core.testing.badinput`); this class gathers them with the
+:mod:`~ranch_core.testing.badinput`, :mod:`~ranch_core.testing.waiting`); this class gathers them with the
 stateful test that checks every step against the reference model.
 """
 
@@ -15,10 +15,11 @@ from ranch_core.testing.batches import BatchAndWakeupProperties
 from ranch_core.testing.fairness import FairnessProperties
 from ranch_core.testing.lifecycle import LifecycleProperties
 from ranch_core.testing.machine import build_machine
+from ranch_core.testing.waiting import WaitingProperties
 
 
 class StorageConformance(
-    FairnessProperties, LifecycleProperties, BatchAndWakeupProperties, BadInputProperties
+    FairnessProperties, LifecycleProperties, BatchAndWakeupProperties, BadInputProperties, WaitingProperties
 ):
     """Subclass this in a test module and implement :meth:`make_storage`.
 

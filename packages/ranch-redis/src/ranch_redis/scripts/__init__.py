@@ -44,6 +44,7 @@ NAMES = (
     "metadata",
     "status",
     "waiting",
+    "wait",
 )
 
 #: Constants written into the scripts' text (``__NAME__``) when they are loaded.
@@ -51,6 +52,7 @@ CONSTANTS: Dict[str, Union[int, float]] = {
     "__RECLAIM_BATCH__": RECLAIM_BATCH,
     "__EXPIRED_BATCH__": EXPIRED_BATCH,
     "__FANOUT__": FANOUT,
+    "__NOTIFY_BOUND__": layout.NOTIFY_BOUND,
     "__MIN_WEIGHT__": MIN_WEIGHT,
     "__MAX_WEIGHT__": MAX_WEIGHT,
     **{f"__{name}__": value for name, value in layout.REPLIES.items()},

@@ -32,6 +32,7 @@ local BOUND = BASE .. 'wb'       -- hash: held token -> the task id it runs ('' 
 local HOLDER = BASE .. 'wt'      -- hash: task id -> the token held for it
 local WORKERS = BASE .. 'ww'     -- zset: registered workers, score = registration deadline
 local SLOTS = BASE .. 'wn'       -- hash: registered worker -> its slots
+local WAKE = BASE .. 'wake'      -- list: notification marks for blocked pops (BLPOP)
 
 local function qkey(hk) return BASE .. 'q:' .. hk end  -- list of task ids, head first
 local function xkey(hk) return BASE .. 'x:' .. hk end  -- zset: the key's part of EXPIRY
@@ -127,10 +128,31 @@ local function deactivate(hk)
     redis.call('SREM', KEYSET, hk)
 end
 
+-- Wake up to n blocked pops (one mark each): n calls may be runnable. The
+-- list keeps at most NOTIFY_BOUND marks; wait.lua empties it when nothing
+-- is runnable, so stale marks cost a waiter at most one extra round trip.
+local function notify(n)
+    if n > __NOTIFY_BOUND__ then n = __NOTIFY_BOUND__ end
+    if n < 1 then return end
+    local marks = {}
+    for i = 1, n do marks[i] = '1' end
+    if redis.call('LPUSH', WAKE, unpack(marks)) > __NOTIFY_BOUND__ then
+        redis.call('LTRIM', WAKE, 0, __NOTIFY_BOUND__ - 1)
+    end
+end
+
+-- A lease is about to end at `deadline`: if no lease ends sooner, blocked
+-- pops (which sleep at most until the earliest deadline) must look again.
+local function notify_deadline(deadline)
+    local first = redis.call('ZRANGE', LEASES, 0, 0, 'WITHSCORES')
+    if #first == 0 or tonumber(deadline) < tonumber(first[2]) then notify(1) end
+end
+
 -- Put a task back at the head of its key.
 local function put_back(tid, hk, exp, vt)
     index_expiry(tid, hk, exp)
     if redis.call('LPUSH', qkey(hk), tid) == 1 then activate(hk, vt) end
+    notify(1)
 end
 
 -- Appends the items of `src` (a flat list) to `dst`.
@@ -189,6 +211,7 @@ local function requeue_task(tid, hk, body, retry, exp)
             local _, vt = stats()
             activate(hk, vt)
         end
+        notify(1)
         return __REQUEUE_DONE__
     end
     if retry == '1' and redis.call('HEXISTS', TASKS, tid) == 1 then return __REQUEUE_ALREADY__ end

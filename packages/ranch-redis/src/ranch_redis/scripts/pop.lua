@@ -10,6 +10,8 @@
 -- tasks (pop again; the token is left as it was); __POP_STALE__ = the
 -- token may not pop (held for a running task, or unknown while m tokens
 -- are outstanding): nothing done.
+-- Serving a call wakes one more blocked pop if calls still wait, or, if
+-- none do and this lease ends first, makes blocked pops look again.
 -- With a token: it becomes held, bound to the served task (score = the
 -- lease deadline), and up to FANOUT tokens are minted; if nothing waits, it
 -- is retired.
@@ -104,6 +106,13 @@ while true do
                 redis.call('HSET', STATS, 'seq', seq, 'vt', ps)
             end
             redis.call('HSET', k, 'p', np, 's', seq, 'l', now_s, 'n', (whole(st[2]) or 0) + 1)
+            -- Pass the wake-up on while calls wait (more waiters than the
+            -- marks of a burst); else a lease that ends first wakes them.
+            if remaining > 0 or redis.call('ZCARD', ACTIVE) > 0 then
+                notify(1)
+            else
+                notify_deadline(deadline)
+            end
             redis.call('ZADD', LEASES, deadline, tid)
             unindex_expiry(tid, hk, exp)
             if remaining > 0 then redis.call('ZADD', ACTIVE, np, member(seq, hk)) end

@@ -23,4 +23,5 @@ if redis.call('RPUSH', qkey(hk), tid) == 1 then
     local _, vt = stats()
     activate(hk, vt)
 end
+notify(1)
 return __PUSH_STORED__

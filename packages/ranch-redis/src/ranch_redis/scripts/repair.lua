@@ -73,6 +73,7 @@ for _, hk in ipairs(scan[2]) do
         if #kfix > 0 then redis.call('HSET', k, unpack(kfix)) end
         if not score then
             activate(hk, vt)
+            notify(1)
             extend(out, {hk, 'active', ''})
         end
     end
