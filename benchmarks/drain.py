@@ -9,11 +9,8 @@ the JSON.
 
 from __future__ import annotations
 
-import json
-import platform
 import time
-from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict
 
 COUNT = "bench:count"
 FIRST = "bench:first"
@@ -68,43 +65,3 @@ def collect(client: Any, mode: str, expected: int, produce_s: float) -> Dict[str
         "quiet_worst_execution": quiet[-1],
         "quiet_median_execution": quiet[len(quiet) // 2],
     }
-
-
-def report(
-    name: str, fair_label: str, setup: str, results: List[Dict[str, Any]], out: str, **extra: Any
-) -> int:
-    """Print the table (plain vs fair) and the ratios; write the JSON to ``out``."""
-    plain, fair = results
-    ratios = {
-        "producer": fair["producer_calls_per_s"] / plain["producer_calls_per_s"],
-        "drain": fair["drain_calls_per_s"] / plain["drain_calls_per_s"],
-    }
-    print(f"{name}: {plain['calls'] - len(QUIET_KEYS)} bulk + {len(QUIET_KEYS)} quiet no-op calls, {setup}")
-    width = max(len(fair_label), 5) + 1
-    print(
-        f"{'mode':<{width}} {'produce/s':>10} {'drain/s':>10} {'quiet worst exec':>17} {'quiet median':>13}"
-    )
-    for row in results:
-        label = "plain" if row["mode"] == "plain" else fair_label
-        print(
-            f"{label:<{width}} {row['producer_calls_per_s']:>10.0f} {row['drain_calls_per_s']:>10.0f} "
-            f"{row['quiet_worst_execution']:>17} {row['quiet_median_execution']:>13}"
-        )
-    print(
-        f"ratio {fair_label}/plain: producer {ratios['producer']:.2f}x, "
-        f"drain {ratios['drain']:.2f}x (target >= 0.6x)"
-    )
-    data = {
-        "benchmark": name,
-        **extra,
-        "quiet_keys": len(QUIET_KEYS),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "runs": results,
-        "ratios": ratios,
-    }
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"written to {path}")
-    return 0
