@@ -3,8 +3,7 @@
 Both send ``calls`` no-op calls for key ``bulk`` and one for each of ten quiet
 keys, plainly or through Ranch, then let the same workers drain them. The no-op
 counts executions in Redis (:func:`record`); :func:`collect` turns the counters
-into a result row and :func:`report` prints the side-by-side table and writes
-the JSON.
+into a result row. Each benchmark prints its own table and writes its JSON.
 """
 
 from __future__ import annotations
