@@ -4,9 +4,10 @@ Read in this order: :mod:`ranch_core.algorithm` (the rule),
 :mod:`ranch_core.protocols` (what a storage does),
 :mod:`ranch_core.backends.memory` (a storage), :mod:`ranch_core.scheduler`
 (the facade); then what the Celery and Dramatiq adapters share:
-:mod:`ranch_core.calls` (a stored call), :mod:`ranch_core.dispatcher` (one
-backlog as an adapter drives it), :mod:`ranch_core.retries` (the retry
-rule), :mod:`ranch_core.leases` (the worker's sweep thread), :mod:`ranch_core.management` (the seed's management API) and
+:mod:`ranch_core.calls` (a stored call), :mod:`ranch_core.dispatcher`
+(one backlog as an adapter drives it), :mod:`ranch_core.retries` (the
+retry rule), :mod:`ranch_core.leases` (the worker's sweep thread),
+:mod:`ranch_core.management` (the seed's management API) and
 :mod:`ranch_core.backlogs` (declaring a backlog); :mod:`ranch_core.errors`
 (one family under :class:`RanchError`) and :mod:`ranch_core.testing` (the
 conformance suite).
