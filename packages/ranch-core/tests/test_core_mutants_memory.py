@@ -110,3 +110,23 @@ def test_a_charge_leaves_a_tombstone_that_never_serves_its_key() -> None:
         assert popped is not None
         order.append(popped.key)
     assert order == ["A", "B"] * 5
+
+
+def test_a_key_that_empties_and_returns_does_not_revive_its_tombstone() -> None:
+    """Deactivating a key must kill every heap entry it had, also the one a charge left behind."""
+    calls: List[str] = []
+
+    def weight(key: str, meta: LRUKeyMetadata) -> float:
+        calls.append(key)
+        return 0.5 if len(calls) == 1 else meta.weight  # one charge of -0.5, then none
+
+    scheduler = FairScheduler(weight_function=weight, clock=lambda: 0.0)
+    scheduler.push("A", 0)
+    scheduler.push("A", 1)
+    for n in range(8):
+        scheduler.push("B", n)
+    order = [scheduler.pop() for _ in range(4)]  # A empties after its second call
+    for n in range(3):
+        scheduler.push("A", 10 + n)  # A turns active again
+    order += [scheduler.pop() for _ in range(7)]
+    assert [task.key if task else None for task in order] == ["A", "B"] * 5 + ["B"]

@@ -11,6 +11,7 @@ from typing import List, Tuple
 
 import pytest
 from ranch_core import FairScheduler, InMemoryStorage
+from ranch_core.errors import DuplicateTask
 from ranch_core.models import ScheduledTask, WakeupPolicy
 
 
@@ -165,3 +166,46 @@ def test_finish_without_wakeups_says_whether_it_held_the_lease() -> None:
     assert storage.finish(popped.task_id, 1.0).done is False
     with pytest.raises(ValueError, match=r"^finish: requeue\.task_id must be task_id"):
         storage.finish("a", 1.0, requeue=task("b"))
+
+
+def test_storage_checks_batches_and_token_pops_with_named_messages() -> None:
+    storage = InMemoryStorage()
+    with pytest.raises(ValueError, match=r"^push_many takes at most 1000 tasks, not 1001"):
+        storage.push_many([task(f"t{n}") for n in range(1001)])
+    with pytest.raises(ValueError, match=r"^push_many takes tasks of one key"):
+        storage.push_many([task("a", "k1"), task("b", "k2")])
+    with pytest.raises(DuplicateTask, match=r"^push_many names one task_id twice"):
+        storage.push_many([task("a"), task("a")])
+    with pytest.raises(ValueError, match=r"^pop with a token needs wakeups \(a WakeupPolicy\)"):
+        storage.pop(0.0, 10.0, token="t")
+    assert storage.waiting() == 0
+
+
+def test_a_pop_given_a_policy_but_no_token_takes_no_token() -> None:
+    policy = WakeupPolicy(max_wakeups=4, ttl=100.0)
+    storage = InMemoryStorage()
+    storage.push(task("a"))
+    result = storage.pop(0.0, 10.0, wakeups=policy)
+    assert result.task is not None and result.minted == ()
+    assert storage.wakeup_status().held == 0 and storage.wakeup_status().in_flight == 0
+
+
+def test_finish_without_a_token_mints_exactly_one_and_only_for_a_requeue() -> None:
+    policy = WakeupPolicy(max_wakeups=8, ttl=100.0)
+    storage = InMemoryStorage()
+    for name in "abcd":
+        storage.push(task(name))
+    first, second = storage.pop(0.0, 50.0).task, storage.pop(0.0, 50.0).task
+    assert first is not None and second is not None
+    assert storage.finish(first.task_id, 1.0, wakeups=policy).publish == ()  # two wait, but an ack mints none
+    assert len(storage.finish(second.task_id, 1.0, requeue=second, wakeups=policy).publish) == 1
+
+
+def test_a_held_token_retired_by_the_sweep_stays_retired_when_its_lease_is_extended() -> None:
+    policy = WakeupPolicy(max_wakeups=4, ttl=100.0)
+    storage, (first, _) = two_waiting(policy)
+    assert storage.pop(0.0, 5.0, token=first, wakeups=policy).task is not None
+    storage.sweep_wakeups(6.0, policy)  # the held token's deadline (the lease's) passed
+    assert storage.wakeup_status().held == 0
+    assert storage.extend("a", 20.0)  # the lease itself was not reclaimed yet
+    assert storage.wakeup_status().held == 0
