@@ -17,7 +17,8 @@ import pytest
 from ranch_core import FairScheduler, InMemoryStorage, LRUKeyMetadata, ScheduledTask
 from ranch_core import scheduler as scheduler_module
 from ranch_core.errors import CorruptTask
-from ranch_core.protocols import EXPIRE_ON_READ
+from ranch_core.models import WakeupPolicy
+from ranch_core.protocols import EXPIRE_ON_READ, MAX_BATCH
 from ranch_core.scheduler import WARNING_INTERVAL
 
 
@@ -228,3 +229,17 @@ def test_random_task_ids_are_uuid4_with_every_other_bit_random() -> None:
 def test_default_lease_is_five_minutes() -> None:
     assert FairScheduler().lease_seconds == 300.0
     assert FairScheduler(lease_seconds=0.5).lease_seconds == 0.5
+
+
+def test_store_names_a_task_ids_count_mismatch() -> None:
+    scheduler = make()
+    with pytest.raises(ValueError, match=r"^task_ids has 1 ids for 2 payloads"):
+        scheduler.store("k", [1, 2], task_ids=["a"])
+    assert len(scheduler) == 0
+
+
+def test_store_in_two_batches_returns_the_tokens_of_both() -> None:
+    scheduler = make()
+    stored = scheduler.store("k", range(MAX_BATCH + 5), wakeups=WakeupPolicy(max_wakeups=8))
+    assert len(stored.task_ids) == MAX_BATCH + 5
+    assert len(stored.wakeups) == 2  # one per storage step
