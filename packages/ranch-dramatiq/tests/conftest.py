@@ -100,9 +100,11 @@ class CliWorkers:
         for proc in self.procs:
             if proc.poll() is None:
                 proc.terminate()  # the dramatiq main process stops its workers
+        # A main process whose child was SIGKILLed by the test may never exit on its own:
+        # a few seconds for a clean stop (and coverage data), then the whole group goes.
         for proc in self.procs:
             with suppress(subprocess.TimeoutExpired):
-                proc.wait(10)
+                proc.wait(3)
             with suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             if proc.poll() is None:
