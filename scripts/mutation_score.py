@@ -5,8 +5,9 @@
 Reads mutmut's per-module results (``mutants/src/**/*.py.meta``). The raw score
 is killed (a test failed, or the mutant hung until the timeout) over every
 mutant, so a mutant no test reaches counts as surviving. Survivors are listed by
-name; those named in the equivalents file (``packages/ranch-core/MUTANTS.md``)
-are marked, and the score after equivalents leaves them out. Exits 1 if the raw
+name; those the equivalents file (``packages/ranch-core/MUTANTS.md``) lists as
+equivalent are marked, and the score after equivalents leaves them out (names
+after its "## Not killed" heading are marked as known, and stay in the score). Exits 1 if the raw
 score is under ``--min`` or a mutant was not checked.
 """
 
@@ -32,9 +33,12 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--equivalents", type=Path, help="a file naming the equivalent mutants")
     args = parser.parse_args(argv[1:])
 
-    listed = set()
+    listed, open_cases = set(), set()
     if args.equivalents and args.equivalents.is_file():
-        listed = set(re.findall(r"`([\w.ǁ]+__mutmut_\d+)`", args.equivalents.read_text()))
+        # Names before a "## Not killed" heading are equivalent; names after it are known open cases.
+        equivalent_part, _, open_part = args.equivalents.read_text().partition("\n## Not killed")
+        listed = set(re.findall(r"`([\w.ǁ]+__mutmut_\d+)`", equivalent_part))
+        open_cases = set(re.findall(r"`([\w.ǁ]+__mutmut_\d+)`", open_part))
 
     per_module: Dict[str, List[int]] = {}
     survivors: List[str] = []
@@ -56,6 +60,8 @@ def main(argv: List[str]) -> int:
                 if code in SURVIVED:
                     kind = "survived"
                 mark = "equivalent (MUTANTS.md)" if name in listed else "NOT LISTED"
+                if name in open_cases:
+                    mark = "listed as not killed (MUTANTS.md)"
                 survivors.append(f"  {name}: {kind}, {mark}")
 
     killed = sum(k for k, _ in per_module.values())
