@@ -3,7 +3,8 @@
 Read in this order: :mod:`ranch_core.algorithm` (the rule),
 :mod:`ranch_core.protocols` (what a storage does),
 :mod:`ranch_core.backends.memory` (a storage), :mod:`ranch_core.scheduler`
-(the facade); then what the Celery and Dramatiq adapters share:
+(the facade), :mod:`ranch_core.async_scheduler` (the same for asyncio,
+over :mod:`ranch_core.async_protocols`); then what the Celery and Dramatiq adapters share:
 :mod:`ranch_core.calls` (a stored call), :mod:`ranch_core.dispatcher`
 (one backlog as an adapter drives it), :mod:`ranch_core.retries` (the
 retry rule), :mod:`ranch_core.leases` (the worker's sweep thread),
@@ -13,6 +14,9 @@ retry rule), :mod:`ranch_core.leases` (the worker's sweep thread),
 conformance suite).
 """
 
+from ranch_core.async_protocols import AsyncStorage
+from ranch_core.async_scheduler import AsyncFairScheduler
+from ranch_core.backends.async_memory import AsyncInMemoryStorage
 from ranch_core.backends.memory import InMemoryStorage
 from ranch_core.errors import (
     BacklogConflict,
@@ -33,6 +37,9 @@ from ranch_core.serializers import JSONSerializer, PickleSerializer, Serializer,
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncFairScheduler",
+    "AsyncInMemoryStorage",
+    "AsyncStorage",
     "Backlog",
     "BacklogConflict",
     "CallExpired",

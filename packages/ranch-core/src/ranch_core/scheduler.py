@@ -7,7 +7,7 @@ import math
 import os
 import threading
 import time
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
@@ -52,7 +52,96 @@ class Taken:
     wakeups: Tuple[str, ...] = ()
 
 
-class FairScheduler:
+class SchedulerBase:
+    """What :class:`FairScheduler` and :class:`~ranch_core.AsyncFairScheduler`
+    share and that does no storage I/O: settings, argument checks, reports
+    and the weight function's correction."""
+
+    def __init__(
+        self,
+        *,
+        weight_function: Optional[WeightFunction] = None,
+        lease_seconds: float = 300.0,
+        clock: Callable[[], float] = time.time,
+        on_expired: Optional[TaskCallback] = None,
+        on_reclaimed: Optional[TaskCallback] = None,
+    ) -> None:
+        if weight_function is not None and not callable(weight_function):
+            raise TypeError("weight_function must be callable")
+        self.weight_function = weight_function
+        self.lease_seconds = validation.check_lease(lease_seconds)
+        self.clock = clock
+        self.on_expired = on_expired
+        self.on_reclaimed = on_reclaimed
+        self._warn_lock = threading.Lock()
+        self._last_warning = -math.inf
+        self._suppressed = 0
+
+    def _tasks(
+        self,
+        key: str,
+        payloads: Iterable[Any],
+        weight: Optional[float],
+        expiry: Optional[float],
+        tags: Optional[Mapping[str, str]],
+        task_ids: Optional[Sequence[str]],
+    ) -> Tuple[List[ScheduledTask], Optional[float], Optional[Dict[str, str]]]:
+        """Check a push's arguments; the tasks to store, the weight and the tags."""
+        validation.check_key(key)
+        weight = validation.check_optional_weight(weight)
+        expiry = validation.check_expiry(expiry)
+        checked_tags = validation.check_tags(tags) or None
+        payloads = list(payloads)
+        if task_ids is None:
+            ids = [new_task_id() for _ in payloads]
+        else:
+            ids = [validation.check_name(task_id, "task_id") for task_id in task_ids]
+            if len(ids) != len(payloads):
+                raise ValueError(f"task_ids has {len(ids)} ids for {len(payloads)} payloads")
+        now = self.clock()
+        expires_at = None if expiry is None else now + expiry
+        tasks = [ScheduledTask(tid, key, payload, now, expires_at) for tid, payload in zip(ids, payloads)]
+        return tasks, weight, checked_tags
+
+    def retried(self, task: ScheduledTask, payload: Any) -> ScheduledTask:
+        """``task`` as a retry stores it: same id, key and expiry, new payload, enqueued now."""
+        return ScheduledTask(task.task_id, task.key, payload, self.clock(), task.expires_at)
+
+    def _report(self, expired: Any, reclaimed: Any) -> None:
+        for task in expired:
+            logger.info("ranch: dropped expired task %s of key %r", task.task_id, task.key)
+            if self.on_expired is not None:
+                self.on_expired(task)
+        for task in reclaimed:
+            logger.warning("ranch: lease of task %s (key %r) ran out; put back", task.task_id, task.key)
+            if self.on_reclaimed is not None:
+                self.on_reclaimed(task)
+
+    def _correction(self, key: str, meta: LRUKeyMetadata) -> Optional[float]:
+        """What to charge ``key`` beyond its stored weight after a dispatch
+        (the weight function's result minus the weight); ``None``: nothing."""
+        assert self.weight_function is not None
+        try:
+            weight = validation.check_weight(self.weight_function(key, meta), "weight_function result")
+        except Exception as exc:  # noqa: BLE001 - a user callback must not stop the worker
+            self._warn(f"weight_function failed for key {key!r}: {exc!r}; using the stored weight")
+            return None
+        return weight - meta.weight if weight != meta.weight else None
+
+    def _warn(self, message: str) -> None:
+        with self._warn_lock:
+            now = time.monotonic()
+            if now - self._last_warning < WARNING_INTERVAL:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed = self._suppressed, 0
+            self._last_warning = now
+        if suppressed:
+            message += f" ({suppressed} similar warnings suppressed)"
+        logger.warning("ranch: %s", message)
+
+
+class FairScheduler(SchedulerBase):
     """Fair scheduling across keys on top of any :class:`~ranch_core.protocols.Storage`.
 
     Producers :meth:`push` tasks under a key; whenever a worker slot is free,
@@ -84,17 +173,14 @@ class FairScheduler:
         on_expired: Optional[TaskCallback] = None,
         on_reclaimed: Optional[TaskCallback] = None,
     ) -> None:
-        if weight_function is not None and not callable(weight_function):
-            raise TypeError("weight_function must be callable")
+        super().__init__(
+            weight_function=weight_function,
+            lease_seconds=lease_seconds,
+            clock=clock,
+            on_expired=on_expired,
+            on_reclaimed=on_reclaimed,
+        )
         self.storage: Storage = InMemoryStorage() if storage is None else storage
-        self.weight_function = weight_function
-        self.lease_seconds = validation.check_lease(lease_seconds)
-        self.clock = clock
-        self.on_expired = on_expired
-        self.on_reclaimed = on_reclaimed
-        self._warn_lock = threading.Lock()
-        self._last_warning = -math.inf
-        self._suppressed = 0
 
     # -- producing ---------------------------------------------------------
 
@@ -152,26 +238,13 @@ class FairScheduler:
     ) -> Stored:
         """:meth:`push_many` that also mints wake-up tokens (``wakeups``): at
         most one per storage step, see :meth:`ranch_core.protocols.Backlog.push_many`."""
-        validation.check_key(key)
-        weight = validation.check_optional_weight(weight)
-        expiry = validation.check_expiry(expiry)
-        checked_tags = validation.check_tags(tags) or None
-        payloads = list(payloads)
-        if task_ids is None:
-            ids = [new_task_id() for _ in payloads]
-        else:
-            ids = [validation.check_name(task_id, "task_id") for task_id in task_ids]
-            if len(ids) != len(payloads):
-                raise ValueError(f"task_ids has {len(ids)} ids for {len(payloads)} payloads")
-        now = self.clock()
-        expires_at = None if expiry is None else now + expiry
-        tasks = [ScheduledTask(tid, key, payload, now, expires_at) for tid, payload in zip(ids, payloads)]
+        tasks, weight, checked_tags = self._tasks(key, payloads, weight, expiry, tags, task_ids)
         minted: List[str] = []
         for start in range(0, len(tasks), MAX_BATCH):
             minted += self.storage.push_many(
                 tasks[start : start + MAX_BATCH], weight=weight, tags=checked_tags, wakeups=wakeups
             )
-        return Stored(ids, tuple(minted))
+        return Stored([task.task_id for task in tasks], tuple(minted))
 
     def remove(self, key: str, task_id: str) -> bool:
         """Delete a waiting task, e.g. when publishing its wake-up message failed."""
@@ -234,10 +307,6 @@ class FairScheduler:
         return self.storage.finish(
             task_id, self.clock(), requeue=requeue, token=token, wakeups=wakeups, keep_token=keep_token
         )
-
-    def retried(self, task: ScheduledTask, payload: Any) -> ScheduledTask:
-        """``task`` as a retry stores it: same id, key and expiry, new payload, enqueued now."""
-        return ScheduledTask(task.task_id, task.key, payload, self.clock(), task.expires_at)
 
     def release_token(self, token: str, wakeups: WakeupPolicy) -> List[str]:
         """Hand back a kept token; returns it if it was passed on (publish it)."""
@@ -303,38 +372,10 @@ class FairScheduler:
             return self.storage.repair(limit)
         return []
 
-    def _report(self, expired: Any, reclaimed: Any) -> None:
-        for task in expired:
-            logger.info("ranch: dropped expired task %s of key %r", task.task_id, task.key)
-            if self.on_expired is not None:
-                self.on_expired(task)
-        for task in reclaimed:
-            logger.warning("ranch: lease of task %s (key %r) ran out; put back", task.task_id, task.key)
-            if self.on_reclaimed is not None:
-                self.on_reclaimed(task)
-
     def _apply_weight_function(self, key: str) -> None:
-        assert self.weight_function is not None
-        meta = self.storage.metadata(key)
-        try:
-            weight = validation.check_weight(self.weight_function(key, meta), "weight_function result")
-        except Exception as exc:  # noqa: BLE001 - a user callback must not stop the worker
-            self._warn(f"weight_function failed for key {key!r}: {exc!r}; using the stored weight")
-            return
-        if weight != meta.weight:
-            self.storage.charge(key, weight - meta.weight)
-
-    def _warn(self, message: str) -> None:
-        with self._warn_lock:
-            now = time.monotonic()
-            if now - self._last_warning < WARNING_INTERVAL:
-                self._suppressed += 1
-                return
-            suppressed, self._suppressed = self._suppressed, 0
-            self._last_warning = now
-        if suppressed:
-            message += f" ({suppressed} similar warnings suppressed)"
-        logger.warning("ranch: %s", message)
+        extra = self._correction(key, self.storage.metadata(key))
+        if extra is not None:
+            self.storage.charge(key, extra)
 
     # -- tracking ----------------------------------------------------------
 

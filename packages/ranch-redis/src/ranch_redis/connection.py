@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import Any, Callable, Dict, Optional, TypeVar
+from typing import Any, Awaitable, Callable, Dict, Optional, TypeVar
 from urllib.parse import urlsplit
 
 import redis
@@ -73,6 +74,14 @@ def describe_client(client: Any) -> str:
     return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
 
 
+def _options(options: Dict[str, Any], retry: Any) -> Dict[str, Any]:
+    if options.get("decode_responses"):
+        raise ValueError("decode_responses=True is not supported: payloads are bytes")
+    merged = {**DEFAULT_OPTIONS, **options, "decode_responses": False}
+    merged.setdefault("retry", retry)
+    return merged
+
+
 def make_client(url: str, *, cluster: bool, options: Dict[str, Any]) -> Any:
     """A redis-py client for ``url``: ``Redis`` or, with ``cluster=True``, ``RedisCluster``.
 
@@ -80,16 +89,25 @@ def make_client(url: str, *, cluster: bool, options: Dict[str, Any]) -> Any:
     ``retry`` is given, so that :class:`Retrier` alone sets the retry budget.
     Responses stay bytes: payloads may be binary (pickle).
     """
-    if options.get("decode_responses"):
-        raise ValueError("decode_responses=True is not supported: payloads are bytes")
-    merged = {**DEFAULT_OPTIONS, **options, "decode_responses": False}
-    merged.setdefault("retry", Retry(NoBackoff(), 0))
+    merged = _options(options, Retry(NoBackoff(), 0))
     if cluster:
         from redis.cluster import RedisCluster
 
         merged.pop("health_check_interval", None)
         return RedisCluster.from_url(url, **merged)
     return redis.Redis.from_url(url, **merged)
+
+
+def make_async_client(url: str, *, cluster: bool, options: Dict[str, Any]) -> Any:
+    """:func:`make_client` with redis-py's asyncio clients (``redis.asyncio``)."""
+    import redis.asyncio
+    from redis.asyncio.retry import Retry as AsyncRetry
+
+    merged = _options(options, AsyncRetry(NoBackoff(), 0))
+    if cluster:
+        merged.pop("health_check_interval", None)
+        return redis.asyncio.RedisCluster.from_url(url, **merged)
+    return redis.asyncio.Redis.from_url(url, **merged)
 
 
 def block_limit(client: Any) -> Optional[float]:
@@ -147,37 +165,75 @@ class Retrier:
         reached the server; when every attempt failed to connect, the
         message says that nothing was sent.
         """
-        last: BaseException
-        sent = False
+        failures = _Failures()
         for attempt in range(self.retries + 1):
             try:
                 return call(attempt > 0)
             except AuthenticationError as exc:
-                raise StorageUnavailable(f"Redis at {self.where} refused the credentials: {exc}") from exc
+                raise self._refused(exc) from exc
             except RETRYABLE as exc:
-                last = exc
-                sent = sent or not_connected(exc) is None
-                if attempt < self.retries:
-                    pause = self.delay(attempt)
-                    logger.warning(
-                        "ranch: Redis at %s failed (%s); retry %d/%d in %.2fs",
-                        self.where,
-                        exc,
-                        attempt + 1,
-                        self.retries,
-                        pause,
-                    )
+                pause = self._failed(failures, exc, attempt)
+                if pause is not None:
                     time.sleep(pause)
+        raise self._give_up(failures, operation, note) from failures.last
+
+    async def run_async(
+        self, call: Callable[[bool], Awaitable[T]], *, operation: str = "call", note: str = ""
+    ) -> T:
+        """:meth:`__call__` for a coroutine function: the same attempts, pauses and errors."""
+        failures = _Failures()
+        for attempt in range(self.retries + 1):
+            try:
+                return await call(attempt > 0)
+            except AuthenticationError as exc:
+                raise self._refused(exc) from exc
+            except RETRYABLE as exc:
+                pause = self._failed(failures, exc, attempt)
+                if pause is not None:
+                    await asyncio.sleep(pause)
+        raise self._give_up(failures, operation, note) from failures.last
+
+    def _refused(self, exc: BaseException) -> StorageUnavailable:
+        return StorageUnavailable(f"Redis at {self.where} refused the credentials: {exc}")
+
+    def _failed(self, failures: _Failures, exc: BaseException, attempt: int) -> Optional[float]:
+        """Record a failed attempt; the pause before the next one (``None``: none left)."""
+        failures.last = exc
+        failures.sent = failures.sent or not_connected(exc) is None
+        if attempt >= self.retries:
+            return None
+        pause = self.delay(attempt)
+        logger.warning(
+            "ranch: Redis at %s failed (%s); retry %d/%d in %.2fs",
+            self.where,
+            exc,
+            attempt + 1,
+            self.retries,
+            pause,
+        )
+        return pause
+
+    def _give_up(self, failures: _Failures, operation: str, note: str) -> StorageUnavailable:
+        last = failures.last
         attempts = f"{self.retries + 1} attempt{'s' if self.retries else ''}"
-        if not sent:
-            raise StorageUnavailable(
+        if not failures.sent:
+            return StorageUnavailable(
                 f"the Redis server at {self.where} is not reachable ({not_connected(last)}); "
                 f"nothing was stored or changed ({operation}, {attempts}): {last}"
-            ) from last
-        raise StorageUnavailable(
+            )
+        return StorageUnavailable(
             f"Redis at {self.where} unavailable after {attempts} ({operation}): {last}"
             + (f"; {note}" if note else "")
-        ) from last
+        )
+
+
+class _Failures:
+    """What the attempts of one call saw: the last error, and whether any
+    attempt may have reached the server."""
+
+    def __init__(self) -> None:
+        self.last: BaseException = RuntimeError("no attempt")
+        self.sent = False
 
 
 def not_connected(exc: BaseException) -> Optional[str]:

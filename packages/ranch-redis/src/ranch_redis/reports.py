@@ -9,13 +9,14 @@ the serializer and the callback.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, List, Optional, Sequence, Set
+from typing import Callable, List, Optional, Sequence, Set
 
 from ranch_core.errors import CorruptTask
 from ranch_core.models import ScheduledTask
 from ranch_core.serializers import Serializer
 
 from ranch_redis import records
+from ranch_redis.steps import Steps, script
 
 logger = logging.getLogger("ranch_redis")
 
@@ -30,9 +31,6 @@ class RedisReports:
     serializer: Serializer
     corrupt_total: int
     on_corrupt: Optional[CorruptCallback]
-
-    def _run(self, name: str, *args: Any) -> Any:
-        raise NotImplementedError
 
     def _corrupt(self, task_id: bytes, reason: str) -> None:
         self._report_corrupt(
@@ -50,7 +48,7 @@ class RedisReports:
 
     def _decode_pairs(
         self, flat: Sequence[bytes], *, waiting: bool, corrupt: Optional[Set[bytes]] = None
-    ) -> List[ScheduledTask]:
+    ) -> Steps[List[ScheduledTask]]:
         """Decode ``[tid, body, ...]``; corrupt ones are reported (their ids added
         to ``corrupt``) and removed."""
         tasks = []
@@ -63,13 +61,10 @@ class RedisReports:
                 if corrupt is not None:
                     corrupt.add(task_id)
                 if waiting:
-                    self._remove_corrupt(task_id, body)
+                    parts = body.split(b",", 3)
+                    if len(parts) == 4:
+                        yield script("remove", parts[2], task_id)
         return tasks
-
-    def _remove_corrupt(self, task_id: bytes, body: bytes) -> None:
-        parts = body.split(b",", 3)
-        if len(parts) == 4:
-            self._run("remove", parts[2], task_id)
 
     def _report_dropped(self, flat: Sequence[bytes]) -> None:
         for index in range(0, len(flat), 2):

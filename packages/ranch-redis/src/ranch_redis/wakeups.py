@@ -3,18 +3,20 @@
 Handing a kept token back, sweeping lost tokens, registering worker slots
 and counting tokens (see the ranch-redis README, "Wake-ups"); the token
 steps that ride on a push, pop or finish are in those scripts. A mixin of
-``RedisStorage``, which provides the connection and the scripts.
+:class:`~ranch_redis.operations.RedisOperations`; each step is a generator
+of :class:`~ranch_redis.steps.Step` that the storages drive.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, List
+from typing import List
 
 from ranch_core.models import WakeupPolicy, WakeupStatus
 
 from ranch_redis import layout
-from ranch_redis.connection import Retrier
+from ranch_redis.connection import AMBIGUOUS
+from ranch_redis.steps import Steps, script
 
 
 def nonce() -> str:
@@ -22,36 +24,29 @@ def nonce() -> str:
     return os.urandom(8).hex() + "."
 
 
+_SWEEP_NOTE = AMBIGUOUS["sweep_wakeups"]
+
+
 class RedisWakeups:
-    """The namespace's wake-up tokens and registered worker slots."""
+    """The namespace's wake-up tokens and registered worker slots, as steps
+    (:mod:`ranch_redis.steps`)."""
 
-    # Provided by RedisStorage.
-    namespace: str
-    client: Any
-    _retry: Retrier
-
-    def _run(self, name: str, *args: Any) -> Any:
-        raise NotImplementedError
-
-    def release_token(self, token: str, now: float, wakeups: WakeupPolicy) -> List[str]:
-        """Hand back a held token (``release_token.lua``): returned if passed on."""
+    def _release_token(self, token: str, now: float, wakeups: WakeupPolicy) -> Steps[List[str]]:
         deadline = layout.float_arg(float(now) + wakeups.ttl)
-        fate = self._run("release_token", token, deadline, wakeups.max_wakeups)
+        fate = yield script("release_token", token, deadline, wakeups.max_wakeups)
         return [token] if fate == layout.TOKEN_PASSED else []
 
-    def sweep_wakeups(self, now: float, wakeups: WakeupPolicy) -> List[str]:
-        """Retire lost tokens and mint replacements (``sweep_wakeups.lua``)."""
+    def _sweep_wakeups(self, now: float, wakeups: WakeupPolicy) -> Steps[List[str]]:
         deadline = layout.float_arg(float(now) + wakeups.ttl)
-        reply = self._run("sweep_wakeups", layout.float_arg(now), wakeups.max_wakeups, nonce(), deadline)
+        reply = yield script(
+            "sweep_wakeups", layout.float_arg(now), wakeups.max_wakeups, nonce(), deadline, note=_SWEEP_NOTE
+        )
         return [raw.decode() for raw in reply]
 
-    def register_slots(self, worker: str, slots: int, now: float, ttl: float) -> int:
-        """Record ``worker``'s slots until ``now + ttl``; return the live total
-        (``register_slots.lua``)."""
+    def _register_slots(self, worker: str, slots: int, now: float, ttl: float) -> Steps[int]:
         deadline = layout.float_arg(float(now) + float(ttl))
-        return int(self._run("register_slots", worker, int(slots), layout.float_arg(now), deadline))
+        return int((yield script("register_slots", worker, int(slots), layout.float_arg(now), deadline)))
 
-    def wakeup_status(self) -> WakeupStatus:
-        """Tokens in flight and held."""
-        in_flight, held = self._run("wakeups")
+    def _wakeup_status(self) -> Steps[WakeupStatus]:
+        in_flight, held = yield script("wakeups")
         return WakeupStatus(in_flight=int(in_flight), held=int(held))

@@ -13,11 +13,14 @@ pytest then runs a stateful Hypothesis test comparing every operation with
 per guarantee: least-recently-served order at equal weights, weighted shares,
 bounded lag, a new key served within one round, no banking of credit, FIFO
 within a key, expiry, and leases that lose and duplicate nothing; and the
-bad-input checks. Needs ``hypothesis`` (``pip install "ranch-core[testing]"``).
+bad-input checks, and the waiting properties of ``pop(timeout=)``. An
+async storage runs the same suite through :class:`BlockingFacade`. Needs
+``hypothesis`` (``pip install "ranch-core[testing]"``).
 """
 
+from ranch_core.testing.facade import BlockingFacade
 from ranch_core.testing.machine import BAD_PUSHES, build_machine
 from ranch_core.testing.model import ReferenceModel
 from ranch_core.testing.suite import StorageConformance
 
-__all__ = ["BAD_PUSHES", "ReferenceModel", "StorageConformance", "build_machine"]
+__all__ = ["BAD_PUSHES", "BlockingFacade", "ReferenceModel", "StorageConformance", "build_machine"]

@@ -1,0 +1,133 @@
+"""``AsyncStorage``: :class:`~ranch_core.protocols.Storage` with coroutines.
+
+What :class:`~ranch_core.AsyncFairScheduler` needs: every step of
+:class:`~ranch_core.protocols.Backlog` and :class:`~ranch_core.protocols.Tracker`,
+with the same arguments, results and guarantees, as a coroutine. Shipped:
+:class:`~ranch_core.backends.async_memory.AsyncInMemoryStorage` and
+``ranch_redis.AsyncRedisStorage``. The conformance suite checks an async
+storage through :class:`~ranch_core.testing.BlockingFacade`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Mapping, Optional, Protocol, Sequence, runtime_checkable
+
+from ranch_core.models import (
+    Finished,
+    LRUKeyMetadata,
+    PopResult,
+    ScheduledTask,
+    SystemStatus,
+    WakeupPolicy,
+    WakeupStatus,
+)
+from ranch_core.protocols import Storage
+
+__all__ = ["AsyncStorage", "Storage"]
+
+
+@runtime_checkable
+class AsyncStorage(Protocol):
+    """A storage whose every step is a coroutine (see :class:`~ranch_core.protocols.Storage`)."""
+
+    async def push(
+        self,
+        task: ScheduledTask,
+        *,
+        weight: Optional[float] = None,
+        tags: Optional[Mapping[str, str]] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> List[str]:
+        """As :meth:`Storage.push`."""
+
+    async def push_many(
+        self,
+        tasks: Sequence[ScheduledTask],
+        *,
+        weight: Optional[float] = None,
+        tags: Optional[Mapping[str, str]] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> List[str]:
+        """As :meth:`Storage.push_many`."""
+
+    async def pop(
+        self,
+        now: float,
+        lease_seconds: float,
+        *,
+        token: Optional[str] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> PopResult:
+        """As :meth:`Storage.pop`."""
+
+    async def ack(self, task_id: str) -> bool:
+        """As :meth:`Storage.ack`."""
+
+    async def finish(
+        self,
+        task_id: str,
+        now: float,
+        *,
+        requeue: Optional[ScheduledTask] = None,
+        token: Optional[str] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+        keep_token: bool = False,
+    ) -> Finished:
+        """As :meth:`Storage.finish`."""
+
+    async def release_token(self, token: str, now: float, wakeups: WakeupPolicy) -> List[str]:
+        """As :meth:`Storage.release_token`."""
+
+    async def sweep_wakeups(self, now: float, wakeups: WakeupPolicy) -> List[str]:
+        """As :meth:`Storage.sweep_wakeups`."""
+
+    async def wakeup_status(self) -> WakeupStatus:
+        """As :meth:`Storage.wakeup_status`."""
+
+    async def register_slots(self, worker: str, slots: int, now: float, ttl: float) -> int:
+        """As :meth:`Storage.register_slots`."""
+
+    async def release(self, task_id: str) -> bool:
+        """As :meth:`Storage.release`."""
+
+    async def requeue(self, task: ScheduledTask) -> bool:
+        """As :meth:`Storage.requeue`."""
+
+    async def extend(self, task_id: str, deadline: float) -> bool:
+        """As :meth:`Storage.extend`."""
+
+    async def reclaim(self, now: float) -> List[ScheduledTask]:
+        """As :meth:`Storage.reclaim`."""
+
+    async def remove(self, key: str, task_id: str) -> bool:
+        """As :meth:`Storage.remove`."""
+
+    async def charge(self, key: str, extra: float) -> None:
+        """As :meth:`Storage.charge`."""
+
+    async def expire(self, now: float, limit: int) -> List[ScheduledTask]:
+        """As :meth:`Storage.expire`."""
+
+    async def waiting(self, now: Optional[float] = None) -> int:
+        """As :meth:`Storage.waiting`."""
+
+    async def wait(self, now: float, timeout: Optional[float]) -> bool:
+        """As :meth:`Storage.wait`."""
+
+    async def set_weight(self, key: str, weight: float) -> None:
+        """As :meth:`Storage.set_weight`."""
+
+    async def set_custom_data(self, key: str, name: str, value: Any) -> None:
+        """As :meth:`Storage.set_custom_data`."""
+
+    async def add_tag(self, key: str, name: str, value: str) -> None:
+        """As :meth:`Storage.add_tag`."""
+
+    async def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[str]:
+        """As :meth:`Storage.keys_with_tag`."""
+
+    async def metadata(self, key: str, now: Optional[float] = None) -> LRUKeyMetadata:
+        """As :meth:`Storage.metadata`."""
+
+    async def status(self, now: Optional[float] = None) -> SystemStatus:
+        """As :meth:`Storage.status`."""

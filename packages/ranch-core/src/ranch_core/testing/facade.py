@@ -1,0 +1,74 @@
+"""``BlockingFacade``: an async storage seen as a blocking one, for the conformance suite.
+
+Every coroutine method of the wrapped storage becomes a plain method that
+runs the coroutine on a private event loop (one daemon thread for the whole
+process) and waits for its result, so :class:`~ranch_core.testing.StorageConformance`
+applies unchanged to an :class:`~ranch_core.async_protocols.AsyncStorage`::
+
+    class TestMyAsyncStorage(StorageConformance):
+        def make_storage(self):
+            return BlockingFacade.of(lambda: MyAsyncStorage(...))
+
+Several threads may call it at once (the waiting properties do): their
+coroutines run concurrently on the one loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from typing import Any, Awaitable, Callable, Optional, TypeVar, cast
+
+from ranch_core.protocols import Storage
+
+T = TypeVar("T")
+
+_loop: Optional[asyncio.AbstractEventLoop] = None
+_loop_lock = threading.Lock()
+
+
+def loop() -> asyncio.AbstractEventLoop:
+    """The private event loop, started on first use in a daemon thread."""
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            new = asyncio.new_event_loop()
+            threading.Thread(target=new.run_forever, name="ranch-facade-loop", daemon=True).start()
+            _loop = new
+        return _loop
+
+
+def run(awaitable: Awaitable[T]) -> T:
+    """Run ``awaitable`` on the private loop and wait for its result (from any other thread)."""
+
+    async def main() -> T:
+        return await awaitable
+
+    return asyncio.run_coroutine_threadsafe(main(), loop()).result()
+
+
+class BlockingFacade:
+    """A blocking view of an async storage (see the module's docstring)."""
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+
+    @classmethod
+    def of(cls, make: Callable[[], Any]) -> Storage:
+        """A facade over ``make()``, called on the private loop (clients bind to it)."""
+
+        async def build() -> Any:
+            return make()
+
+        return cast(Storage, cls(run(build())))
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.storage, name)
+        if not inspect.iscoroutinefunction(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return run(attribute(*args, **kwargs))
+
+        return call

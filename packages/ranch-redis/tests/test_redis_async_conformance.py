@@ -1,0 +1,40 @@
+"""AsyncRedisStorage passes the conformance suite (through ``BlockingFacade``) on a real redis-server."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Iterator
+
+import pytest
+import redis.asyncio
+from hypothesis import settings
+from ranch_core.protocols import Storage
+from ranch_core.testing import BlockingFacade, StorageConformance
+from ranch_core.testing.facade import run
+from ranch_redis import AsyncRedisStorage
+
+
+@pytest.fixture(scope="module")
+def async_client(redis_server: Any) -> Iterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis.from_url(redis_server.url)
+    run(client.flushall())
+    yield client
+    run(client.aclose())
+
+
+class TestAsyncRedisConformance(StorageConformance):
+    @pytest.fixture(autouse=True)
+    def _client(self, async_client: redis.asyncio.Redis) -> None:
+        self.client = async_client
+
+    @property
+    def conformance_settings(self) -> settings:
+        # The scripts and the reading of their replies are those of RedisStorage,
+        # which runs the stateful test at the full budget; here it checks the
+        # asyncio driver, at a quarter of it (every step crosses threads twice).
+        return settings(super().conformance_settings, max_examples=max(1, settings().max_examples // 4))
+
+    def make_storage(self) -> Storage:
+        # A fresh namespace is a fresh, empty storage on the shared server.
+        namespace = f"aconf-{uuid.uuid4().hex}"
+        return BlockingFacade.of(lambda: AsyncRedisStorage(self.client, namespace=namespace))
