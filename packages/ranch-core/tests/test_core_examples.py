@@ -1,4 +1,4 @@
-"""The custom-queue examples run and show fairness."""
+"""The custom-queue examples run, show fairness, and wait without polling: in memory and on Redis."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import asyncio
 import runpy
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
+
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -15,23 +17,44 @@ def load(name: str) -> Dict[str, Any]:
     return runpy.run_path(str(EXAMPLES / name))
 
 
-def test_asyncio_pool_serves_quiet_tenants_within_a_round() -> None:
-    order = asyncio.run(load("asyncio_pool.py")["run"](workers=4, flood=2000))
+@pytest.fixture(params=["memory", "redis"])
+def url(request: pytest.FixtureRequest) -> Optional[str]:
+    """``None`` (in memory) or the URL of a real redis-server."""
+    if request.param == "memory":
+        return None
+    value: str = request.getfixturevalue("redis_url")
+    return value
+
+
+def test_asyncio_pool_serves_quiet_tenants_within_a_round(url: Optional[str]) -> None:
+    order = asyncio.run(load("asyncio_pool.py")["run"](workers=4, flood=2000, url=url))
     assert len(order) == 2009 and order.count("bulk") == 2000
     for tenant in ("alice", "bob", "carol"):
         assert max(i for i, key in enumerate(order) if key == tenant) < 16
 
 
-def test_thread_pool_weights_and_no_loss() -> None:
-    result = load("thread_pool.py")["run"](threads=8, per_tenant=300)
+def test_thread_pool_weights_and_no_loss(url: Optional[str]) -> None:
+    result = load("thread_pool.py")["run"](threads=8, per_tenant=300, url=url)
     served = result["served"]
     assert len(served) + result["expired"] == 3 * 300 + 20
     assert result["status"]["served_total"] == len(served)
+    assert result["status"]["expired_total"] == result["expired"]
     # Over a stretch where all three tenants wait, vip (weight 0.5) gets ~2x.
     first = Counter(served[:400])
     assert first["vip"] > 1.6 * first["free"] and first["vip"] > 1.6 * first["batch"]
 
 
-def test_examples_run_as_scripts(capsys: Any) -> None:
+def test_examples_do_not_poll() -> None:
+    """No sleep loop: the workers wait in pop(timeout=...)."""
+    for name in ("asyncio_pool.py", "thread_pool.py"):
+        text = (EXAMPLES / name).read_text()
+        assert "pop(timeout=" in text
+        assert "sleep(0.001)" not in text and "sleep(0.0005)" not in text
+
+
+def test_examples_run_as_scripts(capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.argv", ["example"])
     runpy.run_path(str(EXAMPLES / "asyncio_pool.py"), run_name="__main__")
     assert "alice: all 3 jobs done by position" in capsys.readouterr().out
+    runpy.run_path(str(EXAMPLES / "thread_pool.py"), run_name="__main__")
+    assert "expired 'reports' jobs (never run):" in capsys.readouterr().out
