@@ -14,9 +14,15 @@ from ranch_core.testing.facade import run
 from ranch_redis import AsyncRedisStorage
 
 
+async def connect(url: str) -> redis.asyncio.Redis:
+    # Made on the facade's private loop: on Python 3.9 an asyncio client binds
+    # to the loop it is created on, and there is none outside a coroutine.
+    return redis.asyncio.Redis.from_url(url)
+
+
 @pytest.fixture(scope="module")
 def async_client(redis_server: Any) -> Iterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis.from_url(redis_server.url)
+    client = run(connect(redis_server.url))
     run(client.flushall())
     yield client
     run(client.aclose())
