@@ -57,7 +57,7 @@ def test_a_wait_longer_than_the_socket_timeout_blocks_in_pieces(redis_url: str) 
     storage = RedisStorage.from_url(redis_url, namespace="st", socket_timeout=0.5)
     started = time.monotonic()
     assert FairScheduler(storage).pop(timeout=1.6) is None
-    assert 1.55 <= time.monotonic() - started < 5
+    assert 1.55 <= time.monotonic() - started < 8  # its 1.6 s, and no more than 5x that
 
 
 def test_stale_marks_are_dropped_when_nothing_is_runnable(redis_url: str) -> None:
