@@ -197,6 +197,12 @@ def test_a_bad_call_in_a_later_batch_stores_nothing_of_the_earlier_ones(redis_ur
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    sys.version_info < (3, 11),
+    reason="open defect (issue 10, README 'Not done'): on Python 3.9 plain tasks have finished only after "
+    "~530 Ranch calls in CI; still run, reported as XFAIL/XPASS",
+    strict=False,
+)
 def test_plain_tasks_on_the_queue_finish_long_before_the_ranch_backlog(redis_url, start_worker, rec) -> None:
     # A plain message waits behind at most the wake-ups queued ahead of it, each running up to
     # the budget (8) calls: max_wakeups sized to the fleet (2 x its 2 slots, as the README says).
