@@ -225,3 +225,71 @@ app = (
 )
 if _url and os.environ.get("RANCH_TEST_STALL_PUBLISH"):
     stall_publishing(_url)
+
+
+# -- tasks of the options and canvas tests (issue 15) -------------------------------------------
+
+
+def add_canvas_tasks(app: Celery, redis_url: str) -> Celery:
+    """Register the tasks of ``test_celery_options``/``test_celery_canvas`` on ``app``.
+
+    Each records ``<lru_key>:<x>`` (``None`` when run as a plain Celery
+    message) so a test sees which calls went through a fair backlog.
+    """
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    rec = redis.Redis.from_url(redis_url)
+
+    @lru_task(app, name="t.step", shared=False, bind=True)
+    def step(self: Any, x: int, tag: str) -> int:
+        rec.rpush(f"steps:{tag}", f"{getattr(self.request, 'lru_key', None)}:{x}")
+        return x + 1
+
+    @lru_task(app, name="t.total", shared=False, bind=True)
+    def total(self: Any, values: List[int], tag: str) -> int:
+        rec.rpush(f"steps:{tag}", f"{getattr(self.request, 'lru_key', None)}:total")
+        return sum(values)
+
+    @lru_task(app, name="t.errback", shared=False, bind=True)
+    def errback(self: Any, task_id: str) -> str:
+        rec.rpush("errbacks", f"{getattr(self.request, 'lru_key', None)}:{task_id}")
+        return task_id
+
+    @lru_task(app, name="t.request_info", shared=False, bind=True)
+    def request_info(self: Any) -> Dict[str, Any]:
+        request = self.request
+        return {
+            "id": request.id,
+            "key": getattr(request, "lru_key", None),
+            "shadow": request.shadow,
+            "timelimit": list(request.timelimit) if request.timelimit else None,
+            "headers": {k: v for k, v in (request.headers or {}).items() if k.startswith("x-")},
+            "parent_id": request.parent_id,
+            "root_id": request.root_id,
+        }
+
+    @lru_task(app, name="t.sleeper", shared=False, bind=True)
+    def sleeper(self: Any, seconds: float, tag: str) -> str:
+        rec.rpush(f"steps:{tag}", f"{getattr(self.request, 'lru_key', None)}:start")
+        try:
+            time.sleep(seconds)
+        except SoftTimeLimitExceeded:
+            rec.rpush(f"steps:{tag}", "soft")
+            return "soft"
+        return "slept"
+
+    @lru_task(app, name="t.spawn", shared=False, bind=True)
+    def spawn(self: Any, tag: str) -> str:
+        # A Ranch call made inside a task: its parent is this task (add_to_parent).
+        return str(app.tasks["t.step"].lru_apply_async("child", (1, tag)).id)
+
+    return app
+
+
+def make_canvas_app(redis_url: str, **options: Any) -> Celery:
+    """:func:`make_app` with the tasks of the options and canvas tests."""
+    return add_canvas_tasks(make_app(redis_url, **options), redis_url)
+
+
+if app is not None and _url:
+    add_canvas_tasks(app, _url)

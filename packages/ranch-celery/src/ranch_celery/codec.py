@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional, Sequence
 
 from kombu.utils import json as kombu_json
+from ranch_core.calls import Call
 from ranch_core.serializers import PickleSerializer, Serializer
 
 
@@ -60,6 +61,20 @@ def explain_unencodable(
                 f"backlog's {serializer.name} serializer: {problem}"
             )
     return None
+
+
+def explain_call(serializer: Serializer, call: Call) -> Optional[TypeError]:
+    """A ``TypeError`` naming what of ``call`` (an argument, else its options) cannot be encoded."""
+    named = explain_unencodable(serializer, call.args, call.kwargs)
+    if named is not None:
+        return named
+    problem = _problem(serializer, call.options)
+    if problem is None:
+        return None
+    return TypeError(
+        f"the call's options (link, link_error, chain, chord, headers, ...) cannot be encoded by the "
+        f"backlog's {serializer.name} serializer: {problem}"
+    )
 
 
 def _problem(serializer: Serializer, value: Any) -> Optional[str]:

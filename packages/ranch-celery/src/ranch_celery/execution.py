@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
 from ranch_core.calls import Claimed
 from ranch_core.errors import StorageUnavailable
 
+from ranch_celery import limits
 from ranch_celery.logs import install_log_filter
 from ranch_celery.registry import RanchState
 from ranch_celery.retries import Frame, finish_retry, frames
@@ -46,6 +47,23 @@ logger = logging.getLogger("ranch_celery")
 
 #: Countdown of the first re-published wake-up after a storage failure, seconds.
 RETRY_FIRST_DELAY = 0.1
+#: Parts of a stored call (:mod:`ranch_celery.options`) copied into ``self.request`` as Celery's
+#: worker copies them from a message.
+MESSAGE_PARTS = (
+    "callbacks",
+    "errbacks",
+    "chain",
+    "chord",
+    "group",
+    "group_index",
+    "shadow",
+    "ignore_result",
+    "argsrepr",
+    "kwargsrepr",
+    "stamped_headers",
+    "stamps",
+    "replaced_task_nesting",
+)
 
 
 def wake_up(task: Any, backlog: str, token: Any = None, attempt: int = 0) -> Optional[str]:
@@ -127,9 +145,10 @@ def tracer_for(state: RanchState, task: Any, hostname: str) -> Callable[..., Any
 def request_for(backlog: CeleryBacklog, claimed: Claimed, task: Any, outer: Any) -> Dict[str, Any]:
     """The ``self.request`` of the call: its own id, arguments and headers; the wake-up's delivery."""
     call = claimed.call
+    options = call.options
     delivery_info = dict(getattr(outer, "delivery_info", None) or {})
     delivery_info.pop("redelivered", None)
-    return {
+    request = {
         "id": claimed.task_id,
         "task": task.name,
         "args": call.args,
@@ -138,16 +157,22 @@ def request_for(backlog: CeleryBacklog, claimed: Claimed, task: Any, outer: Any)
         "is_eager": False,
         "hostname": getattr(outer, "hostname", None),
         "delivery_info": delivery_info,
-        "reply_to": getattr(outer, "reply_to", None),
+        "reply_to": options.get("reply_to") or getattr(outer, "reply_to", None),
         "correlation_id": claimed.task_id,
-        "timelimit": getattr(outer, "timelimit", None),
-        "headers": call.options.get("headers") or {},
-        "root_id": call.options.get("root_id") or claimed.task_id,
-        "parent_id": call.options.get("parent_id"),
-        "origin": call.options.get("origin"),
+        "timelimit": options.get("timelimit") or getattr(outer, "timelimit", None),
+        "headers": options.get("headers") or {},
+        "root_id": options.get("root_id") or claimed.task_id,
+        "parent_id": options.get("parent_id"),
+        "origin": options.get("origin"),
         "lru_key": claimed.key,
         "lru_backlog": backlog.name,
     }
+    # The parts of a Celery message the tracer acts on: link/link_error, the rest of a chain,
+    # chord counting (group, group_index, chord), plus shadow, ignore_result, reprs, stamps.
+    for name in MESSAGE_PARTS:
+        if name in options:
+            request[name] = options[name]
+    return request
 
 
 def run_claimed(
@@ -186,7 +211,14 @@ def run_claimed(
     try:
         with dispatcher.running(claimed):
             request = request_for(backlog, claimed, task, outer)
-            tracer(claimed.task_id, claimed.call.args, claimed.call.kwargs, request)
+            with limits.enforced(
+                claimed.call.options.get("timelimit"),
+                lambda seconds: logger.warning(
+                    "Soft time limit (%ss) exceeded for %s[%s]", seconds, task.name, claimed.task_id
+                ),
+                lambda seconds: hard_time_limit(backlog, claimed, task, request, seconds),
+            ):
+                tracer(claimed.task_id, claimed.call.args, claimed.call.kwargs, request)
     finally:
         # The tracer catches the task's own exceptions; anything raised here is the tracer
         # failing (or the worker shutting down): the lease runs out and the call comes back.
@@ -203,3 +235,24 @@ def run_claimed(
             claimed.task_id,
         )
         return False
+
+
+def hard_time_limit(
+    backlog: CeleryBacklog, claimed: Claimed, task: Any, request: Dict[str, Any], seconds: float
+) -> None:
+    """A call overran its own hard limit: what Celery's worker does for a job that overruns.
+
+    ``TimeLimitExceeded`` is stored under the call's id (errbacks and chord
+    counting run, as in ``Request.on_timeout``) and the lease acknowledged;
+    :mod:`ranch_celery.limits` then kills this pool process.
+    """
+    from celery.app.task import Context, get_actual_ignore_result
+    from celery.exceptions import TimeLimitExceeded
+
+    logger.error("Hard time limit (%ss) exceeded for %s[%s]", seconds, task.name, claimed.task_id)
+    context = Context(request)
+    store = task.store_errors_even_if_ignored or not get_actual_ignore_result(task, context)
+    task.backend.mark_as_failure(
+        claimed.task_id, TimeLimitExceeded(seconds), request=context, store_result=store
+    )
+    backlog.dispatcher().finish(claimed)

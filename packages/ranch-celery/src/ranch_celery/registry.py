@@ -168,6 +168,24 @@ class RanchState:
                 )
         return backlog
 
+    def backlog_for_queue(self, queue: str) -> CeleryBacklog:
+        """The backlog a call sent with ``queue=queue`` joins: the fair order of that queue.
+
+        That is the backlog named after the queue whose wake-ups travel on it
+        (the default backlog of the tasks routed there); ``ValueError`` if
+        no task of this app makes one (its workers would know no backlog).
+        """
+        with self.lock:
+            self.resolve()
+            backlog = self.backlogs.get(queue)
+            if backlog is not None and backlog.queue == queue:
+                return backlog
+            fair = sorted(b.queue for b in self.backlogs.values() if b.name == b.queue)
+        raise ValueError(
+            f"queue={queue!r}: no fair backlog of this app waits on that queue (backlogs named after "
+            f"their queue: {', '.join(fair) or 'none'}); route an lru_task there, or leave queue= out"
+        )
+
     def resolve(self) -> List[CeleryBacklog]:
         """Resolve every declared task to its backlog (on the app's final configuration)."""
         with self.lock:

@@ -23,16 +23,19 @@ from typing import (
 )
 
 from ranch_core.backlogs import check_backlog_name, check_weight_function
-from ranch_core.calls import Call, check_arguments, optional_str
+from ranch_core.calls import Call, check_arguments
 from ranch_core.dispatcher import FairDispatcher
 from ranch_core.management import KeyManagement
-from ranch_core.protocols import MAX_BATCH, Storage
+from ranch_core.protocols import Storage
 from ranch_core.scheduler import WeightFunction
 
 from ranch_celery.app import install
 from ranch_celery.backlog import CeleryBacklog
-from ranch_celery.codec import explain_unencodable
+from ranch_celery.batching import install_group_batching
+from ranch_celery.canvas import lru_signature
 from ranch_celery.config import check_config, check_positive_int
+from ranch_celery.options import SUPPORTED, prepare_options
+from ranch_celery.producer import store_call, store_many
 from ranch_celery.registry import Declaration, RanchState
 from ranch_celery.retries import capture_retry
 from ranch_celery.storage import check_explicit
@@ -40,8 +43,8 @@ from ranch_celery.storage import check_explicit
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
 
-#: ``lru_apply_async`` options besides the fairness ones; anything else is a ``TypeError``.
-SUPPORTED_OPTIONS = ("task_id", "headers")
+#: ``lru_apply_async`` options besides the fairness ones (and those Celery's canvas sets).
+SUPPORTED_OPTIONS = SUPPORTED
 
 
 class LRUResult(Protocol[R_co]):
@@ -88,6 +91,13 @@ class LRUTaskMixin(KeyManagement):
         task = cast(Any, self)
         return RanchState.of(task.app).backlog_of(task.name)
 
+    def _backlog_for(self, queue: Optional[str]) -> CeleryBacklog:
+        """The task's backlog, or with ``queue=`` the backlog of that queue."""
+        own = self._ranch_backlog
+        if queue is None or queue == own.queue:
+            return own
+        return RanchState.of(cast(Any, self).app).backlog_for_queue(queue)
+
     @property
     def lru_dispatcher(self) -> FairDispatcher:
         """The :class:`~ranch_core.dispatcher.FairDispatcher` of this task's backlog (this process)."""
@@ -96,9 +106,14 @@ class LRUTaskMixin(KeyManagement):
     def apply_async(
         self, args: Any = None, kwargs: Any = None, task_id: Optional[str] = None, *rest: Any, **options: Any
     ) -> Any:
-        """Celery's ``apply_async``, except that the retry of a call Ranch runs goes back to its backlog."""
+        """Celery's ``apply_async``, except that the retry of a call Ranch runs goes back to its
+        backlog, and a Ranch signature (options carrying ``lru_key``) is stored in the fair backlog."""
         if capture_retry(args, kwargs, task_id, options):
             return cast(Any, self).AsyncResult(task_id)
+        if "lru_key" in options and not rest:
+            # A Ranch signature (lru_signature), applied by the producer or by Celery's canvas.
+            lru_key = options.pop("lru_key")
+            return self.lru_apply_async(lru_key, args or (), kwargs, task_id=task_id, **options)
         return cast(Any, super()).apply_async(args, kwargs, task_id, *rest, **options)
 
     # -- producing ------------------------------------------------------------
@@ -137,35 +152,63 @@ class LRUTaskMixin(KeyManagement):
         tags: Optional[Mapping[str, str]] = None,
         **options: Any,
     ) -> Any:
-        """Like :meth:`lru_delay` with explicit ``args``/``kwargs``; options ``task_id``, ``headers``."""
-        unsupported = sorted(set(options) - set(SUPPORTED_OPTIONS))
-        if unsupported:
-            raise TypeError(
-                f"lru_apply_async does not support {', '.join(unsupported)} "
-                f"(supported: {', '.join(SUPPORTED_OPTIONS)}, priority_weight, expiry, tags)"
-            )
+        """Like :meth:`lru_delay` with explicit ``args``/``kwargs`` and Celery's ``apply_async`` options.
+
+        Options with their Celery meaning: ``task_id``, ``headers``,
+        ``expires`` (same as ``expiry``; not both), ``link``, ``link_error``,
+        ``time_limit``, ``soft_time_limit``, ``shadow``, ``ignore_result``,
+        ``add_to_parent``, ``argsrepr``/``kwargsrepr``, and ``queue`` (the
+        call joins the backlog of that queue); plus those Celery's canvas
+        sets (``chain``, ``chord``, ``group_id``, ...). ``countdown``/``eta``
+        are not supported yet; any other option raises ``TypeError`` naming
+        it (:mod:`ranch_celery.options`), and nothing is stored.
+        """
         call_args, call_kwargs = check_arguments(args, kwargs)
-        task_id = optional_str(options.get("task_id"), "task_id") or str(uuid.uuid4())
-        headers = options.get("headers")
-        if headers is not None and not isinstance(headers, Mapping):
-            raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
+        prepared = prepare_options(options, expiry)
         task = cast(Any, self)
         call_options = self._call_options()
-        if headers:
-            call_options["headers"] = dict(headers)
+        call_options.update(prepared.stored)
+        if "shadow" not in call_options:
+            shadow = task.shadow_name(call_args, call_kwargs, options)
+            if shadow:
+                call_options["shadow"] = str(shadow)
+        backlog = self._backlog_for(prepared.queue)
         call = Call(args=call_args, kwargs=call_kwargs, options=call_options)
-        backlog = self._ranch_backlog
-        try:
-            new_id = backlog.dispatcher().submit(
-                lru_key, call, priority_weight=priority_weight, expiry=expiry, tags=tags, task_id=task_id
-            )
-        except TypeError as exc:
-            serializer = backlog.serializer
-            named = None if serializer is None else explain_unencodable(serializer, call_args, call_kwargs)
-            if named is not None:
-                raise named from exc
-            raise
-        return task.AsyncResult(new_id)
+        task_id = prepared.task_id or str(uuid.uuid4())
+        task_id = store_call(backlog, lru_key, call, task_id, priority_weight, prepared.expiry, tags)
+        result = task.AsyncResult(task_id)
+        if prepared.add_to_parent:
+            parent = task.app.current_worker_task
+            if parent is not None:
+                parent.add_trail(result)
+        return result
+
+    # -- canvas ---------------------------------------------------------------
+
+    def lru_signature(
+        self,
+        lru_key: str,
+        args: Sequence[Any] = (),
+        kwargs: Optional[Mapping[str, Any]] = None,
+        *,
+        priority_weight: Optional[float] = None,
+        expiry: Optional[float] = None,
+        tags: Optional[Mapping[str, str]] = None,
+        **options: Any,
+    ) -> Any:
+        """A Celery ``Signature`` of this task that enters the fair backlog under ``lru_key`` when applied.
+
+        Use it as ``task.signature``: in ``chain``, ``group``, ``chord``
+        (header or body), as ``link``/``link_error``. Whoever applies it (the
+        producer, the worker that ran the previous step, the backend completing
+        a chord) stores it with :meth:`lru_apply_async` (:mod:`ranch_celery.canvas`);
+        ``options`` as there. A ``group`` stores its Ranch calls in bulk.
+        """
+        return lru_signature(self, lru_key, args, kwargs, priority_weight, expiry, tags, options)
+
+    def lru_s(self, lru_key: str, *args: Any, **kwargs: Any) -> Any:
+        """``task.s(*args, **kwargs)`` entering the fair backlog under ``lru_key`` (:meth:`lru_signature`)."""
+        return self.lru_signature(lru_key, args, kwargs)
 
     def lru_delay_many(
         self,
@@ -187,45 +230,10 @@ class LRUTaskMixin(KeyManagement):
         ``priority_weight``, ``expiry`` and ``tags`` as in :meth:`lru_delay`,
         for every call.
         """
-        if isinstance(calls, (str, bytes, Mapping)) or not isinstance(calls, Iterable):
-            raise TypeError(f"calls must be an iterable of (args, kwargs) pairs, not {type(calls).__name__}")
-        task = cast(Any, self)
-        options = self._call_options()
-        checked: List[Call] = []
-        for index, pair in enumerate(calls):
-            if isinstance(pair, (str, bytes)) or not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise TypeError(f"calls[{index}] must be an (args, kwargs) pair, not {pair!r:.80}")
-            try:
-                call_args, call_kwargs = check_arguments(pair[0], pair[1])
-            except TypeError as exc:
-                raise TypeError(f"calls[{index}]: {exc}") from None
-            checked.append(Call(args=call_args, kwargs=call_kwargs, options=options))
-        backlog = self._ranch_backlog
-        serializer = backlog.serializer
-        if len(checked) > MAX_BATCH and serializer is not None:
-            # The dispatcher stores batch by batch: check every call before the first is written.
-            for index, call in enumerate(checked):
-                named = explain_unencodable(serializer, call.args, call.kwargs)
-                if named is not None:
-                    raise TypeError(f"calls[{index}]: {named}")
-        task_ids = [str(uuid.uuid4()) for _ in checked]
-        try:
-            ids = backlog.dispatcher().submit_many(
-                lru_key,
-                checked,
-                priority_weight=priority_weight,
-                expiry=expiry,
-                tags=tags,
-                task_ids=task_ids,
-            )
-        except TypeError as exc:
-            if serializer is not None:
-                for index, call in enumerate(checked):
-                    named = explain_unencodable(serializer, call.args, call.kwargs)
-                    if named is not None:
-                        raise TypeError(f"calls[{index}]: {named}") from exc
-            raise
-        result_class = task.AsyncResult
+        ids = store_many(
+            self._ranch_backlog, lru_key, calls, self._call_options(), priority_weight, expiry, tags
+        )
+        result_class = cast(Any, self).AsyncResult
         return [result_class(task_id) for task_id in ids]
 
     def _call_options(self) -> Dict[str, Any]:
@@ -314,6 +322,7 @@ def _make_decorator(
         check_backlog_name(backlog)
     state = install(app)
     state.add_config(checked_config)
+    install_group_batching()
 
     def decorate(fun: Callable[..., Any]) -> Any:
         if not callable(fun):

@@ -1,0 +1,130 @@
+"""One bulk submit for the Ranch calls of a Celery ``group``.
+
+Celery's ``group.apply_async`` applies its signatures one by one in
+``group._apply_tasks``. :func:`install_group_batching` wraps that method
+(once per process): while a group applies its signatures, the Ranch calls
+among them are collected in a :class:`Batch` instead of being stored one
+at a time, and stored when the group has applied them all, with one
+:meth:`~ranch_core.dispatcher.FairDispatcher.submit_many` per backlog, key
+and per-call settings (one storage round trip per 1,000 calls, at most one
+wake-up per round trip). Each call's ``AsyncResult`` is known before it is
+stored (Celery freezes the group's task ids first), so nothing else
+changes for the group. Plain signatures in the same group are published
+as Celery publishes them.
+
+If the calls cannot all be encoded, none is stored and the group's
+``apply_async`` raises ``TypeError`` naming the call.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
+
+import attrs
+from ranch_core.calls import Call
+from ranch_core.protocols import MAX_BATCH
+
+from ranch_celery.codec import explain_call
+
+if TYPE_CHECKING:
+    from ranch_celery.backlog import CeleryBacklog
+
+_local = threading.local()
+
+
+@attrs.frozen
+class Pending:
+    """A call waiting in a batch: where and how it will be stored."""
+
+    backlog: CeleryBacklog
+    key: str
+    call: Call
+    task_id: str
+    priority_weight: Optional[float]
+    expiry: Optional[float]
+    tags: Optional[Tuple[Tuple[str, str], ...]]
+
+    def group(self) -> Tuple[Any, ...]:
+        """Calls with the same group go in one ``submit_many``."""
+        return (self.backlog.name, self.key, self.priority_weight, self.expiry, self.tags)
+
+
+class Batch:
+    """The Ranch calls one group applies, stored together by :meth:`flush`."""
+
+    def __init__(self) -> None:
+        self.pending: List[Pending] = []
+
+    def add(self, pending: Pending) -> None:
+        """Collect one call (checked already; stored at :meth:`flush`)."""
+        self.pending.append(pending)
+
+    def flush(self) -> None:
+        """Store every collected call: one ``submit_many`` per (backlog, key, settings)."""
+        groups: Dict[Tuple[Any, ...], List[Pending]] = {}
+        for pending in self.pending:
+            groups.setdefault(pending.group(), []).append(pending)
+        if len(groups) > 1 or len(self.pending) > MAX_BATCH:
+            # Several storage steps: check every call before the first is written.
+            for index, pending in enumerate(self.pending):
+                _check_encodable(pending, index)
+        for members in groups.values():
+            first = members[0]
+            try:
+                first.backlog.dispatcher().submit_many(
+                    first.key,
+                    [member.call for member in members],
+                    priority_weight=first.priority_weight,
+                    expiry=first.expiry,
+                    tags=None if first.tags is None else dict(first.tags),
+                    task_ids=[member.task_id for member in members],
+                )
+            except TypeError as exc:
+                for member in members:
+                    _check_encodable(member, self.pending.index(member), exc)
+                raise
+        self.pending = []
+
+
+def _check_encodable(pending: Pending, index: int, cause: Optional[BaseException] = None) -> None:
+    serializer = pending.backlog.serializer
+    named = None if serializer is None else explain_call(serializer, pending.call)
+    if named is not None:
+        raise TypeError(f"Ranch call {index} of the group (task id {pending.task_id}): {named}") from cause
+
+
+def _stack() -> List[Batch]:
+    stack: Optional[List[Batch]] = getattr(_local, "batches", None)
+    if stack is None:
+        stack = _local.batches = []
+    return stack
+
+
+def current_batch() -> Optional[Batch]:
+    """The batch of the group applying its signatures in this thread, if any."""
+    stack = _stack()
+    return stack[-1] if stack else None
+
+
+def install_group_batching() -> None:
+    """Wrap ``celery.canvas.group._apply_tasks`` so a group's Ranch calls are stored in bulk (once)."""
+    from celery.canvas import group
+
+    original = group.__dict__.get("_apply_tasks")
+    if original is None or getattr(original, "_ranch_batching", False):
+        return
+
+    def _apply_tasks(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        batch = Batch()
+        stack = _stack()
+        stack.append(batch)
+        try:
+            yield from original(self, *args, **kwargs)
+        finally:
+            stack.remove(batch)
+        batch.flush()
+
+    _apply_tasks._ranch_batching = True  # type: ignore[attr-defined]
+    _apply_tasks.__doc__ = original.__doc__
+    group._apply_tasks = _apply_tasks

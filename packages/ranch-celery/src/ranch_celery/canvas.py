@@ -1,0 +1,41 @@
+"""Ranch calls in Celery's canvas: the Ranch signature, and storing one call now or with its group.
+
+A Ranch signature is a plain Celery ``Signature`` whose options carry
+``lru_key`` (and ``priority_weight``, ``expiry``, ``tags`` when given).
+Celery applies a signature through its task's ``apply_async``, wherever it
+is applied: by the producer, by the worker that ran the previous step of a
+chain or the task a ``link`` hangs on, by the result backend completing a
+chord. ``LRUTaskMixin.apply_async`` sees ``lru_key`` and stores the call in
+the fair backlog instead of publishing it. Because it is a plain signature,
+it survives serialization into messages, stored calls and results, and
+Celery's own canvas classes (``chain``, ``group``, ``chord``) need nothing
+new; no process needs a registered signature type to read it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Sequence
+
+from ranch_core import validation
+from ranch_core.calls import check_arguments
+
+#: The signature options that make a signature a Ranch one (read by ``LRUTaskMixin.apply_async``).
+RANCH_OPTIONS = ("lru_key", "priority_weight", "expiry", "tags")
+
+
+def lru_signature(
+    task: Any,
+    lru_key: str,
+    args: Sequence[Any],
+    kwargs: Optional[Mapping[str, Any]],
+    priority_weight: Optional[float],
+    expiry: Optional[float],
+    tags: Optional[Mapping[str, str]],
+    options: Mapping[str, Any],
+) -> Any:
+    """``task.signature(args, kwargs, **options)`` with the Ranch options; key and arguments checked now."""
+    validation.check_key(lru_key, "lru_key")
+    check_arguments(args, kwargs)
+    ranch = {"lru_key": lru_key, "priority_weight": priority_weight, "expiry": expiry, "tags": tags}
+    extra = {name: value for name, value in ranch.items() if value is not None}
+    return task.signature(tuple(args), dict(kwargs or {}), **dict(options), **extra)

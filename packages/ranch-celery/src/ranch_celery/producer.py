@@ -1,0 +1,111 @@
+"""Storing calls: one (now, or with the group that applies it), or many with one bulk submit.
+
+Every argument is checked before anything is written, and an argument or
+option the backlog's serializer cannot encode raises ``TypeError`` naming
+it: nothing is stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from ranch_core import validation
+from ranch_core.calls import Call, check_arguments
+from ranch_core.protocols import MAX_BATCH
+
+from ranch_celery.batching import Pending, current_batch
+from ranch_celery.codec import explain_call, explain_unencodable
+
+if TYPE_CHECKING:
+    from ranch_celery.backlog import CeleryBacklog
+
+
+def store_call(
+    backlog: CeleryBacklog,
+    lru_key: str,
+    call: Call,
+    task_id: str,
+    priority_weight: Optional[float],
+    expiry: Optional[float],
+    tags: Optional[Mapping[str, str]],
+) -> str:
+    """Store ``call``: now (one submit), or, while a group applies its signatures, with the group's
+    other calls (:mod:`ranch_celery.batching`, checked now). Returns the call's task id."""
+    batch = current_batch()
+    if batch is not None:
+        checked_tags = None if tags is None else validation.check_tags(tags)
+        batch.add(
+            Pending(
+                backlog=backlog,
+                key=validation.check_key(lru_key, "lru_key"),
+                call=call,
+                task_id=task_id,
+                priority_weight=validation.check_optional_weight(priority_weight, "priority_weight"),
+                expiry=validation.check_expiry(expiry),
+                tags=None if checked_tags is None else tuple(sorted(checked_tags.items())),
+            )
+        )
+        return task_id
+    try:
+        return backlog.dispatcher().submit(
+            lru_key, call, priority_weight=priority_weight, expiry=expiry, tags=tags, task_id=task_id
+        )
+    except TypeError as exc:
+        serializer = backlog.serializer
+        named = None if serializer is None else explain_call(serializer, call)
+        if named is not None:
+            raise named from exc
+        raise
+
+
+def store_many(
+    backlog: CeleryBacklog,
+    lru_key: str,
+    calls: Iterable[Tuple[Sequence[Any], Optional[Mapping[str, Any]]]],
+    options: Dict[str, Any],
+    priority_weight: Optional[float],
+    expiry: Optional[float],
+    tags: Optional[Mapping[str, str]],
+) -> List[str]:
+    """Store ``(args, kwargs)`` pairs under ``lru_key`` (``lru_delay_many``); return their task ids.
+
+    All are stored or none: every pair is checked (and, beyond one storage
+    batch, encoded) before anything is written; a bad pair raises naming its index.
+    """
+    if isinstance(calls, (str, bytes, Mapping)) or not isinstance(calls, Iterable):
+        raise TypeError(f"calls must be an iterable of (args, kwargs) pairs, not {type(calls).__name__}")
+    checked: List[Call] = []
+    for index, pair in enumerate(calls):
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"calls[{index}] must be an (args, kwargs) pair, not {pair!r:.80}")
+        try:
+            call_args, call_kwargs = check_arguments(pair[0], pair[1])
+        except TypeError as exc:
+            raise TypeError(f"calls[{index}]: {exc}") from None
+        checked.append(Call(args=call_args, kwargs=call_kwargs, options=options))
+    serializer = backlog.serializer
+    if len(checked) > MAX_BATCH and serializer is not None:
+        # The dispatcher stores batch by batch: check every call before the first is written.
+        for index, call in enumerate(checked):
+            named = explain_unencodable(serializer, call.args, call.kwargs)
+            if named is not None:
+                raise TypeError(f"calls[{index}]: {named}")
+    task_ids = [str(uuid.uuid4()) for _ in checked]
+    try:
+        ids = backlog.dispatcher().submit_many(
+            lru_key,
+            checked,
+            priority_weight=priority_weight,
+            expiry=expiry,
+            tags=tags,
+            task_ids=task_ids,
+        )
+    except TypeError as exc:
+        if serializer is not None:
+            for index, call in enumerate(checked):
+                named = explain_unencodable(serializer, call.args, call.kwargs)
+                if named is not None:
+                    raise TypeError(f"calls[{index}]: {named}") from exc
+        raise
+    return ids
