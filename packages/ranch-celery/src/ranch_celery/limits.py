@@ -16,9 +16,9 @@ prefork pool enforces limits:
   (passing its wake-up on), and kills the pool process (``SIGKILL``); the
   pool starts a new one.
 
-Only in the main thread of a prefork pool process
-(``worker_process_init``): the ``solo`` and ``threads`` pools enforce no
-time limits in Celery either (there, a per-call limit is stored in
+Only in the main thread of a prefork pool process (known by
+``worker_process_init`` in a process the prefork initializer set up): the
+``solo`` and ``threads`` pools enforce no time limits in Celery either (there, a per-call limit is stored in
 ``self.request.timelimit`` and not enforced). A per-call limit can shorten
 the worker-side limit, not extend it: the pool still ends the wake-up
 message at its own limit.
@@ -30,6 +30,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 from typing import Any, Callable, Iterator, Optional, Sequence, Tuple
 
@@ -42,7 +43,10 @@ _pool_process = {"prefork": False}
 
 
 def _mark_pool_process(**_kwargs: Any) -> None:
-    _pool_process["prefork"] = True
+    # The solo pool sends worker_process_init too (Celery 5.5+), in the worker's own process:
+    # only a prefork child has had its hostname set by the prefork process initializer.
+    prefork = sys.modules.get("celery.concurrency.prefork")
+    _pool_process["prefork"] = getattr(prefork, "_process_hostname", None) is not None
 
 
 worker_process_init.connect(_mark_pool_process, weak=False)
