@@ -131,10 +131,19 @@ class FairDispatcher(RetryRule):
         fails is logged and the call stays stored: the sweep publishes a
         replacement (DESIGN.md "Wake-ups"), so the call runs.
         """
-        task_ids = None if task_id is None else [task_id]
-        return self.submit_many(
-            key, [call], priority_weight=priority_weight, expiry=expiry, tags=tags, task_ids=task_ids
-        )[0]
+        validation.check_key(key, "lru_key")
+        task_id, minted = self.scheduler.store_one(
+            key,
+            call.to_payload(),
+            weight=validation.check_optional_weight(priority_weight, "priority_weight"),
+            expiry=expiry,
+            tags=tags,
+            task_id=task_id,
+            wakeups=self.wakeups,
+        )
+        if minted:
+            self.publish(minted, f"call {task_id} of key {key!r}")
+        return task_id
 
     def submit_many(
         self,

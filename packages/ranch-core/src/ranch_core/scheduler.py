@@ -103,6 +103,29 @@ class SchedulerBase:
         tasks = [ScheduledTask(tid, key, payload, now, expires_at) for tid, payload in zip(ids, payloads)]
         return tasks, weight, checked_tags
 
+    def _task(
+        self,
+        key: str,
+        payload: Any,
+        weight: Optional[float],
+        expiry: Optional[float],
+        tags: Optional[Mapping[str, str]],
+        task_id: Optional[str],
+    ) -> Tuple[ScheduledTask, Optional[float], Optional[Dict[str, str]]]:
+        """:meth:`_tasks` of one payload (every ``push``, ``lru_delay`` and
+        ``lru_send`` runs it: no lists, the same checks)."""
+        validation.check_key(key)
+        weight = validation.check_optional_weight(weight)
+        expiry = validation.check_expiry(expiry)
+        checked_tags = validation.check_tags(tags) or None
+        task_id = new_task_id() if task_id is None else validation.check_name(task_id, "task_id")
+        now = self.clock()
+        return (
+            ScheduledTask(task_id, key, payload, now, None if expiry is None else now + expiry),
+            weight,
+            checked_tags,
+        )
+
     def retried(self, task: ScheduledTask, payload: Any) -> ScheduledTask:
         """``task`` as a retry stores it: same id, key and expiry, new payload, enqueued now."""
         return ScheduledTask(task.task_id, task.key, payload, self.clock(), task.expires_at)
@@ -202,9 +225,7 @@ class FairScheduler(SchedulerBase):
         dropped instead of run; ``None`` never expires. Bad arguments raise
         ``TypeError``/``ValueError`` and store nothing (no weight, no tag).
         """
-        task_ids = None if task_id is None else [task_id]
-        stored = self.store(key, [payload], weight=weight, expiry=expiry, task_ids=task_ids, tags=tags)
-        return stored.task_ids[0]
+        return self.store_one(key, payload, weight=weight, expiry=expiry, task_id=task_id, tags=tags)[0]
 
     def push_many(
         self,
@@ -245,6 +266,23 @@ class FairScheduler(SchedulerBase):
                 tasks[start : start + MAX_BATCH], weight=weight, tags=checked_tags, wakeups=wakeups
             )
         return Stored([task.task_id for task in tasks], tuple(minted))
+
+    def store_one(
+        self,
+        key: str,
+        payload: Any,
+        *,
+        weight: Optional[float] = None,
+        expiry: Optional[float] = None,
+        tags: Optional[Mapping[str, str]] = None,
+        task_id: Optional[str] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> Tuple[str, List[str]]:
+        """:meth:`store` of one payload, in the storage's one-task step
+        (:meth:`ranch_core.protocols.Backlog.push`): the task id and the
+        wake-up token ids minted (at most one)."""
+        task, weight, checked_tags = self._task(key, payload, weight, expiry, tags, task_id)
+        return task.task_id, self.storage.push(task, weight=weight, tags=checked_tags, wakeups=wakeups)
 
     def remove(self, key: str, task_id: str) -> bool:
         """Delete a waiting task, e.g. when publishing its wake-up message failed."""

@@ -93,9 +93,18 @@ class LRUActor(Actor[P, R], KeyManagement):
         ``message.get_result(block=True)`` works with the Results middleware.
         Bad input raises ``TypeError``/``ValueError`` with nothing stored or sent.
         """
-        return self.lru_send_with_options(
-            lru_key, args=args, kwargs=kwargs, priority_weight=priority_weight, expiry=expiry, tags=tags
+        # ``args`` is a tuple and ``kwargs`` a new dict with str keys: the
+        # argument rule (check_arguments) holds, and nothing needs copying
+        message: Message[R] = self.message_with_options(args=args, kwargs=kwargs)
+        self._ranch_backlog.dispatcher.submit(
+            lru_key,
+            execution.call_for(message, self.options),
+            priority_weight=priority_weight,
+            expiry=expiry,
+            tags=tags,
+            task_id=message.message_id,
         )
+        return message
 
     def lru_send_with_options(
         self,
@@ -119,7 +128,7 @@ class LRUActor(Actor[P, R], KeyManagement):
         message: Message[R] = self.message_with_options(
             args=tuple(checked_args), kwargs=checked_kwargs, **options
         )
-        self.dispatcher.submit(
+        self._ranch_backlog.dispatcher.submit(
             lru_key,
             execution.call_for(message, self.options),
             priority_weight=priority_weight,

@@ -17,10 +17,14 @@ workers must therefore use the same encoder, as they must for Dramatiq.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Mapping, Optional
 
 import dramatiq
-from dramatiq.encoder import Encoder
+from dramatiq.encoder import Encoder, JSONEncoder
+
+#: ``json.dumps(value, separators=(",", ":"))`` (Dramatiq's ``JSONEncoder``), one encoder for every call.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class EncoderSerializer:
@@ -46,6 +50,9 @@ class EncoderSerializer:
         """Encode ``value`` (a stored call); ``TypeError`` naming the culprit if it cannot be."""
         encoder = self.encoder
         try:
+            if type(encoder) is JSONEncoder:
+                # what JSONEncoder.encode does, without building a json encoder per call
+                return _COMPACT_JSON(value).encode("utf-8")
             return encoder.encode(value)
         except Exception as exc:  # encoders raise TypeError, ValueError, PicklingError, ...
             raise TypeError(describe_failure(encoder, value, exc)) from exc

@@ -44,25 +44,21 @@ def call_for(message: Message[Any], actor_options: Optional[Mapping[str, Any]] =
     """The stored form of a message built by ``Actor.message_with_options``
     (``actor_options``: the options of the actor that built it)."""
     options = dict(message.options)
-    retries = options.get("retries", 0)
     stored: Dict[str, Any] = {
         ACTOR_NAME: message.actor_name,
         QUEUE_NAME: message.queue_name,
         TIMESTAMP: message.message_timestamp,
         MESSAGE_OPTIONS: options,
     }
-    if actor_options:
-        results = {
-            name: actor_options[name] for name in ("store_results", "result_ttl") if name in actor_options
+    if actor_options and ("store_results" in actor_options or "result_ttl" in actor_options):
+        stored[RESULT_OPTIONS] = {
+            name: actor_options[name] for name in RESULT_OPTION_NAMES if name in actor_options
         }
-        if results:
-            stored[RESULT_OPTIONS] = results
-    return Call(
-        args=list(message.args),
-        kwargs=dict(message.kwargs),
-        options=stored,
-        retries=retries if isinstance(retries, int) and retries >= 0 else 0,
-    )
+    retries = options.get("retries", 0) if options else 0
+    if not isinstance(retries, int) or retries < 0:
+        retries = 0
+    # Call copies args and kwargs (its converters)
+    return Call(args=message.args, kwargs=message.kwargs, options=stored, retries=retries)
 
 
 def message_for(task_id: str, call: Call) -> Message[Any]:

@@ -24,6 +24,8 @@ from ranch_redis.steps import Step, Steps, script
 from ranch_redis.tracker import RedisTracker
 from ranch_redis.wakeups import RedisWakeups, nonce
 
+_PUSH_NOTE = AMBIGUOUS["push"]
+
 
 class RedisOperations(RedisWakeups, RedisTracker):
     """What the blocking and the asyncio Redis storages share: their settings
@@ -74,6 +76,8 @@ class RedisOperations(RedisWakeups, RedisTracker):
         wakeups: Optional[WakeupPolicy],
     ) -> Steps[List[str]]:
         tasks = list(tasks)
+        if len(tasks) == 1:
+            return (yield from self._push(tasks[0], weight, tags, wakeups))
         if not tasks:
             return []
         if len(tasks) > MAX_BATCH:
@@ -102,20 +106,54 @@ class RedisOperations(RedisWakeups, RedisTracker):
             deadline = layout.float_arg(tasks[-1].enqueued_at + wakeups.ttl)
             token_args = [wakeups.max_wakeups, nonce(), deadline]
         tail = [*token_args, key_hex, len(tasks), *task_args]
-        operation = "push" if len(tasks) == 1 else "push_many"
         reply = yield Step(
             "push_many",
             lambda retry: ["1" if retry else "0", *head, *tail],
-            note=AMBIGUOUS[operation],
-            operation=operation,
+            note=AMBIGUOUS["push_many"],
+            operation="push_many",
         )
         if reply[0] == layout.PUSH_DUPLICATE:
-            raise DuplicateTask(
-                f"task_id {ids[0]!r} is already waiting or leased"
-                if len(ids) == 1
-                else "a task_id of the batch is already waiting or leased"
-            )
+            raise DuplicateTask("a task_id of the batch is already waiting or leased")
         return [token.decode() for token in reply[1:]]
+
+    def _push(
+        self,
+        task: ScheduledTask,
+        weight: Optional[float],
+        tags: Optional[Mapping[str, str]],
+        wakeups: Optional[WakeupPolicy],
+    ) -> Steps[List[str]]:
+        """One task (``push.lua``): what every ``lru_delay``/``lru_send`` runs,
+        so its arguments are few and its reply a number or the minted token."""
+        task_id, key_hex, body, expires = self._task_args(task)
+        weight = validation.check_optional_weight(weight)
+        checked_tags = validation.check_tags(tags)
+        args: List[Any] = [
+            task_id,
+            key_hex,
+            body,
+            "" if weight is None else layout.float_arg(weight),
+            "0",
+            expires,
+        ]
+        if wakeups is not None:
+            args += [wakeups.max_wakeups, nonce(), layout.float_arg(task.enqueued_at + wakeups.ttl)]
+        if checked_tags:
+            if wakeups is None:
+                args += ["", "", ""]
+            args.append(task.key)
+            for name, value in checked_tags.items():
+                args += [name, layout.hex_key(name), value]
+        retried = args.copy()
+        retried[4] = "1"
+        reply = yield Step(
+            "push", lambda retry: retried if retry else args, note=_PUSH_NOTE, operation="push"
+        )
+        if isinstance(reply, bytes):
+            return [reply.decode()]
+        if reply == layout.PUSH_DUPLICATE:
+            raise DuplicateTask(f"task_id {task_id!r} is already waiting or leased")
+        return []
 
     def _push_args(self, task: ScheduledTask, weight: Optional[float]) -> List[Any]:
         """Push arguments but the trailing ones (no expiry, no tags), for the benchmark's prefill."""

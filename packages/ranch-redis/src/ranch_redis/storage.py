@@ -143,14 +143,14 @@ class RedisStorage(RedisOperations):
         wakeups: Optional[WakeupPolicy] = None,
     ) -> List[str]:
         """Append ``task`` to its key, with the key's weight and tags, in one
-        step (see :meth:`ranch_core.protocols.Backlog.push`): :meth:`push_many`
-        of one task.
+        step (see :meth:`ranch_core.protocols.Backlog.push`): ``push.lua``,
+        the one-task case of :meth:`push_many` in fewer Redis commands.
 
         Everything is checked and encoded before anything is sent. If the
         connection drops after the script ran, the retry recognises the
         identical task already stored and succeeds without storing it twice.
         """
-        return self._drive(self._push_many([task], weight, tags, wakeups))
+        return self._drive(self._push(task, weight, tags, wakeups))
 
     def push_many(
         self,

@@ -1,7 +1,7 @@
 -- push_many: append tasks of one key to its tail, in order, set the key's
 -- weight and tags, activate the key and mint at most one wake-up token: one
--- step, all tasks or none; wake up to n blocked pops. (push is push_many
--- of one task.)
+-- step, all tasks or none; wake up to n blocked pops. (push.lua is the
+-- one-task case, in fewer commands.)
 -- ARGV: retry ('1' = a retry of a call whose reply was lost), weight ('' =
 --       keep), key (the user's, for the tag index), number of tags, then
 --       per tag: name, hex name, value; then m (max_wakeups, '' = no
@@ -46,7 +46,8 @@ if redis.call('RPUSH', qkey(hk), unpack(ids)) == n then
     local _, vt = stats()
     activate(hk, vt)
 end
-notify(n)
+-- notify(n), but a full list of marks stays as it is: one LLEN, no LPUSH + LTRIM
+if redis.call('LLEN', WAKE) < __NOTIFY_BOUND__ then notify(n) end
 local out = {__PUSH_STORED__}
-if m ~= '' then extend(out, mint(nonce, deadline, tonumber(m), 1)) end
+if m ~= '' then extend(out, mint(nonce, deadline, tonumber(m), 1, n)) end
 return out

@@ -1,0 +1,123 @@
+"""The one-task push (``push.lua``) and its short token decision, beside the in-memory storage.
+
+Every ``lru_delay``/``lru_send`` runs ``push.lua``: the duplicate check is its
+HSETNX, and the wake-up token decision usually ends after one ZCARD (tokens
+outstanding already at ``max_wakeups``); the waiting count is read only when
+the push's own call cannot settle it. These tests walk each branch and check
+that a token is still minted exactly when the in-memory reference mints one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Dict, Iterator
+
+import pytest
+import redis
+from ranch_core import InMemoryStorage
+from ranch_core.errors import DuplicateTask
+from ranch_core.models import ScheduledTask, WakeupPolicy
+from ranch_core.protocols import Storage
+from ranch_redis import RedisStorage, layout
+
+pytestmark = pytest.mark.redis
+
+
+def task(task_id: str, key: str = "k", payload: object = 1) -> ScheduledTask:
+    return ScheduledTask(task_id, key, payload, 0.0)
+
+
+@pytest.fixture(params=["redis", "memory"])
+def storage(request: pytest.FixtureRequest, redis_url: str) -> Iterator[Storage]:
+    if request.param == "memory":
+        yield InMemoryStorage()
+        return
+    redis_storage = RedisStorage.from_url(redis_url, namespace=f"push-{uuid.uuid4().hex}")
+    yield redis_storage
+    redis_storage.close()
+
+
+def test_push_mints_while_calls_wait_until_max_wakeups_are_in_flight(storage: Storage) -> None:
+    policy = WakeupPolicy(max_wakeups=2, ttl=100.0)
+    assert len(storage.push(task("a"), wakeups=policy)) == 1  # none in flight: its own call waits
+    assert len(storage.push(task("b"), wakeups=policy)) == 1  # one in flight, two wait (counted)
+    assert storage.push(task("c"), wakeups=policy) == []  # max_wakeups in flight
+    assert storage.wakeup_status().in_flight == 2
+    assert storage.push(task("d")) == []  # no policy, no token
+
+
+def test_push_counts_leased_calls_out_of_the_waiting(storage: Storage) -> None:
+    policy = WakeupPolicy(max_wakeups=5, ttl=100.0)
+    assert len(storage.push(task("a"), wakeups=policy)) == 1
+    assert storage.pop(1.0, 10.0).task is not None  # a leased without its token: one token, nothing waits
+    assert storage.push(task("b"), wakeups=policy) == []  # one in flight for one waiting call
+    assert len(storage.push(task("c"), wakeups=policy)) == 1  # one in flight, two wait
+    assert storage.wakeup_status().in_flight == 2
+
+
+def test_push_counts_held_tokens_against_max_wakeups(storage: Storage) -> None:
+    policy = WakeupPolicy(max_wakeups=2, ttl=100.0)
+    [token] = storage.push(task("a"), wakeups=policy)
+    taken = storage.pop(1.0, 10.0, token=token, wakeups=policy)
+    assert taken.task is not None and taken.minted == ()
+    assert storage.wakeup_status().held == 1
+    assert len(storage.push(task("b"), wakeups=policy)) == 1  # one held, none in flight: minted
+    assert storage.push(task("c"), wakeups=policy) == []  # one held + one in flight = max_wakeups
+    assert storage.wakeup_status().outstanding == 2
+
+
+def test_push_many_mints_one_token_for_its_batch(storage: Storage) -> None:
+    policy = WakeupPolicy(max_wakeups=3, ttl=100.0)
+    assert len(storage.push_many([task("a"), task("b"), task("c")], wakeups=policy)) == 1
+    assert len(storage.push_many([task("d"), task("e")], wakeups=policy)) == 1
+    assert len(storage.push_many([task("f"), task("g")], wakeups=policy)) == 1
+    assert storage.push_many([task("h"), task("i")], wakeups=policy) == []
+    assert storage.push_many([task("j")], wakeups=policy) == []  # one task: push.lua
+    assert storage.waiting() == 10 and storage.wakeup_status().in_flight == 3
+
+
+def test_a_refused_push_mints_nothing_and_writes_nothing(storage: Storage) -> None:
+    policy = WakeupPolicy(max_wakeups=4, ttl=100.0)
+    assert len(storage.push(task("a"), wakeups=policy)) == 1
+    with pytest.raises(DuplicateTask, match="'a' is already waiting or leased"):
+        storage.push(ScheduledTask("a", "other", 2, 0.0), weight=0.5, tags={"t": "v"}, wakeups=policy)
+    with pytest.raises(TypeError):
+        storage.push(task("b", payload=object()), weight=0.5, wakeups=policy)
+    assert storage.wakeup_status().in_flight == 1 and storage.waiting() == 1
+    assert storage.keys_with_tag("t") == [] and storage.metadata("other").weight == 1.0
+
+
+def test_push_sets_weight_tags_and_expiry_in_its_step(storage: Storage) -> None:
+    policy = WakeupPolicy(max_wakeups=4, ttl=100.0)
+    pushed = ScheduledTask("a", "k", [1], 0.0, expires_at=5.0)
+    assert len(storage.push(pushed, weight=0.25, tags={"plan": "pro", "x": ""}, wakeups=policy)) == 1
+    storage.push(task("b"), tags={"plan": "free"})
+    meta = storage.metadata("k")
+    assert meta.weight == 0.25 and meta.tags == {"plan": "free", "x": ""} and meta.pending_tasks == 2
+    assert storage.keys_with_tag("x", "") == ["k"]
+    assert [t.task_id for t in storage.expire(6.0, 10)] == ["a"]
+
+
+def _commands(client: redis.Redis) -> Dict[str, int]:
+    stats = client.info("commandstats")
+    return {name[8:]: int(value["calls"]) for name, value in stats.items()}
+
+
+def test_a_push_with_max_wakeups_outstanding_reads_one_token_count(redis_url: str) -> None:
+    storage = RedisStorage.from_url(redis_url, namespace=f"push-{uuid.uuid4().hex}")
+    client = redis.Redis.from_url(redis_url)
+    policy = WakeupPolicy(max_wakeups=1, ttl=100.0)
+    assert len(storage.push(task("a"), wakeups=policy)) == 1
+    for n in range(layout.NOTIFY_BOUND):  # fill the blocked pops' marks
+        storage.push(task(f"fill{n}"))
+    before = _commands(client)
+    assert storage.push(task("b"), wakeups=policy) == []
+    spent = {name: n - before.get(name, 0) for name, n in _commands(client).items()}
+    spent = {name: n for name, n in spent.items() if n and name != "info"}
+    assert spent == {"evalsha": 1, "hsetnx": 1, "rpush": 1, "llen": 1, "zcard": 1}
+    assert client.llen(layout.wake_key(storage.namespace)) == layout.NOTIFY_BOUND
+    client.delete(layout.wake_key(storage.namespace))
+    storage.push(task("c"))  # a mark again once the list has room
+    assert client.llen(layout.wake_key(storage.namespace)) == 1
+    storage.close()
+    client.close()
