@@ -225,11 +225,17 @@ end
 
 -- Mint up to `limit` tokens (ids nonce .. i) into FLIGHT with `deadline`,
 -- while fewer are in flight than tasks wait and fewer than m are outstanding.
-local function mint(nonce, deadline, m, limit)
+-- `floor` (optional) is a number of tasks known to wait (a push's own): the
+-- usual "no" (m outstanding already) then costs one ZCARD, and the waiting
+-- count is read only when it could change the answer.
+local function mint(nonce, deadline, m, limit, floor)
     local out = {}
     local f = redis.call('ZCARD', FLIGHT)
+    if f >= m then return out end
     local h = redis.call('ZCARD', HELD)
-    local w = n_waiting()
+    if f + h >= m then return out end
+    local w = floor or 0
+    if f + limit > w then w = n_waiting() end
     while #out < limit and f < w and f + h < m do
         local tok = nonce .. (#out + 1)
         redis.call('ZADD', FLIGHT, deadline, tok)
