@@ -266,6 +266,7 @@ def add_canvas_tasks(app: Celery, redis_url: str) -> Celery:
             "headers": {k: v for k, v in (request.headers or {}).items() if k.startswith("x-")},
             "parent_id": request.parent_id,
             "root_id": request.root_id,
+            "stamps": dict(request.stamps or {}),
         }
 
     @lru_task(app, name="t.sleeper", shared=False, bind=True)
@@ -277,6 +278,14 @@ def add_canvas_tasks(app: Celery, redis_url: str) -> Celery:
             rec.rpush(f"steps:{tag}", "soft")
             return "soft"
         return "slept"
+
+    @lru_task(app, name="t.flaky", shared=False, bind=True, max_retries=2)
+    def flaky(self: Any, x: int, tag: str) -> int:
+        # Fails its first attempt (a retry), then behaves as t.step.
+        rec.rpush(f"steps:{tag}", f"{getattr(self.request, 'lru_key', None)}:{x}:try{self.request.retries}")
+        if self.request.retries == 0:
+            raise self.retry(countdown=0)
+        return x + 1
 
     @lru_task(app, name="t.spawn", shared=False, bind=True)
     def spawn(self: Any, tag: str) -> str:

@@ -7,6 +7,7 @@ which steps went through a fair backlog (a plain step records ``None``).
 
 from __future__ import annotations
 
+import time
 from typing import Any, List
 
 import pytest
@@ -182,3 +183,38 @@ def test_a_ranch_call_made_inside_a_task_is_its_child(redis_url, start_worker, r
     (child,) = parent.children
     assert child.id == child_id and child.get(timeout=20) == 2
     assert steps(rec, "child") == ["child:1"]
+
+
+def test_a_ranch_step_that_retries_goes_on_with_its_chain(redis_url, start_worker, rec) -> None:
+    app = make_canvas_app(redis_url)
+    step, flaky = app.tasks["t.step"], app.tasks["t.flaky"]
+    ranch = (step.lru_s("a", 1, "retry") | flaky.lru_s("b", "retry") | step.lru_s("c", "retry")).apply_async()
+    plain = (step.s(1, "plain") | flaky.s("plain") | step.s("plain")).apply_async()
+    start_worker()
+    assert ranch.get(timeout=30) == plain.get(timeout=30) == 4
+    assert steps(rec, "retry") == ["a:1", "b:2:try0", "b:2:try1", "c:3"]
+    assert steps(rec, "plain") == ["None:1", "None:2:try0", "None:2:try1", "None:3"]
+
+
+def test_immutable_ranch_signatures_ignore_the_previous_result(redis_url, start_worker, rec) -> None:
+    app = make_canvas_app(redis_url)
+    step = app.tasks["t.step"]
+    ranch = (step.lru_s("a", 1, "im") | step.lru_signature("b", (10, "im"), immutable=True)).apply_async()
+    plain = (step.s(1, "im-plain") | step.si(10, "im-plain")).apply_async()
+    start_worker()
+    assert ranch.get(timeout=20) == plain.get(timeout=20) == 11
+    assert steps(rec, "im") == ["a:1", "b:10"]
+
+
+def test_an_expired_chord_header_call_fails_the_chord_as_a_plain_expired_one(redis_url, start_worker) -> None:
+    app = make_canvas_app(redis_url)
+    step, total = app.tasks["t.step"], app.tasks["t.total"]
+    header = [step.lru_s("k", 1, "x"), step.lru_s("k", 2, "x").set(expires=0.2)]
+    ranch = chord(header, total.lru_s("k", "x"))()
+    plain = chord([step.s(1, "y"), step.s(2, "y").set(expires=0.2)], total.s("y"))()
+    time.sleep(0.5)
+    worker = start_worker()
+    for result in (ranch, plain):
+        meta = lambda result=result: app.backend.get_task_meta(result.id)  # noqa: E731
+        wait_for(lambda meta=meta: meta()["status"] == "FAILURE", 30, "the chord body to fail", worker)
+        assert "Dependency" in str(meta()["result"]) and "expired" in str(meta()["result"]).lower()

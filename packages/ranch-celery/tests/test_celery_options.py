@@ -74,6 +74,7 @@ def test_task_id_headers_shadow_and_time_limits_reach_self_request_as_in_a_plain
             "timelimit": [30, 20],
             "headers": {"x-trace": "t-1"},
             "parent_id": None,
+            "stamps": {},
         }
     )
 
@@ -198,3 +199,15 @@ def test_bad_options_raise_naming_the_option_and_store_nothing(redis_url) -> Non
     with pytest.raises(TypeError, match="Ranch call 1 of the group"):
         group(step.lru_s("a", 1, "x"), step.lru_s("b", object(), "x")).apply_async()
     assert stored(add) == 0 and stored(step) == 0
+
+
+def test_stamps_reach_self_request_as_in_a_plain_call(redis_url, start_worker) -> None:
+    app = make_canvas_app(redis_url)
+    info = app.tasks["t.request_info"]
+    ranch, plain = info.lru_signature("k"), info.signature()
+    for signature in (ranch, plain):
+        signature.stamp(tenant="t-1")
+    ranch_result, plain_result = ranch.apply_async(), plain.apply_async()
+    start_worker()
+    assert ranch_result.get(timeout=20)["stamps"] == plain_result.get(timeout=20)["stamps"]
+    assert ranch_result.get(timeout=20)["stamps"] == {"tenant": "t-1"}

@@ -26,6 +26,8 @@ from ranch_celery.storage import resolve_storage
 
 #: The reason stored with a call that expired before it ran (state ``REVOKED``).
 EXPIRED_REASON = "expired: not started before its ranch expiry"
+#: Parts of a stored call's options the result backend reads when it stores a revoked call.
+_REVOKE_PARTS = ("chord", "group", "group_index", "ignore_result", "root_id", "parent_id", "reply_to")
 
 
 class CeleryBacklog:
@@ -160,15 +162,30 @@ class CeleryBacklog:
         wakeups.publish(self.app, self.route_task, wakeups.RESUBMIT_TASK, [self.name, body], countdown=delay)
 
     def mark_expired(self, task: ScheduledTask) -> None:
-        """Store ``REVOKED`` (reason :data:`EXPIRED_REASON`) for a call dropped as expired."""
+        """Store ``REVOKED`` (reason :data:`EXPIRED_REASON`) for a call dropped as expired.
+
+        As Celery's worker does for an expired message, a call that is part
+        of a chord counts as a finished (revoked) part of it.
+        """
+        from celery.app.task import Context, get_actual_ignore_result
+
         payload = task.payload if isinstance(task.payload, dict) else {}
         options = payload.get("options")
-        name = options.get("task") if isinstance(options, dict) else None
+        options = options if isinstance(options, dict) else {}
+        name = options.get("task")
         celery_task = self.app.tasks.get(name) if isinstance(name, str) else None
-        if celery_task is not None and celery_task.ignore_result:
+        request = Context(
+            {part: options[part] for part in _REVOKE_PARTS if part in options},
+            id=task.task_id,
+            task=name,
+        )
+        ignored = celery_task is not None and get_actual_ignore_result(celery_task, request)
+        if ignored and not request.chord:
             return
         backend = celery_task.backend if celery_task is not None else self.app.backend
-        backend.mark_as_revoked(task.task_id, reason=EXPIRED_REASON)
+        backend.mark_as_revoked(
+            task.task_id, reason=EXPIRED_REASON, request=request, store_result=not ignored
+        )
 
     def __repr__(self) -> str:
         return f"CeleryBacklog({self.name!r}, queue={self.queue!r}, tasks={sorted(self.tasks)!r})"

@@ -19,8 +19,12 @@ from typing import Any, Mapping, Optional, Sequence
 from ranch_core import validation
 from ranch_core.calls import check_arguments
 
+from ranch_celery.options import prepare_options
+
 #: The signature options that make a signature a Ranch one (read by ``LRUTaskMixin.apply_async``).
 RANCH_OPTIONS = ("lru_key", "priority_weight", "expiry", "tags")
+#: Arguments of ``Task.signature`` that are not ``apply_async`` options.
+_SIGNATURE_ARGUMENTS = ("immutable", "subtask_type", "type", "app")
 
 
 def lru_signature(
@@ -36,6 +40,8 @@ def lru_signature(
     """``task.signature(args, kwargs, **options)`` with the Ranch options; key and arguments checked now."""
     validation.check_key(lru_key, "lru_key")
     check_arguments(args, kwargs)
+    # Checked now as well as when applied, so a bad option shows where the signature is made.
+    prepare_options({k: v for k, v in options.items() if k not in _SIGNATURE_ARGUMENTS}, expiry)
     ranch = {"lru_key": lru_key, "priority_weight": priority_weight, "expiry": expiry, "tags": tags}
     extra = {name: value for name, value in ranch.items() if value is not None}
     return task.signature(tuple(args), dict(kwargs or {}), **dict(options), **extra)
