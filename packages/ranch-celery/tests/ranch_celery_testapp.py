@@ -287,6 +287,12 @@ def add_canvas_tasks(app: Celery, redis_url: str) -> Celery:
             raise self.retry(countdown=0)
         return x + 1
 
+    @lru_task(app, name="t.replacer", shared=False, bind=True)
+    def replacer(self: Any, x: int, tag: str, ranch: bool) -> None:
+        # Task.replace: the replacement takes over this call's id (and its chain/chord).
+        steps = app.tasks["t.step"]
+        raise self.replace(steps.lru_s("replaced", x, tag) if ranch else steps.s(x, tag))
+
     @lru_task(app, name="t.spawn", shared=False, bind=True)
     def spawn(self: Any, tag: str) -> str:
         # A Ranch call made inside a task: its parent is this task (add_to_parent).

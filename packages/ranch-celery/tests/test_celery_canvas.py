@@ -218,3 +218,18 @@ def test_an_expired_chord_header_call_fails_the_chord_as_a_plain_expired_one(red
         meta = lambda result=result: app.backend.get_task_meta(result.id)  # noqa: E731
         wait_for(lambda meta=meta: meta()["status"] == "FAILURE", 30, "the chord body to fail", worker)
         assert "Dependency" in str(meta()["result"]) and "expired" in str(meta()["result"]).lower()
+
+
+@pytest.mark.parametrize("ranch_replacement", [False, True], ids=["plain-replacement", "ranch-replacement"])
+def test_task_replace_in_a_ranch_call_and_in_a_plain_call(
+    redis_url, start_worker, rec, ranch_replacement
+) -> None:
+    app = make_canvas_app(redis_url)
+    replacer, step = app.tasks["t.replacer"], app.tasks["t.step"]
+    ranch = (replacer.lru_s("a", 1, "ranch", ranch_replacement) | step.lru_s("b", "ranch")).apply_async()
+    plain = (replacer.s(1, "plain", ranch_replacement) | step.s("plain")).apply_async()
+    start_worker()
+    assert ranch.get(timeout=20) == plain.get(timeout=20) == 3
+    key = "replaced" if ranch_replacement else "None"
+    assert steps(rec, "ranch") == [f"{key}:1", "b:2"]
+    assert steps(rec, "plain") == [f"{key}:1", "None:2"]

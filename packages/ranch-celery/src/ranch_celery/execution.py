@@ -29,12 +29,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from ranch_core.calls import Claimed
 from ranch_core.errors import StorageUnavailable
 
-from ranch_celery import limits
+from ranch_celery import limits, replacing
 from ranch_celery.logs import install_log_filter
 from ranch_celery.registry import RanchState
 from ranch_celery.retries import Frame, finish_retry, frames
@@ -209,7 +209,7 @@ def run_claimed(
     stack = frames()
     stack.append(frame)
     try:
-        with dispatcher.running(claimed):
+        with dispatcher.running(claimed), replacing.running(claimed.task_id) as replaced:
             request = request_for(backlog, claimed, task, outer)
             with limits.enforced(
                 claimed.call.options.get("timelimit"),
@@ -227,7 +227,7 @@ def run_claimed(
         finish_retry(backlog, claimed, frame.retry)
         return False
     try:
-        return dispatcher.finish(claimed, keep_token=keep_token).kept
+        kept = dispatcher.finish(claimed, keep_token=keep_token).kept
     except Exception:
         logger.exception(
             "ranch: call %s ran but its lease could not be released; it may run again when the lease "
@@ -235,6 +235,18 @@ def run_claimed(
             claimed.task_id,
         )
         return False
+    store_replacements(state, claimed, replaced.deferred)
+    return kept
+
+
+def store_replacements(state: RanchState, claimed: Claimed, deferred: List[Callable[[], object]]) -> None:
+    """Store what ``Task.replace`` put under the finished call's id; a failure is stored as its result."""
+    for store in deferred:
+        try:
+            store()
+        except Exception as exc:
+            logger.exception("ranch: the replacement of call %s could not be stored", claimed.task_id)
+            state.app.backend.mark_as_failure(claimed.task_id, exc)
 
 
 def hard_time_limit(

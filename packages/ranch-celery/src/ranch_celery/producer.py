@@ -7,6 +7,7 @@ it: nothing is stored.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -14,6 +15,7 @@ from ranch_core import validation
 from ranch_core.calls import Call, check_arguments
 from ranch_core.protocols import MAX_BATCH
 
+from ranch_celery import replacing
 from ranch_celery.batching import Pending, current_batch
 from ranch_celery.codec import explain_call, explain_unencodable
 
@@ -47,6 +49,26 @@ def store_call(
             )
         )
         return task_id
+    store = functools.partial(_submit, backlog, lru_key, call, task_id, priority_weight, expiry, tags)
+    if replacing.defer(task_id, store):
+        # Task.replace of the running call: stored once its lease is acknowledged (replacing.py).
+        serializer = backlog.serializer
+        named = None if serializer is None else explain_call(serializer, call)
+        if named is not None:
+            raise named
+        return task_id
+    return store()
+
+
+def _submit(
+    backlog: CeleryBacklog,
+    lru_key: str,
+    call: Call,
+    task_id: str,
+    priority_weight: Optional[float],
+    expiry: Optional[float],
+    tags: Optional[Mapping[str, str]],
+) -> str:
     try:
         return backlog.dispatcher().submit(
             lru_key, call, priority_weight=priority_weight, expiry=expiry, tags=tags, task_id=task_id
