@@ -9,10 +9,11 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 import redis
-from ranch_core import FairScheduler
+from ranch_core import FairScheduler, InMemoryStorage
 from ranch_core.errors import CorruptTask
-from ranch_core.models import ScheduledTask
-from ranch_redis import RedisStorage
+from ranch_core.models import PopResult, ScheduledTask, WakeupPolicy
+from ranch_core.protocols import EXPIRED_BATCH
+from ranch_redis import RedisStorage, layout
 
 
 @pytest.fixture
@@ -167,3 +168,81 @@ def test_corrupt_lease_is_dropped_at_reclaim(client: redis.Redis) -> None:
     assert [t.task_id for t in reclaimed] == ["y"]
     assert len(errors) == 1
     assert storage.status().backlog_size == 1
+
+
+def spoil_payload(client: redis.Redis, namespace: str, task_id: str) -> None:
+    """Make the stored payload undecodable; the record itself stays readable to the scripts."""
+    tasks = layout.tasks_key(namespace)
+    body = client.hget(tasks, task_id)
+    assert body is not None
+    head, _, _ = body.rpartition(b",")
+    client.hset(tasks, task_id, head + b",{not json")
+
+
+def test_a_corrupt_call_served_with_a_token_hands_the_token_to_the_next_call(client: redis.Redis) -> None:
+    """The pop reports the corrupt call, finishes it keeping its token, and serves what waits."""
+    errors: List[CorruptTask] = []
+    namespace = f"ct-{uuid.uuid4().hex}"
+    storage = RedisStorage(client, namespace=namespace, on_corrupt=errors.append)
+    policy = WakeupPolicy(max_wakeups=4, ttl=100.0)
+    token = storage.push(ScheduledTask("bad", "a", 1, 0.0), wakeups=policy)[0]
+    storage.push(ScheduledTask("good", "b", 2, 0.0), wakeups=policy)
+    spoil_payload(client, namespace, "bad")
+    result = storage.pop(1.0, 10.0, token=token, wakeups=policy)
+    assert result.task is not None and result.task.task_id == "good"
+    assert [str(e).split("task ")[1].split(" ")[0] for e in errors] == ["'bad'"]
+    status = storage.status()
+    assert (status.backlog_size, status.leased, status.served_total) == (0, 1, 2)
+
+
+def test_a_corrupt_call_served_with_a_token_when_nothing_else_waits_serves_nothing(
+    client: redis.Redis,
+) -> None:
+    errors: List[CorruptTask] = []
+    namespace = f"ct-{uuid.uuid4().hex}"
+    storage = RedisStorage(client, namespace=namespace, on_corrupt=errors.append)
+    policy = WakeupPolicy(max_wakeups=4, ttl=100.0)
+    token = storage.push(ScheduledTask("bad", "a", 1, 0.0), wakeups=policy)[0]
+    spoil_payload(client, namespace, "bad")
+    assert storage.pop(1.0, 10.0, token=token, wakeups=policy) == PopResult(None)
+    assert len(errors) == 1
+    status = storage.status()
+    assert (status.backlog_size, status.leased) == (0, 0)
+    assert storage.wakeup_status() == InMemoryStorage().wakeup_status()  # no token left held
+
+
+def test_a_corrupt_call_served_after_expired_ones_reports_both_and_serves_nothing(
+    client: redis.Redis,
+) -> None:
+    errors: List[CorruptTask] = []
+    namespace = f"ce-{uuid.uuid4().hex}"
+    storage = RedisStorage(client, namespace=namespace, on_corrupt=errors.append)
+    storage.push(ScheduledTask("old", "a", 1, 0.0, 5.0))
+    storage.push(ScheduledTask("bad", "a", 2, 0.0))
+    storage.push(ScheduledTask("next", "a", 3, 0.0))
+    spoil_payload(client, namespace, "bad")
+    result = storage.pop(10.0, 10.0)
+    assert result.task is None and [t.task_id for t in result.expired] == ["old"]
+    assert len(errors) == 1
+    again = storage.pop(10.0, 10.0).task
+    assert again is not None and again.task_id == "next"
+    status = storage.status()
+    assert (status.backlog_size, status.leased, status.expired_total) == (0, 1, 1)
+
+
+def test_a_pop_that_only_drops_corrupt_records_pops_again(client: redis.Redis) -> None:
+    """One script call drops at most EXPIRED_BATCH records: the pop calls again until it serves."""
+    errors: List[CorruptTask] = []
+    namespace = f"cb-{uuid.uuid4().hex}"
+    storage = RedisStorage(client, namespace=namespace, on_corrupt=errors.append)
+    ids = [f"bad{n:03}" for n in range(EXPIRED_BATCH + 1)]
+    storage.push_many([ScheduledTask(task_id, "a", 1, 0.0) for task_id in ids])
+    storage.push(ScheduledTask("good", "b", 2, 0.0))
+    tasks = layout.tasks_key(namespace)
+    for task_id in ids:  # each record now names another key than the one it waits in
+        enqueued, expires, _, data = client.hget(tasks, task_id).split(b",", 3)  # type: ignore[union-attr]
+        client.hset(tasks, task_id, b",".join([enqueued, expires, layout.hex_key("z").encode(), data]))
+    result = storage.pop(1.0, 10.0)
+    assert result.task is not None and result.task.task_id == "good"
+    assert len(errors) == EXPIRED_BATCH + 1
+    assert storage.status().backlog_size == 0

@@ -4,15 +4,13 @@ process, on a Redis Cluster, past the socket timeout; 50 coroutines run each cal
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
-import pytest
 from ranch_core import AsyncFairScheduler, FairScheduler, ScheduledTask
 from ranch_redis import AsyncRedisStorage, RedisStorage, layout
 from ranch_redis.testing import RedisClusterServers
@@ -104,19 +102,29 @@ def test_fifty_coroutines_run_each_call_exactly_once_on_redis(redis_url: str) ->
     assert len(ran) == calls and len({tuple(payload) for payload in ran}) == calls
 
 
-@pytest.mark.skipif(shutil.which("redis-cli") is None, reason="redis-cli is needed to create a cluster")
-def test_a_blocked_pop_on_a_cluster_is_woken_by_a_push() -> None:
+def test_a_blocked_pop_on_a_cluster_is_woken_by_a_push(redis_cluster: RedisClusterServers) -> None:
     """The notification list shares the namespace's hash tag: the BLPOP goes to
     the namespace's node, where the scripts push the marks."""
     namespace = f"c-{uuid.uuid4().hex}"
-    with RedisClusterServers(masters=3) as cluster:
-        consumer = FairScheduler(RedisStorage.from_url(cluster.url, namespace=namespace, cluster=True))
-        producer = FairScheduler(RedisStorage.from_url(cluster.url, namespace=namespace, cluster=True))
-        assert layout.wake_key(namespace).startswith(layout.base(namespace))
-        timer = threading.Timer(0.1, producer.push, args=("k", "clustered"))
-        timer.start()
-        started = time.monotonic()
-        task = consumer.pop(timeout=20)
-        timer.join()
-        assert task is not None and task.payload == "clustered"
-        assert time.monotonic() - started < 10
+    consumer = FairScheduler(RedisStorage.from_url(redis_cluster.url, namespace=namespace, cluster=True))
+    producer = FairScheduler(RedisStorage.from_url(redis_cluster.url, namespace=namespace, cluster=True))
+    assert layout.wake_key(namespace).startswith(layout.base(namespace))
+    timer = threading.Timer(0.1, producer.push, args=("k", "clustered"))
+    timer.start()
+    started = time.monotonic()
+    task = consumer.pop(timeout=20)
+    timer.join()
+    assert task is not None and task.payload == "clustered"
+    assert time.monotonic() - started < 10
+
+
+def test_a_wait_whose_connection_drops_returns_true_for_the_pop_to_report(
+    redis_url: str, kill_blocked_client: Callable[[str], None]
+) -> None:
+    """A dropped BLPOP ends the wait early with True: the pop that follows meets the outage."""
+    storage = RedisStorage.from_url(redis_url, namespace=f"drop-{uuid.uuid4().hex}")
+    killer = threading.Thread(target=kill_blocked_client, args=("blpop",))
+    killer.start()
+    assert storage.wait(0.0, None) is True  # nothing waits: blocks until the kill
+    killer.join()
+    storage.close()

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
+import asyncio
 import uuid
-from typing import Iterator, Tuple
+from typing import List, Tuple
 
 import pytest
 from ranch_core import FairScheduler
 from ranch_core.backends.memory import InMemoryStorage
 from ranch_core.models import ScheduledTask
-from ranch_redis import RedisStorage
+from ranch_redis import AsyncRedisStorage, RedisStorage
 from ranch_redis.layout import base
 from ranch_redis.testing import RedisClusterServers
 from redis.cluster import RedisCluster
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("redis-cli") is None, reason="redis-cli (redis-tools) is needed to create a cluster"
-)
 
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisClusterServers]:
-    with RedisClusterServers(masters=3) as servers:
-        yield servers
+@pytest.fixture
+def cluster(redis_cluster: RedisClusterServers) -> RedisClusterServers:
+    return redis_cluster  # the session's cluster (conftest.py): each test uses namespaces of its own
 
 
 def node_of(client: RedisCluster, namespace: str) -> Tuple[str, int]:
@@ -97,3 +92,22 @@ def test_cluster_matches_in_memory(cluster: RedisClusterServers) -> None:
                 assert storage.ack(expected.task.task_id) == memory.ack(expected.task.task_id)
     assert storage.status() == memory.status()
     storage.close()
+
+
+def test_the_asyncio_storage_from_url_on_a_cluster(cluster: RedisClusterServers) -> None:
+    """``AsyncRedisStorage.from_url(cluster=True)`` makes a ``redis.asyncio.RedisCluster`` client."""
+    from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+    async def main() -> List[str]:
+        namespace = f"ac-{uuid.uuid4().hex}"
+        async with AsyncRedisStorage.from_url(cluster.url, namespace=namespace, cluster=True) as storage:
+            assert isinstance(storage.client, AsyncRedisCluster)
+            for n in range(4):
+                await storage.push(ScheduledTask(f"t{n}", f"k{n % 2}", n, 0.0))
+            order = []
+            while (task := (await storage.pop(1.0, 30.0)).task) is not None:
+                order.append(task.task_id)
+                assert await storage.ack(task.task_id)
+            return order
+
+    assert asyncio.run(main()) == ["t0", "t1", "t2", "t3"]
