@@ -10,7 +10,7 @@ that a token is still minted exactly when the in-memory reference mints one.
 from __future__ import annotations
 
 import uuid
-from typing import Dict, Iterator
+from typing import Any, Dict, Iterator, List
 
 import pytest
 import redis
@@ -121,3 +121,27 @@ def test_a_push_with_max_wakeups_outstanding_reads_one_token_count(redis_url: st
     assert client.llen(layout.wake_key(storage.namespace)) == 1
     storage.close()
     client.close()
+
+
+def test_a_push_whose_reply_was_lost_is_recognised_by_its_retry(redis_url: str) -> None:
+    storage = RedisStorage.from_url(redis_url, namespace=f"push-{uuid.uuid4().hex}", backoff=0)
+    real = storage._scripts["push"]
+    calls: List[Any] = []
+
+    def reply_lost_once(keys: Any, args: Any) -> Any:
+        calls.append(list(args))
+        reply = real(keys=keys, args=args)
+        if len(calls) == 1:
+            raise redis.ConnectionError("connection dropped after the script ran")
+        return reply
+
+    storage._scripts["push"] = reply_lost_once
+    policy = WakeupPolicy(max_wakeups=4, ttl=100.0)
+    assert storage.push(task("a"), weight=0.5, tags={"t": "v"}, wakeups=policy) == []  # token: swept
+    assert [args[4] for args in calls] == ["0", "1"]  # the retry flag
+    assert storage.waiting() == 1 and storage.wakeup_status().in_flight == 1
+    assert storage.metadata("k").weight == 0.5 and storage.keys_with_tag("t", "v") == ["k"]
+    calls.clear()
+    with pytest.raises(DuplicateTask):  # reply lost again: the retry finds another body under "a"
+        storage.push(task("a", payload=2))
+    storage.close()
