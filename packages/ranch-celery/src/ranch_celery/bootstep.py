@@ -3,7 +3,9 @@
 In the worker's main process it resolves the app's backlogs (a
 contradiction between tasks shows at start-up), installs
 :func:`ranch_celery.logs.install_log_filter`, and runs the lease keeper
-(:mod:`ranch_celery.sweep`), which also replaces lost wake-ups. Pool processes that run
+(:mod:`ranch_celery.sweep`), which also replaces lost wake-ups; on kombu
+before 5.7 with the threads pool it keeps the event loop awake for late
+acknowledgements (:mod:`ranch_celery.hub`). Pool processes that run
 calls start their own lease keeper on first use, which also renews the
 leases of their running calls.
 """
@@ -15,6 +17,7 @@ from typing import Any
 
 from celery import bootsteps
 
+from ranch_celery.hub import install_nudge
 from ranch_celery.logs import install_log_filter
 from ranch_celery.registry import RanchState
 from ranch_celery.sweep import ensure_keeper, stop_keeper
@@ -55,6 +58,7 @@ class RanchStep(bootsteps.StartStopStep):  # type: ignore[misc]
         for backlog in backlogs:
             backlog.set_slots(slots)
         ensure_keeper(state)
+        install_nudge(parent)
 
     def stop(self, parent: Any) -> None:
         """Stop the lease keeper."""

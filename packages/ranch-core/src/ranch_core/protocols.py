@@ -37,6 +37,12 @@ REPAIR_BATCH = 100
 MAX_BATCH = 1000
 #: At most this many tokens are minted by one :meth:`Backlog.pop` (fan-out).
 FANOUT = 8
+#: While wake-ups are being taken, a token in flight is presumed lost only
+#: this many ttls after its deadline (it may be queued behind other messages).
+LOST_AFTER = 4
+#: While no wake-up is taken, each replacement of lost tokens waits twice as
+#: long as the one before, up to ``2 ** MAX_BACKOFF`` ttls.
+MAX_BACKOFF = 6
 
 
 @runtime_checkable
@@ -147,11 +153,21 @@ class Backlog(Protocol):
         it), else retired."""
 
     def sweep_wakeups(self, now: float, wakeups: WakeupPolicy) -> List[str]:
-        """Retire tokens in flight and held whose deadline is ``<= now``
-        (lost messages, dead workers), then mint
+        """Retire held tokens whose deadline is ``<= now`` (dead workers) and
+        lost tokens in flight, then mint
         ``min(max_wakeups - outstanding, waiting - in flight)`` tokens and
         return their ids. Afterwards: calls wait => a token is in flight or
-        ``max_wakeups`` are outstanding."""
+        ``max_wakeups`` are outstanding.
+
+        A token in flight is lost when its deadline is ``<= now`` and no
+        wake-up was taken (a pop with a token in flight or unknown) for one
+        ``ttl``: the broker queue does not move. While it moves, a token is
+        lost only :data:`LOST_AFTER` ttls after its deadline (it is queued
+        behind other messages, not lost). Without movement, each further
+        retirement of lost tokens waits twice as long as the one before (up
+        to ``2 ** MAX_BACKOFF`` ttls), so a consumer that cannot take
+        messages does not pile up wake-ups. No token in flight is retired
+        while every registered worker slot holds a token (a busy fleet)."""
 
     def wakeup_status(self) -> WakeupStatus:
         """How many tokens are in flight and held."""

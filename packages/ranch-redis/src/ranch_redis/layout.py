@@ -37,6 +37,9 @@ Redis key               type    content
 ``…ww``                 zset    workers that registered their slots, score =
                                 registration deadline
 ``…wn``                 hash    registered worker -> its slots (concurrency)
+``…wq``                 hash    ``moved``: when a wake-up was last taken from
+                                the broker; ``rounds``, ``retired``: lost-token
+                                retirements since then, and the last one's time
 ``…wake``               list    notifications for blocked pops: every step
                                 that makes calls runnable pushes one mark per
                                 call (at most ``NOTIFY_BOUND`` kept);
@@ -215,6 +218,11 @@ def workers_key(namespace: str) -> str:
 def slots_key(namespace: str) -> str:
     """Hash of registered worker -> its slots."""
     return base(namespace) + "wn"
+
+
+def motion_key(namespace: str) -> str:
+    """Hash of when a wake-up was last taken and the lost-token retirements since."""
+    return base(namespace) + "wq"
 
 
 def wake_key(namespace: str) -> str:

@@ -39,7 +39,13 @@ class RedisWakeups:
     def _sweep_wakeups(self, now: float, wakeups: WakeupPolicy) -> Steps[List[str]]:
         deadline = layout.float_arg(float(now) + wakeups.ttl)
         reply = yield script(
-            "sweep_wakeups", layout.float_arg(now), wakeups.max_wakeups, nonce(), deadline, note=_SWEEP_NOTE
+            "sweep_wakeups",
+            layout.float_arg(now),
+            wakeups.max_wakeups,
+            nonce(),
+            deadline,
+            layout.float_arg(wakeups.ttl),
+            note=_SWEEP_NOTE,
         )
         return [raw.decode() for raw in reply]
 

@@ -306,6 +306,7 @@ class InMemoryStorage:
             if token is None or wakeups is None:
                 return self._pop(now, lease_seconds)
             tokens = self._tokens
+            tokens.delivered(token, now)
             if not tokens.usable(token, wakeups):
                 return PopResult(None)
             result = self._pop(now, lease_seconds)
@@ -399,7 +400,7 @@ class InMemoryStorage:
 
     def sweep_wakeups(self, now: float, wakeups: WakeupPolicy) -> List[str]:
         with self._lock:
-            self._tokens.sweep(now)
+            self._tokens.sweep(now, wakeups.ttl)
             return self._tokens.mint(now, wakeups, wakeups.max_wakeups, self._waiting)
 
     def wakeup_status(self) -> WakeupStatus:

@@ -4,7 +4,8 @@ The in-memory half of the wake-up protocol (see the ranch-core README's
 "Wake-ups"): tokens in flight (published, not yet taken; id -> deadline),
 tokens held by workers (id -> deadline and the task id they run, ``None``
 while kept between two calls of a run budget), and the worker slots that
-registered themselves (worker -> slots and deadline). The owning storage
+registered themselves (worker -> slots and deadline), and when a wake-up
+was last taken from the broker (the queue "moves"). The owning storage
 calls every method with its lock held and passes its count of waiting calls.
 """
 
@@ -14,6 +15,7 @@ import os
 from typing import Dict, List, Optional, Tuple
 
 from ranch_core.models import Finished, WakeupPolicy, WakeupStatus
+from ranch_core.protocols import LOST_AFTER, MAX_BACKOFF
 
 
 class TokenBook:
@@ -24,6 +26,11 @@ class TokenBook:
         self.held: Dict[str, Tuple[float, Optional[str]]] = {}
         self.holder: Dict[str, str] = {}
         self.slots: Dict[str, Tuple[int, float]] = {}
+        #: When a wake-up was last taken from the broker.
+        self.moved = float("-inf")
+        #: Retirements of lost tokens since then, and when the last one was.
+        self.rounds = 0
+        self.retired_at = float("-inf")
 
     @property
     def outstanding(self) -> int:
@@ -48,6 +55,13 @@ class TokenBook:
         if entry[1] is not None and self.holder.get(entry[1]) == token:
             del self.holder[entry[1]]
         return True
+
+    def delivered(self, token: str, now: float) -> None:
+        """A wake-up carrying ``token`` reached a pop: unless it is held (a
+        run budget's kept token), the broker queue moves."""
+        if token not in self.held:
+            self.moved = now
+            self.rounds = 0
 
     def usable(self, token: str, policy: WakeupPolicy) -> bool:
         """Whether a wake-up carrying ``token`` may pop: in flight, kept by
@@ -86,19 +100,30 @@ class TokenBook:
             return Finished(True, (token,))
         return Finished(True)
 
-    def sweep(self, now: float) -> None:
+    def sweep(self, now: float, ttl: float) -> None:
         """Retire held tokens whose deadline is ``<= now`` (their worker died),
-        then in-flight tokens whose deadline is ``<= now`` (lost), unless every
-        registered worker slot holds a token: then a late token is waiting for
-        a busy fleet, not lost, and replacing it would only pile up no-op
-        wake-ups in the broker while the fleet stays saturated."""
+        then the lost tokens in flight (see
+        :meth:`ranch_core.protocols.Backlog.sweep_wakeups`): past their
+        deadline while the broker queue has not moved for ``ttl``, with a
+        doubling wait between two such retirements; while it moves, only
+        :data:`LOST_AFTER` ttls past their deadline. None while every
+        registered worker slot holds a token: a late token is then waiting
+        for a busy fleet, and replacing it would only pile up no-op wake-ups."""
         for token in [t for t, (deadline, _) in self.held.items() if deadline <= now]:
             self.unhold(token)
         live_slots = sum(count for count, deadline in self.slots.values() if deadline > now)
         if live_slots > 0 and len(self.held) >= live_slots:
             return
-        for token in [t for t, deadline in self.flight.items() if deadline <= now]:
+        quiet = now - self.moved >= ttl
+        if quiet and now - self.retired_at < ttl * 2**self.rounds:
+            return
+        cutoff = now if quiet else now - LOST_AFTER * ttl
+        lost = [t for t, deadline in self.flight.items() if deadline <= cutoff]
+        for token in lost:
             del self.flight[token]
+        if lost and quiet:
+            self.rounds = min(self.rounds + 1, MAX_BACKOFF)
+            self.retired_at = now
 
     def extend(self, task_id: str, deadline: float) -> None:
         """The lease of ``task_id`` now ends at ``deadline``: so does its token's."""

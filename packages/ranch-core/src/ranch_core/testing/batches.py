@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 
 from ranch_core.errors import DuplicateTask
-from ranch_core.models import ScheduledTask
-from ranch_core.protocols import MAX_BATCH
+from ranch_core.models import ScheduledTask, WakeupPolicy
+from ranch_core.protocols import LOST_AFTER, MAX_BATCH
 from ranch_core.testing.base import (
     KEY_NAMES,
     ConformanceBase,
@@ -100,3 +100,44 @@ class BatchAndWakeupProperties(ConformanceBase):
                 assert storage.register_slots(worker, slots, now, 3.0) == sum(n for n, _ in live.values())
 
         check()
+
+    def test_lost_tokens_are_replaced_when_the_broker_queue_stops_moving(self) -> None:
+        """A late token in flight is replaced at once only if no wake-up was
+        taken for a ttl; while wake-ups are taken, only ``LOST_AFTER`` ttls
+        past its deadline; without movement, each replacement waits twice as
+        long as the one before, until a wake-up is taken again."""
+        storage = self.make_storage()
+        policy = WakeupPolicy(max_wakeups=2, ttl=1.0)
+        tasks = [ScheduledTask(f"t{n}", "k", n, 0.0) for n in range(6)]
+        (first,) = storage.push_many(tasks, wakeups=policy)
+        (second,) = storage.sweep_wakeups(0.5, policy)  # deadline 1.5
+
+        def in_flight() -> int:
+            return storage.wakeup_status().in_flight
+
+        # `first` is taken at 0.9 (held for a long lease): the queue moves.
+        assert storage.pop(0.9, 1000.0, token=first, wakeups=policy).task is not None
+        assert storage.sweep_wakeups(1.6, policy) == [] and in_flight() == 1  # `second` late, kept
+        late = 1.5 + LOST_AFTER * 1.0
+        # Wake-ups keep arriving (unknown tokens, refused while 2 are outstanding).
+        for now in (2.5, 3.5, 4.5, late - 0.4):
+            assert storage.pop(now, 1000.0, token=f"other-{now}", wakeups=policy).task is None
+            assert storage.sweep_wakeups(now + 0.1, policy) == [] and in_flight() == 1
+        storage.pop(late - 0.05, 1000.0, token=f"other-{late}", wakeups=policy)
+        (third,) = storage.sweep_wakeups(late, policy)  # LOST_AFTER ttls late: replaced
+        assert third != second and in_flight() == 1
+        # Nothing is taken any more: replaced at its deadline, then after 2, 4 ttls.
+        quiet = late + 1.0
+        (fourth,) = storage.sweep_wakeups(quiet, policy)
+        assert storage.sweep_wakeups(quiet + 1.0, policy) == [] and in_flight() == 1
+        (fifth,) = storage.sweep_wakeups(quiet + 2.0, policy)
+        assert storage.sweep_wakeups(quiet + 5.0, policy) == [] and in_flight() == 1
+        (sixth,) = storage.sweep_wakeups(quiet + 6.0, policy)
+        assert len({third, fourth, fifth, sixth}) == 4
+        # A wake-up is taken: the next lost token is replaced after one ttl again.
+        taken = storage.pop(quiet + 6.5, 1000.0, token=sixth, wakeups=policy).task
+        assert taken is not None
+        passed = storage.finish(taken.task_id, quiet + 6.5, token=sixth, wakeups=policy)
+        assert passed.publish == (sixth,)  # in flight again, deadline quiet + 7.5
+        assert storage.sweep_wakeups(quiet + 7.4, policy) == []  # before its deadline
+        assert len(storage.sweep_wakeups(quiet + 7.5, policy)) == 1  # no backoff left over

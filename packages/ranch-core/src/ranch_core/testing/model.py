@@ -13,7 +13,7 @@ import attrs
 
 from ranch_core import algorithm
 from ranch_core.models import LRUKeyMetadata, ScheduledTask, SystemStatus
-from ranch_core.protocols import RECLAIM_BATCH
+from ranch_core.protocols import LOST_AFTER, MAX_BACKOFF, RECLAIM_BATCH
 
 
 @attrs.define
@@ -42,6 +42,11 @@ class ReferenceModel:
     #: the task id it runs or ``None`` when kept); see :meth:`token_usable`.
     flight: Dict[str, float] = attrs.field(factory=dict)
     held: Dict[str, Tuple[float, Optional[str]]] = attrs.field(factory=dict)
+    #: When a wake-up was last taken from the broker; retirements of lost
+    #: tokens since, and the time of the last one.
+    moved: float = -math.inf
+    rounds: int = 0
+    retired_at: float = -math.inf
 
     def key(self, key: str) -> ModelKey:
         return self.keys.setdefault(key, ModelKey())
@@ -174,10 +179,25 @@ class ReferenceModel:
             if bound == task_id:
                 self.held[token] = (deadline, bound)
 
-    def token_sweep(self, now: float) -> None:
-        """Retire tokens whose deadline is ``<= now`` (then :meth:`token_mint`)."""
-        self.flight = {t: d for t, d in self.flight.items() if d > now}
+    def token_delivered(self, token: str, now: float) -> None:
+        """A wake-up reached a pop: the broker queue moves, unless its token is held."""
+        if token not in self.held:
+            self.moved, self.rounds = now, 0
+
+    def token_sweep(self, now: float, ttl: float) -> None:
+        """Retire held tokens whose deadline is ``<= now``, and lost tokens in
+        flight: past their deadline after ``ttl`` without a delivery (then
+        twice as long between two such sweeps), else ``LOST_AFTER`` ttls past
+        it (then :meth:`token_mint`)."""
         self.held = {t: v for t, v in self.held.items() if v[0] > now}
+        quiet = now - self.moved >= ttl
+        if quiet and now - self.retired_at < ttl * 2**self.rounds:
+            return
+        cutoff = now if quiet else now - LOST_AFTER * ttl
+        kept = {t: d for t, d in self.flight.items() if d > cutoff}
+        if len(kept) < len(self.flight) and quiet:
+            self.rounds, self.retired_at = min(self.rounds + 1, MAX_BACKOFF), now
+        self.flight = kept
 
     def release(self, task_id: str) -> bool:
         lease = self.leases.pop(task_id, None)

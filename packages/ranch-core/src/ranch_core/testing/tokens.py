@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from ranch_core.models import ScheduledTask, WakeupPolicy
-from ranch_core.protocols import FANOUT, Storage
+from ranch_core.protocols import FANOUT, MAX_BACKOFF, Storage
 from ranch_core.scheduler import FairScheduler
 from ranch_core.testing.model import ReferenceModel
 
@@ -88,6 +88,7 @@ def build_token_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedSt
         # -- workers -------------------------------------------------------
 
         def _take(self, token: str, fail: bool = False) -> None:
+            self.model.token_delivered(token, self.now)
             usable = self.model.token_usable(token, POLICY.max_wakeups)
             taken = self.scheduler.take(token, POLICY)
             expected: Optional[ScheduledTask] = None
@@ -181,7 +182,7 @@ def build_token_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedSt
             got = [t.task_id for t in self.scheduler.expire(100)]
             assert got == [t.task_id for t in self.model.expire(self.now, 100)]
             minted = self.scheduler.sweep_wakeups(POLICY)
-            self.model.token_sweep(self.now)
+            self.model.token_sweep(self.now, POLICY.ttl)
             self.model.token_mint(minted, self.now + POLICY.ttl, POLICY.max_wakeups, POLICY.max_wakeups)
             self._publish(minted)
 
@@ -201,7 +202,9 @@ def build_token_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedSt
             for task, token in list(self.workers.values()):
                 self._finish(task, token)
             self.workers.clear()
-            self.now += LEASE_SECONDS + POLICY.ttl + 1
+            # Past every deadline, and past the longest wait between two
+            # retirements of lost tokens while no wake-up is taken.
+            self.now += LEASE_SECONDS + POLICY.ttl * 2**MAX_BACKOFF + 1
             self.sweep()
             if self.model.waiting() > 0:
                 assert set(self.broker) & set(self.model.flight), "calls wait with no wake-up in the broker"

@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Any, Dict, Union
 
 from ranch_core.algorithm import MAX_WEIGHT, MIN_WEIGHT
-from ranch_core.protocols import EXPIRED_BATCH, FANOUT, RECLAIM_BATCH
+from ranch_core.protocols import EXPIRED_BATCH, FANOUT, LOST_AFTER, MAX_BACKOFF, RECLAIM_BATCH
 
 from ranch_redis import layout
 
@@ -52,6 +52,8 @@ CONSTANTS: Dict[str, Union[int, float]] = {
     "__RECLAIM_BATCH__": RECLAIM_BATCH,
     "__EXPIRED_BATCH__": EXPIRED_BATCH,
     "__FANOUT__": FANOUT,
+    "__LOST_AFTER__": LOST_AFTER,
+    "__MAX_BACKOFF__": MAX_BACKOFF,
     "__NOTIFY_BOUND__": layout.NOTIFY_BOUND,
     "__MIN_WEIGHT__": MIN_WEIGHT,
     "__MAX_WEIGHT__": MAX_WEIGHT,

@@ -32,6 +32,7 @@ local BOUND = BASE .. 'wb'       -- hash: held token -> the task id it runs ('' 
 local HOLDER = BASE .. 'wt'      -- hash: task id -> the token held for it
 local WORKERS = BASE .. 'ww'     -- zset: registered workers, score = registration deadline
 local SLOTS = BASE .. 'wn'       -- hash: registered worker -> its slots
+local MOTION = BASE .. 'wq'      -- hash: moved (last wake-up taken), rounds, retired
 local WAKE = BASE .. 'wake'      -- list: notification marks for blocked pops (BLPOP)
 
 local function qkey(hk) return BASE .. 'q:' .. hk end  -- list of task ids, head first

@@ -12,7 +12,8 @@
 -- are outstanding): nothing done.
 -- Serving a call wakes one more blocked pop if calls still wait, or, if
 -- none do and this lease ends first, makes blocked pops look again.
--- With a token: it becomes held, bound to the served task (score = the
+-- A token not held marks the broker queue as moving (MOTION, for
+-- sweep_wakeups.lua). With a token: it becomes held, bound to the served task (score = the
 -- lease deadline), and up to FANOUT tokens are minted; if nothing waits, it
 -- is retired.
 -- Every field read (stats, the key's weight and served total) is checked
@@ -22,12 +23,13 @@ local now = tonumber(now_s)
 local tok, max_wakeups = ARGV[3] or '', tonumber(ARGV[4] or '')
 if tok ~= '' then
     local usable
-    if redis.call('ZSCORE', FLIGHT, tok) then
-        usable = true
-    elseif redis.call('ZSCORE', HELD, tok) then
+    if redis.call('ZSCORE', HELD, tok) then
         usable = redis.call('HGET', BOUND, tok) == ''
     else
-        usable = redis.call('ZCARD', FLIGHT) + redis.call('ZCARD', HELD) < max_wakeups
+        -- A wake-up came from the broker: its queue moves (sweep_wakeups.lua).
+        redis.call('HSET', MOTION, 'moved', now_s, 'rounds', 0)
+        usable = redis.call('ZSCORE', FLIGHT, tok)
+            or redis.call('ZCARD', FLIGHT) + redis.call('ZCARD', HELD) < max_wakeups
     end
     if not usable then return {__POP_STALE__, '', ''} end
 end
