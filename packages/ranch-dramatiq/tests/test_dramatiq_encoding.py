@@ -122,3 +122,18 @@ def test_a_serializer_with_a_fixed_encoder() -> None:
     with pytest.raises(TypeError, match=r"the call cannot be encoded by Dramatiq's PickleEncoder"):
         serializer.dumps(lambda: None)  # not a call: no argument to name
     assert isinstance(serializer.encoder, PickleEncoder)
+
+
+def test_the_default_json_encoding_writes_the_bytes_dramatiq_writes() -> None:
+    # EncoderSerializer keeps one compact json encoder for Dramatiq's own JSONEncoder (not
+    # for subclasses, see LenientJSON above): the bytes must be the ones JSONEncoder writes.
+    serializer = EncoderSerializer()
+    values: List[Any] = [
+        {"args": [1, 2.5, None, True, "é\u2028\U0001f600", math.inf, -math.inf], "kwargs": {"k": [{"n": 1}]}},
+        {"args": [], "kwargs": {}, "options": {"message_options": {"max_retries": 3}}, "retries": 0},
+        {"args": [{7: "int key"}, (1, 2)]},
+    ]
+    for value in values:
+        assert serializer.dumps(value) == JSONEncoder().encode(value)
+    nan = serializer.loads(serializer.dumps({"args": [math.nan]}))["args"][0]
+    assert math.isnan(nan)
