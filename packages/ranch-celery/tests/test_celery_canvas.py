@@ -233,3 +233,27 @@ def test_task_replace_in_a_ranch_call_and_in_a_plain_call(
     key = "replaced" if ranch_replacement else "None"
     assert steps(rec, "ranch") == [f"{key}:1", "b:2"]
     assert steps(rec, "plain") == [f"{key}:1", "None:2"]
+
+
+def test_a_group_with_one_expiry_moment_is_still_one_bulk_submit(redis_url) -> None:
+    import datetime
+
+    app = make_canvas_app(redis_url)
+    step = app.tasks["t.step"]
+    sizes = count_submits(step)
+    moment = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
+    results = [
+        group(step.lru_s("k", i, "x").set(expires=moment) for i in range(50)).apply_async(),
+        group(step.lru_s("k", i, "x").set(expires=60) for i in range(50)).apply_async(),
+    ]
+    assert sizes == [50, 50]
+    assert step.get_client_metadata("k")["pending_tasks"] == 100
+    forget(results)
+
+
+def forget(results: Any) -> None:
+    """Drop results no worker will complete while Redis still runs (their ``__del__`` unsubscribes)."""
+    import gc
+
+    del results[:]
+    gc.collect()

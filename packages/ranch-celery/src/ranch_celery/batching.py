@@ -46,8 +46,13 @@ class Pending:
     tags: Optional[Tuple[Tuple[str, str], ...]]
 
     def group(self) -> Tuple[Any, ...]:
-        """Calls with the same group go in one ``submit_many``."""
-        return (self.backlog.name, self.key, self.priority_weight, self.expiry, self.tags)
+        """Calls with the same group go in one ``submit_many``.
+
+        Expiries are grouped to a tenth of a second: ``expires=<datetime>``
+        gives each call of a group a slightly different number of seconds.
+        """
+        expiry = None if self.expiry is None else round(self.expiry, 1)
+        return (self.backlog.name, self.key, self.priority_weight, expiry, self.tags)
 
 
 class Batch:
@@ -76,7 +81,7 @@ class Batch:
                     first.key,
                     [member.call for member in members],
                     priority_weight=first.priority_weight,
-                    expiry=first.expiry,
+                    expiry=_soonest(members),
                     tags=None if first.tags is None else dict(first.tags),
                     task_ids=[member.task_id for member in members],
                 )
@@ -85,6 +90,12 @@ class Batch:
                     _check_encodable(member, self.pending.index(member), exc)
                 raise
         self.pending = []
+
+
+def _soonest(members: List[Pending]) -> Optional[float]:
+    """The group's expiry: the soonest of its members' (never later than a call asked)."""
+    expiries = [member.expiry for member in members if member.expiry is not None]
+    return min(expiries) if expiries else None
 
 
 def _check_encodable(pending: Pending, index: int, cause: Optional[BaseException] = None) -> None:
