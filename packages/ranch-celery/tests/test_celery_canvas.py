@@ -257,3 +257,30 @@ def forget(results: Any) -> None:
 
     del results[:]
     gc.collect()
+
+
+def test_chord_results_keep_the_header_order_when_fair_order_differs(redis_url, start_worker, rec) -> None:
+    app = make_canvas_app(redis_url)
+    step, kw = app.tasks["t.step"], app.tasks["t.kw"]
+    header = [step.lru_s("a", i, "order") for i in range(3)]
+    header += [step.lru_s("b", i, "order") for i in range(10, 13)]
+    ranch = chord(header, kw.lru_s("body"))()
+    plain = chord([step.s(i, "plain") for i in (0, 1, 2, 10, 11, 12)], kw.s())()
+    start_worker()
+    expected = [[1, 2, 3, 11, 12, 13], 0, None]
+    assert ranch.get(timeout=30) == plain.get(timeout=30) == expected
+    # The backlog ran them in fair order (keys taking turns), not in header order.
+    assert steps(rec, "order") == ["a:0", "b:10", "a:1", "b:11", "a:2", "b:12"]
+
+
+def test_chord_whose_header_is_chains_of_ranch_steps(redis_url, start_worker, rec) -> None:
+    app = make_canvas_app(redis_url)
+    step, total = app.tasks["t.step"], app.tasks["t.total"]
+    ranch = chord(
+        [step.lru_s(f"k{i}", i, "chains") | step.lru_s(f"k{i}", "chains") for i in range(3)],
+        total.lru_s("sum", "chains"),
+    )()
+    plain = chord([step.s(i, "plain") | step.s("plain") for i in range(3)], total.s("plain"))()
+    start_worker()
+    assert ranch.get(timeout=30) == plain.get(timeout=30) == 2 + 3 + 4
+    assert len(steps(rec, "chains")) == 7 and steps(rec, "chains")[-1] == "sum:total"
