@@ -22,11 +22,11 @@ def pop_tasks(url: str, namespace: str, producers_done: Any, out: Any) -> None:
     scheduler = FairScheduler(RedisStorage.from_url(url, namespace=namespace), lease_seconds=60.0)
     popped: List[str] = []
     while True:
-        task = scheduler.pop()
+        finished = producers_done.is_set()  # before the pop: every push is stored by then
+        task = scheduler.pop(timeout=0.5)  # blocks until a push wakes it
         if task is None:
-            if producers_done.is_set() and scheduler.pop() is None:
+            if finished:
                 break
-            time.sleep(0.002)
             continue
         assert task.payload["key"] == task.key
         popped.append(task.task_id)
