@@ -59,7 +59,8 @@ def test_lru_s_and_lru_signature_are_plain_signatures_carrying_the_key(redis_url
     assert result.state == "PENDING"
 
 
-def test_chain_of_ranch_steps_and_the_same_chain_of_plain_steps(redis_url, start_worker, rec) -> None:
+@pytest.mark.parametrize("pool", ["solo", "prefork", "threads"])
+def test_chain_of_ranch_steps_and_the_same_chain_of_plain_steps(redis_url, start_worker, rec, pool) -> None:
     app = make_canvas_app(redis_url)
     step = app.tasks["t.step"]
     ranch = chain(step.lru_s("a", 1, "ranch"), step.lru_s("b", "ranch"), step.lru_s("c", "ranch"))
@@ -67,7 +68,7 @@ def test_chain_of_ranch_steps_and_the_same_chain_of_plain_steps(redis_url, start
     plain = chain(step.s(1, "plain"), step.s("plain"), step.s("plain")).apply_async()
     # The first step waits in the backlog; later steps are stored by the worker that ran the previous one.
     assert step.get_system_status()["backlog_size"] == 1
-    start_worker()
+    start_worker(pool=pool, concurrency=1 if pool == "solo" else 2)
     assert ranch.get(timeout=20) == plain.get(timeout=20) == 4
     assert ranch.parent.get(timeout=5) == plain.parent.get(timeout=5) == 3
     assert steps(rec, "ranch") == ["a:1", "b:2", "c:3"]
@@ -121,14 +122,17 @@ def test_group_mixing_keys_and_plain_signatures(redis_url, start_worker, rec) ->
     assert sorted(steps(rec, "mixed")) == ["None:2", "a:1", "a:4", "b:3"]
 
 
-def test_chord_with_ranch_header_and_body_and_the_same_chord_plain(redis_url, start_worker, rec) -> None:
+@pytest.mark.parametrize("pool", ["solo", "prefork", "threads"])
+def test_chord_with_ranch_header_and_body_and_the_same_chord_plain(
+    redis_url, start_worker, rec, pool
+) -> None:
     app = make_canvas_app(redis_url)
     step, total = app.tasks["t.step"], app.tasks["t.total"]
     ranch = chord((step.lru_s(f"k{i % 3}", i, "ranch") for i in range(6)), total.lru_s("sum", "ranch"))()
     plain = chord((step.s(i, "plain") for i in range(6)), total.s("plain"))()
     ranch_header_plain_body = chord([step.lru_s("h", i, "hb") for i in range(3)], total.s("hb"))()
     plain_header_ranch_body = chord([step.s(i, "bh") for i in range(3)], total.lru_s("body", "bh"))()
-    worker = start_worker()
+    worker = start_worker(pool=pool, concurrency=1 if pool == "solo" else 3)
     assert ranch.get(timeout=30) == plain.get(timeout=30) == sum(range(1, 7))
     assert ranch_header_plain_body.get(timeout=30) == plain_header_ranch_body.get(timeout=30) == 6
     assert steps(rec, "ranch")[-1] == "sum:total" and len(steps(rec, "ranch")) == 7
