@@ -26,6 +26,7 @@ from ranch_core.calls import Call
 from ranch_core.protocols import MAX_BATCH
 
 from ranch_celery.codec import explain_call
+from ranch_celery.results import announce
 
 if TYPE_CHECKING:
     from ranch_celery.backlog import CeleryBacklog
@@ -76,6 +77,7 @@ class Batch:
                 _check_encodable(pending, index)
         for members in groups.values():
             first = members[0]
+            announce(first.backlog, [member.call for member in members], [m.task_id for m in members])
             try:
                 first.backlog.dispatcher().submit_many(
                     first.key,

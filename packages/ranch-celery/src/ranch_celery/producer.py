@@ -18,6 +18,7 @@ from ranch_core.protocols import MAX_BATCH
 from ranch_celery import replacing
 from ranch_celery.batching import Pending, current_batch
 from ranch_celery.codec import explain_call, explain_unencodable
+from ranch_celery.results import announce
 
 if TYPE_CHECKING:
     from ranch_celery.backlog import CeleryBacklog
@@ -69,6 +70,7 @@ def _submit(
     expiry: Optional[float],
     tags: Optional[Mapping[str, str]],
 ) -> str:
+    announce(backlog, [call], [task_id])
     try:
         return backlog.dispatcher().submit(
             lru_key, call, priority_weight=priority_weight, expiry=expiry, tags=tags, task_id=task_id
@@ -114,6 +116,7 @@ def store_many(
             if named is not None:
                 raise TypeError(f"calls[{index}]: {named}")
     task_ids = [str(uuid.uuid4()) for _ in checked]
+    announce(backlog, checked, task_ids)
     try:
         ids = backlog.dispatcher().submit_many(
             lru_key,

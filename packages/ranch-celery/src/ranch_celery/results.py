@@ -1,0 +1,41 @@
+"""Announcing stored calls to the result backend, as Celery's ``send_task`` does.
+
+Before Celery publishes a task it calls ``app.backend.on_task_call(producer,
+task_id)``: the Redis result backend then subscribes to the task's result
+channel ahead of time, so ``AsyncResult.get()`` hears the result whenever it
+is stored. Ranch stores calls instead of publishing them, and announces them
+the same way, before they are stored: without it the subscription happens
+only at ``get()``, and Celery 5.6's result consumer (the newest for Python
+3.9) then sometimes misses a result stored meanwhile, so ``get()`` runs into
+its timeout although the result is there.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable
+
+from ranch_core.calls import Call
+
+if TYPE_CHECKING:
+    from ranch_celery.backlog import CeleryBacklog
+
+
+def ignores_result(app: Any, call: Call) -> bool:
+    """Whether ``call``'s result is not stored (its task's or its own ``ignore_result``)."""
+    if call.options.get("ignore_result"):
+        return True
+    name = call.options.get("task")
+    task = app.tasks.get(name) if isinstance(name, str) else None
+    return bool(getattr(task, "ignore_result", False))
+
+
+def announce(backlog: CeleryBacklog, calls: Iterable[Call], task_ids: Iterable[str]) -> None:
+    """Call the result backend's ``on_task_call`` for each call whose result is stored."""
+    app = backlog.app
+    wanted = [task_id for call, task_id in zip(calls, task_ids) if not ignores_result(app, call)]
+    if not wanted:
+        return
+    backend = app.backend
+    with app.producer_or_acquire() as producer:
+        for task_id in wanted:
+            backend.on_task_call(producer, task_id)
