@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from celery import Celery
 from ranch_celery import lru_task
