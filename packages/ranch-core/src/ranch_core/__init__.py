@@ -20,6 +20,7 @@ from ranch_core.backends.async_memory import AsyncInMemoryStorage
 from ranch_core.backends.memory import InMemoryStorage
 from ranch_core.errors import (
     BacklogConflict,
+    BacklogFull,
     CallExpired,
     CorruptTask,
     DuplicateTask,
@@ -29,7 +30,7 @@ from ranch_core.errors import (
     StorageUnavailable,
     UnknownBacklog,
 )
-from ranch_core.models import LRUKeyMetadata, PopResult, ScheduledTask, SystemStatus
+from ranch_core.models import LRUKeyMetadata, PopResult, RateLimit, ScheduledTask, SystemStatus
 from ranch_core.protocols import Backlog, Storage, Tracker
 from ranch_core.scheduler import FairScheduler, WeightFunction
 from ranch_core.serializers import JSONSerializer, PickleSerializer, Serializer, get_serializer
@@ -42,6 +43,7 @@ __all__ = [
     "AsyncStorage",
     "Backlog",
     "BacklogConflict",
+    "BacklogFull",
     "CallExpired",
     "CorruptTask",
     "DuplicateTask",
@@ -54,6 +56,7 @@ __all__ = [
     "PopResult",
     "PublishFailed",
     "RanchError",
+    "RateLimit",
     "ScheduledTask",
     "Serializer",
     "Storage",

@@ -43,6 +43,19 @@ class BacklogConflict(RanchError, ValueError):
     (another queue, storage or weight function)."""
 
 
+class BacklogFull(RanchError):
+    """A push would take a key past its ``max_backlog``; nothing was stored.
+
+    ``key`` names the key and ``limit`` its limit. A ``push_many`` that does
+    not fit whole is refused whole.
+    """
+
+    def __init__(self, message: str, *, key: str, limit: int) -> None:
+        super().__init__(message)
+        self.key = key
+        self.limit = limit
+
+
 class CallExpired(RanchError):
     """A call's ``expiry`` passed before a worker could run it; it never ran."""
 

@@ -42,6 +42,12 @@ class PopResult:
     reclaimed: Tuple[ScheduledTask, ...] = ()
     #: Wake-up token ids minted by this step (fan-out): publish one wake-up each.
     minted: Tuple[str, ...] = ()
+    #: With no task: the earliest time a call of a rate-limited key becomes
+    #: runnable (``None``: no such call waits). See the README's "Per-key controls".
+    retry_at: Optional[float] = None
+    #: The token of this pop was kept for ``retry_at`` (a :class:`WakeupPolicy`
+    #: with ``defer``): publish it again with a delay of ``retry_at - now``.
+    deferred: bool = False
 
 
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -63,6 +69,10 @@ class WakeupPolicy:
 
     max_wakeups: int = attrs.field(default=64, validator=_positive)
     ttl: float = attrs.field(default=60.0, validator=_positive)
+    #: The caller can publish a wake-up with a delay: a token that finds only
+    #: rate-limited calls is kept for the time they become runnable
+    #: (:attr:`PopResult.deferred`) instead of being retired.
+    defer: bool = False
 
 
 @attrs.frozen
@@ -89,11 +99,31 @@ class WakeupStatus:
 
     in_flight: int = 0
     held: int = 0
+    #: Kept for the time a rate-limited call becomes runnable (published with a delay).
+    deferred: int = 0
 
     @property
     def outstanding(self) -> int:
         """Tokens counted against ``max_wakeups``."""
-        return self.in_flight + self.held
+        return self.in_flight + self.held + self.deferred
+
+
+@attrs.frozen
+class RateLimit:
+    """A key's rate limit: a token bucket of ``burst`` calls refilled at
+    ``per_second`` calls a second. ``text`` is the rate as given (``"10/m"``).
+
+    Build it with :func:`ranch_core.validation.check_rate_limit`.
+    """
+
+    per_second: float
+    burst: int = 1
+    text: str = ""
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two calls at the steady rate."""
+        return 1.0 / self.per_second
 
 
 @attrs.frozen
@@ -101,7 +131,12 @@ class LRUKeyMetadata:
     """What Ranch knows about one key; passed to custom weight functions.
 
     ``last_served`` is the scheduler-clock time of the key's last dispatch,
-    ``None`` if it was never served.
+    ``None`` if it was never served. The per-key controls (README, "Per-key
+    controls") are the ones in force: the key's own setting, else the
+    scheduler's default: ``concurrency_limit`` (``None``: no cap),
+    ``running`` (calls of the key leased now), ``rate_limit`` (as given,
+    e.g. ``"10/s"``; ``None``: no limit), ``paused`` and ``max_backlog``
+    (``None``: no limit).
     """
 
     key: str
@@ -111,6 +146,11 @@ class LRUKeyMetadata:
     served_total: int = 0
     tags: Dict[str, str] = attrs.field(factory=dict)
     custom_data: Dict[str, Any] = attrs.field(factory=dict)
+    concurrency_limit: Optional[int] = None
+    running: int = 0
+    rate_limit: Optional[str] = None
+    paused: bool = False
+    max_backlog: Optional[int] = None
 
     @property
     def lru_key(self) -> str:

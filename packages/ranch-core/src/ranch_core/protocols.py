@@ -37,6 +37,11 @@ REPAIR_BATCH = 100
 MAX_BATCH = 1000
 #: At most this many tokens are minted by one :meth:`Backlog.pop` (fan-out).
 FANOUT = 8
+#: At most this many keys parked by their rate are moved back by one
+#: :meth:`Backlog.pop` or :meth:`Backlog.sweep_wakeups` (those due first).
+UNPARK_BATCH = 100
+#: At most this many calls are deleted by one :meth:`Controls.purge_key` step.
+PURGE_BATCH = 1000
 #: While wake-ups are being taken, a token in flight is presumed lost only
 #: this many ttls after its deadline (it may be queued behind other messages).
 LOST_AFTER = 4
@@ -266,6 +271,57 @@ class Tracker(Protocol):
         ``<= now``. ``active_keys`` counts keys holding waiting tasks,
         including a key whose every task is due but not yet dropped.
         """
+
+
+@runtime_checkable
+class Controls(Protocol):
+    """Per-key controls (README, "Per-key controls"): concurrency caps, rate
+    limits, pause, backlog limits, purge and revoke.
+
+    A storage that has them checks them in its pop step, atomically: a key
+    is served only while it is not paused, fewer of its calls than its
+    concurrency limit are leased and its rate bucket holds a call; an
+    ineligible key is parked out of the selection order (with the time its
+    bucket refills), so selection stays O(log K), and a pop returns no task
+    only if no eligible key has a waiting call (work-conserving). A push
+    beyond ``max_backlog`` raises :class:`~ranch_core.errors.BacklogFull`
+    and stores nothing. Wake-up tokens are minted for runnable calls only
+    (calls of parked keys left out); a step that makes calls runnable
+    (:meth:`set_control`, a finish that frees a cap, a sweep past the time a
+    bucket refills) mints for them. :meth:`Backlog.pop` reports
+    :attr:`~ranch_core.models.PopResult.retry_at` when it finds nothing
+    runnable but a parked key's bucket refills later.
+    """
+
+    def set_control(
+        self,
+        key: Optional[str],
+        name: str,
+        value: Any,
+        now: float,
+        *,
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> List[str]:
+        """Set ``key``'s own control ``name`` to ``value`` (checked by the caller):
+        ``"concurrency_limit"`` (``int >= 1``), ``"rate_limit"``
+        (:class:`~ranch_core.models.RateLimit`), ``"paused"`` (``bool``) or
+        ``"max_backlog"`` (``int >= 0``); ``None`` removes the key's own
+        setting. ``key=None`` sets the default of the first two for keys
+        without a setting of their own (each key follows at its next step).
+        A changed rate keeps the calls already charged to the bucket.
+
+        With ``wakeups``, mints up to :data:`FANOUT` tokens if the change
+        made calls runnable (while fewer are in flight than runnable calls
+        wait and fewer than ``max_wakeups`` are outstanding); returns them.
+        """
+
+    def purge_key(self, key: str, limit: int) -> List[ScheduledTask]:
+        """Delete up to ``limit`` waiting calls of ``key``, from its head; return
+        them. Leased calls are not touched (they run)."""
+
+    def revoke(self, task_id: str) -> Optional[ScheduledTask]:
+        """Delete the waiting call ``task_id`` and return it; ``None`` if no
+        call of that id waits (a leased call is not touched)."""
 
 
 @runtime_checkable

@@ -11,9 +11,19 @@ import math
 from typing import Any, Dict, Mapping, Optional
 
 from ranch_core.algorithm import MAX_WEIGHT, MIN_WEIGHT
+from ranch_core.models import RateLimit
 
 #: Longest expiry accepted, in seconds (10 years); ``None`` means never.
 MAX_EXPIRY = 10 * 365.25 * 86400.0
+#: Largest concurrency limit, burst and backlog limit accepted (a bound that
+#: keeps every count an exact double and a Redis integer).
+MAX_COUNT = 2**40
+#: Seconds per unit of Celery's rate syntax (``"10/s"``, ``"100/m"``, ``"1000/h"``).
+RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+#: Fastest rate accepted, in calls per second.
+MAX_RATE = 1e6
+#: Slowest rate accepted: one call a year.
+MIN_RATE = 1 / (365.25 * 86400.0)
 
 
 def check_key(key: Any, name: str = "key") -> str:
@@ -122,3 +132,46 @@ def check_tags(tags: Any, name: str = "tags") -> Dict[str, str]:
     return {
         check_name(tag, "tag name"): check_tag_value(value, f"tag {tag!r}") for tag, value in tags.items()
     }
+
+
+def _check_count(value: Any, name: str, smallest: int, optional: bool = True) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        kind = "an int or None" if optional else "an int"
+        raise TypeError(f"{name} must be {kind}, not {type(value).__name__}")
+    if not smallest <= value <= MAX_COUNT:
+        raise ValueError(f"{name} must be between {smallest} and {MAX_COUNT}, got {value!r}")
+    return value
+
+
+def check_concurrency_limit(limit: Any, name: str = "limit") -> Optional[int]:
+    """A concurrency limit: ``None`` (no setting) or an ``int`` >= 1."""
+    return None if limit is None else _check_count(limit, name, 1)
+
+
+def check_max_backlog(limit: Any, name: str = "limit") -> Optional[int]:
+    """A backlog limit: ``None`` (no limit) or an ``int`` >= 0 (0 refuses every push)."""
+    return None if limit is None else _check_count(limit, name, 0)
+
+
+def check_rate_limit(rate: Any, burst: Any = 1, name: str = "rate") -> Optional[RateLimit]:
+    """Celery's rate syntax: ``"<number>/<s|m|h>"`` (``"10/s"``, ``"100/m"``,
+    ``"0.5/s"``, ``"1000/h"``; a bare ``"10"`` is per second), or ``None``
+    (no setting). ``burst`` is an ``int`` >= 1: calls allowed at once after a
+    quiet spell. Returns the :class:`~ranch_core.models.RateLimit`."""
+    burst = _check_count(burst, "burst", 1, optional=False)
+    if rate is None:
+        return None
+    if not isinstance(rate, str):
+        raise TypeError(f"{name} must be a str such as '10/s' or None, not {type(rate).__name__}")
+    count, _, unit = rate.strip().partition("/")
+    unit = unit.strip() or "s"
+    if unit not in RATE_UNITS:
+        raise ValueError(f"{name} must be '<number>/s', '/m' or '/h', got {rate!r}")
+    try:
+        number = float(count)
+    except ValueError:
+        raise ValueError(f"{name} must start with a number, got {rate!r}") from None
+    per_second = number / RATE_UNITS[unit]
+    if not math.isfinite(per_second) or not MIN_RATE <= per_second <= MAX_RATE:
+        raise ValueError(f"{name} must be between one call a year and {MAX_RATE:.0f}/s, got {rate!r}")
+    return RateLimit(per_second, burst, rate.strip())

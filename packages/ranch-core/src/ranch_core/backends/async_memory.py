@@ -174,6 +174,28 @@ class AsyncInMemoryStorage:
         """As :meth:`ranch_core.protocols.Backlog.waiting`."""
         return self.sync.waiting(now)
 
+    # -- Controls ----------------------------------------------------------
+
+    async def set_control(
+        self,
+        key: Optional[str],
+        name: str,
+        value: Any,
+        now: float,
+        *,
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> List[str]:
+        """As :meth:`ranch_core.protocols.Controls.set_control`."""
+        return self.sync.set_control(key, name, value, now, wakeups=wakeups)
+
+    async def purge_key(self, key: str, limit: int) -> List[ScheduledTask]:
+        """As :meth:`ranch_core.protocols.Controls.purge_key`."""
+        return self.sync.purge_key(key, limit)
+
+    async def revoke(self, task_id: str) -> Optional[ScheduledTask]:
+        """As :meth:`ranch_core.protocols.Controls.revoke`."""
+        return self.sync.revoke(task_id)
+
     # -- Tracker -----------------------------------------------------------
 
     async def set_weight(self, key: str, weight: float) -> None:

@@ -24,10 +24,12 @@ from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence
 import attrs
 
 from ranch_core import algorithm
+from ranch_core.backends import controls
 from ranch_core.backends.expiry import ExpiryIndex
+from ranch_core.backends.parking import KeyControlSteps
 from ranch_core.backends.records import KeyState, Record
 from ranch_core.backends.tokens import TokenBook
-from ranch_core.errors import DuplicateTask
+from ranch_core.errors import BacklogFull, DuplicateTask
 from ranch_core.models import (
     Finished,
     LRUKeyMetadata,
@@ -37,7 +39,7 @@ from ranch_core.models import (
     WakeupPolicy,
     WakeupStatus,
 )
-from ranch_core.protocols import EXPIRED_BATCH, FANOUT, MAX_BATCH, RECLAIM_BATCH
+from ranch_core.protocols import EXPIRED_BATCH, FANOUT, MAX_BATCH, RECLAIM_BATCH, UNPARK_BATCH
 from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
 
 _HeapEntry = Tuple[float, int, str, int]
@@ -46,7 +48,7 @@ _HeapEntry = Tuple[float, int, str, int]
 Wake = Callable[[], None]
 
 
-class InMemoryStorage:
+class InMemoryStorage(KeyControlSteps):
     """Storage held in this process's memory.
 
     ``serializer`` (default ``"json"``) is applied on push and reversed on pop,
@@ -74,6 +76,13 @@ class InMemoryStorage:
         self._expired_total = 0
         self._served_total = 0
         self._tokens = TokenBook()
+        self._defaults = controls.Defaults()
+        self._parking = controls.ParkingLot()
+        #: Waiting calls that could start now (calls of parked keys left out):
+        #: what wake-up tokens are minted for.
+        self._runnable = 0
+        #: The latest time a step was given, for steps that take none (ack).
+        self._clock = float("-inf")
 
     # -- helpers -----------------------------------------------------------
 
@@ -87,23 +96,17 @@ class InMemoryStorage:
         state.version += 1
         heapq.heappush(self._heap, (*algorithm.selection_order(state.pass_, state.seq, key), state.version))
 
-    def _activate(self, key: str, state: KeyState) -> None:
-        if not state.active:
-            state.active = True
-            self._active += 1
-            state.pass_ = algorithm.activation_pass(state.pass_, self._virtual_time)
-            self._enqueue_heap(key, state)
-
-    def _deactivate(self, state: KeyState) -> None:
+    def _deactivate(self, key: str, state: KeyState) -> None:
+        """The key's last waiting call left: out of the heap and the parking lot."""
         state.active = False
-        state.version += 1
         self._active -= 1
+        self._settle(key, state, self._clock)
 
     def _top(self) -> Optional[Tuple[str, KeyState]]:
         while self._heap:
             *_, key, version = self._heap[0]
             state = self._keys[key]
-            if state.active and state.version == version:
+            if state.ready and state.version == version:
                 return key, state
             heapq.heappop(self._heap)
         return None
@@ -118,8 +121,9 @@ class InMemoryStorage:
             expires_at=record.expires_at,
         )
 
-    def _wait(self, record: Record, *, head: bool) -> None:
-        """Make ``record`` wait in its key, at the head or the tail."""
+    def _wait(self, record: Record, now: float, *, head: bool) -> int:
+        """Make ``record`` wait in its key, at the head or the tail; the
+        runnable calls gained (0 if its key is parked)."""
         state = self._state(record.key)
         if head:
             state.tasks.appendleft(record)
@@ -127,12 +131,13 @@ class InMemoryStorage:
             state.tasks.append(record)
         self._waiting_ids[record.task_id] = record.key
         self._waiting += 1
-        if self._sleepers or self._wakes:
-            self._signal(1)
         if record.expires_at is not None:
             self._expiring.add(record.expires_at, record.task_id)
             state.expiring.add(record.expires_at, record.task_id)
-        self._activate(record.key, state)
+        if not state.active:
+            state.active = True
+            self._active += 1
+        return self._settle(record.key, state, now)
 
     def _unindex(self, record: Record, state: KeyState) -> None:
         """Forget a record that stops waiting (served, dropped or removed)."""
@@ -160,10 +165,11 @@ class InMemoryStorage:
         if (self._sleepers or self._wakes) and (not self._lease_heap or deadline < self._lease_heap[0][0]):
             self._signal(None)
 
-    def _runnable(self, now: float) -> Tuple[bool, Optional[float]]:
+    def _may_run(self, now: float) -> Tuple[bool, Optional[float]]:
         """Whether a call may be runnable at ``now``; else the seconds until
-        the earliest lease deadline (``None``: no lease). Lock held."""
-        if self._active:
+        the earliest lease deadline or the earliest time a key parked by its
+        rate becomes eligible (``None``: neither). Lock held."""
+        if self._runnable:
             return True, None
         heap = self._lease_heap
         while heap:  # drop the tombstones of finished or moved leases
@@ -171,16 +177,20 @@ class InMemoryStorage:
             if lease is not None and lease[0] == heap[0][0]:
                 break
             heapq.heappop(heap)
-        if not heap:
+        times = [heap[0][0]] if heap else []
+        eligible_at = self._retry_at()
+        if eligible_at is not None:
+            times.append(eligible_at)
+        if not times:
             return False, None
-        until = heap[0][0] - now
+        until = min(times) - now
         return until <= 0, until
 
     def wait(self, now: float, timeout: Optional[float]) -> bool:
         """Block this thread until a call may be runnable or ``timeout`` passes
         (see :meth:`ranch_core.protocols.Backlog.wait`)."""
         with self._ready:
-            ready, until = self._runnable(now)
+            ready, until = self._may_run(now)
             if ready:
                 return True
             if until is not None and (timeout is None or until < timeout):
@@ -206,7 +216,7 @@ class InMemoryStorage:
         runnable: it must only schedule work (``loop.call_soon_threadsafe``).
         """
         with self._lock:
-            ready, until = self._runnable(now)
+            ready, until = self._may_run(now)
             if not ready:
                 self._wakes.append(wake)
             return ready, until
@@ -226,8 +236,13 @@ class InMemoryStorage:
         with self._lock:
             self._signal(1)
 
-    def _put_back(self, record: Record) -> None:
-        self._wait(record, head=True)
+    def _put_back(self, record: Record, now: float) -> int:
+        """A lease ended without finishing its call: back to the head of its key."""
+        self._end_lease(record)
+        return self._wait(record, now, head=True)
+
+    def _end_lease(self, record: Record) -> None:
+        self._state(record.key).controls.running -= 1
 
     def _reclaim(self, now: float, limit: Optional[int]) -> List[ScheduledTask]:
         due: List[Record] = []
@@ -241,7 +256,7 @@ class InMemoryStorage:
                 due.append(lease[1])
         # Re-insert latest first so the earliest lease ends at the head.
         for record in reversed(due):
-            self._put_back(record)
+            self._put_back(record, now)
         return [self._decode(record) for record in due]
 
     # -- Backlog -----------------------------------------------------------
@@ -281,16 +296,27 @@ class InMemoryStorage:
             for task_id in ids:
                 if task_id in self._waiting_ids or task_id in self._leases:
                     raise DuplicateTask(f"task_id {task_id!r} is already waiting or leased")
+            known = self._keys.get(key)
+            if known is not None and known.controls.max_backlog is not None:
+                limit = known.controls.max_backlog
+                if len(known.tasks) + len(tasks) > limit:
+                    raise BacklogFull(
+                        f"key {key!r} holds {len(known.tasks)} waiting calls; its max_backlog is {limit}, "
+                        f"so {len(tasks)} more do not fit",
+                        key=key,
+                        limit=limit,
+                    )
             state = self._state(key)
             if weight is not None:
                 state.weight = weight
             for name, value in (tags or {}).items():
                 self._tag(key, state, name, value)
             for task, encoded in zip(tasks, data):
-                self._wait(Record(task.task_id, key, encoded, task.enqueued_at, task.expires_at), head=False)
+                record = Record(task.task_id, key, encoded, task.enqueued_at, task.expires_at)
+                self._wait(record, task.enqueued_at, head=False)
             if wakeups is None:
                 return []
-            return self._tokens.mint(tasks[-1].enqueued_at, wakeups, 1, self._waiting)
+            return self._tokens.mint(tasks[-1].enqueued_at, wakeups, 1, self._runnable)
 
     def pop(
         self,
@@ -313,21 +339,33 @@ class InMemoryStorage:
             task = result.task
             if task is not None:
                 tokens.hold(token, task.task_id, now + lease_seconds)
-                return attrs.evolve(result, minted=tuple(tokens.mint(now, wakeups, FANOUT, self._waiting)))
+                return attrs.evolve(result, minted=tuple(tokens.mint(now, wakeups, FANOUT, self._runnable)))
             if not result.expired:
-                tokens.retire(token)  # nothing waits
+                # Nothing runnable: kept for the time a rate-limited call can
+                # start (if its worker can publish it later), else retired.
+                if result.retry_at is not None and wakeups.defer and tokens.defer(token, result.retry_at):
+                    return attrs.evolve(result, deferred=True)
+                tokens.retire(token)
             return result
 
     def _pop(self, now: float, lease_seconds: float) -> PopResult:
         """The pop of :meth:`pop` (lock held)."""
+        self._clock = now
         lease_heap = self._lease_heap
         reclaimed = self._reclaim(now, RECLAIM_BATCH) if lease_heap and lease_heap[0][0] <= now else []
+        if len(self._parking):
+            self._unpark_due(now, UNPARK_BATCH)
         expired: List[ScheduledTask] = []
         while True:
             top = self._top()
             if top is None:
-                return PopResult(None, tuple(expired), tuple(reclaimed))
+                return PopResult(None, tuple(expired), tuple(reclaimed), retry_at=self._retry_at())
             key, state = top
+            if controls.blocked(state.controls, self._defaults, now)[0] is not None:
+                # A default changed since the key was placed: park it now, once.
+                heapq.heappop(self._heap)
+                self._leave_heap(key, state, now)
+                continue
             record = state.tasks.popleft()
             self._unindex(record, state)
             if record.expires_at is not None and now >= record.expires_at:
@@ -335,7 +373,9 @@ class InMemoryStorage:
                 expired.append(self._decode(record))
                 if not state.tasks:
                     heapq.heappop(self._heap)
-                    self._deactivate(state)
+                    self._deactivate(key, state)
+                else:
+                    self._settle(key, state, now)
                 if len(expired) >= EXPIRED_BATCH:
                     return PopResult(None, tuple(expired), tuple(reclaimed))
                 continue
@@ -346,29 +386,41 @@ class InMemoryStorage:
             state.last_served = now
             state.served_total += 1
             self._served_total += 1
+            controls.start(state.controls, self._defaults, now)
             deadline = now + lease_seconds
             self._new_deadline(deadline)
             self._leases[record.task_id] = (deadline, record)
             heapq.heappush(self._lease_heap, (deadline, record.task_id))
-            if state.tasks:
+            if state.tasks and controls.blocked(state.controls, self._defaults, now)[0] is None:
                 # The served key is the heap's top: re-sift it in one step.
                 state.version += 1
                 entry = (*algorithm.selection_order(state.pass_, state.seq, key), state.version)
                 heapq.heapreplace(self._heap, entry)
+                self._settle(key, state, now)
             else:
                 heapq.heappop(self._heap)
-                self._deactivate(state)
+                if not state.tasks:
+                    state.active = False
+                    self._active -= 1
+                self._leave_heap(key, state, now)  # parked at its cap or by its rate, or idle
             return PopResult(self._decode(record), tuple(expired), tuple(reclaimed))
 
     def ack(self, task_id: str) -> bool:
         with self._lock:
-            if self._leases.pop(task_id, None) is None:
-                return False
-            if len(self._lease_heap) > 2 * len(self._leases) + 1024:
-                # Drop the tombstones of finished leases so the heap stays small.
-                self._lease_heap = [(d, t) for t, (d, _) in self._leases.items()]
-                heapq.heapify(self._lease_heap)
-            return True
+            return self._ack(task_id, self._clock)[0]
+
+    def _ack(self, task_id: str, now: float) -> Tuple[bool, int]:
+        """Finish a lease; whether it was held, and the runnable calls its key gained."""
+        lease = self._leases.pop(task_id, None)
+        if lease is None:
+            return False, 0
+        if len(self._lease_heap) > 2 * len(self._leases) + 1024:
+            # Drop the tombstones of finished leases so the heap stays small.
+            self._lease_heap = [(d, t) for t, (d, _) in self._leases.items()]
+            heapq.heapify(self._lease_heap)
+        record = lease[1]
+        self._end_lease(record)
+        return True, self._settle(record.key, self._keys[record.key], now)
 
     def finish(
         self,
@@ -382,26 +434,33 @@ class InMemoryStorage:
     ) -> Finished:
         if requeue is not None and requeue.task_id != task_id:
             raise ValueError("finish: requeue.task_id must be task_id")
+        data = None if requeue is None else self._encode(requeue.payload)
         with self._lock:
-            done = self.requeue(requeue) if requeue is not None else self.ack(task_id)
+            self._clock = now
+            if requeue is not None:
+                done, gained = self._requeue(requeue, data, now)
+            else:
+                done, gained = self._ack(task_id, now)
             if wakeups is None:
                 return Finished(done)
             if token is None:
-                minted = (
-                    self._tokens.mint(now, wakeups, 1, self._waiting) if requeue is not None and done else []
-                )
+                # A retry, or a call whose end let its key run again (its cap freed).
+                wanted = (requeue is not None and done) or gained > 0
+                minted = self._tokens.mint(now, wakeups, 1, self._runnable) if wanted else []
                 return Finished(done, tuple(minted))
-            finished = self._tokens.hand_back(token, now, wakeups, keep_token, self._waiting)
+            finished = self._tokens.hand_back(token, now, wakeups, keep_token, self._runnable)
             return attrs.evolve(finished, done=done)
 
     def release_token(self, token: str, now: float, wakeups: WakeupPolicy) -> List[str]:
         with self._lock:
-            return list(self._tokens.hand_back(token, now, wakeups, False, self._waiting).publish)
+            return list(self._tokens.hand_back(token, now, wakeups, False, self._runnable).publish)
 
     def sweep_wakeups(self, now: float, wakeups: WakeupPolicy) -> List[str]:
         with self._lock:
+            self._clock = now
+            self._unpark_due(now, UNPARK_BATCH)  # keys whose bucket refilled run again
             self._tokens.sweep(now, wakeups.ttl)
-            return self._tokens.mint(now, wakeups, wakeups.max_wakeups, self._waiting)
+            return self._tokens.mint(now, wakeups, wakeups.max_wakeups, self._runnable)
 
     def wakeup_status(self) -> WakeupStatus:
         with self._lock:
@@ -416,16 +475,28 @@ class InMemoryStorage:
             lease = self._leases.pop(task_id, None)
             if lease is None:
                 return False
-            self._put_back(lease[1])
+            self._put_back(lease[1], self._clock)
             return True
 
+    def _encode(self, payload: Any) -> Any:
+        return payload if self._serializer is None else self._serializer.dumps(payload)
+
     def requeue(self, task: ScheduledTask) -> bool:
-        data = task.payload if self._serializer is None else self._serializer.dumps(task.payload)
+        data = self._encode(task.payload)
         with self._lock:
-            if self._leases.pop(task.task_id, None) is None:
-                return False
-            self._wait(Record(task.task_id, task.key, data, task.enqueued_at, task.expires_at), head=False)
-            return True
+            return self._requeue(task, data, self._clock)[0]
+
+    def _requeue(self, task: ScheduledTask, data: Any, now: float) -> Tuple[bool, int]:
+        """End the lease and append the retry (``max_backlog`` does not apply:
+        the call was let in already); whether the lease was held, and the
+        runnable calls gained."""
+        lease = self._leases.pop(task.task_id, None)
+        if lease is None:
+            return False, 0
+        self._end_lease(lease[1])
+        gained = self._settle(lease[1].key, self._keys[lease[1].key], now)
+        record = Record(task.task_id, task.key, data, task.enqueued_at, task.expires_at)
+        return True, gained + self._wait(record, now, head=False)
 
     def extend(self, task_id: str, deadline: float) -> bool:
         with self._lock:
@@ -446,29 +517,40 @@ class InMemoryStorage:
         with self._lock:
             if self._waiting_ids.get(task_id) != key:
                 return False
-            state = self._keys[key]
-            # Scan from the tail: a failed publish removes the task it just pushed.
-            for index in range(len(state.tasks) - 1, -1, -1):
-                if state.tasks[index].task_id == task_id:
-                    self._unindex(state.tasks[index], state)
-                    del state.tasks[index]
-                    break
-            if not state.tasks:
-                self._deactivate(state)
+            self._take_out(key, task_id)
             return True
+
+    def _take_out(self, key: str, task_id: str) -> Record:
+        """Delete a waiting record of ``key`` (lock held; it is there)."""
+        state = self._keys[key]
+        # Scan from the tail: a failed publish removes the task it just pushed.
+        for index in range(len(state.tasks) - 1, -1, -1):
+            if state.tasks[index].task_id == task_id:
+                record = state.tasks[index]
+                self._unindex(record, state)
+                del state.tasks[index]
+                break
+        if state.tasks:
+            self._settle(key, state, self._clock)
+        else:
+            self._deactivate(key, state)
+        return record
 
     def expire(self, now: float, limit: int) -> List[ScheduledTask]:
         with self._lock:
             dropped: List[ScheduledTask] = []
             for _, task_id in self._expiring.due(now, limit):
-                state = self._keys[self._waiting_ids[task_id]]
+                key = self._waiting_ids[task_id]
+                state = self._keys[key]
                 # Scan from the head: the oldest tasks are the ones that expire.
                 index = next(i for i, r in enumerate(state.tasks) if r.task_id == task_id)
                 record = state.tasks[index]
                 self._unindex(record, state)
                 del state.tasks[index]
-                if not state.tasks:
-                    self._deactivate(state)
+                if state.tasks:
+                    self._settle(key, state, now)
+                else:
+                    self._deactivate(key, state)
                 self._expired_total += 1
                 dropped.append(self._decode(record))
             return dropped
@@ -477,7 +559,7 @@ class InMemoryStorage:
         with self._lock:
             state = self._state(key)
             state.pass_ += extra
-            if state.active:
+            if state.ready:
                 self._enqueue_heap(key, state)
 
     def waiting(self, now: Optional[float] = None) -> int:
@@ -516,8 +598,9 @@ class InMemoryStorage:
         with self._lock:
             state = self._keys.get(key)
             if state is None:
-                return LRUKeyMetadata(key=key)
+                return self._unseen(key)
             due = 0 if now is None else state.expiring.count_due(now)
+            rate = controls.rate_of(state.controls, self._defaults)
             return LRUKeyMetadata(
                 key=key,
                 weight=state.weight,
@@ -526,6 +609,11 @@ class InMemoryStorage:
                 served_total=state.served_total,
                 tags=dict(state.tags),
                 custom_data=dict(state.custom_data),
+                concurrency_limit=controls.limit_of(state.controls, self._defaults),
+                running=state.controls.running,
+                rate_limit=None if rate is None else rate.text,
+                paused=state.controls.paused,
+                max_backlog=state.controls.max_backlog,
             )
 
     def status(self, now: Optional[float] = None) -> SystemStatus:

@@ -6,6 +6,7 @@ from collections import deque
 from typing import Any, Deque, Dict, Optional
 
 from ranch_core import algorithm
+from ranch_core.backends.controls import KeyControls
 from ranch_core.backends.expiry import ExpiryIndex
 
 
@@ -25,14 +26,16 @@ class Record:
 
 
 class KeyState:
-    """What the in-memory storage keeps of one key: fairness state, tracker data, its tasks."""
+    """What the in-memory storage keeps of one key: fairness state, tracker data, controls, its tasks."""
 
     __slots__ = (
         "active",
+        "controls",
         "custom_data",
         "expiring",
         "last_served",
         "pass_",
+        "ready",
         "seq",
         "served_total",
         "tags",
@@ -50,7 +53,11 @@ class KeyState:
         self.tasks: Deque[Record] = deque()
         self.tags: Dict[str, str] = {}
         self.custom_data: Dict[str, Any] = {}
+        #: Calls wait in the key (it counts in ``active_keys``).
         self.active = False
+        #: Active and eligible: the key is in the selection heap (else parked).
+        self.ready = False
+        self.controls = KeyControls()
         self.expiring = ExpiryIndex()
         # Heap entries carry the version they were pushed with; a changed pass
         # bumps it, which turns older entries into tombstones (lazy deletion).

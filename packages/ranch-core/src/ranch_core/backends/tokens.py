@@ -5,8 +5,12 @@ The in-memory half of the wake-up protocol (see the ranch-core README's
 tokens held by workers (id -> deadline and the task id they run, ``None``
 while kept between two calls of a run budget), and the worker slots that
 registered themselves (worker -> slots and deadline), and when a wake-up
-was last taken from the broker (the queue "moves"). The owning storage
-calls every method with its lock held and passes its count of waiting calls.
+was last taken from the broker (the queue "moves"). At most one token is
+*deferred* (id -> the time it is due): it found only calls of rate-limited
+keys and its worker publishes it again with a delay (README, "Per-key
+controls"); it counts as outstanding, not as in flight, until it is due.
+The owning storage calls every method with its lock held and passes its
+count of runnable waiting calls (calls of parked keys left out).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ class TokenBook:
         self.flight: Dict[str, float] = {}
         self.held: Dict[str, Tuple[float, Optional[str]]] = {}
         self.holder: Dict[str, str] = {}
+        self.deferred: Dict[str, float] = {}
         self.slots: Dict[str, Tuple[int, float]] = {}
         #: When a wake-up was last taken from the broker.
         self.moved = float("-inf")
@@ -34,8 +39,8 @@ class TokenBook:
 
     @property
     def outstanding(self) -> int:
-        """Tokens in flight plus tokens held."""
-        return len(self.flight) + len(self.held)
+        """Tokens in flight, held and deferred."""
+        return len(self.flight) + len(self.held) + len(self.deferred)
 
     def mint(self, now: float, policy: WakeupPolicy, limit: int, waiting: int) -> List[str]:
         """Up to ``limit`` new tokens in flight, while fewer are in flight than
@@ -66,7 +71,7 @@ class TokenBook:
     def usable(self, token: str, policy: WakeupPolicy) -> bool:
         """Whether a wake-up carrying ``token`` may pop: in flight, kept by
         its holder, or stale with room to adopt it."""
-        if token in self.flight:
+        if token in self.flight or token in self.deferred:
             return True
         held = self.held.get(token)
         if held is not None:
@@ -76,6 +81,7 @@ class TokenBook:
     def hold(self, token: str, task_id: str, deadline: float) -> None:
         """``token`` now runs ``task_id`` until ``deadline`` (the call's lease)."""
         self.flight.pop(token, None)
+        self.deferred.pop(token, None)
         self.unhold(token)
         self.held[token] = (deadline, task_id)
         self.holder[task_id] = token
@@ -83,7 +89,18 @@ class TokenBook:
     def retire(self, token: str) -> None:
         """Forget ``token`` wherever it is."""
         self.flight.pop(token, None)
+        self.deferred.pop(token, None)
         self.unhold(token)
+
+    def defer(self, token: str, due: float) -> bool:
+        """Keep ``token`` until ``due`` (its worker publishes it with that
+        delay) unless a token is deferred already; else retire it."""
+        self.flight.pop(token, None)
+        self.unhold(token)
+        if self.deferred and token not in self.deferred:
+            return False
+        self.deferred[token] = due
+        return True
 
     def hand_back(self, token: str, now: float, policy: WakeupPolicy, keep: bool, waiting: int) -> Finished:
         """The token's fate after its call: kept, passed on (publish it), or retired."""
@@ -91,7 +108,8 @@ class TokenBook:
             have = True
         else:
             # Retired meanwhile (its deadline passed): taken back if there is room.
-            have = token not in self.flight and self.outstanding < policy.max_wakeups
+            have = token not in self.flight and token not in self.deferred
+            have = have and self.outstanding < policy.max_wakeups
         if have and keep and waiting > 0:
             self.held[token] = (now + policy.ttl, None)
             return Finished(True, (), True)
@@ -111,6 +129,9 @@ class TokenBook:
         for a busy fleet, and replacing it would only pile up no-op wake-ups."""
         for token in [t for t, (deadline, _) in self.held.items() if deadline <= now]:
             self.unhold(token)
+        for token in [t for t, due in self.deferred.items() if due <= now]:
+            # Due: its delayed wake-up is now in the broker like any other.
+            self.flight[token] = self.deferred.pop(token) + ttl
         live_slots = sum(count for count, deadline in self.slots.values() if deadline > now)
         if live_slots > 0 and len(self.held) >= live_slots:
             return
@@ -133,7 +154,7 @@ class TokenBook:
 
     def status(self) -> WakeupStatus:
         """Tokens in flight and held."""
-        return WakeupStatus(in_flight=len(self.flight), held=len(self.held))
+        return WakeupStatus(in_flight=len(self.flight), held=len(self.held), deferred=len(self.deferred))
 
     def register_slots(self, worker: str, slots: int, now: float, ttl: float) -> int:
         """Record that ``worker`` runs ``slots`` calls at once until ``now + ttl``;

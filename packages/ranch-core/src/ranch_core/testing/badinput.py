@@ -62,5 +62,6 @@ class BadInputProperties(ConformanceBase):
             raise AssertionError("bad tracker input accepted")
         assert scheduler.metadata("a").to_dict() == {
             "key": "a", "weight": 1.0, "last_served": None, "pending_tasks": 0,
-            "served_total": 0, "tags": {}, "custom_data": {},
+            "served_total": 0, "tags": {}, "custom_data": {}, "concurrency_limit": None,
+            "running": 0, "rate_limit": None, "paused": False, "max_backlog": None,
         }  # fmt: skip

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from ranch_core.models import LRUKeyMetadata, ScheduledTask
-from ranch_core.protocols import EXPIRE_ON_READ, Storage
+from ranch_core.protocols import EXPIRE_ON_READ, Controls, Storage
 from ranch_core.scheduler import FairScheduler
 from ranch_core.testing.model import ReferenceModel
 
@@ -74,12 +74,13 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
         def __init__(self) -> None:
             super().__init__()
             self.now = 1_000_000.0
-            self.model = ReferenceModel()
+            storage = make_storage()
+            self.model = ReferenceModel(count_running=isinstance(storage, Controls))
             self.expired: List[str] = []
             self.reported: Set[str] = set()
             self.reclaimed: List[str] = []
             self.scheduler = FairScheduler(
-                make_storage(),
+                storage,
                 weight_function=_cost,
                 lease_seconds=LEASE_SECONDS,
                 clock=lambda: self.now,

@@ -47,6 +47,9 @@ class ReferenceModel:
     moved: float = -math.inf
     rounds: int = 0
     retired_at: float = -math.inf
+    #: The storage has per-key controls (:class:`~ranch_core.protocols.Controls`):
+    #: its metadata counts each key's leased calls in ``running``.
+    count_running: bool = False
 
     def key(self, key: str) -> ModelKey:
         return self.keys.setdefault(key, ModelKey())
@@ -260,6 +263,7 @@ class ReferenceModel:
             served_total=state.served_total,
             tags=dict(state.tags),
             custom_data=dict(state.custom_data),
+            running=sum(1 for _, t in self.leases.values() if t.key == key) if self.count_running else 0,
         )
 
     def keys_with_tag(self, name: str, value: Optional[str]) -> List[str]:
