@@ -38,12 +38,15 @@ from ranch_core.calls import Call, Claimed
 from ranch_core.models import Finished, ScheduledTask, WakeupPolicy
 from ranch_core.protocols import MAX_BATCH
 from ranch_core.retries import Defer, RetryOutcome, RetryRule
-from ranch_core.scheduler import FairScheduler
+from ranch_core.scheduler import FairScheduler, RevokedCallback
 
 logger = logging.getLogger("ranch_core.dispatch")
 
 #: Publishes one wake-up message carrying the given token id.
 Wake = Callable[[str], None]
+#: Publishes one wake-up message carrying the given token id, to be delivered
+#: after the given number of seconds (Celery ``countdown``, Dramatiq ``delay``).
+WakeLater = Callable[[str, float], None]
 #: Default bound on a backlog's outstanding wake-ups.
 MAX_WAKEUPS = 64
 TaskCallback = Callable[[ScheduledTask], None]
@@ -60,7 +63,14 @@ class FairDispatcher(RetryRule):
     a replacement (default: a third of the lease, the adapters' default
     sweep interval; adapters pass their sweep interval). ``on_expired`` is
     called for every call dropped as expired (adapters mark its result
-    ``REVOKED``/failed so nobody waits forever).
+    ``REVOKED``/failed so nobody waits forever), ``on_revoked(task, reason)``
+    for every waiting call purged (``"purged"``) or revoked (``"revoked"``).
+
+    ``wake_later(token, seconds)``, if given, publishes a wake-up delivered
+    after a delay: a wake-up that finds only calls of rate-limited keys then
+    keeps its token and comes back when the first of them may start (see
+    :meth:`take`). Without it, such a token is retired and the sweep mints
+    one once the time has passed.
     """
 
     def __init__(
@@ -71,6 +81,8 @@ class FairDispatcher(RetryRule):
         on_expired: Optional[TaskCallback] = None,
         max_wakeups: int = MAX_WAKEUPS,
         token_ttl: Optional[float] = None,
+        wake_later: Optional[WakeLater] = None,
+        on_revoked: Optional[RevokedCallback] = None,
     ) -> None:
         if isinstance(max_wakeups, bool) or not isinstance(max_wakeups, int) or max_wakeups < 1:
             raise ValueError(f"max_wakeups must be a positive int, not {max_wakeups!r}")
@@ -78,7 +90,9 @@ class FairDispatcher(RetryRule):
         self.scheduler = scheduler
         self.wake = wake
         self.on_expired = on_expired
-        self.wakeups = WakeupPolicy(max_wakeups, ttl)
+        self.on_revoked = on_revoked
+        self.wake_later = wake_later
+        self.wakeups = WakeupPolicy(max_wakeups, ttl, defer=wake_later is not None)
         self.max_wakeups = max_wakeups
         #: This worker's concurrency (calls it runs at once). A worker adapter
         #: sets it; the dispatcher then registers it with the storage and
@@ -86,6 +100,7 @@ class FairDispatcher(RetryRule):
         self.slots = 0
         self._registered_pid = -1
         scheduler.on_expired = self._expired
+        scheduler.on_revoked = self._revoked
         self._running: Set[str] = set()
         self._running_lock = threading.Lock()
 
@@ -211,6 +226,8 @@ class FairDispatcher(RetryRule):
             self.publish(taken.wakeups, "fan-out")
             task = taken.task
             if task is None:
+                if taken.deferred and taken.retry_at is not None:
+                    self._wake_later(token, taken.retry_at - self.scheduler.clock())
                 return None
             try:
                 return Claimed(task, Call.from_payload(task.payload), token)
@@ -303,6 +320,52 @@ class FairDispatcher(RetryRule):
         """This process's name in the storage's slot registry (unique per dispatcher)."""
         return f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
+    def _wake_later(self, token: str, seconds: float) -> None:
+        """Publish ``token`` to come back in ``seconds`` (a failure is logged:
+        the sweep puts the token in flight when it is due and replaces it if lost)."""
+        assert self.wake_later is not None
+        try:
+            self.wake_later(token, max(0.0, seconds))
+        except Exception as exc:  # noqa: BLE001 - the sweep repairs any lost wake-up
+            logger.warning("ranch: could not publish delayed wake-up %s (%r); a sweep replaces it", token, exc)
+
+    # -- per-key controls (published: the tokens a change mints) -------------
+
+    def set_concurrency_limit(self, key: str, limit: Optional[int]) -> None:
+        """As :meth:`FairScheduler.set_concurrency_limit`; publishes the wake-ups it mints."""
+        self.publish(self.scheduler.set_concurrency_limit(key, limit, wakeups=self.wakeups), "limit")
+
+    def set_rate_limit(self, key: str, rate: Optional[str], *, burst: int = 1) -> None:
+        """As :meth:`FairScheduler.set_rate_limit`; publishes the wake-ups it mints."""
+        self.publish(self.scheduler.set_rate_limit(key, rate, burst=burst, wakeups=self.wakeups), "rate")
+
+    def pause_key(self, key: str) -> None:
+        """As :meth:`FairScheduler.pause_key`."""
+        self.scheduler.pause_key(key)
+
+    def resume_key(self, key: str) -> None:
+        """As :meth:`FairScheduler.resume_key`; publishes the wake-ups it mints."""
+        self.publish(self.scheduler.resume_key(key, wakeups=self.wakeups), "resume")
+
+    def set_max_backlog(self, key: str, limit: Optional[int]) -> None:
+        """As :meth:`FairScheduler.set_max_backlog`."""
+        self.scheduler.set_max_backlog(key, limit)
+
+    def purge_key(self, key: str) -> int:
+        """As :meth:`FairScheduler.purge_key` (each call reported through ``on_revoked``)."""
+        return self.scheduler.purge_key(key)
+
+    def revoke_call(self, task_id: str) -> bool:
+        """As :meth:`FairScheduler.revoke_call` (reported through ``on_revoked``)."""
+        return self.scheduler.revoke_call(task_id)
+
+    def _revoked(self, task: ScheduledTask, reason: str) -> None:
+        if self.on_revoked is not None:
+            try:
+                self.on_revoked(task, reason)
+            except Exception:
+                logger.exception("ranch: on_revoked failed for call %s", task.task_id)
+
     def _expired(self, task: ScheduledTask) -> None:
         if self.on_expired is not None:
             try:
@@ -311,4 +374,4 @@ class FairDispatcher(RetryRule):
                 logger.exception("ranch: on_expired failed for call %s", task.task_id)
 
 
-__all__ = ["MAX_WAKEUPS", "Defer", "FairDispatcher", "RetryOutcome", "Wake"]
+__all__ = ["MAX_WAKEUPS", "Defer", "FairDispatcher", "RetryOutcome", "Wake", "WakeLater"]

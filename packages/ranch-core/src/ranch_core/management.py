@@ -55,9 +55,46 @@ class KeyManagement:
         """Keys carrying ``tag`` (equal to ``value`` if given), sorted."""
         return self._fair_scheduler().keys_with_tag(tag, value)
 
+    def set_concurrency_limit(self, lru_key: str, limit: Optional[int]) -> bool:
+        """At most ``limit`` calls of the key run at once, across all workers
+        (``None``: the default). Returns ``True``."""
+        self._fair_dispatcher().set_concurrency_limit(lru_key, limit)
+        return True
+
+    def set_rate_limit(self, lru_key: str, rate: Optional[str], *, burst: int = 1) -> bool:
+        """At most ``burst + rate * T`` calls of the key start in any ``T`` seconds
+        (Celery's syntax: ``"10/s"``, ``"100/m"``; ``None``: the default). Returns ``True``."""
+        self._fair_dispatcher().set_rate_limit(lru_key, rate, burst=burst)
+        return True
+
+    def pause_key(self, lru_key: str) -> bool:
+        """Hold the key's calls (they wait, keeping their place). Returns ``True``."""
+        self._fair_dispatcher().pause_key(lru_key)
+        return True
+
+    def resume_key(self, lru_key: str) -> bool:
+        """Let a paused key's calls run again. Returns ``True``."""
+        self._fair_dispatcher().resume_key(lru_key)
+        return True
+
+    def set_max_backlog(self, lru_key: str, limit: Optional[int]) -> bool:
+        """At most ``limit`` calls of the key wait; a call beyond it raises
+        :class:`~ranch_core.errors.BacklogFull` (``None``: no limit). Returns ``True``."""
+        self._fair_dispatcher().set_max_backlog(lru_key, limit)
+        return True
+
+    def purge_key(self, lru_key: str) -> int:
+        """Delete every waiting call of the key; returns how many."""
+        return self._fair_dispatcher().purge_key(lru_key)
+
+    def revoke_call(self, task_id: str) -> bool:
+        """Delete one waiting call; ``False`` if it does not wait (any more)."""
+        return self._fair_dispatcher().revoke_call(task_id)
+
     def get_client_metadata(self, lru_key: str) -> Dict[str, Any]:
         """``lru_key``, ``weight``, ``last_execution``, ``pending_tasks``, ``served_total``,
-        ``tags`` and ``custom_data`` of a key."""
+        ``tags``, ``custom_data`` and the controls in force (``concurrency_limit``,
+        ``running``, ``rate_limit``, ``paused``, ``max_backlog``) of a key."""
         meta = self._fair_scheduler().metadata(lru_key)
         return {
             "lru_key": meta.key,
@@ -68,6 +105,11 @@ class KeyManagement:
             "served_total": meta.served_total,
             "tags": dict(meta.tags),
             "custom_data": dict(meta.custom_data),
+            "concurrency_limit": meta.concurrency_limit,
+            "running": meta.running,
+            "rate_limit": meta.rate_limit,
+            "paused": meta.paused,
+            "max_backlog": meta.max_backlog,
         }
 
     def get_system_status(self) -> Dict[str, Any]:

@@ -12,15 +12,28 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import attrs
 
 from ranch_core import validation
+from ranch_core.backends import controls
 from ranch_core.backends.memory import InMemoryStorage
 from ranch_core.errors import CorruptTask
 from ranch_core.models import Finished, LRUKeyMetadata, ScheduledTask, SystemStatus, WakeupPolicy
-from ranch_core.protocols import EXPIRE_ON_READ, EXPIRED_BATCH, MAX_BATCH, REPAIR_BATCH, Repairable, Storage
+from ranch_core.protocols import (
+    EXPIRE_ON_READ,
+    EXPIRED_BATCH,
+    MAX_BATCH,
+    PURGE_BATCH,
+    REPAIR_BATCH,
+    Controls,
+    Repairable,
+    Storage,
+)
 
 logger = logging.getLogger("ranch_core")
 
 WeightFunction = Callable[[str, LRUKeyMetadata], float]
 TaskCallback = Callable[[ScheduledTask], None]
+#: Called with each waiting call deleted on purpose and why: ``"purged"``
+#: (:meth:`FairScheduler.purge_key`) or ``"revoked"`` (:meth:`FairScheduler.revoke_call`).
+RevokedCallback = Callable[[ScheduledTask, str], None]
 
 #: Seconds between two warnings about a failing weight function.
 WARNING_INTERVAL = 60.0
@@ -46,10 +59,15 @@ class Stored:
 @attrs.frozen
 class Taken:
     """What :meth:`FairScheduler.take` did: the leased task (or ``None``) and
-    the token ids minted by fan-out (publish one wake-up each)."""
+    the token ids minted by fan-out (publish one wake-up each). With no task,
+    ``retry_at`` is the earliest time a rate-limited call becomes runnable,
+    and ``deferred`` says the storage kept the token for that time: publish
+    it again with a delay of ``retry_at - now``."""
 
     task: Optional[ScheduledTask]
     wakeups: Tuple[str, ...] = ()
+    retry_at: Optional[float] = None
+    deferred: bool = False
 
 
 class SchedulerBase:
@@ -65,6 +83,7 @@ class SchedulerBase:
         clock: Callable[[], float] = time.time,
         on_expired: Optional[TaskCallback] = None,
         on_reclaimed: Optional[TaskCallback] = None,
+        on_revoked: Optional[RevokedCallback] = None,
     ) -> None:
         if weight_function is not None and not callable(weight_function):
             raise TypeError("weight_function must be callable")
@@ -73,6 +92,7 @@ class SchedulerBase:
         self.clock = clock
         self.on_expired = on_expired
         self.on_reclaimed = on_reclaimed
+        self.on_revoked = on_revoked
         self._warn_lock = threading.Lock()
         self._last_warning = -math.inf
         self._suppressed = 0
@@ -140,6 +160,12 @@ class SchedulerBase:
             if self.on_reclaimed is not None:
                 self.on_reclaimed(task)
 
+    def _revoked(self, tasks: Iterable[ScheduledTask], reason: str) -> None:
+        for task in tasks:
+            logger.info("ranch: %s waiting call %s of key %r", reason, task.task_id, task.key)
+            if self.on_revoked is not None:
+                self.on_revoked(task, reason)
+
     def _correction(self, key: str, meta: LRUKeyMetadata) -> Optional[float]:
         """What to charge ``key`` beyond its stored weight after a dispatch
         (the weight function's result minus the weight); ``None``: nothing."""
@@ -180,10 +206,19 @@ class FairScheduler(SchedulerBase):
     positive, the stored weight is used and a (rate-limited) warning logged.
 
     ``on_expired`` and ``on_reclaimed`` are called with each task dropped as
-    expired and each lease put back, whichever call did it. Counts
+    expired and each lease put back, whichever call did it; ``on_revoked(task,
+    reason)`` with each waiting call deleted by :meth:`purge_key` (reason
+    ``"purged"``) or :meth:`revoke_call` (``"revoked"``). Counts
     (:meth:`status`, :meth:`metadata`, ``len()``) never include a task whose
     expiry has passed: each first drops up to :data:`~ranch_core.protocols.EXPIRE_ON_READ`
     due tasks (reported through ``on_expired``) and leaves out the rest.
+
+    Per-key controls (concurrency caps, rate limits, pause, backlog limits,
+    purge, revoke: the README's "Per-key controls") need a storage that has
+    them (:class:`~ranch_core.protocols.Controls`; the in-memory one does).
+    ``default_concurrency_limit`` and ``default_rate_limit`` (``"10/s"``,
+    burst 1) apply to every key without a setting of its own; given here,
+    they are written to the storage, shared by every scheduler of it.
     """
 
     def __init__(
@@ -195,6 +230,9 @@ class FairScheduler(SchedulerBase):
         clock: Callable[[], float] = time.time,
         on_expired: Optional[TaskCallback] = None,
         on_reclaimed: Optional[TaskCallback] = None,
+        on_revoked: Optional[RevokedCallback] = None,
+        default_concurrency_limit: Optional[int] = None,
+        default_rate_limit: Optional[str] = None,
     ) -> None:
         super().__init__(
             weight_function=weight_function,
@@ -202,8 +240,15 @@ class FairScheduler(SchedulerBase):
             clock=clock,
             on_expired=on_expired,
             on_reclaimed=on_reclaimed,
+            on_revoked=on_revoked,
         )
+        limit = validation.check_concurrency_limit(default_concurrency_limit, "default_concurrency_limit")
+        rate = validation.check_rate_limit(default_rate_limit, name="default_rate_limit")
         self.storage: Storage = InMemoryStorage() if storage is None else storage
+        if limit is not None:
+            self._controls().set_control(None, controls.CONCURRENCY_LIMIT, limit, self.clock())
+        if rate is not None:
+            self._controls().set_control(None, controls.RATE_LIMIT, rate, self.clock())
 
     # -- producing ---------------------------------------------------------
 
@@ -329,7 +374,7 @@ class FairScheduler(SchedulerBase):
         task = result.task
         if task is not None and self.weight_function is not None:
             self._apply_weight_function(task.key)
-        return Taken(task, tuple(minted))
+        return Taken(task, tuple(minted), result.retry_at, result.deferred)
 
     def finish(
         self,
@@ -414,6 +459,81 @@ class FairScheduler(SchedulerBase):
         extra = self._correction(key, self.storage.metadata(key))
         if extra is not None:
             self.storage.charge(key, extra)
+
+    # -- per-key controls --------------------------------------------------
+
+    def _controls(self) -> Controls:
+        if not isinstance(self.storage, Controls):
+            raise TypeError(
+                f"{type(self.storage).__name__} has no per-key controls (ranch_core.protocols.Controls)"
+            )
+        return self.storage
+
+    def _control(self, key: str, name: str, value: Any, wakeups: Optional[WakeupPolicy]) -> List[str]:
+        return self._controls().set_control(key, name, value, self.clock(), wakeups=wakeups)
+
+    def set_concurrency_limit(
+        self, key: str, limit: Optional[int], *, wakeups: Optional[WakeupPolicy] = None
+    ) -> List[str]:
+        """At most ``limit`` calls of ``key`` leased at once, across every
+        worker of the storage; ``None`` removes the key's own limit (the
+        default applies). A key at its limit waits, parked, until one of its
+        calls ends. Returns the wake-up token ids minted if the change made
+        calls runnable (``wakeups`` given; publish one wake-up each)."""
+        checked = validation.check_concurrency_limit(limit)
+        return self._control(validation.check_key(key), controls.CONCURRENCY_LIMIT, checked, wakeups)
+
+    def set_rate_limit(
+        self, key: str, rate: Optional[str], *, burst: int = 1, wakeups: Optional[WakeupPolicy] = None
+    ) -> List[str]:
+        """At most ``burst + r * T`` calls of ``key`` start in any ``T``
+        seconds, where ``rate`` is Celery's syntax (``"10/s"``, ``"100/m"``,
+        ``"0.5/s"``, ``"1000/h"``): a token bucket of ``burst`` calls shared
+        by every worker. ``None`` removes the key's own limit (the default
+        applies). Returns the token ids minted, as :meth:`set_concurrency_limit`."""
+        checked = validation.check_rate_limit(rate, burst)
+        return self._control(validation.check_key(key), controls.RATE_LIMIT, checked, wakeups)
+
+    def pause_key(self, key: str) -> List[str]:
+        """Hold every call of ``key`` (they wait and keep their place); other
+        keys are unaffected. Returns ``[]`` (pausing makes nothing runnable)."""
+        return self._control(validation.check_key(key), controls.PAUSE, True, None)
+
+    def resume_key(self, key: str, *, wakeups: Optional[WakeupPolicy] = None) -> List[str]:
+        """Let a paused key's calls run again; it rejoins the current round
+        (no credit for the pause). Returns the token ids minted."""
+        return self._control(validation.check_key(key), controls.PAUSE, False, wakeups)
+
+    def set_max_backlog(self, key: str, limit: Optional[int]) -> List[str]:
+        """At most ``limit`` calls of ``key`` wait: a push beyond it raises
+        :class:`~ranch_core.errors.BacklogFull` and stores nothing (a batch
+        is refused whole). ``None``: no limit. Retries and calls put back
+        are not refused. Returns ``[]``."""
+        checked = validation.check_max_backlog(limit)
+        return self._control(validation.check_key(key), controls.MAX_BACKLOG, checked, None)
+
+    def purge_key(self, key: str) -> int:
+        """Delete every waiting call of ``key`` (running ones finish); report
+        each through ``on_revoked(task, "purged")``; return how many."""
+        storage = self._controls()
+        key = validation.check_key(key)
+        total = 0
+        while True:
+            purged = storage.purge_key(key, PURGE_BATCH)
+            total += len(purged)
+            self._revoked(purged, "purged")
+            if len(purged) < PURGE_BATCH:
+                return total
+
+    def revoke_call(self, task_id: str) -> bool:
+        """Delete one waiting call; report it through ``on_revoked(task,
+        "revoked")``. ``False`` if no call of that id waits (it runs, ran, or
+        never was)."""
+        task = self._controls().revoke(validation.check_name(task_id, "task_id"))
+        if task is None:
+            return False
+        self._revoked([task], "revoked")
+        return True
 
     # -- tracking ----------------------------------------------------------
 
