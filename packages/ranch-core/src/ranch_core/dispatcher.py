@@ -327,7 +327,7 @@ class FairDispatcher(RetryRule):
         try:
             self.wake_later(token, max(0.0, seconds))
         except Exception as exc:  # noqa: BLE001 - the sweep repairs any lost wake-up
-            logger.warning("ranch: could not publish delayed wake-up %s (%r); a sweep replaces it", token, exc)
+            logger.warning("ranch: delayed wake-up %s not published (%r); the sweep repairs it", token, exc)
 
     # -- per-key controls (published: the tokens a change mints) -------------
 

@@ -38,7 +38,8 @@ class ConformanceBase:
     The budgets take the number of examples from the Hypothesis profile that
     is loaded when a test runs (Hypothesis' default: 100; Ranch's own test
     suite loads ``ci``, ``dev`` or ``deep``), so a profile can raise or lower
-    every property at once. Override them in a subclass to fix your own.
+    every property at once. Override them in a subclass to fix your own
+    (:attr:`controls_settings` budgets the per-key controls machine).
     """
 
     @property
@@ -56,6 +57,16 @@ class ConformanceBase:
         return settings(
             max_examples=max(1, settings().max_examples * 2 // 3),
             stateful_step_count=40,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        )
+
+    @property
+    def controls_settings(self) -> settings:
+        """Budget of the stateful per-key controls test (three times the profile's examples)."""
+        return settings(
+            max_examples=settings().max_examples * 3,
+            stateful_step_count=60,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         )

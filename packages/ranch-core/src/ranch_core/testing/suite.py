@@ -2,7 +2,8 @@
 
 The guarantees live in one module per group (:mod:`~ranch_core.testing.fairness`,
 :mod:`~ranch_core.testing.lifecycle`, :mod:`~ranch_core.testing.batches`,
-:mod:`~ranch_core.testing.badinput`, :mod:`~ranch_core.testing.waiting`); this class gathers them with the
+:mod:`~ranch_core.testing.badinput`, :mod:`~ranch_core.testing.waiting`,
+:mod:`~ranch_core.testing.controls`); this class gathers them with the
 stateful test that checks every step against the reference model.
 """
 
@@ -12,6 +13,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from ranch_core.testing.badinput import BadInputProperties
 from ranch_core.testing.batches import BatchAndWakeupProperties
+from ranch_core.testing.controls import ControlProperties
 from ranch_core.testing.fairness import FairnessProperties
 from ranch_core.testing.lifecycle import LifecycleProperties
 from ranch_core.testing.machine import build_machine
@@ -19,7 +21,12 @@ from ranch_core.testing.waiting import WaitingProperties
 
 
 class StorageConformance(
-    FairnessProperties, LifecycleProperties, BatchAndWakeupProperties, BadInputProperties, WaitingProperties
+    FairnessProperties,
+    LifecycleProperties,
+    BatchAndWakeupProperties,
+    BadInputProperties,
+    WaitingProperties,
+    ControlProperties,
 ):
     """Subclass this in a test module and implement :meth:`make_storage`.
 

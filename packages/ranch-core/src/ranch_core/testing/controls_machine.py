@@ -1,0 +1,326 @@
+"""A Hypothesis state machine for per-key controls, checked against a naive shadow.
+
+Any interleaving of pushes (single and batches, some expiring), pops,
+acks, releases, retries, killed workers whose lease runs out, the clock
+moving, and every control: concurrency limits, rate limits (with bursts),
+pause and resume, backlog limits, purge and revoke, and bad input for each.
+The shadow keeps, per key, the waiting and running calls and a plain token
+bucket (tokens and the time they were counted: an independent formulation
+of the rate rule). Checked at every step:
+
+* a pop never starts a call of a paused key, of a key at its cap, or of a
+  key whose bucket holds less than one call;
+* in any window of ``T`` seconds (since the key's rate was last set) a key
+  starts at most ``burst + rate * T`` calls;
+* work conservation: a pop returns nothing only if no key that may start a
+  call has one waiting;
+* counts are exact: ``pending_tasks`` and ``running`` per key, ``leased``;
+  the controls read back as set;
+* purge and revoke report exactly the calls they removed; a push beyond
+  ``max_backlog`` raises :class:`~ranch_core.errors.BacklogFull` and stores
+  nothing.
+
+:data:`BAD_CONTROLS` lists bad input for every argument of the controls
+(:class:`~ranch_core.testing.controls.ControlProperties` checks each).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from ranch_core.errors import BacklogFull
+from ranch_core.models import ScheduledTask
+from ranch_core.protocols import Storage
+from ranch_core.scheduler import FairScheduler
+
+KEYS = ["a", "b", "c"]
+LEASE_SECONDS = 5.0
+RATES = {"1/s": 1.0, "2/s": 2.0, "4/s": 4.0, "30/m": 0.5}
+#: Slack for float arithmetic in the bucket checks: none. Every time and
+#: rate is a dyadic fraction (steps of 1/8 s, intervals of 1/4 to 2 s), so
+#: both the storage's and the shadow's arithmetic are exact.
+EPSILON = 0.0
+
+#: ``(method, args, kwargs, the argument the error must name)``: each must be refused.
+BAD_CONTROLS: List[Tuple[str, Tuple[Any, ...], Dict[str, Any], str]] = [
+    ("set_concurrency_limit", ("a", 0), {}, "limit"),
+    ("set_concurrency_limit", ("a", -2), {}, "limit"),
+    ("set_concurrency_limit", ("a", 1.5), {}, "limit"),
+    ("set_concurrency_limit", ("a", True), {}, "limit"),
+    ("set_concurrency_limit", ("a", "2"), {}, "limit"),
+    ("set_concurrency_limit", ("", 1), {}, "key"),
+    ("set_rate_limit", ("a", "x/s"), {}, "rate"),
+    ("set_rate_limit", ("a", 10), {}, "rate"),
+    ("set_rate_limit", ("a", "10/d"), {}, "rate"),
+    ("set_rate_limit", ("a", "0/s"), {}, "rate"),
+    ("set_rate_limit", ("a", "-1/m"), {}, "rate"),
+    ("set_rate_limit", ("a", "nan/s"), {}, "rate"),
+    ("set_rate_limit", ("a", "10/s"), {"burst": 0}, "burst"),
+    ("set_rate_limit", ("a", "10/s"), {"burst": 1.5}, "burst"),
+    ("set_rate_limit", ("a", "10/s"), {"burst": None}, "burst"),
+    ("set_rate_limit", ("a", None), {"burst": 0}, "burst"),
+    ("set_rate_limit", (None, "10/s"), {}, "key"),
+    ("set_max_backlog", ("a", -1), {}, "limit"),
+    ("set_max_backlog", ("a", 2.0), {}, "limit"),
+    ("set_max_backlog", ("a", True), {}, "limit"),
+    ("pause_key", ("",), {}, "key"),
+    ("pause_key", (3,), {}, "key"),
+    ("resume_key", (None,), {}, "key"),
+    ("purge_key", ("",), {}, "key"),
+    ("revoke_call", ("",), {}, "task_id"),
+    ("revoke_call", (5,), {}, "task_id"),
+]
+
+
+class Bucket:
+    """The shadow's token bucket: ``tokens`` as counted at ``at``."""
+
+    def __init__(self, per_second: float, burst: int, now: float, used: float = 0.0) -> None:
+        self.per_second = per_second
+        self.burst = burst
+        self.tokens = burst - min(used, float(burst))
+        self.at = now
+
+    def level(self, now: float) -> float:
+        return min(float(self.burst), self.tokens + (now - self.at) * self.per_second)
+
+    def take(self, now: float) -> None:
+        self.tokens = self.level(now) - 1
+        self.at = now
+
+
+def build_controls_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMachine]:
+    """A state machine class testing the per-key controls of storages made by ``make_storage``."""
+
+    class ControlsMachine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.now = 1_000_000.0
+            self.scheduler = FairScheduler(
+                make_storage(),
+                lease_seconds=LEASE_SECONDS,
+                clock=lambda: self.now,
+                on_expired=self._on_expired,
+                on_reclaimed=self._on_reclaimed,
+                on_revoked=self._on_revoked,
+            )
+            self.ids = itertools.count()
+            self.waiting: Dict[str, Dict[str, Optional[float]]] = {k: {} for k in KEYS}
+            self.running: Dict[str, str] = {}
+            self.dead: Set[str] = set()
+            self.limit: Dict[str, Optional[int]] = dict.fromkeys(KEYS)
+            self.rate: Dict[str, Optional[Tuple[str, Bucket]]] = dict.fromkeys(KEYS)
+            self.paused: Dict[str, bool] = dict.fromkeys(KEYS, False)
+            self.max_backlog: Dict[str, Optional[int]] = dict.fromkeys(KEYS)
+            self.starts: Dict[str, List[float]] = {k: [] for k in KEYS}
+            self.revoked: List[Tuple[str, str]] = []
+            #: Calls reclaimed and dropped as expired by one pop (reported expired first).
+            self.gone: Set[str] = set()
+
+        # -- what the scheduler reports --------------------------------------
+
+        def _on_expired(self, task: ScheduledTask) -> None:
+            assert task.expired(self.now), f"{task.task_id} reported before its expiry"
+            if task.task_id in self.dead:  # put back by this pop, and dropped at once
+                self.gone.add(task.task_id)
+                return
+            assert self.waiting[task.key].pop(task.task_id, "gone") != "gone", "expired twice"
+
+        def _on_reclaimed(self, task: ScheduledTask) -> None:
+            assert self.running.pop(task.task_id) == task.key
+            assert task.task_id in self.dead, "a live worker's lease was put back"
+            self.dead.discard(task.task_id)
+            if task.task_id in self.gone:
+                self.gone.discard(task.task_id)
+            else:
+                self.waiting[task.key][task.task_id] = task.expires_at
+
+        def _on_revoked(self, task: ScheduledTask, reason: str) -> None:
+            self.revoked.append((task.task_id, reason))
+
+        # -- the rule, naively -------------------------------------------------
+
+        def _running_of(self, key: str) -> int:
+            return sum(1 for k in self.running.values() if k == key)
+
+        def _may_start(self, key: str, slack: float) -> bool:
+            """Whether ``key`` may start a call now (``slack`` > 0 leans to yes)."""
+            if self.paused[key]:
+                return False
+            limit = self.limit[key]
+            if limit is not None and self._running_of(key) >= limit:
+                return False
+            rate = self.rate[key]
+            return rate is None or rate[1].level(self.now) >= 1 - slack
+
+        @initialize(
+            limits=st.lists(st.sampled_from([None, 1, 2]), min_size=3, max_size=3),
+            rates=st.lists(st.sampled_from([None, *RATES]), min_size=3, max_size=3),
+            burst=st.integers(1, 3),
+        )
+        def configure(self, limits: List[Optional[int]], rates: List[Optional[str]], burst: int) -> None:
+            for key, limit, rate in zip(KEYS, limits, rates):
+                self.set_concurrency_limit(key, limit)
+                self.set_rate_limit(key, rate, burst)
+
+        # -- producers ---------------------------------------------------------
+
+        @rule(
+            key=st.sampled_from(KEYS),
+            count=st.integers(1, 4),
+            expiry=st.one_of(st.none(), st.sampled_from([0.5, 3.0])),
+        )
+        def push(self, key: str, count: int, expiry: Optional[float]) -> None:
+            ids = [f"t{next(self.ids)}" for _ in range(count)]
+            limit = self.max_backlog[key]
+            full = limit is not None and len(self.waiting[key]) + count > limit
+            try:
+                if count == 1:
+                    self.scheduler.push(key, ids[0], task_id=ids[0], expiry=expiry)
+                else:
+                    self.scheduler.push_many(key, ids, task_ids=ids, expiry=expiry)
+            except BacklogFull as exc:
+                assert full, f"BacklogFull with {len(self.waiting[key])} waiting, limit {limit}"
+                assert exc.key == key and exc.limit == limit
+                return
+            assert not full, f"stored {count} calls past max_backlog {limit}"
+            for task_id in ids:
+                self.waiting[key][task_id] = None if expiry is None else self.now + expiry
+
+        # -- workers -----------------------------------------------------------
+
+        @rule(times=st.integers(1, 3))
+        def pop(self, times: int) -> None:
+            for _ in range(times):
+                self._pop()
+
+        def _pop(self) -> None:
+            task = self.scheduler.pop()
+            if task is None:
+                for key in KEYS:
+                    live = [t for t, at in self.waiting[key].items() if at is None or self.now < at]
+                    assert not (live and self._may_start(key, EPSILON)), (
+                        f"pop returned nothing while {key!r} may start one of {live}"
+                    )
+                return
+            key = task.key
+            assert task.task_id in self.waiting[key], f"popped {task.task_id}, not waiting"
+            assert not self.paused[key], f"popped {task.task_id} of paused key {key!r}"
+            limit = self.limit[key]
+            assert limit is None or self._running_of(key) < limit, f"{key!r} went past its cap {limit}"
+            rate = self.rate[key]
+            if rate is not None:
+                assert rate[1].level(self.now) >= 1 - EPSILON, f"{key!r} started a call with its bucket empty"
+                rate[1].take(self.now)
+                self._check_window(key, rate[1])
+            del self.waiting[key][task.task_id]
+            self.running[task.task_id] = key
+
+        def _check_window(self, key: str, bucket: Bucket) -> None:
+            starts = self.starts[key]
+            starts.append(self.now)
+            for i in range(len(starts)):
+                count = len(starts) - i
+                span = starts[-1] - starts[i]
+                assert count <= bucket.burst + bucket.per_second * span + EPSILON, (
+                    f"{key!r} started {count} calls in {span} s "
+                    f"at {bucket.per_second}/s, burst {bucket.burst}"
+                )
+
+        def _live_ids(self) -> List[str]:
+            return sorted(t for t in self.running if t not in self.dead)
+
+        @precondition(lambda self: bool(self._live_ids()))
+        @rule(data=st.data(), op=st.sampled_from(["ack", "release", "requeue"]))
+        def finish(self, data: st.DataObject, op: str) -> None:
+            task_id = data.draw(st.sampled_from(self._live_ids()))
+            key = self.running.pop(task_id)
+            if op == "ack":
+                assert self.scheduler.ack(task_id)
+            elif op == "release":
+                assert self.scheduler.release(task_id)
+                self.waiting[key][task_id] = None
+            else:
+                assert self.scheduler.storage.requeue(ScheduledTask(task_id, key, task_id, self.now))
+                self.waiting[key][task_id] = None
+
+        @precondition(lambda self: bool(self._live_ids()))
+        @rule(data=st.data())
+        def kill_worker(self, data: st.DataObject) -> None:
+            self.dead.add(data.draw(st.sampled_from(self._live_ids())))
+
+        @rule(seconds=st.sampled_from([0.125, 0.25, 0.5, 1.0, 3.0, 6.0]))
+        def advance_clock(self, seconds: float) -> None:
+            self.now += seconds
+            for task_id in self._live_ids():  # live workers renew their leases
+                assert self.scheduler.extend(task_id)
+
+        # -- controls ----------------------------------------------------------
+
+        @rule(key=st.sampled_from(KEYS), limit=st.sampled_from([None, 1, 2, 3]))
+        def set_concurrency_limit(self, key: str, limit: Optional[int]) -> None:
+            self.scheduler.set_concurrency_limit(key, limit)
+            self.limit[key] = limit
+
+        @rule(key=st.sampled_from(KEYS), rate=st.sampled_from([None, *RATES]), burst=st.integers(1, 3))
+        def set_rate_limit(self, key: str, rate: Optional[str], burst: int) -> None:
+            self.scheduler.set_rate_limit(key, rate, burst=burst)
+            old = self.rate[key]
+            if rate is None:
+                self.rate[key] = None
+            else:
+                used = 0.0 if old is None else old[1].burst - old[1].level(self.now)
+                self.rate[key] = (rate, Bucket(RATES[rate], burst, self.now, used))
+            self.starts[key] = []
+
+        @rule(key=st.sampled_from(KEYS), paused=st.booleans())
+        def pause_or_resume(self, key: str, paused: bool) -> None:
+            if paused:
+                self.scheduler.pause_key(key)
+            else:
+                self.scheduler.resume_key(key)
+            self.paused[key] = paused
+
+        @rule(key=st.sampled_from(KEYS), limit=st.sampled_from([None, 0, 1, 3, 6]))
+        def set_max_backlog(self, key: str, limit: Optional[int]) -> None:
+            self.scheduler.set_max_backlog(key, limit)
+            self.max_backlog[key] = limit
+
+        @rule(key=st.sampled_from(KEYS))
+        def purge(self, key: str) -> None:
+            self.revoked.clear()
+            count = self.scheduler.purge_key(key)
+            assert sorted(self.revoked) == sorted((t, "purged") for t in self.waiting[key])
+            assert count == len(self.waiting[key])
+            self.waiting[key].clear()
+
+        @rule(data=st.data())
+        def revoke(self, data: st.DataObject) -> None:
+            waiting = sorted(t for key in KEYS for t in self.waiting[key])
+            task_id = data.draw(st.sampled_from([*waiting, *sorted(self.running), "nope"]))
+            self.revoked.clear()
+            expected = task_id in waiting
+            assert self.scheduler.revoke_call(task_id) is expected
+            assert self.revoked == ([(task_id, "revoked")] if expected else [])
+            for key in KEYS:
+                self.waiting[key].pop(task_id, None)
+
+        # -- counts --------------------------------------------------------------
+
+        @invariant()
+        def counts_are_exact(self) -> None:
+            for key in KEYS:
+                meta = self.scheduler.metadata(key)  # drops expired calls first (reported)
+                live = [t for t, at in self.waiting[key].items() if at is None or self.now < at]
+                assert meta.pending_tasks == len(live), key
+                assert meta.running == self._running_of(key), key
+                rate = self.rate[key]
+                got = (meta.concurrency_limit, meta.rate_limit, meta.paused, meta.max_backlog)
+                assert got == (self.limit[key], rate and rate[0], self.paused[key], self.max_backlog[key])
+            assert self.scheduler.status().leased == len(self.running)
+
+    return ControlsMachine
