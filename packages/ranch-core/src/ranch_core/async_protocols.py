@@ -23,7 +23,7 @@ from ranch_core.models import (
 )
 from ranch_core.protocols import Storage
 
-__all__ = ["AsyncStorage", "Storage"]
+__all__ = ["AsyncControls", "AsyncStorage", "Storage"]
 
 
 @runtime_checkable
@@ -131,3 +131,25 @@ class AsyncStorage(Protocol):
 
     async def status(self, now: Optional[float] = None) -> SystemStatus:
         """As :meth:`Storage.status`."""
+
+
+@runtime_checkable
+class AsyncControls(Protocol):
+    """:class:`~ranch_core.protocols.Controls` with coroutines."""
+
+    async def set_control(
+        self,
+        key: Optional[str],
+        name: str,
+        value: Any,
+        now: float,
+        *,
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> List[str]:
+        """As :meth:`ranch_core.protocols.Controls.set_control`."""
+
+    async def purge_key(self, key: str, limit: int) -> List[ScheduledTask]:
+        """As :meth:`ranch_core.protocols.Controls.purge_key`."""
+
+    async def revoke(self, task_id: str) -> Optional[ScheduledTask]:
+        """As :meth:`ranch_core.protocols.Controls.revoke`."""

@@ -16,12 +16,13 @@ import time
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence
 
 from ranch_core import validation
-from ranch_core.async_protocols import AsyncStorage
+from ranch_core.async_protocols import AsyncControls, AsyncStorage
+from ranch_core.backends import controls
 from ranch_core.backends.async_memory import AsyncInMemoryStorage
 from ranch_core.errors import CorruptTask
 from ranch_core.models import LRUKeyMetadata, ScheduledTask, SystemStatus
-from ranch_core.protocols import EXPIRE_ON_READ, EXPIRED_BATCH, MAX_BATCH, REPAIR_BATCH
-from ranch_core.scheduler import SchedulerBase, TaskCallback, WeightFunction
+from ranch_core.protocols import EXPIRE_ON_READ, EXPIRED_BATCH, MAX_BATCH, PURGE_BATCH, REPAIR_BATCH
+from ranch_core.scheduler import RevokedCallback, SchedulerBase, TaskCallback, WeightFunction
 
 
 class AsyncFairScheduler(SchedulerBase):
@@ -31,7 +32,10 @@ class AsyncFairScheduler(SchedulerBase):
     ``ranch_redis.AsyncRedisStorage`` shares a backlog between processes.
     The wake-up token steps of the Celery and Dramatiq adapters
     (``store``/``take``/``finish`` with tokens) are not here: they are
-    blocking adapter internals.
+    blocking adapter internals. The per-key controls are here
+    (:meth:`set_concurrency_limit` ... :meth:`revoke_call`); defaults for
+    keys without a setting are set through a :class:`~ranch_core.FairScheduler`
+    on the same storage (``AsyncInMemoryStorage.sync``).
     """
 
     def __init__(
@@ -43,6 +47,7 @@ class AsyncFairScheduler(SchedulerBase):
         clock: Callable[[], float] = time.time,
         on_expired: Optional[TaskCallback] = None,
         on_reclaimed: Optional[TaskCallback] = None,
+        on_revoked: Optional[RevokedCallback] = None,
     ) -> None:
         super().__init__(
             weight_function=weight_function,
@@ -50,6 +55,7 @@ class AsyncFairScheduler(SchedulerBase):
             clock=clock,
             on_expired=on_expired,
             on_reclaimed=on_reclaimed,
+            on_revoked=on_revoked,
         )
         self.storage: AsyncStorage = AsyncInMemoryStorage() if storage is None else storage
 
@@ -171,6 +177,62 @@ class AsyncFairScheduler(SchedulerBase):
             return []
         found: List[CorruptTask] = await repair(limit)
         return found
+
+    # -- per-key controls --------------------------------------------------
+
+    def _controls(self) -> AsyncControls:
+        if not isinstance(self.storage, AsyncControls):
+            raise TypeError(
+                f"{type(self.storage).__name__} has no per-key controls "
+                "(ranch_core.async_protocols.AsyncControls)"
+            )
+        return self.storage
+
+    async def _control(self, key: str, name: str, value: Any) -> None:
+        await self._controls().set_control(key, name, value, self.clock())
+
+    async def set_concurrency_limit(self, key: str, limit: Optional[int]) -> None:
+        """As :meth:`ranch_core.FairScheduler.set_concurrency_limit`."""
+        checked = validation.check_concurrency_limit(limit)
+        await self._control(validation.check_key(key), controls.CONCURRENCY_LIMIT, checked)
+
+    async def set_rate_limit(self, key: str, rate: Optional[str], *, burst: int = 1) -> None:
+        """As :meth:`ranch_core.FairScheduler.set_rate_limit`."""
+        checked = validation.check_rate_limit(rate, burst)
+        await self._control(validation.check_key(key), controls.RATE_LIMIT, checked)
+
+    async def pause_key(self, key: str) -> None:
+        """As :meth:`ranch_core.FairScheduler.pause_key`."""
+        await self._control(validation.check_key(key), controls.PAUSE, True)
+
+    async def resume_key(self, key: str) -> None:
+        """As :meth:`ranch_core.FairScheduler.resume_key`."""
+        await self._control(validation.check_key(key), controls.PAUSE, False)
+
+    async def set_max_backlog(self, key: str, limit: Optional[int]) -> None:
+        """As :meth:`ranch_core.FairScheduler.set_max_backlog`."""
+        checked = validation.check_max_backlog(limit)
+        await self._control(validation.check_key(key), controls.MAX_BACKLOG, checked)
+
+    async def purge_key(self, key: str) -> int:
+        """As :meth:`ranch_core.FairScheduler.purge_key`."""
+        storage = self._controls()
+        key = validation.check_key(key)
+        total = 0
+        while True:
+            purged = await storage.purge_key(key, PURGE_BATCH)
+            total += len(purged)
+            self._revoked(purged, "purged")
+            if len(purged) < PURGE_BATCH:
+                return total
+
+    async def revoke_call(self, task_id: str) -> bool:
+        """As :meth:`ranch_core.FairScheduler.revoke_call`."""
+        task = await self._controls().revoke(validation.check_name(task_id, "task_id"))
+        if task is None:
+            return False
+        self._revoked([task], "revoked")
+        return True
 
     # -- tracking ----------------------------------------------------------
 
