@@ -61,3 +61,15 @@ def test_examples_run_as_scripts(capsys: Any, monkeypatch: pytest.MonkeyPatch) -
     assert "alice: all 3 jobs done by position" in capsys.readouterr().out
     runpy.run_path(str(EXAMPLES / "thread_pool.py"), run_name="__main__")
     assert "expired 'reports' jobs (never run):" in capsys.readouterr().out
+
+
+def test_per_key_controls_example_holds_every_control() -> None:
+    result = load("per_key_controls.py")["run"](threads=8, job_seconds=0.01)
+    assert result["peak"]["bulk"] == 2
+    assert result["api_in_any_second"] <= 3 + 10  # burst + rate * 1 s
+    assert result["api_span"] >= 1.2 - 1e-6  # 15 calls: 3 at once, then 10 a second
+    assert result["paused_first_start_after_resume"] >= 0
+    assert result["interactive_done_by"] < 1.0  # never behind the capped flood
+    assert "max_backlog is 3" in result["refused"]
+    assert result["purged"] == 49 and result["revoked"] == [("junk", "purged"), ("junk", "revoked")]
+    assert result["status"]["served_total"] == 40 + 15 + 3 + 5 + 3

@@ -301,8 +301,8 @@ class InMemoryStorage(KeyControlSteps):
                 limit = known.controls.max_backlog
                 if len(known.tasks) + len(tasks) > limit:
                     raise BacklogFull(
-                        f"key {key!r} holds {len(known.tasks)} waiting calls; its max_backlog is {limit}, "
-                        f"so {len(tasks)} more do not fit",
+                        f"key {key!r} holds {len(known.tasks)} waiting calls, its max_backlog is {limit}: "
+                        f"{len(tasks)} more refused",
                         key=key,
                         limit=limit,
                     )
