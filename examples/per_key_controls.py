@@ -93,9 +93,8 @@ if __name__ == "__main__":
         f"api: at most {result['api_in_any_second']} started in any 1 s (10/s, burst 3); "
         f"15 calls spread over {result['api_span']:.2f} s"
     )
-    print(
-        f"paused: first call started {result['paused_first_start_after_resume'] * 1000:.1f} ms after resume_key"
-    )
+    after = result["paused_first_start_after_resume"] * 1000
+    print(f"paused: first call started {after:.1f} ms after resume_key")
     print(f"interactive: all 5 started by {result['interactive_done_by'] * 1000:.0f} ms")
     print(f"small: {result['refused']}")
     print(f"junk: 1 revoked, {result['purged']} purged; reported {result['revoked']}")
