@@ -7,10 +7,10 @@ Waiting tasks that expire are also in an :class:`~ranch_core.backends.expiry.Exp
 of the storage and one of their key, so that counts leave out due tasks and
 :meth:`InMemoryStorage.expire` finds them without a scan.
 
-Waiters (:meth:`InMemoryStorage.wait` for threads, :meth:`InMemoryStorage.subscribe`
-for event loops) sleep on a condition of the storage's lock: every step that
-makes a call wait signals it, and a waiter's sleep ends by itself at the
-earliest lease deadline, when a lease that ran out makes its call runnable.
+Keys that may not run now (paused, at their concurrency cap, their rate
+bucket empty) are parked out of the heap: :mod:`ranch_core.backends.parking`
+holds those steps, :mod:`ranch_core.backends.controls` the rules. Waiters
+sleep on a condition of the storage's lock (:mod:`ranch_core.backends.waiters`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import heapq
 import json
 import threading
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
@@ -29,6 +29,7 @@ from ranch_core.backends.expiry import ExpiryIndex
 from ranch_core.backends.parking import KeyControlSteps
 from ranch_core.backends.records import KeyState, Record
 from ranch_core.backends.tokens import TokenBook
+from ranch_core.backends.waiters import Waiters, Wake
 from ranch_core.errors import BacklogFull, DuplicateTask
 from ranch_core.models import (
     Finished,
@@ -44,11 +45,8 @@ from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
 
 _HeapEntry = Tuple[float, int, str, int]
 
-#: A callback :meth:`InMemoryStorage.subscribe` calls (once, lock held) when a call may be runnable.
-Wake = Callable[[], None]
 
-
-class InMemoryStorage(KeyControlSteps):
+class InMemoryStorage(KeyControlSteps, Waiters):
     """Storage held in this process's memory.
 
     ``serializer`` (default ``"json"``) is applied on push and reversed on pop,
@@ -82,7 +80,7 @@ class InMemoryStorage(KeyControlSteps):
         #: what wake-up tokens are minted for.
         self._runnable = 0
         #: The latest time a step was given, for steps that take none (ack).
-        self._clock = float("-inf")
+        self._clock = 0.0
 
     # -- helpers -----------------------------------------------------------
 
@@ -146,95 +144,6 @@ class InMemoryStorage(KeyControlSteps):
         if record.expires_at is not None:
             self._expiring.discard(record.expires_at, record.task_id)
             state.expiring.discard(record.expires_at, record.task_id)
-
-    # -- waiting -----------------------------------------------------------
-
-    def _signal(self, n: Optional[int]) -> None:
-        """Wake ``n`` waiters of each kind (``None``: all); lock held."""
-        if self._sleepers:
-            if n is None:
-                self._ready.notify_all()
-            else:
-                self._ready.notify(n)
-        wakes = self._wakes
-        for _ in range(len(wakes) if n is None else min(n, len(wakes))):
-            wakes.popleft()()
-
-    def _new_deadline(self, deadline: float) -> None:
-        """A lease now ends at ``deadline``: waiters sleeping past it recompute their sleep."""
-        if (self._sleepers or self._wakes) and (not self._lease_heap or deadline < self._lease_heap[0][0]):
-            self._signal(None)
-
-    def _may_run(self, now: float) -> Tuple[bool, Optional[float]]:
-        """Whether a call may be runnable at ``now``; else the seconds until
-        the earliest lease deadline or the earliest time a key parked by its
-        rate becomes eligible (``None``: neither). Lock held."""
-        if self._runnable:
-            return True, None
-        heap = self._lease_heap
-        while heap:  # drop the tombstones of finished or moved leases
-            lease = self._leases.get(heap[0][1])
-            if lease is not None and lease[0] == heap[0][0]:
-                break
-            heapq.heappop(heap)
-        times = [heap[0][0]] if heap else []
-        eligible_at = self._retry_at()
-        if eligible_at is not None:
-            times.append(eligible_at)
-        if not times:
-            return False, None
-        until = min(times) - now
-        return until <= 0, until
-
-    def wait(self, now: float, timeout: Optional[float]) -> bool:
-        """Block this thread until a call may be runnable or ``timeout`` passes
-        (see :meth:`ranch_core.protocols.Backlog.wait`)."""
-        with self._ready:
-            ready, until = self._may_run(now)
-            if ready:
-                return True
-            if until is not None and (timeout is None or until < timeout):
-                timeout, capped = until, True
-            else:
-                capped = False
-            if timeout is not None and timeout <= 0:
-                return False
-            self._sleepers += 1
-            try:
-                return self._ready.wait(timeout) or capped
-            finally:
-                self._sleepers -= 1
-
-    def subscribe(self, now: float, wake: Wake) -> Tuple[bool, Optional[float]]:
-        """Wait without a thread (an event loop's waiter, see
-        :class:`~ranch_core.backends.async_memory.AsyncInMemoryStorage`).
-
-        ``(True, None)`` if a call may be runnable at ``now``. Otherwise
-        ``wake`` is registered and ``(False, seconds until the earliest lease
-        deadline or None)`` returned; ``wake`` is called at most once, with
-        the storage's lock held, by the thread whose step makes a call
-        runnable: it must only schedule work (``loop.call_soon_threadsafe``).
-        """
-        with self._lock:
-            ready, until = self._may_run(now)
-            if not ready:
-                self._wakes.append(wake)
-            return ready, until
-
-    def unsubscribe(self, wake: Wake) -> bool:
-        """Forget a registered ``wake``; ``False`` if it was already called."""
-        with self._lock:
-            try:
-                self._wakes.remove(wake)
-            except ValueError:
-                return False
-            return True
-
-    def signal(self) -> None:
-        """Wake one waiter of each kind: a waiter that was woken but will
-        not pop (cancelled) passes its wake-up on."""
-        with self._lock:
-            self._signal(1)
 
     def _put_back(self, record: Record, now: float) -> int:
         """A lease ended without finishing its call: back to the head of its key."""

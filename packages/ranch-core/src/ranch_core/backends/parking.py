@@ -31,7 +31,7 @@ from ranch_core.models import LRUKeyMetadata, ScheduledTask, WakeupPolicy
 from ranch_core.protocols import FANOUT
 
 if TYPE_CHECKING:
-    from ranch_core.backends.memory import Wake
+    from ranch_core.backends.waiters import Wake
 
 
 class KeyControlSteps:
