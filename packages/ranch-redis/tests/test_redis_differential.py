@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Dict, Iterator, List, Optional
 
+import attrs
 import pytest
 import redis
 from hypothesis import HealthCheck, settings
@@ -24,7 +25,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from ranch_core.backends.memory import InMemoryStorage
-from ranch_core.models import ScheduledTask
+from ranch_core.models import LRUKeyMetadata, ScheduledTask
+from ranch_core.protocols import Controls
 from ranch_redis import RedisStorage
 
 KEYS = ["a", "ab", "b", "a:b", "{x}", "} {", "é", "\u00ff", "\u0100", "😀", "\uffff", "\x00", "a" * 300]
@@ -42,6 +44,15 @@ PAYLOADS = st.one_of(
     st.lists(st.integers(), max_size=3),
     st.dictionaries(st.text(max_size=5), st.floats(allow_nan=False, allow_infinity=False), max_size=3),
 )
+
+
+def comparable(meta: Any, storage: Any) -> Any:
+    """``meta`` as a storage without per-key controls reports it: ``running``
+    is counted only by storages that implement :class:`Controls` (the Redis
+    half of issue 11 adds it to RedisStorage)."""
+    if isinstance(meta, LRUKeyMetadata) and not isinstance(storage, Controls):
+        return attrs.evolve(meta, running=0)
+    return meta
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +74,7 @@ def build(client: redis.Redis, serializer: str) -> type:
 
         def both(self, name: str, *args: Any, **kwargs: Any) -> Any:
             try:
-                expected: Any = getattr(self.mem, name)(*args, **kwargs)
+                expected: Any = comparable(getattr(self.mem, name)(*args, **kwargs), self.red)
             except (TypeError, ValueError) as exc:
                 expected = type(exc)
             try:
@@ -226,4 +237,4 @@ def test_long_run_with_many_keys_matches(client: redis.Redis) -> None:
             red.charge(key, extra)
     assert red.status() == mem.status()
     for i in range(200):
-        assert red.metadata(f"k{i}") == mem.metadata(f"k{i}")
+        assert red.metadata(f"k{i}") == comparable(mem.metadata(f"k{i}"), red)
