@@ -64,7 +64,11 @@ class ControlProperties(ConformanceBase):
         clock.now += 6.0  # its worker died: the lease runs out, the sweep puts it back
         assert scheduler.reclaim() == [second]
         assert scheduler.metadata("k").running == 0
-        assert len(scheduler.sweep_wakeups(DEFERRING)) == 1  # one call may run: one token
+        (minted,) = scheduler.sweep_wakeups(DEFERRING)  # one call may run: one token
+        third = scheduler.take(minted, DEFERRING).task
+        assert third is not None
+        # A finish without its token (its worker lost it) still mints for the freed cap.
+        assert len(scheduler.finish(third.task_id, wakeups=DEFERRING).publish) == 1
 
     def test_a_rate_limited_key_keeps_one_token_for_when_its_bucket_refills(self) -> None:
         """A wake-up that finds only rate-limited calls is kept (deferred) for
@@ -91,6 +95,29 @@ class ControlProperties(ConformanceBase):
         status = storage.wakeup_status()
         assert status.deferred == 0 and status.in_flight >= 1  # due: in flight like any token
         assert scheduler.take("other", DEFERRING).task is not None
+
+    def test_without_delayed_wakeups_the_sweep_mints_when_a_bucket_refills(self) -> None:
+        """With a policy that cannot delay (no ``defer``), a token that finds
+        only rate-limited calls is retired; ``wait`` and the sweep know the
+        time the bucket refills, and the sweep mints one token then."""
+        storage = self.controlled()
+        clock = Clock()
+        policy = WakeupPolicy(max_wakeups=4, ttl=2.0)
+        scheduler = FairScheduler(storage, clock=clock)
+        scheduler.set_rate_limit("k", "2/s")
+        (token,) = scheduler.store("k", range(2), wakeups=policy).wakeups
+        first = scheduler.take(token, policy).task
+        assert first is not None
+        assert scheduler.finish(first.task_id, token=token, wakeups=policy).publish == ()
+        again = scheduler.take("other", policy)
+        assert (again.task, again.retry_at, again.deferred) == (None, clock.now + 0.5, False)
+        assert storage.wakeup_status().outstanding == 0
+        assert storage.wait(clock.now, 0) is False
+        assert scheduler.sweep_wakeups(policy) == []
+        clock.now += 0.5
+        assert storage.wait(clock.now, 0) is True
+        (minted,) = scheduler.sweep_wakeups(policy)
+        assert scheduler.take(minted, policy).task is not None
 
     def test_a_paused_key_gets_no_wakeups_until_it_is_resumed(self) -> None:
         """Pushes to a paused key mint nothing; resume mints for its calls; a
