@@ -162,7 +162,7 @@ class SchedulerBase:
 
     def _revoked(self, tasks: Iterable[ScheduledTask], reason: str) -> None:
         for task in tasks:
-            logger.info("ranch: %s waiting call %s of key %r", reason, task.task_id, task.key)
+            logger.debug("ranch: %s waiting call %s of key %r", reason, task.task_id, task.key)
             if self.on_revoked is not None:
                 self.on_revoked(task, reason)
 
@@ -523,6 +523,7 @@ class FairScheduler(SchedulerBase):
             total += len(purged)
             self._revoked(purged, "purged")
             if len(purged) < PURGE_BATCH:
+                logger.info("ranch: purged %d waiting calls of key %r", total, key)
                 return total
 
     def revoke_call(self, task_id: str) -> bool:
@@ -532,6 +533,7 @@ class FairScheduler(SchedulerBase):
         task = self._controls().revoke(validation.check_name(task_id, "task_id"))
         if task is None:
             return False
+        logger.info("ranch: revoked waiting call %s of key %r", task.task_id, task.key)
         self._revoked([task], "revoked")
         return True
 
