@@ -33,6 +33,8 @@ from ranch_core.models import RateLimit
 PAUSED = "paused"
 CAPPED = "capped"
 RATE = "rate"
+#: What :func:`blocked` says of a key that may start a call.
+OPEN: Tuple[Optional[str], Optional[float]] = (None, None)
 
 #: The names :meth:`~ranch_core.protocols.Controls.set_control` takes.
 CONCURRENCY_LIMIT = "concurrency_limit"
@@ -47,11 +49,23 @@ NAMES = frozenset({CONCURRENCY_LIMIT, RATE_LIMIT, PAUSE, MAX_BACKLOG})
 class Defaults:
     """The controls of a key that has no setting of its own."""
 
-    __slots__ = ("limit", "rate")
+    __slots__ = ("limit", "plain", "rate")
 
     def __init__(self) -> None:
         self.limit: Optional[int] = None
         self.rate: Optional[RateLimit] = None
+        #: No default at all (the fast path of every check).
+        self.plain = True
+
+    def set(self, name: str, value: object) -> None:
+        """Set the default of ``name`` (:data:`CONCURRENCY_LIMIT` or :data:`RATE_LIMIT`)."""
+        if name == CONCURRENCY_LIMIT:
+            self.limit = value  # type: ignore[assignment]
+        elif name == RATE_LIMIT:
+            self.rate = value  # type: ignore[assignment]
+        else:
+            raise ValueError(f"{name} has no default")
+        self.plain = self.limit is None and self.rate is None
 
 
 class KeyControls:
@@ -65,6 +79,7 @@ class KeyControls:
         "max_backlog",
         "parked",
         "paused",
+        "plain",
         "rate",
         "running",
         "scheduled",
@@ -88,6 +103,13 @@ class KeyControls:
         self.scheduled = False
         #: What the key adds to the storage's count of runnable calls.
         self.counted = 0
+        #: No control of its own and no bucket: with no default either, every
+        #: check is skipped (the common case stays as fast as without controls).
+        self.plain = True
+
+    def replain(self) -> None:
+        """Recompute :attr:`plain` after a change."""
+        self.plain = not self.paused and self.limit is None and self.rate is None and self.bucket_rate is None
 
     def set(self, name: str, value: object) -> None:
         """Set the key's own control ``name`` (already checked by the caller)."""
@@ -101,6 +123,7 @@ class KeyControls:
             self.max_backlog = value  # type: ignore[assignment]
         else:
             raise ValueError(f"unknown control {name!r}")
+        self.replain()
 
 
 def limit_of(controls: KeyControls, defaults: Defaults) -> Optional[int]:
@@ -121,9 +144,10 @@ def _bucket(controls: KeyControls, rate: Optional[RateLimit], now: float) -> Non
     old, controls.bucket_rate = controls.bucket_rate, rate
     if rate is None or old is None or controls.tat is None:
         controls.tat = None
-        return
-    used = min(max(0.0, controls.tat - now) / old.interval, float(rate.burst))
-    controls.tat = now + used * rate.interval if used > 0 else None
+    else:
+        used = min(max(0.0, controls.tat - now) / old.interval, float(rate.burst))
+        controls.tat = now + used * rate.interval if used > 0 else None
+    controls.replain()
 
 
 def _opens_at(controls: KeyControls, rate: RateLimit) -> float:
@@ -134,6 +158,8 @@ def _opens_at(controls: KeyControls, rate: RateLimit) -> float:
 def blocked(controls: KeyControls, defaults: Defaults, now: float) -> Tuple[Optional[str], Optional[float]]:
     """Why the key may not start a call at ``now`` (``None``: it may), and
     for :data:`RATE` the time its bucket lets the next call start."""
+    if controls.plain and defaults.plain:
+        return OPEN
     if controls.paused:
         return PAUSED, None
     limit = limit_of(controls, defaults)
@@ -145,12 +171,14 @@ def blocked(controls: KeyControls, defaults: Defaults, now: float) -> Tuple[Opti
         opens = _opens_at(controls, rate)
         if now < opens:
             return RATE, opens
-    return None, None
+    return OPEN
 
 
 def start(controls: KeyControls, defaults: Defaults, now: float) -> None:
     """A call of the key starts at ``now``: one more running, one less in the bucket."""
     controls.running += 1
+    if controls.plain and defaults.plain:
+        return
     rate = rate_of(controls, defaults)
     _bucket(controls, rate, now)
     if rate is not None:
@@ -161,6 +189,8 @@ def start(controls: KeyControls, defaults: Defaults, now: float) -> None:
 def room(controls: KeyControls, defaults: Defaults, waiting: int, now: float) -> int:
     """How many of ``waiting`` calls of an eligible key could start at ``now``
     (at least 1): bounded by the room under its cap and in its bucket."""
+    if controls.plain and defaults.plain:
+        return max(waiting, 1)
     count = waiting
     limit = limit_of(controls, defaults)
     if limit is not None:

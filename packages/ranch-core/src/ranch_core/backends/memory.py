@@ -270,7 +270,8 @@ class InMemoryStorage(KeyControlSteps, Waiters):
             if top is None:
                 return PopResult(None, tuple(expired), tuple(reclaimed), retry_at=self._retry_at())
             key, state = top
-            if controls.blocked(state.controls, self._defaults, now)[0] is not None:
+            plain = state.controls.plain and self._defaults.plain
+            if not plain and controls.blocked(state.controls, self._defaults, now)[0] is not None:
                 # A default changed since the key was placed: park it now, once.
                 heapq.heappop(self._heap)
                 self._leave_heap(key, state, now)
@@ -295,12 +296,15 @@ class InMemoryStorage(KeyControlSteps, Waiters):
             state.last_served = now
             state.served_total += 1
             self._served_total += 1
-            controls.start(state.controls, self._defaults, now)
+            if plain:
+                state.controls.running += 1
+            else:
+                controls.start(state.controls, self._defaults, now)
             deadline = now + lease_seconds
             self._new_deadline(deadline)
             self._leases[record.task_id] = (deadline, record)
             heapq.heappush(self._lease_heap, (deadline, record.task_id))
-            if state.tasks and controls.blocked(state.controls, self._defaults, now)[0] is None:
+            if state.tasks and (plain or controls.blocked(state.controls, self._defaults, now)[0] is None):
                 # The served key is the heap's top: re-sift it in one step.
                 state.version += 1
                 entry = (*algorithm.selection_order(state.pass_, state.seq, key), state.version)

@@ -71,7 +71,8 @@ class KeyControlSteps:
         """Put ``key`` where its controls say at ``now`` (the heap, or parked)
         and recount its runnable calls; returns how many it gained."""
         c = state.controls
-        reason, eligible_at = controls.blocked(c, self._defaults, now)
+        plain = c.plain and self._defaults.plain
+        reason, eligible_at = controls.OPEN if plain else controls.blocked(c, self._defaults, now)
         if state.active and reason is None:
             if not state.ready:
                 # It turns active or comes back: it joins the current round, no earlier.
@@ -93,7 +94,12 @@ class KeyControlSteps:
         elif state.ready or c.scheduled:
             self._invalidate(state)
         c.parked, c.eligible_at = reason, eligible_at
-        count = controls.room(c, self._defaults, len(state.tasks), now) if state.ready else 0
+        if not state.ready:
+            count = 0
+        elif plain:
+            count = len(state.tasks)
+        else:
+            count = controls.room(c, self._defaults, len(state.tasks), now)
         gained = count - c.counted
         c.counted = count
         self._runnable += gained
@@ -151,10 +157,7 @@ class KeyControlSteps:
             self._clock = now
             if key is None:
                 # Keys without a setting of their own follow at their next step.
-                if name == controls.CONCURRENCY_LIMIT:
-                    self._defaults.limit = value
-                else:
-                    self._defaults.rate = value
+                self._defaults.set(name, value)
                 return []
             state = self._state(key)
             state.controls.set(name, value)
