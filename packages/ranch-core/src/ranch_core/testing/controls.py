@@ -43,6 +43,36 @@ class ControlProperties(ConformanceBase):
         machine = build_controls_machine(self.make_storage)
         run_state_machine_as_test(machine, settings=self.controls_settings)
 
+    def test_rate_bucket_refills_exactly_and_keeps_its_debt_across_a_change(self) -> None:
+        """A bucket of ``burst`` calls refilled at the rate, to the tick: full
+        at first, one call per interval after, never more than ``burst`` saved
+        up; a new rate keeps the calls already charged (at most the new
+        burst); a removed rate resets the bucket."""
+        clock = Clock()
+        scheduler = FairScheduler(self.controlled(), clock=clock)
+        scheduler.set_rate_limit("k", "4/s", burst=2)
+        scheduler.push_many("k", range(20))
+
+        def burst(step: float = 0.0) -> int:
+            clock.now += step
+            count = 0
+            while (task := scheduler.pop()) is not None:
+                scheduler.ack(task.task_id)
+                count += 1
+            return count
+
+        start = clock.now
+        assert burst() == 2  # full at first
+        assert scheduler.take().retry_at == start + 0.25
+        assert [burst(0.125), burst(0.125), burst(0.25)] == [0, 1, 1]
+        assert burst(10.0) == 2  # never more than the burst saved up
+        scheduler.set_rate_limit("k", "2/s", burst=3)  # 2 calls charged: 1 of 3 left
+        assert burst() == 1 and scheduler.take().retry_at == clock.now + 0.5
+        scheduler.set_rate_limit("k", None)
+        scheduler.set_rate_limit("k", "1/h", burst=2)  # removed, then set: full again
+        assert burst() == 2 and burst(1.0) == 0
+        assert scheduler.metadata("k").pending_tasks == 20 - 9
+
     def test_a_capped_key_comes_back_when_a_call_ends(self) -> None:
         """Tokens are minted for runnable calls only: a key at its cap gets no
         wake-ups for its backlog; the finish that frees the cap passes the
@@ -166,22 +196,30 @@ class ControlProperties(ConformanceBase):
         falls back to the default."""
         clock = Clock()
         scheduler = FairScheduler(
-            self.controlled(), clock=clock, default_concurrency_limit=2, default_rate_limit="100/s"
+            self.controlled(), clock=clock, default_concurrency_limit=2, default_rate_limit="2/s"
         )
-        for key in ("a", "b"):
+        for key in ("a", "b", "c"):
             scheduler.push_many(key, range(5))
         scheduler.set_concurrency_limit("b", 3)
+        scheduler.set_rate_limit("b", "100/s")
+        scheduler.set_rate_limit("c", "100/s")
         meta = scheduler.metadata("a")
-        assert (meta.concurrency_limit, meta.rate_limit) == (2, "100/s")
-        served: Dict[str, int] = {"a": 0, "b": 0}
+        assert (meta.concurrency_limit, meta.rate_limit) == (2, "2/s")
+        served: Dict[str, int] = {"a": 0, "b": 0, "c": 0}
         for _ in range(10):
             clock.now += 0.01
-            task = scheduler.pop()
-            if task is not None:
-                served[task.key] += 1
-        assert served == {"a": 2, "b": 3}
+            for _ in range(3):
+                task = scheduler.pop()
+                if task is not None:
+                    served[task.key] += 1
+        # a: the default rate (one call in 0.1 s); b: its own limit; c: the default limit.
+        assert served == {"a": 1, "b": 3, "c": 2}
         scheduler.set_concurrency_limit("b", None)
-        assert scheduler.metadata("b").concurrency_limit == 2
+        scheduler.set_rate_limit("b", None)
+        assert (scheduler.metadata("b").concurrency_limit, scheduler.metadata("b").rate_limit) == (2, "2/s")
+        only_rate = FairScheduler(self.controlled(), clock=clock, default_rate_limit="1/s")
+        only_rate.push_many("x", range(3))
+        assert only_rate.pop() is not None and only_rate.pop() is None
 
     def test_bad_control_input_raises_and_changes_nothing(self) -> None:
         """Bad input for every argument of every control raises ``TypeError``
