@@ -59,6 +59,43 @@ def test_pop_wakes_when_a_capped_call_ends_or_a_key_is_resumed() -> None:
     assert third is not None and third.payload == 3
 
 
+def test_threads_racing_never_take_a_key_past_its_cap_or_its_bucket() -> None:
+    scheduler = FairScheduler()
+    scheduler.set_concurrency_limit("capped", 2)
+    scheduler.set_rate_limit("limited", "200/s", burst=5)
+    for key in ("capped", "limited", "free"):
+        scheduler.push_many(key, range(150))
+    lock = threading.Lock()
+    running = {"capped": 0}
+    peak = {"capped": 0}
+    starts: List[float] = []
+
+    def worker() -> None:
+        while (task := scheduler.pop(timeout=0.5)) is not None:
+            with lock:
+                if task.key == "capped":
+                    running["capped"] += 1
+                    peak["capped"] = max(peak["capped"], running["capped"])
+                elif task.key == "limited":
+                    starts.append(time.time())
+            time.sleep(0.001)
+            with lock:
+                if task.key == "capped":
+                    running["capped"] -= 1
+            scheduler.ack(task.task_id)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(scheduler) == 0 and peak["capped"] == 2
+    assert len(starts) == 150
+    for i, start in enumerate(starts):  # at most burst + rate * T in any window
+        later = [t for t in starts[i:] if t - start <= 0.25]
+        assert len(later) <= 5 + 200 * 0.25 + 1
+
+
 def test_eligible_keys_stay_fair_and_a_key_back_from_its_cap_is_due_at_once() -> None:
     scheduler = FairScheduler(clock=Clock())
     scheduler.set_concurrency_limit("a", 1)

@@ -31,7 +31,7 @@ from ranch_core.errors import (
     UnknownBacklog,
 )
 from ranch_core.models import LRUKeyMetadata, PopResult, RateLimit, ScheduledTask, SystemStatus
-from ranch_core.protocols import Backlog, Storage, Tracker
+from ranch_core.protocols import Backlog, Controls, Storage, Tracker
 from ranch_core.scheduler import FairScheduler, WeightFunction
 from ranch_core.serializers import JSONSerializer, PickleSerializer, Serializer, get_serializer
 
@@ -45,6 +45,7 @@ __all__ = [
     "BacklogConflict",
     "BacklogFull",
     "CallExpired",
+    "Controls",
     "CorruptTask",
     "DuplicateTask",
     "FairScheduler",
