@@ -19,6 +19,7 @@ from ranch_core.errors import DuplicateTask
 from ranch_core.models import ScheduledTask, WakeupPolicy
 from ranch_core.protocols import Storage
 from ranch_redis import RedisStorage, layout
+from ranch_redis.steps import Step
 
 pytestmark = pytest.mark.redis
 
@@ -125,17 +126,17 @@ def test_a_push_with_max_wakeups_outstanding_reads_one_token_count(redis_url: st
 
 def test_a_push_whose_reply_was_lost_is_recognised_by_its_retry(redis_url: str) -> None:
     storage = RedisStorage.from_url(redis_url, namespace=f"push-{uuid.uuid4().hex}", backoff=0)
-    real = storage._scripts["push"]
+    real = storage._execute
     calls: List[Any] = []
 
-    def reply_lost_once(keys: Any, args: Any) -> Any:
-        calls.append(list(args))
-        reply = real(keys=keys, args=args)
+    def reply_lost_once(step: Step, retry: bool) -> Any:
+        calls.append(list(step.args(retry)))
+        reply = real(step, retry)
         if len(calls) == 1:
             raise redis.ConnectionError("connection dropped after the script ran")
         return reply
 
-    storage._scripts["push"] = reply_lost_once
+    storage._execute = reply_lost_once  # type: ignore[method-assign]
     policy = WakeupPolicy(max_wakeups=4, ttl=100.0)
     assert storage.push(task("a"), weight=0.5, tags={"t": "v"}, wakeups=policy) == []  # token: swept
     assert [args[4] for args in calls] == ["0", "1"]  # the retry flag
@@ -145,3 +146,14 @@ def test_a_push_whose_reply_was_lost_is_recognised_by_its_retry(redis_url: str) 
     with pytest.raises(DuplicateTask):  # reply lost again: the retry finds another body under "a"
         storage.push(task("a", payload=2))
     storage.close()
+
+
+def test_scripts_come_back_after_the_server_forgets_them(redis_url: str) -> None:
+    storage = RedisStorage.from_url(redis_url, namespace=f"push-{uuid.uuid4().hex}")
+    client = redis.Redis.from_url(redis_url)
+    storage.push(task("a"))
+    client.script_flush()  # as after a restart: EVALSHA answers NOSCRIPT, the script is loaded again
+    assert storage.push(task("b"), wakeups=WakeupPolicy(max_wakeups=1, ttl=100.0)) != []
+    assert storage.waiting() == 2
+    storage.close()
+    client.close()
