@@ -10,7 +10,7 @@ that a token is still minted exactly when the in-memory reference mints one.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Sequence
 
 import pytest
 import redis
@@ -19,7 +19,6 @@ from ranch_core.errors import DuplicateTask
 from ranch_core.models import ScheduledTask, WakeupPolicy
 from ranch_core.protocols import Storage
 from ranch_redis import RedisStorage, layout
-from ranch_redis.steps import Step
 
 pytestmark = pytest.mark.redis
 
@@ -126,17 +125,17 @@ def test_a_push_with_max_wakeups_outstanding_reads_one_token_count(redis_url: st
 
 def test_a_push_whose_reply_was_lost_is_recognised_by_its_retry(redis_url: str) -> None:
     storage = RedisStorage.from_url(redis_url, namespace=f"push-{uuid.uuid4().hex}", backoff=0)
-    real = storage._execute
+    real = storage._evalsha
     calls: List[Any] = []
 
-    def reply_lost_once(step: Step, retry: bool) -> Any:
-        calls.append(list(step.args(retry)))
-        reply = real(step, retry)
+    def reply_lost_once(name: str, args: Sequence[Any]) -> Any:
+        calls.append(list(args))
+        reply = real(name, args)
         if len(calls) == 1:
             raise redis.ConnectionError("connection dropped after the script ran")
         return reply
 
-    storage._execute = reply_lost_once  # type: ignore[method-assign]
+    storage._evalsha = reply_lost_once  # type: ignore[method-assign]
     policy = WakeupPolicy(max_wakeups=4, ttl=100.0)
     assert storage.push(task("a"), weight=0.5, tags={"t": "v"}, wakeups=policy) == []  # token: swept
     assert [args[4] for args in calls] == ["0", "1"]  # the retry flag
@@ -157,3 +156,18 @@ def test_scripts_come_back_after_the_server_forgets_them(redis_url: str) -> None
     assert storage.waiting() == 2
     storage.close()
     client.close()
+
+
+def test_the_push_step_of_the_asyncio_storage_sends_the_same_arguments(redis_url: str) -> None:
+    storage = RedisStorage.from_url(redis_url, namespace=f"push-{uuid.uuid4().hex}")
+    policy = WakeupPolicy(max_wakeups=2, ttl=100.0)
+    steps = storage._push(task("a"), 0.5, {"t": "v"}, policy)
+    step = next(steps)
+    first, again = list(step.args(False)), list(step.args(True))
+    assert (step.name, step.operation, first[4], again[4]) == ("push", "push", "0", "1")
+    assert first[:4] == again[:4] and first[5:] == again[5:] and first[0] == "a" and first[3] == "0.5"
+    assert first[6] == 2 and first[9:] == ["k", "t", layout.hex_key("t"), "v"]
+    with pytest.raises(StopIteration) as done:
+        steps.send(storage._evalsha("push", first))
+    assert len(done.value.value) == 1  # the minted token
+    storage.close()
