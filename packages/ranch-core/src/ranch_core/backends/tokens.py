@@ -87,11 +87,10 @@ class TokenBook:
 
     def hand_back(self, token: str, now: float, policy: WakeupPolicy, keep: bool, waiting: int) -> Finished:
         """The token's fate after its call: kept, passed on (publish it), or retired."""
-        if self.unhold(token):
-            have = True
-        else:
-            # Retired meanwhile (its deadline passed): taken back if there is room.
-            have = token not in self.flight and self.outstanding < policy.max_wakeups
+        # Held, or retired meanwhile (its deadline passed) and not in flight again; kept only
+        # while under the bound (a bound that shrank, sized to the fleet, retires the excess).
+        have = self.unhold(token) or token not in self.flight
+        have = have and self.outstanding < policy.max_wakeups
         if have and keep and waiting > 0:
             self.held[token] = (now + policy.ttl, None)
             return Finished(True, (), True)
@@ -111,7 +110,7 @@ class TokenBook:
         for a busy fleet, and replacing it would only pile up no-op wake-ups."""
         for token in [t for t, (deadline, _) in self.held.items() if deadline <= now]:
             self.unhold(token)
-        live_slots = sum(count for count, deadline in self.slots.values() if deadline > now)
+        live_slots = self.live_slots(now)
         if live_slots > 0 and len(self.held) >= live_slots:
             return
         quiet = now - self.moved >= ttl
@@ -134,6 +133,10 @@ class TokenBook:
     def status(self) -> WakeupStatus:
         """Tokens in flight and held."""
         return WakeupStatus(in_flight=len(self.flight), held=len(self.held))
+
+    def live_slots(self, now: float) -> int:
+        """The slots of the workers whose registration has not run out at ``now``."""
+        return sum(count for count, deadline in self.slots.values() if deadline > now)
 
     def register_slots(self, worker: str, slots: int, now: float, ttl: float) -> int:
         """Record that ``worker`` runs ``slots`` calls at once until ``now + ttl``;
