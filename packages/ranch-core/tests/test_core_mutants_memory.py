@@ -130,3 +130,17 @@ def test_a_key_that_empties_and_returns_does_not_revive_its_tombstone() -> None:
         scheduler.push("A", 10 + n)  # A turns active again
     order += [scheduler.pop() for _ in range(7)]
     assert [task.key if task else None for task in order] == ["A", "B"] * 5 + ["B"]
+
+
+def test_signal_wakes_one_subscribed_waiter_the_longest_waiting() -> None:
+    """A cancelled waiter passes its wake-up on to one other waiter, not to all of them."""
+    storage = InMemoryStorage()
+    woken: List[str] = []
+    for name in ("first", "second", "third"):
+        assert storage.subscribe(0.0, lambda name=name: woken.append(name)) == (False, None)
+    storage.signal()
+    assert woken == ["first"]
+    storage.signal()
+    assert woken == ["first", "second"]
+    storage.push(task("a"))  # a call waits: one more waiter is woken
+    assert woken == ["first", "second", "third"]
