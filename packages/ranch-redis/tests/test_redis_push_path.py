@@ -19,6 +19,7 @@ from ranch_core.errors import DuplicateTask
 from ranch_core.models import ScheduledTask, WakeupPolicy
 from ranch_core.protocols import Storage
 from ranch_redis import RedisStorage, layout
+from ranch_redis.operations import retry_push
 
 pytestmark = pytest.mark.redis
 
@@ -138,7 +139,7 @@ def test_a_push_whose_reply_was_lost_is_recognised_by_its_retry(redis_url: str) 
     storage._evalsha = reply_lost_once  # type: ignore[method-assign]
     policy = WakeupPolicy(max_wakeups=4, ttl=100.0)
     assert storage.push(task("a"), weight=0.5, tags={"t": "v"}, wakeups=policy) == []  # token: swept
-    assert [args[4] for args in calls] == ["0", "1"]  # the retry flag
+    assert [args[7] for args in calls] == ["0", "1"]  # the retry flag
     assert storage.waiting() == 1 and storage.wakeup_status().in_flight == 1
     assert storage.metadata("k").weight == 0.5 and storage.keys_with_tag("t", "v") == ["k"]
     calls.clear()
@@ -164,10 +165,30 @@ def test_the_push_step_of_the_asyncio_storage_sends_the_same_arguments(redis_url
     steps = storage._push(task("a"), 0.5, {"t": "v"}, policy)
     step = next(steps)
     first, again = list(step.args(False)), list(step.args(True))
-    assert (step.name, step.operation, first[4], again[4]) == ("push", "push", "0", "1")
-    assert first[:4] == again[:4] and first[5:] == again[5:] and first[0] == "a" and first[3] == "0.5"
-    assert first[6] == 2 and first[9:] == ["k", "t", layout.hex_key("t"), "v"]
+    assert (step.name, step.operation, first[7], again[7]) == ("push", "push", "0", "1")
+    assert first[:7] == again[:7] and first[8:] == again[8:] and first[0] == "a" and first[6] == "0.5"
+    assert first[3] == 2 and first[8:] == ["", "k", "t", layout.hex_key("t"), "v"]
     with pytest.raises(StopIteration) as done:
         steps.send(storage._evalsha("push", first))
     assert len(done.value.value) == 1  # the minted token
+    storage.close()
+
+
+def test_a_push_sends_only_the_arguments_it_needs(redis_url: str) -> None:
+    storage = RedisStorage.from_url(redis_url, namespace=f"push-{uuid.uuid4().hex}")
+    policy = WakeupPolicy(max_wakeups=2, ttl=100.0)
+    plain = storage._push_arguments(task("a"), None, None, policy)
+    assert len(plain) == 6 and retry_push(plain)[6:] == ["", "1"]
+    weighted = storage._push_arguments(task("b"), 0.5, None, None)
+    assert weighted[3:] == ["", "", "", "0.5"] and retry_push(weighted)[6:] == ["0.5", "1"]
+    expiring = storage._push_arguments(ScheduledTask("c", "k", 1, 0.0, expires_at=9.0), None, None, policy)
+    assert expiring[6:] == ["", "0", "9.0"] and retry_push(expiring)[6:] == ["", "1", "9.0"]
+    for args in (plain, weighted):
+        first = storage._evalsha("push", retry_push(args))  # a retry whose first attempt never ran
+        assert first == layout.PUSH_STORED or isinstance(first, bytes)  # stored (and a token minted)
+        assert storage._evalsha("push", retry_push(args)) == layout.PUSH_ALREADY_STORED
+        assert storage._evalsha("push", args) == layout.PUSH_DUPLICATE
+    assert storage._evalsha("push", expiring) != layout.PUSH_DUPLICATE
+    assert storage.waiting(now=1.0) == 3 and storage.metadata("k").weight == 0.5
+    assert [t.task_id for t in storage.expire(10.0, 5)] == ["c"]
     storage.close()

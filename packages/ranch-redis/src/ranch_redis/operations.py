@@ -29,9 +29,10 @@ PUSH_NOTE = AMBIGUOUS["push"]
 
 
 def retry_push(args: List[Any]) -> List[Any]:
-    """``push.lua``'s arguments for a retry: ARGV[5] = '1', so the script
+    """``push.lua``'s arguments for a retry: ARGV[8] = '1', so the script
     recognises its own earlier write (the reply was lost)."""
-    return [*args[:4], "1", *args[5:]]
+    head = args[:7]
+    return [*head, *[""] * (7 - len(head)), "1", *args[8:]]
 
 
 def pushed(reply: Any, task_id: str) -> List[str]:
@@ -155,34 +156,35 @@ class RedisOperations(RedisWakeups, RedisTracker):
         tags: Optional[Mapping[str, str]],
         wakeups: Optional[WakeupPolicy],
     ) -> List[Any]:
-        """Check and encode a push: ``push.lua``'s ARGV, retry flag ``'0'``
-        (see :func:`retry_push`). Raises before anything is sent."""
+        """Check and encode a push: ``push.lua``'s ARGV, not a retry (see
+        :func:`retry_push`); the trailing arguments a push does not need are
+        left out. Raises before anything is sent."""
         task_id, key_hex, body, expires = self._task_args(task)
         weight = validation.check_optional_weight(weight)
         checked_tags = validation.check_tags(tags)
-        args: List[Any] = [
-            task_id,
-            key_hex,
-            body,
-            "" if weight is None else layout.float_arg(weight),
-            "0",
-            expires,
-        ]
-        if wakeups is not None:
+        args: List[Any] = [task_id, key_hex, body]
+        if wakeups is None:
+            args += ["", "", ""]
+        else:
             args += [wakeups.max_wakeups, nonce(), layout.float_arg(task.enqueued_at + wakeups.ttl)]
+        weight_arg = "" if weight is None else layout.float_arg(weight)
         if checked_tags:
-            if wakeups is None:
-                args += ["", "", ""]
-            args.append(task.key)
+            args += [weight_arg, "0", expires, task.key]
             for name, value in checked_tags.items():
                 args += [name, layout.hex_key(name), value]
+        elif expires:
+            args += [weight_arg, "0", expires]
+        elif weight_arg:
+            args.append(weight_arg)
         return args
 
     def _push_args(self, task: ScheduledTask, weight: Optional[float]) -> List[Any]:
-        """Push arguments but the trailing ones (no expiry, no tags), for the benchmark's prefill."""
+        """Push arguments up to the weight (no tokens, no expiry, no tags) for
+        the benchmark's prefill, which appends the retry flag ``'0'``."""
         if task.expires_at is not None:
             raise ValueError("_push_args is for tasks without expiry")
-        return self._push_arguments(task, weight, None, None)[:4]
+        args = self._push_arguments(task, weight, None, None)
+        return [*args, *[""] * (7 - len(args))]
 
     def _task_args(self, task: ScheduledTask) -> List[Any]:
         """Check ``task`` and encode it: ``[task id, hex key, body, expires_at or '']``."""
