@@ -10,6 +10,7 @@ must agree, and every Ranch step must have gone through its key's backlog
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Callable, Iterator, Tuple
 
@@ -194,3 +195,31 @@ def test_ranch_settings_travel_with_the_message(real: Any, run_worker: Any) -> N
     assert info.value.orig_exc_type == "CallExpired"
     metadata = add.get_client_metadata("vip")
     assert metadata["weight"] == 0.5 and metadata["tags"] == {"plan": "gold"}
+
+
+def test_worker_processes_store_the_later_steps(
+    redis_url: str, testapp: Any, cli_workers: Any, wait: Callable[..., Any]
+) -> None:
+    """The producer runs no worker: the ``dramatiq`` CLI process that runs a step
+    stores the next Ranch step (Pipelines) and the Ranch completion callback
+    (GroupCallbacks) in the backlog."""
+    broker, _ = testapp.build(redis_url)
+    add = broker.get_actor("add_numbers")
+    client = redis.Redis.from_url(redis_url)
+    steps = [add.lru_message("k", 1), add.lru_message("k", 2), add.message(3), add.lru_message("k", 4)]
+    chained = pipeline(steps, broker=broker).run()
+    fanned = group([add.lru_message("g", n) for n in range(10)], broker=broker)
+    fanned.add_completion_callback(add.lru_message("done", 100))
+    fanned.run()
+    worker = cli_workers.start(processes=1, threads=2)
+    try:
+        assert chained.get_result(block=True, timeout=30_000) == 10
+        assert list(fanned.get_results(block=True, timeout=30_000)) == list(range(10))
+        wait(lambda: served(add, "done") == 1, timeout=30)
+        assert (served(add, "k"), served(add, "g")) == (3, 10)
+        added = [item.decode().split() for item in client.lrange("ranch-test:added", 0, -1)]
+        assert len(added) == 15 and all(int(pid) != os.getpid() for pid, _ in added)
+        assert worker.poll() is None
+    finally:
+        client.close()
+        broker.close()
