@@ -304,6 +304,10 @@ def test_bad_options_raise_and_store_nothing(real: Any) -> None:
             with pytest.raises(kind) as info:
                 make("k", (), None, **options)
             assert words in str(info.value), (options, str(info.value))
+    with pytest.raises(TypeError, match=r"^lru_send_with_options does not support delay= yet"):
+        job.lru_send_with_options("k", delay=10)
+    with pytest.raises(TypeError, match=r"^lru_message_with_options does not support the option 'x'"):
+        job.lru_message_with_options("k", x=1)
     with pytest.raises(TypeError, match="args"):
         job.lru_send_with_options("k", "not a tuple")
     with pytest.raises(ValueError, match="lru_key"):

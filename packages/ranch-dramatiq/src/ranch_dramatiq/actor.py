@@ -34,7 +34,7 @@ from ranch_dramatiq import options as options_module
 from ranch_dramatiq.backlog import DramatiqBacklog
 from ranch_dramatiq.encoding import EncoderSerializer
 from ranch_dramatiq.middleware import Ranch
-from ranch_dramatiq.options import check_options, ranch_settings
+from ranch_dramatiq.options import check_options
 
 if TYPE_CHECKING:
     # Defaults (PEP 696): a bare ``LRUActor`` annotation means ``LRUActor[..., Any]``.
@@ -130,19 +130,11 @@ class LRUActor(Actor[P, R], KeyManagement):
         mapping with ``str`` keys (:func:`ranch_core.calls.check_arguments`).
         ``delay`` is not supported yet, and an option that cannot apply to a
         stored call raises ``TypeError`` naming it: nothing is stored."""
-        message = self.lru_message_with_options(
-            lru_key, args, kwargs, priority_weight=priority_weight, expiry=expiry, tags=tags, **options
-        )
-        settings = ranch_settings(message.options)
-        assert settings is not None
-        enqueue.prepare(
-            self._ranch_backlog,
-            self.options,
-            message,
-            settings,
-            self.broker.actor_options,
-            "lru_send_with_options",
-        ).store()
+        who = "lru_send_with_options"
+        settings = options_module.settings(lru_key, priority_weight, expiry, tags)
+        message = self._ranch_message(settings, args, kwargs, options, who)
+        declared = self.broker.actor_options
+        enqueue.prepare(self._ranch_backlog, self.options, message, settings, declared, who).store()
         return message
 
     def lru_message(
@@ -185,8 +177,19 @@ class LRUActor(Actor[P, R], KeyManagement):
         """:meth:`lru_message` with Dramatiq message ``options``, checked as
         in :meth:`lru_send_with_options` (like ``Actor.message_with_options``)."""
         settings = options_module.settings(lru_key, priority_weight, expiry, tags)
+        return self._ranch_message(settings, args, kwargs, options, "lru_message_with_options")
+
+    def _ranch_message(
+        self,
+        settings: options_module.RanchSettings,
+        args: Sequence[Any],
+        kwargs: Optional[Mapping[str, Any]],
+        options: Mapping[str, Any],
+        who: str,
+    ) -> Message[R]:
+        """The Ranch message of checked ``settings``; arguments and options checked (errors name ``who``)."""
         checked_args, checked_kwargs = check_arguments(args, kwargs)
-        checked = check_options(options, self.broker.actor_options, who="lru_message_with_options")
+        checked = check_options(options, self.broker.actor_options, who=who)
         checked.update(settings.as_options())
         return self.message_with_options(args=tuple(checked_args), kwargs=checked_kwargs, **checked)
 

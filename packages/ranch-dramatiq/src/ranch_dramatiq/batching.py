@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from dramatiq import composition
 from ranch_core.protocols import MAX_BATCH
 
-from ranch_dramatiq.enqueue import Pending, check_encodable
+from ranch_dramatiq.encoding import EncoderSerializer
+
+if TYPE_CHECKING:
+    from ranch_dramatiq.enqueue import Pending
 
 logger = logging.getLogger("ranch_dramatiq")
 
@@ -71,6 +75,16 @@ class Batch:
                 raise
 
 
+def check_encodable(pending: Sequence[Pending], label: Callable[[int], str]) -> None:
+    """``TypeError`` naming (by ``label(index)``) the first call its backlog's storage cannot encode."""
+    for index, item in enumerate(pending):
+        serializer = getattr(item.backlog.storage, "serializer", None) or EncoderSerializer()
+        try:
+            serializer.dumps(item.call.to_payload())
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{label(index)}: {exc}") from None
+
+
 def current_batch() -> Optional[Batch]:
     """The batch of the group running in this thread, if any."""
     batch: Optional[Batch] = getattr(_local, "batch", None)
@@ -79,11 +93,9 @@ def current_batch() -> Optional[Batch]:
 
 def has_ranch_message(child: Any) -> bool:
     """Whether a group child (message, pipeline or group) enqueues a Ranch message when run."""
-    from dramatiq.composition import group, pipeline
-
-    if isinstance(child, group):
+    if isinstance(child, composition.group):
         return any(has_ranch_message(item) for item in child.children)
-    if isinstance(child, pipeline):
+    if isinstance(child, composition.pipeline):
         return bool(child.messages) and has_ranch_message(child.messages[0])
     options = getattr(child, "options", None) or {}
     return options.get("lru_key") is not None
@@ -91,8 +103,7 @@ def has_ranch_message(child: Any) -> bool:
 
 def install_group_batching() -> None:
     """Wrap ``dramatiq.composition.group.run`` so a group's Ranch messages are stored in bulk (once)."""
-    from dramatiq.composition import group
-
+    group = composition.group
     with _install_lock:
         original = group.__dict__.get("run")
         if original is None or getattr(original, "_ranch_batching", False):

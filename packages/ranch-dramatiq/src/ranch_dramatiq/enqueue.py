@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import attrs
 from dramatiq import Message
@@ -33,7 +33,7 @@ from ranch_core.calls import Call
 
 from ranch_dramatiq import execution
 from ranch_dramatiq.backlog import DramatiqBacklog
-from ranch_dramatiq.encoding import EncoderSerializer
+from ranch_dramatiq.batching import current_batch, install_group_batching
 from ranch_dramatiq.options import RanchSettings, check_options, ranch_settings, without_ranch
 
 logger = logging.getLogger("ranch_dramatiq")
@@ -76,16 +76,6 @@ def prepare(
     return Pending(backlog, settings, execution.call_for(stored, actor_options), message.message_id)
 
 
-def check_encodable(pending: Sequence[Pending], label: Callable[[int], str]) -> None:
-    """``TypeError`` naming (by ``label(index)``) the first call its backlog's storage cannot encode."""
-    for index, item in enumerate(pending):
-        serializer = getattr(item.backlog.storage, "serializer", None) or EncoderSerializer()
-        try:
-            serializer.dumps(item.call.to_payload())
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{label(index)}: {exc}") from None
-
-
 class RanchEnqueue:
     """The broker's ``enqueue`` with Ranch messages diverted into their backlogs."""
 
@@ -100,8 +90,6 @@ class RanchEnqueue:
         pending = self.pending(message, delay)
         if pending is None:
             return self.original(message, delay=delay)
-        from ranch_dramatiq.batching import current_batch  # batching imports this module
-
         batch = current_batch()
         if batch is not None:
             batch.add(pending)
@@ -139,8 +127,6 @@ class RanchEnqueue:
 def install(broker: Broker) -> None:
     """Divert Ranch messages enqueued on ``broker`` into their backlogs (once per broker),
     and store a ``group``'s Ranch messages in bulk (once per process)."""
-    from ranch_dramatiq.batching import install_group_batching
-
     install_group_batching()
     with _install_lock:
         if isinstance(broker.__dict__.get("enqueue"), RanchEnqueue):
