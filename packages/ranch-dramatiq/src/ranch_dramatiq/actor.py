@@ -130,11 +130,10 @@ class LRUActor(Actor[P, R], KeyManagement):
         mapping with ``str`` keys (:func:`ranch_core.calls.check_arguments`).
         ``delay`` is not supported yet, and an option that cannot apply to a
         stored call raises ``TypeError`` naming it: nothing is stored."""
-        who = "lru_send_with_options"
         settings = options_module.settings(lru_key, priority_weight, expiry, tags)
-        message = self._ranch_message(settings, args, kwargs, options, who)
-        declared = self.broker.actor_options
-        enqueue.prepare(self._ranch_backlog, self.options, message, settings, declared, who).store()
+        message = self._checked_message(args, kwargs, options, "lru_send_with_options")
+        call = execution.call_for(message, self.options)
+        enqueue.Pending(self._ranch_backlog, settings, call, message.message_id).store()
         return message
 
     def lru_message(
@@ -177,20 +176,22 @@ class LRUActor(Actor[P, R], KeyManagement):
         """:meth:`lru_message` with Dramatiq message ``options``, checked as
         in :meth:`lru_send_with_options` (like ``Actor.message_with_options``)."""
         settings = options_module.settings(lru_key, priority_weight, expiry, tags)
-        return self._ranch_message(settings, args, kwargs, options, "lru_message_with_options")
+        return self._checked_message(args, kwargs, options, "lru_message_with_options", settings)
 
-    def _ranch_message(
+    def _checked_message(
         self,
-        settings: options_module.RanchSettings,
         args: Sequence[Any],
         kwargs: Optional[Mapping[str, Any]],
         options: Mapping[str, Any],
         who: str,
+        settings: Optional[options_module.RanchSettings] = None,
     ) -> Message[R]:
-        """The Ranch message of checked ``settings``; arguments and options checked (errors name ``who``)."""
+        """The message of checked arguments and options (errors name ``who``),
+        carrying ``settings`` in its options if given (a Ranch message)."""
         checked_args, checked_kwargs = check_arguments(args, kwargs)
         checked = check_options(options, self.broker.actor_options, who=who)
-        checked.update(settings.as_options())
+        if settings is not None:
+            checked.update(settings.as_options())
         return self.message_with_options(args=tuple(checked_args), kwargs=checked_kwargs, **checked)
 
     def lru_send_many(
