@@ -161,6 +161,50 @@ def test_enqueued_directly_and_send_with_options(real: Any, run_worker: Any) -> 
     assert served(add, "k") == 2
 
 
+def test_nested_groups_and_pipelines_in_a_group(real: Any, run_worker: Any) -> None:
+    broker, client, add, _ = real
+    inner = group([add.lru_message("k", n) for n in range(3)], broker=broker)
+    chained = pipeline([add.lru_message("k", 10), add.lru_message("k", 1)], broker=broker)
+    outer = group([inner, chained, add.message(7)], broker=broker).run()
+    assert queued(client) == 2  # the plain message and one wake-up: the inner group is in the outer batch
+    with run_worker(broker, threads=2):
+        assert list(outer.get_results(block=True, timeout=TIMEOUT_MS)) == [[0, 1, 2], 11, 7]
+    assert served(add, "k") == 5
+    with pytest.raises(TypeError, match="delay"):
+        group([group([add.lru_message("k", 1)], broker=broker)], broker=broker).run(delay=10)
+    with pytest.raises(TypeError, match="delay"):
+        group([pipeline([add.lru_message("k", 1), add.message(2)], broker=broker)], broker=broker).run(
+            delay=10
+        )
+
+
+def test_a_group_that_fails_midway_keeps_what_it_enqueued(real: Any) -> None:
+    broker, client, add, log = real
+    children = [
+        add.lru_message("k", 1),
+        log.message("before"),
+        add.lru_message("k", 2),
+        log.message({"a set"}),
+    ]
+    with pytest.raises(TypeError):  # JSON cannot encode the last, plain message
+        group(children, broker=broker).run()
+    # as with Dramatiq, which enqueued the children before the failure
+    assert add.get_system_status()["backlog_size"] == 2
+    assert queued(client) == 2  # the plain "before" and one wake-up
+
+
+def test_a_ranch_message_of_a_plain_actor_is_enqueued_plainly(
+    real: Any, run_worker: Any, wait: Callable[..., Any], caplog: Any
+) -> None:
+    broker, client, _, log = real
+    message = log.message_with_options(args=("plain",), lru_key="k")
+    with caplog.at_level("WARNING", logger="ranch_dramatiq"):
+        broker.enqueue(message)
+    assert "is not an lru_actor in this process" in caplog.text
+    with run_worker(broker):
+        wait(lambda: client.lrange("log", 0, -1) == [b"plain"])
+
+
 def test_bad_compositions_store_nothing(real: Any) -> None:
     broker, client, add, log = real
     with pytest.raises(TypeError, match="delay"):

@@ -297,7 +297,14 @@ def test_bad_options_raise_and_store_nothing(real: Any) -> None:
         (TypeError, "throws", {"throws": "KeyError"}),
         (TypeError, "pipe_target", {"pipe_target": "job"}),
         (TypeError, "pipe_target", {"pipe_target": {"actor_name": "job"}}),
-        (TypeError, "lru_key", {"lru_key": "other"}),
+        (
+            TypeError,
+            "pipe_target",
+            {"pipe_target": {**dict.fromkeys(("queue_name", "actor_name", "args", "kwargs")), "options": 1}},
+        ),
+        (TypeError, "group_completion_callbacks", {"group_completion_callbacks": "job"}),
+        (TypeError, "group_completion_uuid", {"group_completion_uuid": 5}),
+        (TypeError, "lru_tags is set by Ranch", {"lru_tags": {"a": "b"}}),
     ]
     for kind, words, options in cases:
         for make in (job.lru_send_with_options, job.lru_message_with_options):
