@@ -27,3 +27,31 @@ def test_release_token_through_the_asyncio_storage_passes_a_kept_token_on() -> N
         assert await storage.release_token(tokens[0], 2.0, policy) == []  # not held any more
 
     asyncio.run(main())
+
+
+def test_counts_leave_out_due_calls_only_when_given_now() -> None:
+    """``metadata``, ``status`` and ``waiting`` pass ``now`` to the storage they wrap."""
+
+    async def main() -> None:
+        storage = AsyncInMemoryStorage()
+        await storage.push(ScheduledTask("old", "k", 1, 0.0, 5.0))
+        await storage.push(ScheduledTask("new", "k", 2, 0.0))
+        assert (await storage.metadata("k")).pending_tasks == 2
+        assert (await storage.metadata("k", 6.0)).pending_tasks == 1
+        assert (await storage.status()).backlog_size == 2
+        assert (await storage.status(6.0)).backlog_size == 1
+        assert await storage.waiting() == 2
+        assert await storage.waiting(6.0) == 1
+
+    asyncio.run(main())
+
+
+def test_wait_capped_by_a_lease_deadline_answers_true_when_it_passes() -> None:
+    async def main() -> None:
+        storage = AsyncInMemoryStorage()
+        await storage.push(ScheduledTask("a", "k", 1, 0.0))
+        assert (await storage.pop(0.0, 0.02)).task is not None
+        assert await storage.wait(0.0, 30.0) is True  # the lease ends after 0.02 s: runnable again
+        assert await storage.wait(0.0, 0.01) is False  # the timeout comes first
+
+    asyncio.run(main())
