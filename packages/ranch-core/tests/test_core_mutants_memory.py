@@ -209,10 +209,11 @@ def test_extend_to_an_earlier_deadline_wakes_waiters_sleeping_past_it() -> None:
     assert storage.pop(0.0, 100.0).task is not None
     woken: List[str] = []
     assert storage.subscribe(1.0, lambda: woken.append("w")) == (False, 99.0)
+    assert storage.subscribe(99.5, lambda: woken.append("late")) == (False, 0.5)  # not due yet
     assert storage.extend("a", 200.0)  # later: nobody sleeps past it
     assert woken == []
     assert storage.extend("a", 50.0)  # earlier than every other deadline: recompute the sleep
-    assert woken == ["w"]
+    assert woken == ["w", "late"]
 
 
 def test_extend_moves_the_deadline_of_the_token_the_call_holds() -> None:
