@@ -200,10 +200,11 @@ def test_a_bad_call_in_a_later_batch_stores_nothing_of_the_earlier_ones(redis_ur
 @pytest.mark.slow
 def test_plain_tasks_on_the_queue_finish_long_before_the_ranch_backlog(redis_url, start_worker, rec) -> None:
     # A plain message waits behind at most the wake-ups queued ahead of it, each running up to
-    # the budget (8) calls: max_wakeups sized to the fleet (2 x its 2 slots, as the README says).
-    app = make_app(redis_url, max_wakeups=4)
+    # the budget (8) calls; with the default max_wakeups (64) the tokens are sized to the
+    # registered fleet: 2 x its 2 slots.
+    app = make_app(redis_url)
     record, plain = app.tasks["t.record"], app.tasks["t.plain_record"]
-    worker = start_worker("mixed", pool="prefork", concurrency=2, env={"RANCH_TEST_MAX_WAKEUPS": "4"})
+    worker = start_worker("mixed", pool="prefork", concurrency=2)
     record.lru_delay_many("bulk", [(("mix", "bulk", n), None) for n in range(1_000)])
     wait_for(lambda: rec.llen("order:mix") >= 10, 10, "the Ranch drain to start", worker)
     for n in range(50):

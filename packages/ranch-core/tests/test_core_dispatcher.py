@@ -10,7 +10,7 @@ from typing import Any, Dict, List
 import pytest
 from ranch_core import FairScheduler, InMemoryStorage, ScheduledTask
 from ranch_core.calls import Call
-from ranch_core.dispatcher import FairDispatcher, RetryOutcome
+from ranch_core.dispatcher import FairDispatcher, RetryOutcome, fleet_max_wakeups
 from ranch_core.errors import StorageUnavailable
 from ranch_core.leases import LeaseKeeper
 from ranch_core.management import KeyManagement
@@ -508,3 +508,30 @@ def test_a_saturated_fleet_keeps_its_late_tokens_instead_of_piling_up_replacemen
     assert queue.messages == 3 and worker.scheduler.storage.wakeup_status().in_flight == 2  # none replaced
     worker.finish(running)  # the slot frees up: the late tokens are still good
     assert worker.take(queue.next()) is not None
+
+
+def test_fleet_max_wakeups_is_twice_the_fleet_within_the_bound() -> None:
+    assert fleet_max_wakeups(64, 0, worker=False) == fleet_max_wakeups(64, 0, worker=True) == 64
+    assert fleet_max_wakeups(64, 2, worker=False) == fleet_max_wakeups(64, 2, worker=True) == 4
+    assert fleet_max_wakeups(64, 40, worker=False) == fleet_max_wakeups(64, 40, worker=True) == 64
+    assert fleet_max_wakeups(2, 10, worker=False) == 2  # producers never pass the bound
+    assert fleet_max_wakeups(2, 10, worker=True) == 10  # workers grow to the fleet's slots
+
+
+def test_producers_size_their_wakeups_to_the_registered_fleet() -> None:
+    clock, queue = Clock(), Queue()
+    scheduler = FairScheduler(clock=clock, lease_seconds=30)
+    worker = FairDispatcher(scheduler, queue.wake)  # max_wakeups: the default 64
+    worker.slots = 2
+    assert worker.register_slots() == 4  # 2 slots: 2 x 2 tokens
+    producer = FairDispatcher(scheduler, queue.wake)
+    for n in range(100):
+        producer.submit("k", Call(args=[n]))
+    assert queue.messages == 4 and scheduler.storage.wakeup_status().outstanding == 4
+    assert producer.fleet == 2 and producer.producer_wakeups.max_wakeups == 4
+    # The registration runs out (no worker sweeps any more): after a token ttl
+    # the producer reads the fleet again and goes back to the configured bound.
+    clock.now += 3 * worker.wakeups.ttl + 1
+    producer.submit_many("k", [Call(args=[n]) for n in range(3)])
+    assert producer.fleet == 0 and producer.producer_wakeups.max_wakeups == 64
+    assert queue.messages == 5  # one more wake-up for that batch

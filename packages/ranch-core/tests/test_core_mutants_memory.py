@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 from typing import List
 
 import pytest
 from ranch_core import FairScheduler, InMemoryStorage, LRUKeyMetadata
 from ranch_core.errors import DuplicateTask
-from ranch_core.models import ScheduledTask
+from ranch_core.models import ScheduledTask, WakeupPolicy
 from ranch_core.protocols import EXPIRED_BATCH
 
 
@@ -130,3 +132,109 @@ def test_a_key_that_empties_and_returns_does_not_revive_its_tombstone() -> None:
         scheduler.push("A", 10 + n)  # A turns active again
     order += [scheduler.pop() for _ in range(7)]
     assert [task.key if task else None for task in order] == ["A", "B"] * 5 + ["B"]
+
+
+def test_signal_wakes_one_subscribed_waiter_the_longest_waiting() -> None:
+    """A cancelled waiter passes its wake-up on to one other waiter, not to all of them."""
+    storage = InMemoryStorage()
+    woken: List[str] = []
+    for name in ("first", "second", "third"):
+        assert storage.subscribe(0.0, lambda name=name: woken.append(name)) == (False, None)
+    storage.signal()
+    assert woken == ["first"]
+    storage.signal()
+    assert woken == ["first", "second"]
+    storage.push(task("a"))  # a call waits: one more waiter is woken
+    assert woken == ["first", "second", "third"]
+
+
+def pusher(storage: InMemoryStorage, task_id: str, after: float) -> threading.Thread:
+    """A thread that pushes ``task_id`` once ``after`` seconds passed and a waiter sleeps."""
+
+    def push() -> None:
+        deadline = time.monotonic() + 10.0
+        while not storage._sleepers and time.monotonic() < deadline:
+            time.sleep(0.001)  # the waiter is not asleep yet: nothing to await from outside
+        time.sleep(after)
+        storage.push(task(task_id))
+
+    thread = threading.Thread(target=push)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("timeout", [None, 0.5, 30.0])
+def test_wait_sleeps_until_a_push_from_another_thread(timeout: object) -> None:
+    storage = InMemoryStorage()
+    thread = pusher(storage, "a", 0.02)
+    assert storage.wait(0.0, timeout) is True  # type: ignore[arg-type]
+    thread.join()
+
+
+def test_wait_answers_false_not_none_when_its_timeout_passes() -> None:
+    storage = InMemoryStorage()
+    assert storage.wait(0.0, 0.02) is False
+    assert storage.wait(0.0, 0.0) is False and storage.wait(0.0, -1.0) is False
+
+
+def test_wait_capped_by_a_lease_deadline_answers_true_when_it_passes() -> None:
+    """Nothing waits, a lease ends 0.02 s on: the wait ends then with True (the call is runnable)."""
+    storage = InMemoryStorage()
+    storage.push(task("a"))
+    assert storage.pop(0.0, 0.02).task is not None
+    started = time.monotonic()
+    assert storage.wait(0.0, 30.0) is True
+    assert time.monotonic() - started < 15.0  # capped at the deadline, not the 30 s timeout
+    assert storage.wait(0.02, 30.0) is True  # due now: no sleep at all
+
+
+def test_a_push_wakes_one_sleeping_thread_not_all() -> None:
+    storage = InMemoryStorage()
+    answers: List[bool] = []
+    threads = [threading.Thread(target=lambda: answers.append(storage.wait(0.0, 1.0))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10.0
+    while storage._sleepers < 2 and time.monotonic() < deadline:
+        time.sleep(0.001)  # both asleep before the push
+    storage.push(task("a"))
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [False, True]  # one woken by the push, the other timed out
+
+
+def test_extend_to_an_earlier_deadline_wakes_waiters_sleeping_past_it() -> None:
+    storage = InMemoryStorage()
+    storage.push(task("a"))
+    assert storage.pop(0.0, 100.0).task is not None
+    woken: List[str] = []
+    assert storage.subscribe(1.0, lambda: woken.append("w")) == (False, 99.0)
+    assert storage.subscribe(99.5, lambda: woken.append("late")) == (False, 0.5)  # not due yet
+    assert storage.extend("a", 200.0)  # later: nobody sleeps past it
+    assert woken == []
+    assert storage.extend("a", 50.0)  # earlier than every other deadline: recompute the sleep
+    assert woken == ["w", "late"]
+
+
+def test_extend_moves_the_deadline_of_the_token_the_call_holds() -> None:
+    """The sweep retires a held token at its call's lease deadline, the extended one."""
+    policy = WakeupPolicy(max_wakeups=4, ttl=1000.0)
+    storage = InMemoryStorage()
+    token = storage.push(task("a"), wakeups=policy)[0]
+    assert storage.pop(0.0, 10.0, token=token, wakeups=policy).task is not None
+    assert storage.extend("a", 30.0)
+    storage.sweep_wakeups(20.0, policy)  # past the first deadline, before the extended one
+    assert storage.wakeup_status().held == 1
+    storage.sweep_wakeups(30.0, policy)
+    assert storage.wakeup_status().held == 0
+
+
+def test_release_token_of_a_token_still_in_flight_passes_nothing_on() -> None:
+    """Only a held token can be handed back: one in flight stays where it is."""
+    policy = WakeupPolicy(max_wakeups=4, ttl=100.0)
+    storage = InMemoryStorage()
+    first = storage.push(task("a"), wakeups=policy)[0]
+    storage.push(task("b"), wakeups=policy)
+    storage.push(task("c"))  # three wait, two tokens travel
+    assert storage.release_token(first, 1.0, policy) == []
+    assert storage.wakeup_status().in_flight == 2

@@ -9,6 +9,8 @@ warnings it held back.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import types
 import uuid
 from typing import Any, Callable, List, Optional
@@ -40,6 +42,8 @@ ENTRY_POINTS: List[Any] = [
     (lambda s: s.push("k", 1, weight="2"), TypeError, "weight must be a number"),
     (lambda s: s.push("k", 1, expiry=-1), ValueError, "expiry must be >= 0"),
     (lambda s: s.push("k", 1, task_id=""), ValueError, "task_id must not be empty"),
+    (lambda s: s.push_many("k", [1], task_ids=[""]), ValueError, "task_id must not be empty"),
+    (lambda s: s.store("k", [1, 2], task_ids=["a", 2]), TypeError, "task_id must be a str"),
     (lambda s: s.push("k", 1, tags={"": "x"}), ValueError, "tag name must not be empty"),
     (lambda s: s.push("k", 1, tags={"plan": 1}), TypeError, "tag 'plan' must be a str"),
     (lambda s: s.remove(7, "t"), TypeError, "key must be a str"),
@@ -243,3 +247,31 @@ def test_store_in_two_batches_returns_the_tokens_of_both() -> None:
     stored = scheduler.store("k", range(MAX_BATCH + 5), wakeups=WakeupPolicy(max_wakeups=8))
     assert len(stored.task_ids) == MAX_BATCH + 5
     assert len(stored.wakeups) == 2  # one per storage step
+
+
+def test_pop_with_a_timeout_returns_the_call_it_found_at_once() -> None:
+    """A call that waits is leased and returned: the wait is only for when none does."""
+    scheduler = make()
+    scheduler.push("k", "first")
+    scheduler.push("k", "second")
+    popped = scheduler.pop(timeout=30)
+    assert popped is not None and popped.payload == "first"
+    assert scheduler.status().leased == 1
+
+
+def test_pop_with_a_timeout_of_one_second_waits_for_a_push() -> None:
+    scheduler = make()
+    storage = scheduler.storage
+    assert isinstance(storage, InMemoryStorage)
+
+    def push_once_asleep() -> None:
+        deadline = time.monotonic() + 10.0
+        while not storage._sleepers and time.monotonic() < deadline:
+            time.sleep(0.001)  # the pop is not asleep yet
+        scheduler.push("k", "late")
+
+    pusher = threading.Thread(target=push_once_asleep)
+    pusher.start()
+    popped = scheduler.pop(timeout=1)
+    pusher.join()
+    assert popped is not None and popped.payload == "late"

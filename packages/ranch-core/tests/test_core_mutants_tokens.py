@@ -11,8 +11,10 @@ from typing import List, Tuple
 
 import pytest
 from ranch_core import FairScheduler, InMemoryStorage
+from ranch_core.backends.tokens import TokenBook
 from ranch_core.errors import DuplicateTask
 from ranch_core.models import ScheduledTask, WakeupPolicy
+from ranch_core.protocols import LOST_AFTER
 
 
 def task(task_id: str, key: str = "k") -> ScheduledTask:
@@ -209,3 +211,42 @@ def test_a_held_token_retired_by_the_sweep_stays_retired_when_its_lease_is_exten
     assert storage.wakeup_status().held == 0
     assert storage.extend("a", 20.0)  # the lease itself was not reclaimed yet
     assert storage.wakeup_status().held == 0
+
+
+def test_while_the_queue_moves_a_token_is_lost_only_lost_after_ttls_late() -> None:
+    policy = WakeupPolicy(max_wakeups=4, ttl=10.0)
+    book = TokenBook()
+    late = book.mint(0.0, policy, 1, waiting=1)[0]  # due back by 10.0
+    book.delivered("another", 30.0)  # a wake-up was taken just now: the queue moves
+    book.sweep(30.5, policy.ttl)  # 20.5 s late, under LOST_AFTER ttls
+    assert late in book.flight
+    lost_at = 10.0 + LOST_AFTER * policy.ttl
+    book.delivered("another", lost_at - 1.0)  # still moving
+    book.sweep(lost_at - 0.1, policy.ttl)
+    assert late in book.flight
+    book.sweep(lost_at, policy.ttl)
+    assert late not in book.flight
+
+
+def test_a_quiet_queue_waits_one_ttl_again_after_a_retirement_even_once_it_moved() -> None:
+    """The wait between two retirements doubles with each (``ttl * 2**rounds``); a moving
+    queue resets the rounds, so the next retirement waits one ttl, not none."""
+    policy = WakeupPolicy(max_wakeups=8, ttl=10.0)
+    book = TokenBook()
+    book.mint(0.0, policy, 1, waiting=4)
+    book.sweep(10.0, policy.ttl)  # quiet since ever: the late token is retired
+    assert (book.rounds, book.retired_at, book.flight) == (1, 10.0, {})
+    book.delivered("some-token", 12.0)  # the queue moved: rounds start again
+    assert book.rounds == 0
+    late = book.mint(0.0, policy, 1, waiting=4)[0]
+    book.sweep(19.9, policy.ttl)  # quiet for 7.9 s only: not yet
+    assert late in book.flight
+    book.sweep(22.0, policy.ttl)  # quiet for a ttl, a ttl after the last retirement
+    assert late not in book.flight
+    for rounds, wait in [(1, 20.0), (2, 40.0), (3, 80.0)]:
+        late = book.mint(0.0, policy, 1, waiting=4)[0]
+        last = book.retired_at
+        book.sweep(last + wait - 0.1, policy.ttl)
+        assert late in book.flight and book.rounds == rounds
+        book.sweep(last + wait, policy.ttl)
+        assert late not in book.flight and book.rounds == rounds + 1

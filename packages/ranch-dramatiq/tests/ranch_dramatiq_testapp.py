@@ -25,7 +25,8 @@ from typing import Any, Tuple
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import CurrentMessage, Middleware
+from dramatiq.middleware import CurrentMessage, GroupCallbacks, Middleware
+from dramatiq.rate_limits.backends import RedisBackend as RateLimiterBackend
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
 from ranch_dramatiq import Ranch, lru_actor
@@ -84,9 +85,11 @@ def build(
     budget: int = 8,
     max_wakeups: int = 64,
 ) -> Tuple[RedisBroker, Any]:
-    """A broker with Results, CurrentMessage and Ranch, and the ``record_call`` actor."""
+    """A broker with Results, GroupCallbacks, CurrentMessage and Ranch, and the
+    ``record_call`` actor (``add_numbers`` too, for pipelines and groups)."""
     broker = RedisBroker(url=url, heartbeat_timeout=heartbeat_ms)
     broker.add_middleware(Results(backend=RedisBackend(url=url)))
+    broker.add_middleware(GroupCallbacks(RateLimiterBackend(url=url)))
     broker.add_middleware(CurrentMessage())
     ranch = Ranch(
         lease_seconds=lease_seconds,
@@ -113,6 +116,11 @@ def build(
             time.sleep(0.01)
         recorder.hincrby(FINISHED, message.message_id, 1)
         return label
+
+    @lru_actor(broker=broker, store_results=True, max_retries=0)
+    def add_numbers(a: int, b: int = 0) -> int:
+        recorder.rpush("ranch-test:added", f"{os.getpid()} {a}+{b}")
+        return a + b
 
     return broker, record_call
 

@@ -14,7 +14,7 @@ import redis.asyncio
 from ranch_core import InMemoryStorage
 from ranch_core.errors import StorageUnavailable
 from ranch_core.models import ScheduledTask, WakeupPolicy
-from ranch_redis import AsyncRedisStorage
+from ranch_redis import AsyncRedisStorage, RedisStorage
 from ranch_redis.connection import Retrier
 from ranch_redis.testing import free_port
 
@@ -96,6 +96,15 @@ def test_aclose_leaves_a_client_it_was_given_open(redis_url: str) -> None:
         return answer
 
     assert asyncio.run(main())
+
+
+def test_close_of_the_blocking_storage_leaves_a_client_it_was_given_open(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    storage = RedisStorage(client, namespace=f"given-{uuid.uuid4().hex}")
+    storage.push(task("t", "k"))
+    storage.close()
+    assert client.ping()  # still open: the caller owns it
+    client.close()
 
 
 def test_refused_connection_is_retried_then_says_nothing_was_stored() -> None:

@@ -138,7 +138,7 @@ def test_layout_names_the_wake_up_and_slot_keys(client: redis.Redis) -> None:
     written = {k.decode() for k in client.scan_iter(match=layout.base(ns) + "*")}
     tokens = {
         layout.flight_key(ns), layout.held_key(ns), layout.bound_key(ns), layout.holder_key(ns),
-        layout.workers_key(ns), layout.slots_key(ns),
+        layout.workers_key(ns), layout.slots_key(ns), layout.motion_key(ns),
     }  # fmt: skip
     assert tokens <= written
     assert client.hget(layout.slots_key(ns), "worker-1") == b"8"

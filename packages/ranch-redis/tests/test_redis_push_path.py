@@ -10,7 +10,7 @@ that a token is still minted exactly when the in-memory reference mints one.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Sequence
 
 import pytest
 import redis
@@ -19,6 +19,7 @@ from ranch_core.errors import DuplicateTask
 from ranch_core.models import ScheduledTask, WakeupPolicy
 from ranch_core.protocols import Storage
 from ranch_redis import RedisStorage, layout
+from ranch_redis.operations import retry_push
 
 pytestmark = pytest.mark.redis
 
@@ -125,23 +126,69 @@ def test_a_push_with_max_wakeups_outstanding_reads_one_token_count(redis_url: st
 
 def test_a_push_whose_reply_was_lost_is_recognised_by_its_retry(redis_url: str) -> None:
     storage = RedisStorage.from_url(redis_url, namespace=f"push-{uuid.uuid4().hex}", backoff=0)
-    real = storage._scripts["push"]
+    real = storage._evalsha
     calls: List[Any] = []
 
-    def reply_lost_once(keys: Any, args: Any) -> Any:
+    def reply_lost_once(name: str, args: Sequence[Any]) -> Any:
         calls.append(list(args))
-        reply = real(keys=keys, args=args)
+        reply = real(name, args)
         if len(calls) == 1:
             raise redis.ConnectionError("connection dropped after the script ran")
         return reply
 
-    storage._scripts["push"] = reply_lost_once
+    storage._evalsha = reply_lost_once  # type: ignore[method-assign]
     policy = WakeupPolicy(max_wakeups=4, ttl=100.0)
     assert storage.push(task("a"), weight=0.5, tags={"t": "v"}, wakeups=policy) == []  # token: swept
-    assert [args[4] for args in calls] == ["0", "1"]  # the retry flag
+    assert [args[7] for args in calls] == ["0", "1"]  # the retry flag
     assert storage.waiting() == 1 and storage.wakeup_status().in_flight == 1
     assert storage.metadata("k").weight == 0.5 and storage.keys_with_tag("t", "v") == ["k"]
     calls.clear()
     with pytest.raises(DuplicateTask):  # reply lost again: the retry finds another body under "a"
         storage.push(task("a", payload=2))
+    storage.close()
+
+
+def test_scripts_come_back_after_the_server_forgets_them(redis_url: str) -> None:
+    storage = RedisStorage.from_url(redis_url, namespace=f"push-{uuid.uuid4().hex}")
+    client = redis.Redis.from_url(redis_url)
+    storage.push(task("a"))
+    client.script_flush()  # as after a restart: EVALSHA answers NOSCRIPT, the script is loaded again
+    assert storage.push(task("b"), wakeups=WakeupPolicy(max_wakeups=1, ttl=100.0)) != []
+    assert storage.waiting() == 2
+    storage.close()
+    client.close()
+
+
+def test_the_push_step_of_the_asyncio_storage_sends_the_same_arguments(redis_url: str) -> None:
+    storage = RedisStorage.from_url(redis_url, namespace=f"push-{uuid.uuid4().hex}")
+    policy = WakeupPolicy(max_wakeups=2, ttl=100.0)
+    steps = storage._push(task("a"), 0.5, {"t": "v"}, policy)
+    step = next(steps)
+    first, again = list(step.args(False)), list(step.args(True))
+    assert (step.name, step.operation, first[7], again[7]) == ("push", "push", "0", "1")
+    assert first[:7] == again[:7] and first[8:] == again[8:] and first[0] == "a" and first[6] == "0.5"
+    assert first[3] == 2 and first[8:] == ["", "k", "t", layout.hex_key("t"), "v"]
+    with pytest.raises(StopIteration) as done:
+        steps.send(storage._evalsha("push", first))
+    assert len(done.value.value) == 1  # the minted token
+    storage.close()
+
+
+def test_a_push_sends_only_the_arguments_it_needs(redis_url: str) -> None:
+    storage = RedisStorage.from_url(redis_url, namespace=f"push-{uuid.uuid4().hex}")
+    policy = WakeupPolicy(max_wakeups=2, ttl=100.0)
+    plain = storage._push_arguments(task("a"), None, None, policy)
+    assert len(plain) == 6 and retry_push(plain)[6:] == ["", "1"]
+    weighted = storage._push_arguments(task("b"), 0.5, None, None)
+    assert weighted[3:] == ["", "", "", "0.5"] and retry_push(weighted)[6:] == ["0.5", "1"]
+    expiring = storage._push_arguments(ScheduledTask("c", "k", 1, 0.0, expires_at=9.0), None, None, policy)
+    assert expiring[6:] == ["", "0", "9.0"] and retry_push(expiring)[6:] == ["", "1", "9.0"]
+    for args in (plain, weighted):
+        first = storage._evalsha("push", retry_push(args))  # a retry whose first attempt never ran
+        assert first == layout.PUSH_STORED or isinstance(first, bytes)  # stored (and a token minted)
+        assert storage._evalsha("push", retry_push(args)) == layout.PUSH_ALREADY_STORED
+        assert storage._evalsha("push", args) == layout.PUSH_DUPLICATE
+    assert storage._evalsha("push", expiring) != layout.PUSH_DUPLICATE
+    assert storage.waiting(now=1.0) == 3 and storage.metadata("k").weight == 0.5
+    assert [t.task_id for t in storage.expire(10.0, 5)] == ["c"]
     storage.close()

@@ -14,12 +14,18 @@
     resize.lru_delay("customer-42", image_id)   # fair across customers
 
 Reading order: :mod:`ranch_celery.task` (``lru_task``, the API),
-:mod:`ranch_celery.registry` and :mod:`ranch_celery.backlog` (tasks and
-their backlogs), :mod:`ranch_celery.config` and :mod:`ranch_celery.storage`
-(settings, storage at first use), :mod:`ranch_celery.wakeups` (publishing),
-then the worker side: :mod:`ranch_celery.app` (wiring),
-:mod:`ranch_celery.execution` (running a call), :mod:`ranch_celery.retries`,
-:mod:`ranch_celery.sweep`, :mod:`ranch_celery.bootstep`, :mod:`ranch_celery.logs`.
+:mod:`ranch_celery.options` (per-call options), :mod:`ranch_celery.producer`
+(storing calls), :mod:`ranch_celery.results` (announcing them to the result
+backend), :mod:`ranch_celery.canvas` and :mod:`ranch_celery.batching`
+(signatures; one bulk submit per group), :mod:`ranch_celery.registry` and
+:mod:`ranch_celery.backlog` (tasks and their backlogs),
+:mod:`ranch_celery.config` and :mod:`ranch_celery.storage` (settings,
+storage at first use), :mod:`ranch_celery.wakeups` (publishing), then the
+worker side: :mod:`ranch_celery.app` (wiring), :mod:`ranch_celery.execution`
+(running a call), :mod:`ranch_celery.limits` (per-call time limits),
+:mod:`ranch_celery.retries`, :mod:`ranch_celery.replacing`
+(``Task.replace``), :mod:`ranch_celery.sweep`, :mod:`ranch_celery.bootstep`,
+:mod:`ranch_celery.hub` (kombu < 5.7's event loop), :mod:`ranch_celery.logs`.
 """
 
 from __future__ import annotations

@@ -87,6 +87,9 @@ class AsyncStorage(Protocol):
     async def register_slots(self, worker: str, slots: int, now: float, ttl: float) -> int:
         """As :meth:`Storage.register_slots`."""
 
+    async def live_slots(self, now: float) -> int:
+        """As :meth:`Storage.live_slots`."""
+
     async def release(self, task_id: str) -> bool:
         """As :meth:`Storage.release`."""
 

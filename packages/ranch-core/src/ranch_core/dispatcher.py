@@ -92,12 +92,19 @@ class FairDispatcher(RetryRule):
         self.on_expired = on_expired
         self.on_revoked = on_revoked
         self.wake_later = wake_later
+        #: The policy of the worker side (take, finish, sweep): its
+        #: ``max_wakeups`` is sized to the fleet (:func:`fleet_max_wakeups`).
         self.wakeups = WakeupPolicy(max_wakeups, ttl, defer=wake_later is not None)
+        #: The policy of the producer side (submit).
+        self.producer_wakeups = self.wakeups
         self.max_wakeups = max_wakeups
         #: This worker's concurrency (calls it runs at once). A worker adapter
         #: sets it; the dispatcher then registers it with the storage and
         #: sizes the tokens to the fleet (:meth:`register_slots`).
         self.slots = 0
+        #: The live workers' slots last read from the storage, and when (scheduler clock).
+        self.fleet = 0
+        self._fleet_read = float("-inf")
         self._registered_pid = -1
         scheduler.on_expired = self._expired
         scheduler.on_revoked = self._revoked
@@ -147,6 +154,7 @@ class FairDispatcher(RetryRule):
         replacement (DESIGN.md "Wake-ups"), so the call runs.
         """
         validation.check_key(key, "lru_key")
+        self._size_to_fleet()
         task_id, minted = self.scheduler.store_one(
             key,
             call.to_payload(),
@@ -154,7 +162,7 @@ class FairDispatcher(RetryRule):
             expiry=expiry,
             tags=tags,
             task_id=task_id,
-            wakeups=self.wakeups,
+            wakeups=self.producer_wakeups,
         )
         if minted:
             self.publish(minted, f"call {task_id} of key {key!r}")
@@ -186,6 +194,7 @@ class FairDispatcher(RetryRule):
         if task_ids is not None:
             task_ids = list(task_ids)
         ids: List[str] = []
+        self._size_to_fleet()
         for start in range(0, max(len(payloads), 1), MAX_BATCH):
             stored = self.scheduler.store(
                 key,
@@ -194,7 +203,7 @@ class FairDispatcher(RetryRule):
                 expiry=expiry,
                 tags=checked_tags,
                 task_ids=None if task_ids is None else task_ids[start : start + MAX_BATCH],
-                wakeups=self.wakeups,
+                wakeups=self.producer_wakeups,
             )
             ids += stored.task_ids
             self.publish(stored.wakeups, f"calls of key {key!r}")
@@ -221,6 +230,8 @@ class FairDispatcher(RetryRule):
             token = "stale-" + os.urandom(8).hex()
         if self.slots > 0 and self._registered_pid != os.getpid():
             self.register_slots()
+        else:
+            self._size_to_fleet()
         while True:
             taken = self.scheduler.take(token, self.wakeups)
             self.publish(taken.wakeups, "fan-out")
@@ -305,16 +316,36 @@ class FairDispatcher(RetryRule):
 
     def register_slots(self) -> int:
         """Register this worker's :attr:`slots` with the storage (for three
-        token ttls, renewed by every sweep) and size the tokens to the fleet:
-        the effective ``max_wakeups`` becomes the larger of the configured one
-        and the slots of every live worker, so tokens never keep a free worker
-        slot idle while calls wait. Returns the effective ``max_wakeups``."""
+        token ttls, renewed by every sweep) and size the tokens to the fleet
+        (:func:`fleet_max_wakeups`). Returns the worker side's ``max_wakeups``."""
         total = self.scheduler.register_slots(self._worker_id(), self.slots, 3 * self.wakeups.ttl)
         self._registered_pid = os.getpid()
-        wanted = max(self.max_wakeups, total)
-        if wanted != self.wakeups.max_wakeups:
-            self.wakeups = attrs.evolve(self.wakeups, max_wakeups=wanted)
-        return wanted
+        self._fleet_read = self.scheduler.clock()
+        self._resize(total)
+        return self.wakeups.max_wakeups
+
+    def _size_to_fleet(self) -> None:
+        """Read the live workers' slots again once a token ttl has passed
+        (a process that registers none: a producer, a pool child)."""
+        now = self.scheduler.clock()
+        if now - self._fleet_read < self.wakeups.ttl:
+            return
+        self._fleet_read = now
+        try:
+            total = self.scheduler.live_slots()
+        except Exception as exc:  # noqa: BLE001 - sizing is advisory; the step that follows reports
+            logger.debug("ranch: could not read the fleet's slots (%r); the sizing stays", exc)
+            return
+        self._resize(total)
+
+    def _resize(self, fleet: int) -> None:
+        self.fleet = fleet
+        worker = fleet_max_wakeups(self.max_wakeups, fleet, worker=True)
+        producer = fleet_max_wakeups(self.max_wakeups, fleet, worker=False)
+        if worker != self.wakeups.max_wakeups:
+            self.wakeups = attrs.evolve(self.wakeups, max_wakeups=worker)
+        if producer != self.producer_wakeups.max_wakeups:
+            self.producer_wakeups = attrs.evolve(self.producer_wakeups, max_wakeups=producer)
 
     def _worker_id(self) -> str:
         """This process's name in the storage's slot registry (unique per dispatcher)."""
@@ -329,15 +360,18 @@ class FairDispatcher(RetryRule):
         except Exception as exc:  # noqa: BLE001 - the sweep repairs any lost wake-up
             logger.warning("ranch: delayed wake-up %s not published (%r); the sweep repairs it", token, exc)
 
-    # -- per-key controls (published: the tokens a change mints) -------------
+    # -- per-key controls (published: the tokens a change mints, as a producer) --
 
     def set_concurrency_limit(self, key: str, limit: Optional[int]) -> None:
         """As :meth:`FairScheduler.set_concurrency_limit`; publishes the wake-ups it mints."""
-        self.publish(self.scheduler.set_concurrency_limit(key, limit, wakeups=self.wakeups), "limit")
+        self._size_to_fleet()
+        self.publish(self.scheduler.set_concurrency_limit(key, limit, wakeups=self.producer_wakeups), "limit")
 
     def set_rate_limit(self, key: str, rate: Optional[str], *, burst: int = 1) -> None:
         """As :meth:`FairScheduler.set_rate_limit`; publishes the wake-ups it mints."""
-        self.publish(self.scheduler.set_rate_limit(key, rate, burst=burst, wakeups=self.wakeups), "rate")
+        self._size_to_fleet()
+        minted = self.scheduler.set_rate_limit(key, rate, burst=burst, wakeups=self.producer_wakeups)
+        self.publish(minted, "rate")
 
     def pause_key(self, key: str) -> None:
         """As :meth:`FairScheduler.pause_key`."""
@@ -345,7 +379,8 @@ class FairDispatcher(RetryRule):
 
     def resume_key(self, key: str) -> None:
         """As :meth:`FairScheduler.resume_key`; publishes the wake-ups it mints."""
-        self.publish(self.scheduler.resume_key(key, wakeups=self.wakeups), "resume")
+        self._size_to_fleet()
+        self.publish(self.scheduler.resume_key(key, wakeups=self.producer_wakeups), "resume")
 
     def set_max_backlog(self, key: str, limit: Optional[int]) -> None:
         """As :meth:`FairScheduler.set_max_backlog`."""
@@ -374,4 +409,20 @@ class FairDispatcher(RetryRule):
                 logger.exception("ranch: on_expired failed for call %s", task.task_id)
 
 
-__all__ = ["MAX_WAKEUPS", "Defer", "FairDispatcher", "RetryOutcome", "Wake", "WakeLater"]
+def fleet_max_wakeups(configured: int, fleet: int, *, worker: bool) -> int:
+    """The ``max_wakeups`` a step uses, given the configured bound and the
+    live workers' slots (``fleet``; 0: none registered, the bound is used).
+
+    Twice the fleet's slots keep every slot busy (one token held per running
+    call, one queued for the slot that frees next) without filling a queue
+    shared with plain tasks: producers use ``min(configured, 2 x fleet)``;
+    workers may also grow past the bound to the fleet's slots, so tokens never
+    keep a free slot idle: ``max(fleet, min(configured, 2 x fleet))``.
+    """
+    if fleet <= 0:
+        return configured
+    sized = min(configured, 2 * fleet)
+    return max(fleet, sized) if worker else sized
+
+
+__all__ = ["MAX_WAKEUPS", "Defer", "FairDispatcher", "RetryOutcome", "Wake", "WakeLater", "fleet_max_wakeups"]

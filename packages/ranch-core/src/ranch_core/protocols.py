@@ -183,6 +183,10 @@ class Backlog(Protocol):
         the total slots of the live workers. Workers call it from their sweep so
         that wake-up tokens grow to the fleet's concurrency."""
 
+    def live_slots(self, now: float) -> int:
+        """The total slots of the workers whose registration has not run out
+        at ``now`` (read only; 0 if none registered)."""
+
     def release(self, task_id: str) -> bool:
         """Put a leased task back at the head of its key. ``False`` if not leased."""
 

@@ -407,6 +407,10 @@ class FairScheduler(SchedulerBase):
             raise ValueError(f"slots must be an int >= 0, not {slots!r}")
         return self.storage.register_slots(worker, slots, self.clock(), validation.check_lease(ttl))
 
+    def live_slots(self) -> int:
+        """The live workers' registered slots (:meth:`ranch_core.protocols.Backlog.live_slots`)."""
+        return self.storage.live_slots(self.clock())
+
     def ack(self, task_id: str) -> bool:
         """Finish a leased task. ``False`` if its lease was already gone."""
         return self.storage.ack(task_id)

@@ -16,8 +16,10 @@ Read :mod:`ranch_dramatiq.actor` (the API), :mod:`ranch_dramatiq.middleware`
 (the ``Ranch`` middleware and the wake-up actors),
 :mod:`ranch_dramatiq.backlog` (what a wake-up does),
 :mod:`ranch_dramatiq.execution` (how a stored call runs as its own message),
-:mod:`ranch_dramatiq.storage` and :mod:`ranch_dramatiq.encoding` (where and
-how calls are stored).
+:mod:`ranch_dramatiq.options` (the message options a stored call takes),
+:mod:`ranch_dramatiq.enqueue` and :mod:`ranch_dramatiq.batching` (Ranch
+messages in pipelines and groups), :mod:`ranch_dramatiq.storage` and
+:mod:`ranch_dramatiq.encoding` (where and how calls are stored).
 """
 
 from ranch_dramatiq.actor import LRUActor, lru_actor

@@ -29,10 +29,12 @@ from ranch_core.management import KeyManagement
 from ranch_core.protocols import MAX_BATCH
 from ranch_core.scheduler import WeightFunction
 
-from ranch_dramatiq import execution
+from ranch_dramatiq import enqueue, execution
+from ranch_dramatiq import options as options_module
 from ranch_dramatiq.backlog import DramatiqBacklog
 from ranch_dramatiq.encoding import EncoderSerializer
 from ranch_dramatiq.middleware import Ranch
+from ranch_dramatiq.options import check_options
 
 if TYPE_CHECKING:
     # Defaults (PEP 696): a bare ``LRUActor`` annotation means ``LRUActor[..., Any]``.
@@ -117,26 +119,80 @@ class LRUActor(Actor[P, R], KeyManagement):
         tags: Optional[Mapping[str, str]] = None,
         **options: Any,
     ) -> Message[R]:
-        """:meth:`lru_send` with Dramatiq message ``options`` (``max_retries``,
-        ``time_limit``, ``store_results``, ``on_success``, ...), like
-        ``Actor.send_with_options``. ``args`` is a list or tuple, ``kwargs``
-        any mapping with ``str`` keys (:func:`ranch_core.calls.check_arguments`).
-        ``delay`` is not supported."""
-        if "delay" in options:
-            raise TypeError("lru_send_with_options does not support delay=; send it later instead")
-        checked_args, checked_kwargs = check_arguments(args, kwargs)
-        message: Message[R] = self.message_with_options(
-            args=tuple(checked_args), kwargs=checked_kwargs, **options
-        )
-        self._ranch_backlog.dispatcher.submit(
-            lru_key,
-            execution.call_for(message, self.options),
-            priority_weight=priority_weight,
-            expiry=expiry,
-            tags=tags,
-            task_id=message.message_id,
-        )
+        """:meth:`lru_send` with Dramatiq message ``options``, like
+        ``Actor.send_with_options``: ``max_retries``, ``min_backoff``,
+        ``max_backoff``, ``throws``, ``on_retry_exhausted``, ``time_limit``,
+        ``max_age``, ``notify_shutdown``, ``store_results``, ``result_ttl``,
+        ``on_success``, ``on_failure``, ``pipe_target``, ``pipe_ignore`` and
+        any option a middleware of the broker declares
+        (:mod:`ranch_dramatiq.options`). They act on the call when it runs,
+        with Dramatiq's meaning. ``args`` is a list or tuple, ``kwargs`` any
+        mapping with ``str`` keys (:func:`ranch_core.calls.check_arguments`).
+        ``delay`` is not supported yet, and an option that cannot apply to a
+        stored call raises ``TypeError`` naming it: nothing is stored."""
+        settings = options_module.settings(lru_key, priority_weight, expiry, tags)
+        message = self._checked_message(args, kwargs, options, "lru_send_with_options")
+        call = execution.call_for(message, self.options)
+        enqueue.Pending(self._ranch_backlog, settings, call, message.message_id).store()
         return message
+
+    def lru_message(
+        self,
+        lru_key: str,
+        *args: Any,
+        priority_weight: Optional[float] = None,
+        expiry: Optional[float] = None,
+        tags: Optional[Mapping[str, str]] = None,
+        **kwargs: Any,
+    ) -> Message[R]:
+        """A Ranch message: ``actor.message(*args, **kwargs)`` that enters the
+        fair backlog under ``lru_key`` wherever it is enqueued.
+
+        ``dramatiq.pipeline([...]).run()``, ``dramatiq.group([...]).run()``
+        (one bulk submit per key), a pipeline's later step (enqueued by the
+        worker that ran the previous one), a group's completion callback and
+        ``broker.enqueue(message)`` store it in the backlog instead of
+        publishing it; results (``get_result``, ``pipeline.get_result()``,
+        ``group.get_results()``) and callbacks work as for a plain message.
+        The key and settings travel in the message's options (``lru_key``,
+        ...). ``expiry`` counts from when the message is enqueued. Checked
+        now: bad input raises ``TypeError``/``ValueError``.
+        """
+        return self.lru_message_with_options(
+            lru_key, args, kwargs, priority_weight=priority_weight, expiry=expiry, tags=tags
+        )
+
+    def lru_message_with_options(
+        self,
+        lru_key: str,
+        args: Sequence[Any] = (),
+        kwargs: Optional[Mapping[str, Any]] = None,
+        *,
+        priority_weight: Optional[float] = None,
+        expiry: Optional[float] = None,
+        tags: Optional[Mapping[str, str]] = None,
+        **options: Any,
+    ) -> Message[R]:
+        """:meth:`lru_message` with Dramatiq message ``options``, checked as
+        in :meth:`lru_send_with_options` (like ``Actor.message_with_options``)."""
+        settings = options_module.settings(lru_key, priority_weight, expiry, tags)
+        return self._checked_message(args, kwargs, options, "lru_message_with_options", settings)
+
+    def _checked_message(
+        self,
+        args: Sequence[Any],
+        kwargs: Optional[Mapping[str, Any]],
+        options: Mapping[str, Any],
+        who: str,
+        settings: Optional[options_module.RanchSettings] = None,
+    ) -> Message[R]:
+        """The message of checked arguments and options (errors name ``who``),
+        carrying ``settings`` in its options if given (a Ranch message)."""
+        checked_args, checked_kwargs = check_arguments(args, kwargs)
+        checked = check_options(options, self.broker.actor_options, who=who)
+        if settings is not None:
+            checked.update(settings.as_options())
+        return self.message_with_options(args=tuple(checked_args), kwargs=checked_kwargs, **checked)
 
     def lru_send_many(
         self,
@@ -287,6 +343,7 @@ def lru_actor(
             raise TypeError("lru_actor decorates a function")
         the_broker = broker if broker is not None else dramatiq.get_broker()
         ranch = Ranch.of(the_broker)
+        enqueue.install(the_broker)
         actor_name = actor_options.get("actor_name") or function.__name__
         queue_name = actor_options.get("queue_name", "default")
         name = queue_name if backlog is None else backlog

@@ -254,6 +254,10 @@ class AsyncRedisStorage(RedisOperations):
         (``register_slots.lua``)."""
         return await self._drive(self._register_slots(worker, slots, now, ttl))
 
+    async def live_slots(self, now: float) -> int:
+        """The live workers' registered slots (``live_slots.lua``)."""
+        return await self._drive(self._live_slots(now))
+
     async def wakeup_status(self) -> WakeupStatus:
         """Tokens in flight and held."""
         return await self._drive(self._wakeup_status())

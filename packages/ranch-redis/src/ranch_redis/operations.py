@@ -24,7 +24,24 @@ from ranch_redis.steps import Step, Steps, script
 from ranch_redis.tracker import RedisTracker
 from ranch_redis.wakeups import RedisWakeups, nonce
 
-_PUSH_NOTE = AMBIGUOUS["push"]
+#: What to say when a push fails for good after it may have reached Redis.
+PUSH_NOTE = AMBIGUOUS["push"]
+
+
+def retry_push(args: List[Any]) -> List[Any]:
+    """``push.lua``'s arguments for a retry: ARGV[8] = '1', so the script
+    recognises its own earlier write (the reply was lost)."""
+    head = args[:7]
+    return [*head, *[""] * (7 - len(head)), "1", *args[8:]]
+
+
+def pushed(reply: Any, task_id: str) -> List[str]:
+    """The token ids a ``push.lua`` reply minted; ``DuplicateTask`` if it refused the id."""
+    if isinstance(reply, bytes):
+        return [reply.decode()]
+    if reply == layout.PUSH_DUPLICATE:
+        raise DuplicateTask(f"task_id {task_id!r} is already waiting or leased")
+    return []
 
 
 class RedisOperations(RedisWakeups, RedisTracker):
@@ -123,44 +140,51 @@ class RedisOperations(RedisWakeups, RedisTracker):
         tags: Optional[Mapping[str, str]],
         wakeups: Optional[WakeupPolicy],
     ) -> Steps[List[str]]:
-        """One task (``push.lua``): what every ``lru_delay``/``lru_send`` runs,
-        so its arguments are few and its reply a number or the minted token."""
+        """One task (``push.lua``) as a step. :meth:`RedisStorage.push` runs the
+        same arguments and reads the same reply without the step (every
+        ``lru_delay``/``lru_send`` is one; the step machinery costs it more
+        than its checks)."""
+        args = self._push_arguments(task, weight, tags, wakeups)
+        retried = retry_push(args)
+        reply = yield Step("push", lambda retry: retried if retry else args, note=PUSH_NOTE, operation="push")
+        return pushed(reply, args[0])
+
+    def _push_arguments(
+        self,
+        task: ScheduledTask,
+        weight: Optional[float],
+        tags: Optional[Mapping[str, str]],
+        wakeups: Optional[WakeupPolicy],
+    ) -> List[Any]:
+        """Check and encode a push: ``push.lua``'s ARGV, not a retry (see
+        :func:`retry_push`); the trailing arguments a push does not need are
+        left out. Raises before anything is sent."""
         task_id, key_hex, body, expires = self._task_args(task)
         weight = validation.check_optional_weight(weight)
         checked_tags = validation.check_tags(tags)
-        args: List[Any] = [
-            task_id,
-            key_hex,
-            body,
-            "" if weight is None else layout.float_arg(weight),
-            "0",
-            expires,
-        ]
-        if wakeups is not None:
+        args: List[Any] = [task_id, key_hex, body]
+        if wakeups is None:
+            args += ["", "", ""]
+        else:
             args += [wakeups.max_wakeups, nonce(), layout.float_arg(task.enqueued_at + wakeups.ttl)]
+        weight_arg = "" if weight is None else layout.float_arg(weight)
         if checked_tags:
-            if wakeups is None:
-                args += ["", "", ""]
-            args.append(task.key)
+            args += [weight_arg, "0", expires, task.key]
             for name, value in checked_tags.items():
                 args += [name, layout.hex_key(name), value]
-        retried = args.copy()
-        retried[4] = "1"
-        reply = yield Step(
-            "push", lambda retry: retried if retry else args, note=_PUSH_NOTE, operation="push"
-        )
-        if isinstance(reply, bytes):
-            return [reply.decode()]
-        if reply == layout.PUSH_DUPLICATE:
-            raise DuplicateTask(f"task_id {task_id!r} is already waiting or leased")
-        return []
+        elif expires:
+            args += [weight_arg, "0", expires]
+        elif weight_arg:
+            args.append(weight_arg)
+        return args
 
     def _push_args(self, task: ScheduledTask, weight: Optional[float]) -> List[Any]:
-        """Push arguments but the trailing ones (no expiry, no tags), for the benchmark's prefill."""
+        """Push arguments up to the weight (no tokens, no expiry, no tags) for
+        the benchmark's prefill, which appends the retry flag ``'0'``."""
         if task.expires_at is not None:
             raise ValueError("_push_args is for tasks without expiry")
-        task_id, key_hex, body, _ = self._task_args(task)
-        return [task_id, key_hex, body, "" if weight is None else layout.float_arg(weight)]
+        args = self._push_arguments(task, weight, None, None)
+        return [*args, *[""] * (7 - len(args))]
 
     def _task_args(self, task: ScheduledTask) -> List[Any]:
         """Check ``task`` and encode it: ``[task id, hex key, body, expires_at or '']``."""

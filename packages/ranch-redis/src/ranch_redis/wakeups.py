@@ -53,6 +53,9 @@ class RedisWakeups:
         deadline = layout.float_arg(float(now) + float(ttl))
         return int((yield script("register_slots", worker, int(slots), layout.float_arg(now), deadline)))
 
+    def _live_slots(self, now: float) -> Steps[int]:
+        return int((yield script("live_slots", layout.float_arg(now))))
+
     def _wakeup_status(self) -> Steps[WakeupStatus]:
         in_flight, held = yield script("wakeups")
         return WakeupStatus(in_flight=int(in_flight), held=int(held))

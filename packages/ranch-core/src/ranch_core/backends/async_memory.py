@@ -142,6 +142,10 @@ class AsyncInMemoryStorage:
         """As :meth:`ranch_core.protocols.Backlog.register_slots`."""
         return self.sync.register_slots(worker, slots, now, ttl)
 
+    async def live_slots(self, now: float) -> int:
+        """As :meth:`ranch_core.protocols.Backlog.live_slots`."""
+        return self.sync.live_slots(now)
+
     async def release(self, task_id: str) -> bool:
         """As :meth:`ranch_core.protocols.Backlog.release`."""
         return self.sync.release(task_id)

@@ -383,6 +383,10 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         with self._lock:
             return self._tokens.register_slots(worker, slots, now, ttl)
 
+    def live_slots(self, now: float) -> int:
+        with self._lock:
+            return self._tokens.live_slots(now)
+
     def release(self, task_id: str) -> bool:
         with self._lock:
             lease = self._leases.pop(task_id, None)

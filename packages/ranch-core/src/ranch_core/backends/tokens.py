@@ -104,12 +104,11 @@ class TokenBook:
 
     def hand_back(self, token: str, now: float, policy: WakeupPolicy, keep: bool, waiting: int) -> Finished:
         """The token's fate after its call: kept, passed on (publish it), or retired."""
-        if self.unhold(token):
-            have = True
-        else:
-            # Retired meanwhile (its deadline passed): taken back if there is room.
-            have = token not in self.flight and token not in self.deferred
-            have = have and self.outstanding < policy.max_wakeups
+        # Held, or retired meanwhile (its deadline passed) and neither in flight
+        # again nor deferred; kept only while under the bound (a bound that
+        # shrank, sized to the fleet, retires the excess).
+        have = self.unhold(token) or (token not in self.flight and token not in self.deferred)
+        have = have and self.outstanding < policy.max_wakeups
         if have and keep and waiting > 0:
             self.held[token] = (now + policy.ttl, None)
             return Finished(True, (), True)
@@ -132,7 +131,7 @@ class TokenBook:
         for token in [t for t, due in self.deferred.items() if due <= now]:
             # Due: its delayed wake-up is now in the broker like any other.
             self.flight[token] = self.deferred.pop(token) + ttl
-        live_slots = sum(count for count, deadline in self.slots.values() if deadline > now)
+        live_slots = self.live_slots(now)
         if live_slots > 0 and len(self.held) >= live_slots:
             return
         quiet = now - self.moved >= ttl
@@ -155,6 +154,10 @@ class TokenBook:
     def status(self) -> WakeupStatus:
         """Tokens in flight and held."""
         return WakeupStatus(in_flight=len(self.flight), held=len(self.held), deferred=len(self.deferred))
+
+    def live_slots(self, now: float) -> int:
+        """The slots of the workers whose registration has not run out at ``now``."""
+        return sum(count for count, deadline in self.slots.values() if deadline > now)
 
     def register_slots(self, worker: str, slots: int, now: float, ttl: float) -> int:
         """Record that ``worker`` runs ``slots`` calls at once until ``now + ttl``;

@@ -83,7 +83,7 @@ class BatchAndWakeupProperties(ConformanceBase):
 
     def test_worker_slots_count_only_live_workers(self) -> None:
         """``register_slots``: the live total; a worker's new count replaces its old one; a
-        registration that ran out is forgotten."""
+        registration that ran out is forgotten. ``live_slots`` reads the same total at any time."""
 
         workers = st.sampled_from(["w1", "w2", "w3"])
 
@@ -98,6 +98,9 @@ class BatchAndWakeupProperties(ConformanceBase):
                 live = {name: entry for name, entry in live.items() if entry[1] > now}
                 live[worker] = (slots, now + 3.0)
                 assert storage.register_slots(worker, slots, now, 3.0) == sum(n for n, _ in live.values())
+                later = now + advance
+                expected = sum(n for n, deadline in live.values() if deadline > later)
+                assert storage.live_slots(later) == expected  # read only: nothing forgotten
 
         check()
 

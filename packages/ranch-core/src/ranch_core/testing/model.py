@@ -165,10 +165,8 @@ class ReferenceModel:
 
     def token_hand_back(self, token: str, deadline: float, max_wakeups: int, keep: bool) -> str:
         """The token's fate after its call: ``"kept"``, ``"passed"`` or ``"retired"``."""
-        if self.held.pop(token, None) is not None:
-            have = True
-        else:
-            have = token not in self.flight and self.outstanding() < max_wakeups
+        have = self.held.pop(token, None) is not None or token not in self.flight
+        have = have and self.outstanding() < max_wakeups  # a bound that shrank retires the excess
         if have and keep and self.waiting() > 0:
             self.held[token] = (deadline, None)
             return "kept"

@@ -31,6 +31,7 @@ NAMES = (
     "sweep_wakeups",
     "wakeups",
     "register_slots",
+    "live_slots",
     "ack",
     "release",
     "requeue",

@@ -258,12 +258,10 @@ end
 -- A token after its call: kept (held, unbound) while tasks wait if asked; else
 -- passed on while more tasks wait than tokens are in flight; else retired.
 local function hand_back(tok, deadline, m, keep)
-    local have = unhold(tok)
-    if not have then
-        -- Retired meanwhile (its deadline passed): taken back if there is room.
-        have = not redis.call('ZSCORE', FLIGHT, tok)
-            and redis.call('ZCARD', FLIGHT) + redis.call('ZCARD', HELD) < m
-    end
+    -- Held, or retired meanwhile (its deadline passed) and not in flight again; kept only
+    -- while under the bound (a bound that shrank, sized to the fleet, retires the excess).
+    local have = unhold(tok) or not redis.call('ZSCORE', FLIGHT, tok)
+    have = have and redis.call('ZCARD', FLIGHT) + redis.call('ZCARD', HELD) < m
     if have and keep and n_waiting() > 0 then
         redis.call('ZADD', HELD, deadline, tok)
         redis.call('HSET', BOUND, tok, '')

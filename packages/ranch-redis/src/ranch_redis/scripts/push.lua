@@ -3,17 +3,18 @@
 -- one-task case of push_many.lua in fewer commands (HSETNX is the duplicate
 -- check; the token decision usually ends after one ZCARD, see mint()), as
 -- every lru_delay / lru_send runs it.
--- ARGV: task id, hex key, body, weight ('' = keep), retry ('1' = a retry),
---       expires_at ('' or absent = never), m (max_wakeups, '' or absent =
---       no tokens), token nonce, token deadline, key (the user's, for the
---       tag index), then per tag: name, hex name, value.
+-- ARGV: task id, hex key, body, m (max_wakeups, '' = no tokens), token
+--       nonce, token deadline, then what most pushes leave out (absent =
+--       ''): weight ('' = keep), retry ('1' = a retry), expires_at ('' =
+--       never), key (the user's, for the tag index), then per tag: name,
+--       hex name, value.
 -- Reply: __PUSH_STORED__ (nothing minted) or the minted token id (stored);
 -- __PUSH_ALREADY_STORED__ (a retry found its own earlier, identical write);
 -- __PUSH_DUPLICATE__ (the id is waiting or leased: nothing written, no
 -- weight, no tag).
-local tid, hk, body, w = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local tid, hk, body, w = ARGV[1], ARGV[2], ARGV[3], ARGV[7] or ''
 if redis.call('HSETNX', TASKS, tid, body) == 0 then
-    if ARGV[5] == '1' and redis.call('HGET', TASKS, tid) == body then return __PUSH_ALREADY_STORED__ end
+    if ARGV[8] == '1' and redis.call('HGET', TASKS, tid) == body then return __PUSH_ALREADY_STORED__ end
     return __PUSH_DUPLICATE__
 end
 local fields = {}
@@ -23,16 +24,15 @@ for i = 11, #ARGV, 3 do
     redis.call('HSET', BASE .. 'tag:' .. ARGV[i + 1], ARGV[10], ARGV[i + 2])
 end
 if #fields > 0 then redis.call('HSET', kkey(hk), unpack(fields)) end
-index_expiry(tid, hk, ARGV[6] or '')
+index_expiry(tid, hk, ARGV[9] or '')
 if redis.call('RPUSH', qkey(hk), tid) == 1 then
     local _, vt = stats()
     activate(hk, vt)
 end
 -- notify(1), but a full list of marks stays as it is: one LLEN, no LPUSH + LTRIM
 if redis.call('LLEN', WAKE) < __NOTIFY_BOUND__ then notify(1) end
-local m = ARGV[7]
-if m and m ~= '' then
-    local out = mint(ARGV[8], ARGV[9], tonumber(m), 1, 1)
+if ARGV[4] ~= '' then
+    local out = mint(ARGV[5], ARGV[6], tonumber(ARGV[4]), 1, 1)
     if #out > 0 then return out[1] end
 end
 return __PUSH_STORED__
