@@ -138,7 +138,7 @@ def rate_of(controls: KeyControls, defaults: Defaults) -> Optional[RateLimit]:
 
 def _bucket(controls: KeyControls, rate: Optional[RateLimit], now: float) -> None:
     """Keep the bucket under ``rate``: a changed rate keeps the calls already
-    charged to the bucket (at most the new burst), a removed one empties it."""
+    charged to the bucket (at most the new burst), a removed one resets it (full)."""
     if controls.bucket_rate == rate:
         return
     old, controls.bucket_rate = controls.bucket_rate, rate
