@@ -259,7 +259,8 @@ def test_pop_with_a_timeout_returns_the_call_it_found_at_once() -> None:
     assert scheduler.status().leased == 1
 
 
-def test_pop_with_a_timeout_of_one_second_waits_for_a_push() -> None:
+@pytest.mark.parametrize("timeout", [1, None])
+def test_pop_with_a_timeout_of_one_second_or_none_waits_for_a_push(timeout: Optional[float]) -> None:
     scheduler = make()
     storage = scheduler.storage
     assert isinstance(storage, InMemoryStorage)
@@ -272,6 +273,6 @@ def test_pop_with_a_timeout_of_one_second_waits_for_a_push() -> None:
 
     pusher = threading.Thread(target=push_once_asleep)
     pusher.start()
-    popped = scheduler.pop(timeout=1)
+    popped = scheduler.pop(timeout=timeout)
     pusher.join()
     assert popped is not None and popped.payload == "late"
