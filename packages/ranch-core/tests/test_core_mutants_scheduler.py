@@ -43,6 +43,8 @@ ENTRY_POINTS: List[Any] = [
     (lambda s: s.push("k", 1, expiry=-1), ValueError, "expiry must be >= 0"),
     (lambda s: s.push("k", 1, task_id=""), ValueError, "task_id must not be empty"),
     (lambda s: s.push_many("k", [1], task_ids=[""]), ValueError, "task_id must not be empty"),
+    (lambda s: s.pop(timeout=-1), ValueError, "timeout must be >= 0 seconds or None, got -1"),
+    (lambda s: s.pop(timeout="1"), TypeError, "timeout must be a number"),
     (lambda s: s.store("k", [1, 2], task_ids=["a", 2]), TypeError, "task_id must be a str"),
     (lambda s: s.push("k", 1, tags={"": "x"}), ValueError, "tag name must not be empty"),
     (lambda s: s.push("k", 1, tags={"plan": 1}), TypeError, "tag 'plan' must be a str"),
