@@ -10,12 +10,12 @@ pool child gets its own, never a copy of the parent's locks).
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any, Callable, Dict, List, Optional, Set
 
 from ranch_core import Storage
 from ranch_core.backlogs import BacklogSettings
 from ranch_core.dispatcher import FairDispatcher
+from ranch_core.forks import ProcessLock
 from ranch_core.models import ScheduledTask
 from ranch_core.scheduler import FairScheduler, WeightFunction
 from ranch_core.serializers import Serializer
@@ -62,7 +62,7 @@ class CeleryBacklog:
         self._storage: Optional[Storage] = explicit_storage
         self._dispatcher: Optional[FairDispatcher] = None
         self._pid = -1
-        self._lock = threading.Lock()
+        self._lock = ProcessLock()
         self._slots = (0, -1)  # (worker slots, pid of the process they belong to)
 
     def declared(self) -> BacklogSettings:
