@@ -167,7 +167,9 @@ class CeleryBacklog:
         As Celery's worker does for an expired message, a call that is part
         of a chord counts as a finished (revoked) part of it.
         """
-        from celery.app.task import Context, get_actual_ignore_result
+        from celery.app.task import Context
+
+        from ranch_celery.results import actual_ignore_result
 
         payload = task.payload if isinstance(task.payload, dict) else {}
         options = payload.get("options")
@@ -179,7 +181,7 @@ class CeleryBacklog:
             id=task.task_id,
             task=name,
         )
-        ignored = celery_task is not None and get_actual_ignore_result(celery_task, request)
+        ignored = celery_task is not None and actual_ignore_result(celery_task, request)
         if ignored and not request.chord:
             return
         backend = celery_task.backend if celery_task is not None else self.app.backend

@@ -29,6 +29,14 @@ def ignores_result(app: Any, call: Call) -> bool:
     return bool(getattr(task, "ignore_result", False))
 
 
+def actual_ignore_result(task: Any, request: Any) -> bool:
+    """``ignore_result`` in force for ``task`` run under ``request``: the
+    request's own value if it set one, else the task's (Celery 5.7's
+    ``get_actual_ignore_result``, which Celery 5.6 does not have)."""
+    explicit = None if request is None else vars(request).get("ignore_result")
+    return bool(task.ignore_result if explicit is None else explicit)
+
+
 def announce(backlog: CeleryBacklog, calls: Iterable[Call], task_ids: Iterable[str]) -> None:
     """Call the result backend's ``on_task_call`` for each call whose result is stored."""
     app = backlog.app
