@@ -12,12 +12,9 @@ its timeout although the result is there.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 from ranch_core.calls import Call
-
-if TYPE_CHECKING:
-    from ranch_celery.backlog import CeleryBacklog
 
 
 def ignores_result(app: Any, call: Call) -> bool:
@@ -37,9 +34,8 @@ def actual_ignore_result(task: Any, request: Any) -> bool:
     return bool(task.ignore_result if explicit is None else explicit)
 
 
-def announce(backlog: CeleryBacklog, calls: Iterable[Call], task_ids: Iterable[str]) -> None:
-    """Call the result backend's ``on_task_call`` for each call whose result is stored."""
-    app = backlog.app
+def announce(app: Any, calls: Iterable[Call], task_ids: Iterable[str]) -> None:
+    """Call ``app``'s result backend's ``on_task_call`` for each call whose result is stored."""
     wanted = [task_id for call, task_id in zip(calls, task_ids) if not ignores_result(app, call)]
     if not wanted:
         return
