@@ -200,20 +200,23 @@ def test_a_bad_call_in_a_later_batch_stores_nothing_of_the_earlier_ones(redis_ur
 @pytest.mark.slow
 def test_plain_tasks_on_the_queue_finish_long_before_the_ranch_backlog(redis_url, start_worker, rec) -> None:
     # A plain message waits behind at most the wake-ups queued ahead of it, each running up to
-    # the budget (8) calls; with the default max_wakeups (64) the tokens are sized to the
-    # registered fleet: 2 x its 2 slots.
+    # the budget (8) calls: a token passed on is published behind it. The plain messages are
+    # queued before the worker starts, so the bound does not depend on how fast this machine
+    # publishes while the worker drains (CI measured 272 Ranch calls that way, against 8 here).
     app = make_app(redis_url)
     record, plain = app.tasks["t.record"], app.tasks["t.plain_record"]
-    worker = start_worker("mixed", pool="prefork", concurrency=2)
     record.lru_delay_many("bulk", [(("mix", "bulk", n), None) for n in range(1_000)])
-    wait_for(lambda: rec.llen("order:mix") >= 10, 10, "the Ranch drain to start", worker)
+    tokens_ahead = rec.llen("celery")
+    assert 1 <= tokens_ahead <= 64
     for n in range(50):
         plain.delay("mix", "plain", n)
-    wait_for(lambda: rec.llen("order:mix") >= 1_050, 14, "every call", worker)
+    worker = start_worker("mixed", pool="prefork", concurrency=2)
+    wait_for(lambda: rec.llen("order:mix") >= 1_050, 20, "every call", worker)
     order = rec.lrange("order:mix", 0, -1)
     last_plain = max(i for i, entry in enumerate(order) if entry.startswith("plain:"))
     ranch_before = sum(1 for entry in order[:last_plain] if entry.startswith("bulk:"))
-    assert ranch_before <= 250, f"the 50 plain calls finished after {ranch_before} Ranch calls"
+    # ... plus, at most, one run in the other pool child, begun as the last plain call was taken.
+    assert ranch_before <= 8 * (tokens_ahead + 1), f"{ranch_before} Ranch calls ran first"
     assert sorted(order) == sorted([f"bulk:{n}" for n in range(1_000)] + [f"plain:{n}" for n in range(50)])
 
 

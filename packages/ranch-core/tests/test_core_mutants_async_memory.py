@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from ranch_core import AsyncInMemoryStorage, ScheduledTask
 from ranch_core.models import WakeupPolicy
 
@@ -53,5 +54,27 @@ def test_wait_capped_by_a_lease_deadline_answers_true_when_it_passes() -> None:
         assert (await storage.pop(0.0, 0.02)).task is not None
         assert await storage.wait(0.0, 30.0) is True  # the lease ends after 0.02 s: runnable again
         assert await storage.wait(0.0, 0.01) is False  # the timeout comes first
+
+    asyncio.run(main())
+
+
+def test_a_waiter_cancelled_before_it_was_woken_wakes_nobody_else() -> None:
+    """Only a cancelled waiter that was woken passes the wake-up on; one that was not
+    leaves the others waiting, and the next push still wakes one of them."""
+
+    async def main() -> None:
+        storage = AsyncInMemoryStorage()
+        waiting = asyncio.ensure_future(storage.wait(0.0, 30.0))
+        await asyncio.sleep(0)  # it subscribes first
+        cancelled = asyncio.ensure_future(storage.wait(0.0, 30.0))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        for _ in range(5):
+            await asyncio.sleep(0)  # room for a wake-up it should not have passed on
+        assert not waiting.done()
+        await storage.push(ScheduledTask("a", "k", 1, 0.0))
+        assert await asyncio.wait_for(waiting, 10) is True
 
     asyncio.run(main())

@@ -43,6 +43,8 @@ ENTRY_POINTS: List[Any] = [
     (lambda s: s.push("k", 1, expiry=-1), ValueError, "expiry must be >= 0"),
     (lambda s: s.push("k", 1, task_id=""), ValueError, "task_id must not be empty"),
     (lambda s: s.push_many("k", [1], task_ids=[""]), ValueError, "task_id must not be empty"),
+    (lambda s: s.pop(timeout=-1), ValueError, "timeout must be >= 0 seconds or None, got -1"),
+    (lambda s: s.pop(timeout="1"), TypeError, "timeout must be a number"),
     (lambda s: s.store("k", [1, 2], task_ids=["a", 2]), TypeError, "task_id must be a str"),
     (lambda s: s.push("k", 1, tags={"": "x"}), ValueError, "tag name must not be empty"),
     (lambda s: s.push("k", 1, tags={"plan": 1}), TypeError, "tag 'plan' must be a str"),
@@ -259,7 +261,8 @@ def test_pop_with_a_timeout_returns_the_call_it_found_at_once() -> None:
     assert scheduler.status().leased == 1
 
 
-def test_pop_with_a_timeout_of_one_second_waits_for_a_push() -> None:
+@pytest.mark.parametrize("timeout", [1, None])
+def test_pop_with_a_timeout_of_one_second_or_none_waits_for_a_push(timeout: Optional[float]) -> None:
     scheduler = make()
     storage = scheduler.storage
     assert isinstance(storage, InMemoryStorage)
@@ -272,6 +275,6 @@ def test_pop_with_a_timeout_of_one_second_waits_for_a_push() -> None:
 
     pusher = threading.Thread(target=push_once_asleep)
     pusher.start()
-    popped = scheduler.pop(timeout=1)
+    popped = scheduler.pop(timeout=timeout)
     pusher.join()
     assert popped is not None and popped.payload == "late"

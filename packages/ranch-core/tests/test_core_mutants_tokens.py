@@ -250,3 +250,15 @@ def test_a_quiet_queue_waits_one_ttl_again_after_a_retirement_even_once_it_moved
         assert late in book.flight and book.rounds == rounds
         book.sweep(last + wait, policy.ttl)
         assert late not in book.flight and book.rounds == rounds + 1
+
+
+def test_a_pop_with_a_kept_token_does_not_count_as_the_queue_moving() -> None:
+    """A run budget's kept token never went through the broker: its pops leave the queue
+    quiet, so a late token in flight is still retired one ttl after its deadline."""
+    policy = WakeupPolicy(max_wakeups=4, ttl=10.0)
+    storage, (first, _) = two_waiting(policy)  # both travel until 10.0
+    assert storage.pop(1.0, 100.0, token=first, wakeups=policy).task is not None  # moved at 1.0
+    assert storage.finish("a", 2.0, token=first, wakeups=policy, keep_token=True).kept
+    assert storage.pop(15.0, 100.0, token=first, wakeups=policy).task is not None  # kept: no move
+    storage.sweep_wakeups(16.0, policy)  # quiet since 1.0: the second token is lost
+    assert storage.wakeup_status().in_flight == 0

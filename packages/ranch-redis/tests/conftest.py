@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from typing import Callable, Iterator
 
@@ -15,8 +14,6 @@ from ranch_redis.testing import RedisClusterServers
 def redis_cluster() -> Iterator[RedisClusterServers]:
     """One real 3-master Redis Cluster on loopback ports, started once for the session
     (creating one takes seconds); each test works in a namespace of its own."""
-    if shutil.which("redis-cli") is None:
-        pytest.skip("redis-cli (redis-tools) is needed to create a cluster")
     with RedisClusterServers(masters=3) as servers:
         yield servers
 

@@ -10,12 +10,12 @@ pool child gets its own, never a copy of the parent's locks).
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any, Callable, Dict, List, Optional, Set
 
 from ranch_core import Storage
 from ranch_core.backlogs import BacklogSettings
 from ranch_core.dispatcher import FairDispatcher
+from ranch_core.forks import ProcessLock
 from ranch_core.models import ScheduledTask
 from ranch_core.scheduler import FairScheduler, WeightFunction
 from ranch_core.serializers import Serializer
@@ -62,7 +62,7 @@ class CeleryBacklog:
         self._storage: Optional[Storage] = explicit_storage
         self._dispatcher: Optional[FairDispatcher] = None
         self._pid = -1
-        self._lock = threading.Lock()
+        self._lock = ProcessLock()
         self._slots = (0, -1)  # (worker slots, pid of the process they belong to)
 
     def declared(self) -> BacklogSettings:
@@ -167,7 +167,9 @@ class CeleryBacklog:
         As Celery's worker does for an expired message, a call that is part
         of a chord counts as a finished (revoked) part of it.
         """
-        from celery.app.task import Context, get_actual_ignore_result
+        from celery.app.task import Context
+
+        from ranch_celery.results import actual_ignore_result
 
         payload = task.payload if isinstance(task.payload, dict) else {}
         options = payload.get("options")
@@ -179,7 +181,7 @@ class CeleryBacklog:
             id=task.task_id,
             task=name,
         )
-        ignored = celery_task is not None and get_actual_ignore_result(celery_task, request)
+        ignored = celery_task is not None and actual_ignore_result(celery_task, request)
         if ignored and not request.chord:
             return
         backend = celery_task.backend if celery_task is not None else self.app.backend

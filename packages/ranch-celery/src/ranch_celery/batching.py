@@ -77,7 +77,7 @@ class Batch:
                 _check_encodable(pending, index)
         for members in groups.values():
             first = members[0]
-            announce(first.backlog, [member.call for member in members], [m.task_id for m in members])
+            announce(first.backlog.app, [member.call for member in members], [m.task_id for m in members])
             try:
                 first.backlog.dispatcher().submit_many(
                     first.key,

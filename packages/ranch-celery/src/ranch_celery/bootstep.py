@@ -37,6 +37,16 @@ def worker_slots(worker: Any) -> int:
     return 1
 
 
+def register_now(backlog: Any) -> None:
+    """Register this worker's slots at once, in the starting thread (the lease
+    keeper renews them), so tokens are sized to the fleet before the first
+    wake-up; a storage that cannot be reached yet is left to the first sweep."""
+    try:
+        backlog.dispatcher().register_slots()
+    except Exception as exc:  # noqa: BLE001 - the sweep registers them later
+        logger.warning("ranch: could not register the slots of backlog %r yet (%r)", backlog.name, exc)
+
+
 class RanchStep(bootsteps.StartStopStep):  # type: ignore[misc]
     """Worker bootstep: lease keeper and log filter of Ranch."""
 
@@ -57,6 +67,7 @@ class RanchStep(bootsteps.StartStopStep):  # type: ignore[misc]
         slots = worker_slots(parent)
         for backlog in backlogs:
             backlog.set_slots(slots)
+            register_now(backlog)
         ensure_keeper(state)
         install_nudge(parent)
 

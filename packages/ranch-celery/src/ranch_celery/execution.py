@@ -258,12 +258,14 @@ def hard_time_limit(
     counting run, as in ``Request.on_timeout``) and the lease acknowledged;
     :mod:`ranch_celery.limits` then kills this pool process.
     """
-    from celery.app.task import Context, get_actual_ignore_result
+    from celery.app.task import Context
     from celery.exceptions import TimeLimitExceeded
+
+    from ranch_celery.results import actual_ignore_result
 
     logger.error("Hard time limit (%ss) exceeded for %s[%s]", seconds, task.name, claimed.task_id)
     context = Context(request)
-    store = task.store_errors_even_if_ignored or not get_actual_ignore_result(task, context)
+    store = task.store_errors_even_if_ignored or not actual_ignore_result(task, context)
     task.backend.mark_as_failure(
         claimed.task_id, TimeLimitExceeded(seconds), request=context, store_result=store
     )

@@ -45,8 +45,14 @@ _pool_process = {"prefork": False}
 def _mark_pool_process(**_kwargs: Any) -> None:
     # The solo pool sends worker_process_init too (Celery 5.5+), in the worker's own process:
     # only a prefork child has had its hostname set by the prefork process initializer.
+    # Celery 5.6 (the newest for Python 3.9) has no _process_hostname: billiard names its
+    # pool children ForkPoolWorker-<n> there too.
+    from billiard.process import current_process  # type: ignore[import-untyped]
+
     prefork = sys.modules.get("celery.concurrency.prefork")
-    _pool_process["prefork"] = getattr(prefork, "_process_hostname", None) is not None
+    _pool_process["prefork"] = getattr(prefork, "_process_hostname", None) is not None or str(
+        current_process().name
+    ).startswith("ForkPoolWorker")
 
 
 worker_process_init.connect(_mark_pool_process, weak=False)

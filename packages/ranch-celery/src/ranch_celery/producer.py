@@ -70,7 +70,7 @@ def _submit(
     expiry: Optional[float],
     tags: Optional[Mapping[str, str]],
 ) -> str:
-    announce(backlog, [call], [task_id])
+    announce(backlog.app, [call], [task_id])
     try:
         return backlog.dispatcher().submit(
             lru_key, call, priority_weight=priority_weight, expiry=expiry, tags=tags, task_id=task_id
@@ -116,7 +116,7 @@ def store_many(
             if named is not None:
                 raise TypeError(f"calls[{index}]: {named}")
     task_ids = [str(uuid.uuid4()) for _ in checked]
-    announce(backlog, checked, task_ids)
+    announce(backlog.app, checked, task_ids)
     try:
         ids = backlog.dispatcher().submit_many(
             lru_key,

@@ -20,6 +20,7 @@ from ranch_core import Storage
 from ranch_core.backlogs import BacklogSettings, check_join, check_storage_unshared
 from ranch_core.dispatcher import FairDispatcher
 from ranch_core.errors import BacklogConflict, UnknownBacklog
+from ranch_core.forks import ProcessLock
 from ranch_core.scheduler import WeightFunction
 
 from ranch_celery import wakeups
@@ -60,7 +61,7 @@ class RanchState:
         self.worker: Dict[Any, Any] = {}
         self.installed = False
         self._settings: Optional[Settings] = None
-        self.lock = threading.RLock()
+        self.lock = ProcessLock(threading.RLock)
 
     @classmethod
     def of(cls, app: Any) -> RanchState:
@@ -244,4 +245,4 @@ class RanchState:
         return [(backlog.name, backlog.dispatcher) for backlog in self.resolve()]
 
 
-_CREATE_LOCK = threading.Lock()
+_CREATE_LOCK = ProcessLock()

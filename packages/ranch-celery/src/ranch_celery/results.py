@@ -12,12 +12,9 @@ its timeout although the result is there.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 from ranch_core.calls import Call
-
-if TYPE_CHECKING:
-    from ranch_celery.backlog import CeleryBacklog
 
 
 def ignores_result(app: Any, call: Call) -> bool:
@@ -29,9 +26,16 @@ def ignores_result(app: Any, call: Call) -> bool:
     return bool(getattr(task, "ignore_result", False))
 
 
-def announce(backlog: CeleryBacklog, calls: Iterable[Call], task_ids: Iterable[str]) -> None:
-    """Call the result backend's ``on_task_call`` for each call whose result is stored."""
-    app = backlog.app
+def actual_ignore_result(task: Any, request: Any) -> bool:
+    """``ignore_result`` in force for ``task`` run under ``request``: the
+    request's own value if it set one, else the task's (Celery 5.7's
+    ``get_actual_ignore_result``, which Celery 5.6 does not have)."""
+    explicit = None if request is None else vars(request).get("ignore_result")
+    return bool(task.ignore_result if explicit is None else explicit)
+
+
+def announce(app: Any, calls: Iterable[Call], task_ids: Iterable[str]) -> None:
+    """Call ``app``'s result backend's ``on_task_call`` for each call whose result is stored."""
     wanted = [task_id for call, task_id in zip(calls, task_ids) if not ignores_result(app, call)]
     if not wanted:
         return

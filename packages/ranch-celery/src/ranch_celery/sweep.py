@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 
+from ranch_core.forks import ProcessLock
 from ranch_core.leases import LeaseKeeper
 
 from ranch_celery.registry import RanchState
@@ -46,4 +46,4 @@ def stop_keeper(state: RanchState) -> None:
             current[1].stop(timeout=5)
 
 
-_LOCK = threading.Lock()
+_LOCK = ProcessLock()

@@ -13,7 +13,7 @@ logger = logging.getLogger("ranch_core.leases")
 
 
 class LeaseKeeper:
-    """A daemon thread calling :meth:`FairDispatcher.sweep` at start, then every ``interval`` seconds.
+    """A daemon thread calling :meth:`FairDispatcher.sweep` every ``interval`` seconds.
 
     Start one per worker process (a Celery bootstep, a Dramatiq middleware).
     ``interval`` should be well under the lease, e.g. a third of it.
@@ -49,8 +49,5 @@ class LeaseKeeper:
         return total
 
     def _run(self) -> None:
-        # The first pass at once: a worker that starts registers its slots and
-        # puts back dead workers' calls before it takes any wake-up.
-        self.sweep_once()
         while not self._stop.wait(self.interval):
             self.sweep_once()

@@ -35,6 +35,7 @@ from ranch_dramatiq.backlog import DramatiqBacklog
 from ranch_dramatiq.encoding import EncoderSerializer
 from ranch_dramatiq.middleware import Ranch
 from ranch_dramatiq.options import check_options
+from ranch_dramatiq.pending import Pending
 
 if TYPE_CHECKING:
     # Defaults (PEP 696): a bare ``LRUActor`` annotation means ``LRUActor[..., Any]``.
@@ -133,7 +134,7 @@ class LRUActor(Actor[P, R], KeyManagement):
         settings = options_module.settings(lru_key, priority_weight, expiry, tags)
         message = self._checked_message(args, kwargs, options, "lru_send_with_options")
         call = execution.call_for(message, self.options)
-        enqueue.Pending(self._ranch_backlog, settings, call, message.message_id).store()
+        Pending(self._ranch_backlog, settings, call, message.message_id).store()
         return message
 
     def lru_message(

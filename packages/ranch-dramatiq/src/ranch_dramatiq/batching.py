@@ -28,7 +28,7 @@ from ranch_core.protocols import MAX_BATCH
 from ranch_dramatiq.encoding import EncoderSerializer
 
 if TYPE_CHECKING:
-    from ranch_dramatiq.enqueue import Pending
+    from ranch_dramatiq.pending import Pending
 
 logger = logging.getLogger("ranch_dramatiq")
 

@@ -25,41 +25,19 @@ import logging
 import threading
 from typing import Any, Callable, Optional
 
-import attrs
 from dramatiq import Message
 from dramatiq.broker import Broker
 from dramatiq.errors import ActorNotFound
-from ranch_core.calls import Call
 
 from ranch_dramatiq import execution
 from ranch_dramatiq.backlog import DramatiqBacklog
 from ranch_dramatiq.batching import current_batch, install_group_batching
 from ranch_dramatiq.options import RanchSettings, check_options, ranch_settings, without_ranch
+from ranch_dramatiq.pending import Pending
 
 logger = logging.getLogger("ranch_dramatiq")
 
 _install_lock = threading.Lock()
-
-
-@attrs.frozen
-class Pending:
-    """A checked Ranch message, ready to be stored in its backlog."""
-
-    backlog: DramatiqBacklog
-    settings: RanchSettings
-    call: Call
-    message_id: str
-
-    def store(self) -> None:
-        """Store the call alone (publishing a wake-up if the storage minted a token)."""
-        self.backlog.dispatcher.submit(
-            self.settings.key,
-            self.call,
-            priority_weight=self.settings.priority_weight,
-            expiry=self.settings.expiry,
-            tags=self.settings.tag_map(),
-            task_id=self.message_id,
-        )
 
 
 def prepare(

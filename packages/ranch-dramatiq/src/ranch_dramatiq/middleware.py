@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any, Dict, List, Optional
 
@@ -25,6 +26,8 @@ from ranch_core.scheduler import WeightFunction
 from ranch_dramatiq.backlog import RESUBMIT, DramatiqBacklog
 from ranch_dramatiq.errors import UnknownBacklog
 from ranch_dramatiq.storage import resolve_storage
+
+logger = logging.getLogger("ranch_dramatiq")
 
 #: Name of the wake-up actor of a queue: ``ranch_wake_up:<queue_name>``.
 WAKE_UP_PREFIX = "ranch_wake_up:"
@@ -273,6 +276,10 @@ class Ranch(Middleware):
             self.slots = max(1, int(getattr(worker, "worker_threads", 1) or 1))
             for backlog in self._backlogs.values():
                 backlog.set_slots(self.slots)
+                try:  # at once, so tokens are sized to the fleet before the first wake-up
+                    backlog.dispatcher.register_slots()
+                except Exception as exc:  # noqa: BLE001 - the lease keeper's sweep registers them later
+                    logger.warning("ranch: could not register the slots of %r yet (%r)", backlog.name, exc)
             if self._keeper is None:
                 self._keeper = LeaseKeeper(self.dispatchers, self.sweep_interval)
                 self._keeper.start()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import threading
 from typing import Any, Awaitable, Callable, Optional, TypeVar, cast
 
@@ -26,6 +27,18 @@ T = TypeVar("T")
 
 _loop: Optional[asyncio.AbstractEventLoop] = None
 _loop_lock = threading.Lock()
+
+
+def _forget_the_loop_in_a_child() -> None:
+    """In a forked child the thread that ran the parent's loop is gone (a
+    coroutine sent there would wait forever) and the lock may have been held
+    at the fork: start again from nothing (mutmut forks a child per mutant)."""
+    global _loop, _loop_lock
+    _loop = None
+    _loop_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_the_loop_in_a_child)
 
 
 def loop() -> asyncio.AbstractEventLoop:
