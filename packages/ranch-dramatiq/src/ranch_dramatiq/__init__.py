@@ -24,14 +24,23 @@ messages in pipelines and groups), :mod:`ranch_dramatiq.storage` and
 
 from ranch_dramatiq.actor import LRUActor, lru_actor
 from ranch_dramatiq.encoding import EncoderSerializer
-from ranch_dramatiq.errors import BacklogConflict, CallExpired, MissingExtra, UnknownBacklog
+from ranch_dramatiq.errors import (
+    BacklogConflict,
+    BacklogFull,
+    CallExpired,
+    CallRevoked,
+    MissingExtra,
+    UnknownBacklog,
+)
 from ranch_dramatiq.middleware import Ranch
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BacklogConflict",
+    "BacklogFull",
     "CallExpired",
+    "CallRevoked",
     "EncoderSerializer",
     "LRUActor",
     "MissingExtra",

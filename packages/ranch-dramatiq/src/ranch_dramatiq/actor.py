@@ -62,7 +62,13 @@ class LRUActor(Actor[P, R], KeyManagement):
     takes a wake-up runs the fairest call of the backlog at that moment.
     ``lru_send_many`` stores many calls of one key in one round trip.
     The management methods act on the whole backlog (by default every
-    ``lru_actor`` of the actor's queue).
+    ``lru_actor`` of the actor's queue), the per-key controls included:
+    ``set_concurrency_limit``, ``set_rate_limit``, ``pause_key``,
+    ``resume_key``, ``set_max_backlog``, ``purge_key`` and ``revoke_call``
+    (:class:`~ranch_core.management.KeyManagement`). A limited call waits in
+    its key's backlog: it never raises and never spends a retry; a purged or
+    revoked call's result is a :class:`~ranch_dramatiq.errors.CallRevoked`
+    failure.
     """
 
     _ranch_backlog: DramatiqBacklog
@@ -299,6 +305,8 @@ def lru_actor(
     weight_function: Optional[WeightFunction] = None,
     backlog: Optional[str] = None,
     max_wakeups: Optional[int] = None,
+    default_concurrency_limit: Optional[int] = None,
+    default_rate_limit: Optional[str] = None,
     queue_name: str = "default",
     actor_name: Optional[str] = None,
     priority: int = 0,
@@ -314,6 +322,8 @@ def lru_actor(
     weight_function: Optional[WeightFunction] = None,
     backlog: Optional[str] = None,
     max_wakeups: Optional[int] = None,
+    default_concurrency_limit: Optional[int] = None,
+    default_rate_limit: Optional[str] = None,
     **actor_options: Any,
 ) -> Any:
     """Declare a Dramatiq actor with fair scheduling, like ``dramatiq.actor``.
@@ -331,6 +341,16 @@ def lru_actor(
     outstanding wake-up messages (default: the ``Ranch`` middleware's, 64);
     actors of one backlog that both pass it must agree
     (:class:`~ranch_core.errors.BacklogConflict`).
+
+    ``default_concurrency_limit`` (an ``int`` >= 1) and
+    ``default_rate_limit`` (Celery's syntax, ``"10/s"``, burst 1) limit
+    every key of the backlog that has no setting of its own (the per-key
+    controls: :meth:`LRUActor.set_concurrency_limit`, ...); they are
+    written to the storage when the backlog is declared. Actors of one
+    backlog that both pass one must agree (``BacklogConflict``); a bad
+    value raises ``TypeError``/``ValueError`` naming the argument, and a
+    storage without per-key controls ``TypeError``, before anything is
+    declared.
 
     Storage: ``storage`` if given; else a ``RedisBroker``'s own Redis
     (namespace ``<broker namespace>:<backlog>``, needs ranch-redis:
@@ -350,7 +370,15 @@ def lru_actor(
         name = queue_name if backlog is None else backlog
         who = f"lru_actor {actor_name!r}"
         new_storage = ranch.check_backlog(
-            the_broker, name, queue_name, storage, weight_function, who=who, max_wakeups=max_wakeups
+            the_broker,
+            name,
+            queue_name,
+            storage,
+            weight_function,
+            who=who,
+            max_wakeups=max_wakeups,
+            default_concurrency_limit=default_concurrency_limit,
+            default_rate_limit=default_rate_limit,
         )
         declare = dramatiq.actor(broker=the_broker, actor_class=LRUActor, **actor_options)
         actor = cast("LRUActor[Any, Any]", declare(function))
@@ -363,6 +391,8 @@ def lru_actor(
             priority=actor.priority,
             actor_name=actor.actor_name,
             max_wakeups=max_wakeups,
+            default_concurrency_limit=default_concurrency_limit,
+            default_rate_limit=default_rate_limit,
         )
         return actor
 

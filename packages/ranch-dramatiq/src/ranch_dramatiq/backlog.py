@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Dict, Mapping, Optional
 
 from dramatiq.broker import Broker, MessageProxy
@@ -10,12 +11,12 @@ from dramatiq.errors import ActorNotFound
 from ranch_core.backlogs import BacklogSettings
 from ranch_core.calls import Call, Claimed
 from ranch_core.dispatcher import MAX_WAKEUPS, FairDispatcher
-from ranch_core.models import ScheduledTask
+from ranch_core.models import RateLimit, ScheduledTask
 from ranch_core.protocols import Storage
 from ranch_core.scheduler import FairScheduler, WeightFunction
 
 from ranch_dramatiq import execution
-from ranch_dramatiq.errors import CallExpired
+from ranch_dramatiq.errors import CallExpired, CallRevoked
 
 logger = logging.getLogger("ranch_dramatiq")
 
@@ -30,7 +31,11 @@ class DramatiqBacklog:
 
     ``wake_up`` is the queue's wake-up actor: a wake-up message
     (``wake_up.send(name, token)``) carries one of the backlog's tokens (see
-    ranch-core's "Wake-ups"); at most ``max_wakeups`` are outstanding.
+    ranch-core's "Wake-ups"); at most ``max_wakeups`` are outstanding. A
+    wake-up that finds only rate-limited calls comes back as a delayed
+    message (:meth:`wake_later`). ``default_concurrency_limit`` and
+    ``default_rate_limit`` (checked by the caller) are the limits of every
+    key without a setting of its own, written to the storage now.
     """
 
     def __init__(
@@ -46,6 +51,8 @@ class DramatiqBacklog:
         token_ttl: Optional[float] = None,
         max_wakeups: int = MAX_WAKEUPS,
         budget: int = 1,
+        default_concurrency_limit: Optional[int] = None,
+        default_rate_limit: Optional[RateLimit] = None,
     ) -> None:
         self.broker = broker
         self.name = name
@@ -54,9 +61,23 @@ class DramatiqBacklog:
         self.weight_function = weight_function
         self.wake_up = wake_up
         self.budget = budget
-        scheduler = FairScheduler(storage, weight_function=weight_function, lease_seconds=lease_seconds)
+        self.default_concurrency_limit = default_concurrency_limit
+        self.default_rate_limit = default_rate_limit
+        scheduler = FairScheduler(
+            storage,
+            weight_function=weight_function,
+            lease_seconds=lease_seconds,
+            default_concurrency_limit=default_concurrency_limit,
+            default_rate_limit=None if default_rate_limit is None else default_rate_limit.text,
+        )
         self.dispatcher = FairDispatcher(
-            scheduler, self.wake, on_expired=self.on_expired, token_ttl=token_ttl, max_wakeups=max_wakeups
+            scheduler,
+            self.wake,
+            on_expired=self.on_expired,
+            token_ttl=token_ttl,
+            max_wakeups=max_wakeups,
+            wake_later=self.wake_later,
+            on_revoked=self.on_revoked,
         )
 
     @property
@@ -82,6 +103,13 @@ class DramatiqBacklog:
         ``token`` (``None``: a tokenless nudge, taken as a stale token)."""
         args = (self.name,) if token is None else (self.name, token)
         self.broker.enqueue(self.wake_up.message(*args))
+
+    def wake_later(self, token: str, seconds: float) -> None:
+        """Publish a wake-up carrying ``token`` that the broker delivers after
+        ``seconds`` (Dramatiq's ``delay``, in whole milliseconds, rounded up
+        so it does not arrive before the rate-limited key's bucket refills)."""
+        delay = max(1, math.ceil(seconds * 1000))
+        self.broker.enqueue(self.wake_up.message(self.name, token), delay=delay)
 
     def defer(self, body: Dict[str, Any], delay: float) -> None:
         """Publish ``body`` (:meth:`FairDispatcher.deferred`) as a wake-up that
@@ -152,11 +180,23 @@ class DramatiqBacklog:
 
     def on_expired(self, task: ScheduledTask) -> None:
         """An expired call never runs; its result becomes a :class:`CallExpired` failure."""
+        error = CallExpired(f"call {task.task_id} of key {task.key!r} expired before a worker could run it")
+        self.fail_waiting(task, error, "expired")
+
+    def on_revoked(self, task: ScheduledTask, reason: str) -> None:
+        """A call deleted while it waited (``reason``: ``"purged"`` or
+        ``"revoked"``) never runs; its result becomes a :class:`CallRevoked` failure."""
+        error = CallRevoked(f"call {task.task_id} of key {task.key!r} was {reason} before it ran", reason)
+        self.fail_waiting(task, error, reason)
+
+    def fail_waiting(self, task: ScheduledTask, error: BaseException, what: str) -> None:
+        """Settle a call that left the backlog without running as failed with
+        ``error`` (:func:`execution.fail_unrunnable`: Results stores it,
+        ``on_failure`` fires); a malformed call is only logged."""
         try:
             call = Call.from_payload(task.payload)
             message = MessageProxy(execution.message_for(task.task_id, call))
         except (TypeError, ValueError) as exc:
-            logger.error("ranch: expired call %s is malformed: %s", task.task_id, exc)
+            logger.error("ranch: %s call %s is malformed: %s", what, task.task_id, exc)
             return
-        error = CallExpired(f"call {task.task_id} of key {task.key!r} expired before a worker could run it")
         execution.fail_unrunnable(self.broker, message, call, error)

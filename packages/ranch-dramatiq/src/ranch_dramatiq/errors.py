@@ -3,17 +3,57 @@
 :class:`CallExpired` is what an expired call's result holds: with the Results
 middleware, ``message.get_result()`` of such a call raises
 ``dramatiq.results.ResultFailure`` whose ``orig_exc_type`` is ``"CallExpired"``.
+:class:`CallRevoked` is what a call deleted while it waited holds, by
+``purge_key`` (its message says ``purged``) or ``revoke_call`` (``revoked``):
+``orig_exc_type == "CallRevoked"``.
+:class:`BacklogFull` is raised by an ``lru_send`` beyond the key's
+``max_backlog``; nothing was stored.
 :class:`UnknownBacklog` (a ``LookupError``) is raised by a wake-up naming a
 backlog this worker never declared; the wake-up is retried (Dramatiq's
 Retries middleware), so a worker that does know the backlog picks it up.
 :class:`BacklogConflict` (a ``ValueError``) refuses an ``lru_actor`` that
-joins a backlog with another queue, storage or weight function;
+joins a backlog with another queue, storage, weight function or defaults;
 :class:`MissingExtra` (an ``ImportError``) says ``pip install
 'ranch-dramatiq[redis]'`` when a RedisBroker needs ranch-redis.
 """
 
 from __future__ import annotations
 
-from ranch_core.errors import BacklogConflict, CallExpired, MissingExtra, UnknownBacklog
+from ranch_core.errors import (
+    BacklogConflict,
+    BacklogFull,
+    CallExpired,
+    MissingExtra,
+    RanchError,
+    UnknownBacklog,
+)
 
-__all__ = ["BacklogConflict", "CallExpired", "MissingExtra", "UnknownBacklog"]
+#: Why a waiting call was deleted: :meth:`~ranch_core.management.KeyManagement.purge_key`.
+PURGED = "purged"
+#: Why a waiting call was deleted: :meth:`~ranch_core.management.KeyManagement.revoke_call`.
+REVOKED = "revoked"
+
+
+class CallRevoked(RanchError):
+    """A waiting call was deleted before any worker ran it; it never ran.
+
+    ``reason`` is ``"purged"`` (``purge_key``) or ``"revoked"``
+    (``revoke_call``); the message says it too, since the Results middleware
+    keeps only the exception's type name and message.
+    """
+
+    def __init__(self, message: str, reason: str = REVOKED) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+__all__ = [
+    "PURGED",
+    "REVOKED",
+    "BacklogConflict",
+    "BacklogFull",
+    "CallExpired",
+    "CallRevoked",
+    "MissingExtra",
+    "UnknownBacklog",
+]

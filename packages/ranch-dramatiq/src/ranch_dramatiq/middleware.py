@@ -20,7 +20,8 @@ from ranch_core.backlogs import (
 from ranch_core.dispatcher import MAX_WAKEUPS, FairDispatcher
 from ranch_core.errors import BacklogConflict
 from ranch_core.leases import LeaseKeeper
-from ranch_core.protocols import Storage
+from ranch_core.models import RateLimit
+from ranch_core.protocols import Controls, Storage
 from ranch_core.scheduler import WeightFunction
 
 from ranch_dramatiq.backlog import RESUBMIT, DramatiqBacklog
@@ -62,6 +63,27 @@ def check_count(value: Any, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name} must be a positive int, not {value!r}")
     return value
+
+
+def check_defaults(
+    existing: DramatiqBacklog, limit: Optional[int], rate: Optional[RateLimit], who: str
+) -> None:
+    """:class:`BacklogConflict` if a joiner's defaults (``None``: not given)
+    contradict the backlog's (rates compare by calls per second and burst)."""
+    name = existing.name
+    if limit is not None and limit != existing.default_concurrency_limit:
+        raise BacklogConflict(
+            f"{who} names backlog {name!r} with default_concurrency_limit={limit}, but the backlog has "
+            f"default_concurrency_limit={existing.default_concurrency_limit}: pass it only once"
+        )
+    current = existing.default_rate_limit
+    if rate is not None and (
+        current is None or (rate.per_second, rate.burst) != (current.per_second, current.burst)
+    ):
+        raise BacklogConflict(
+            f"{who} names backlog {name!r} with default_rate_limit={rate.text!r}, but the backlog has "
+            f"default_rate_limit={None if current is None else current.text!r}: pass it only once"
+        )
 
 
 class Ranch(Middleware):
@@ -161,20 +183,27 @@ class Ranch(Middleware):
         *,
         who: str = "lru_actor",
         max_wakeups: Optional[int] = None,
+        default_concurrency_limit: Optional[int] = None,
+        default_rate_limit: Optional[str] = None,
     ) -> Optional[Storage]:
         """Refuse a declaration (by ``who``) that conflicts with the backlogs already here.
 
         The rules are :mod:`ranch_core.backlogs`' (shared with ranch-celery):
         one queue, one storage and one weight function per backlog, one
-        backlog per storage; and one ``max_wakeups`` (a joiner may leave it
-        unset). Returns the storage a new backlog would use,
-        ``None`` if ``name`` exists (the actor joins it). Nothing is
-        registered yet.
+        backlog per storage; and one ``max_wakeups``, one
+        ``default_concurrency_limit`` and one ``default_rate_limit`` (a
+        joiner may leave them unset; rates compare by calls per second, so
+        ``"1/s"`` and ``"60/m"`` agree). Defaults need a storage with per-key
+        controls (:class:`~ranch_core.protocols.Controls`, else ``TypeError``).
+        Returns the storage a new backlog would use, ``None`` if ``name``
+        exists (the actor joins it). Nothing is registered yet.
         """
         check_backlog_name(name)
         check_weight_function(weight_function)
         if max_wakeups is not None:
             check_count(max_wakeups, "max_wakeups")
+        limit = validation.check_concurrency_limit(default_concurrency_limit, "default_concurrency_limit")
+        rate = validation.check_rate_limit(default_rate_limit, name="default_rate_limit")
         if storage is not None and not isinstance(storage, Storage):
             raise TypeError(
                 f"storage must implement ranch_core.protocols.Storage (e.g. ranch_redis.RedisStorage), "
@@ -190,8 +219,15 @@ class Ranch(Middleware):
                         f"{who} names backlog {name!r} with max_wakeups={max_wakeups}, but the backlog has "
                         f"max_wakeups={existing.max_wakeups}: pass it only once"
                     )
+                check_defaults(existing, limit, rate, who)
                 return None
             resolved = resolve_storage(broker, name, storage)
+            if (limit is not None or rate is not None) and not isinstance(resolved, Controls):
+                argument = "default_concurrency_limit" if limit is not None else "default_rate_limit"
+                raise TypeError(
+                    f"{who} passes {argument}, but {type(resolved).__name__} has no per-key controls "
+                    "(ranch_core.protocols.Controls)"
+                )
             check_storage_unshared(
                 name, resolved, ((other.name, other.storage) for other in self._backlogs.values())
             )
@@ -208,11 +244,15 @@ class Ranch(Middleware):
         priority: int = 0,
         actor_name: Optional[str] = None,
         max_wakeups: Optional[int] = None,
+        default_concurrency_limit: Optional[int] = None,
+        default_rate_limit: Optional[str] = None,
     ) -> DramatiqBacklog:
         """Register backlog ``name`` (after :meth:`check_backlog`) or return it.
 
         A queue's wake-up actor takes the ``priority`` of the first
-        ``lru_actor`` declared on that queue."""
+        ``lru_actor`` declared on that queue. A new backlog writes its
+        defaults to its storage; one that exists keeps its own (a joiner
+        agreed with them in :meth:`check_backlog`)."""
         with self._lock:
             if actor_name is not None:
                 self._actor_backlogs[actor_name] = name
@@ -231,6 +271,8 @@ class Ranch(Middleware):
                 token_ttl=self.sweep_interval,
                 max_wakeups=self.max_wakeups if max_wakeups is None else max_wakeups,
                 budget=self.wakeup_budget,
+                default_concurrency_limit=default_concurrency_limit,
+                default_rate_limit=validation.check_rate_limit(default_rate_limit, name="default_rate_limit"),
             )
             if self.slots:
                 backlog.set_slots(self.slots)
