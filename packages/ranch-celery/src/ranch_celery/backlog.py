@@ -10,7 +10,7 @@ pool child gets its own, never a copy of the parent's locks).
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set
 
 from ranch_core import Storage
 from ranch_core.backlogs import BacklogSettings
@@ -47,7 +47,7 @@ class CeleryBacklog:
         weight_function: Optional[WeightFunction],
         settings: Callable[[], Settings],
         *,
-        max_wakeups: Optional[int] = None,
+        options: Optional[Mapping[str, Any]] = None,
     ) -> None:
         self.app = app
         self.name = name
@@ -55,8 +55,9 @@ class CeleryBacklog:
         self.route_task = route_task
         self.explicit_storage = explicit_storage
         self.weight_function = weight_function
-        #: ``lru_task(..., max_wakeups=)`` of a task of this backlog (``None``: the app's setting).
-        self.explicit_max_wakeups = max_wakeups
+        #: Per-backlog ``lru_task`` arguments (``max_wakeups``, ``default_concurrency_limit``,
+        #: ``default_rate_limit``) given by a task of this backlog; absent or ``None``: the app's setting.
+        self.explicit_options: Dict[str, Any] = dict(options or {})
         self.tasks: Set[str] = {route_task}
         self._settings = settings
         self._storage: Optional[Storage] = explicit_storage
@@ -99,11 +100,31 @@ class CeleryBacklog:
         return self._settings().lease_seconds
 
     @property
+    def explicit_max_wakeups(self) -> Optional[int]:
+        """``lru_task(..., max_wakeups=)`` of a task of this backlog (``None``: the app's setting)."""
+        value: Optional[int] = self.explicit_options.get("max_wakeups")
+        return value
+
+    @property
     def max_wakeups(self) -> int:
         """Bound on outstanding wake-ups: ``lru_task(..., max_wakeups=)``, else ``ranch_max_wakeups``."""
         if self.explicit_max_wakeups is not None:
             return self.explicit_max_wakeups
         return self._settings().max_wakeups
+
+    @property
+    def default_concurrency_limit(self) -> Optional[int]:
+        """Concurrency limit of the keys without their own: ``lru_task(...,
+        default_concurrency_limit=)``, else ``ranch_default_concurrency_limit`` (``None``: no cap)."""
+        value: Optional[int] = self.explicit_options.get("default_concurrency_limit")
+        return self._settings().default_concurrency_limit if value is None else value
+
+    @property
+    def default_rate_limit(self) -> Optional[str]:
+        """Rate limit of the keys without their own: ``lru_task(..., default_rate_limit=)``,
+        else ``ranch_default_rate_limit`` (``None``: no limit)."""
+        value: Optional[str] = self.explicit_options.get("default_rate_limit")
+        return self._settings().default_rate_limit if value is None else value
 
     @property
     def token_ttl(self) -> float:
@@ -120,8 +141,13 @@ class CeleryBacklog:
         storage = self.storage
         with self._lock:
             if self._dispatcher is None or self._pid != pid:
+                # Defaults of the per-key controls are written to the storage here, once per process.
                 scheduler = FairScheduler(
-                    storage, weight_function=self.weight_function, lease_seconds=self.lease_seconds
+                    storage,
+                    weight_function=self.weight_function,
+                    lease_seconds=self.lease_seconds,
+                    default_concurrency_limit=self.default_concurrency_limit,
+                    default_rate_limit=self.default_rate_limit,
                 )
                 self._dispatcher = FairDispatcher(
                     scheduler,
@@ -129,6 +155,8 @@ class CeleryBacklog:
                     on_expired=self.mark_expired,
                     max_wakeups=self.max_wakeups,
                     token_ttl=self.token_ttl,
+                    wake_later=self.wake_later,
+                    on_revoked=self.mark_revoked,
                 )
                 self._apply_slots(self._dispatcher)
                 self._pid = pid
@@ -157,15 +185,26 @@ class CeleryBacklog:
         args: List[Any] = [self.name, token] if attempt == 0 else [self.name, token, attempt]
         wakeups.publish(self.app, self.route_task, wakeups.WAKE_UP_TASK, args, countdown=countdown)
 
+    def wake_later(self, token: str, seconds: float) -> None:
+        """Publish wake-up ``token`` to be delivered in ``seconds`` (Celery ``countdown``): the
+        backlog's calls wait only for a rate limit's bucket to refill, and the token comes back then."""
+        self.wake(token, countdown=seconds)
+
     def defer(self, body: Dict[str, Any], delay: float) -> None:
         """Publish a delayed retry (``FairDispatcher.deferred``) due in ``delay`` seconds."""
         wakeups.publish(self.app, self.route_task, wakeups.RESUBMIT_TASK, [self.name, body], countdown=delay)
 
     def mark_expired(self, task: ScheduledTask) -> None:
-        """Store ``REVOKED`` (reason :data:`EXPIRED_REASON`) for a call dropped as expired.
+        """Store ``REVOKED`` (reason :data:`EXPIRED_REASON`) for a call dropped as expired."""
+        self.mark_revoked(task, EXPIRED_REASON)
 
-        As Celery's worker does for an expired message, a call that is part
-        of a chord counts as a finished (revoked) part of it.
+    def mark_revoked(self, task: ScheduledTask, reason: str) -> None:
+        """Store ``REVOKED`` with ``reason`` for a call that will never run: expired
+        (:data:`EXPIRED_REASON`), purged (``"purged"``) or revoked (``"revoked"``).
+
+        As Celery's worker does for a revoked or expired message, a call that
+        is part of a chord counts as a finished (revoked) part of it, and a
+        call whose result is ignored stores nothing.
         """
         from celery.app.task import Context
 
@@ -185,9 +224,7 @@ class CeleryBacklog:
         if ignored and not request.chord:
             return
         backend = celery_task.backend if celery_task is not None else self.app.backend
-        backend.mark_as_revoked(
-            task.task_id, reason=EXPIRED_REASON, request=request, store_result=not ignored
-        )
+        backend.mark_as_revoked(task.task_id, reason=reason, request=request, store_result=not ignored)
 
     def __repr__(self) -> str:
         return f"CeleryBacklog({self.name!r}, queue={self.queue!r}, tasks={sorted(self.tasks)!r})"

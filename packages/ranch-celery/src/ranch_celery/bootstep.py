@@ -5,7 +5,9 @@ contradiction between tasks shows at start-up), installs
 :func:`ranch_celery.logs.install_log_filter`, and runs the lease keeper
 (:mod:`ranch_celery.sweep`), which also replaces lost wake-ups; on kombu
 before 5.7 with the threads pool it keeps the event loop awake for late
-acknowledgements (:mod:`ranch_celery.hub`). Pool processes that run
+acknowledgements (:mod:`ranch_celery.hub`); and it makes Celery's
+``revoke`` control command remove a revoked call waiting in a backlog
+(:mod:`ranch_celery.revoking`). Pool processes that run
 calls start their own lease keeper on first use, which also renews the
 leases of their running calls.
 """
@@ -20,6 +22,7 @@ from celery import bootsteps
 from ranch_celery.hub import install_nudge
 from ranch_celery.logs import install_log_filter
 from ranch_celery.registry import RanchState
+from ranch_celery.revoking import install_revoke_command
 from ranch_celery.sweep import ensure_keeper, stop_keeper
 
 logger = logging.getLogger("ranch_celery")
@@ -70,6 +73,7 @@ class RanchStep(bootsteps.StartStopStep):  # type: ignore[misc]
             register_now(backlog)
         ensure_keeper(state)
         install_nudge(parent)
+        install_revoke_command()
 
     def stop(self, parent: Any) -> None:
         """Stop the lease keeper."""

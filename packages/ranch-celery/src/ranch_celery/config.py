@@ -63,6 +63,8 @@ KNOWN: Dict[str, str] = {
     "redis_socket_timeout": "socket timeout of the storage's Redis connection, seconds",
     "redis_socket_connect_timeout": "connect timeout of the storage's Redis connection, seconds",
     "redis_use_ssl": "connect to the storage with TLS (redis:// becomes rediss://)",
+    "default_concurrency_limit": "concurrency limit of every key without its own (default none)",
+    "default_rate_limit": "rate limit ('10/s') of every key without its own (default none)",
 }
 #: celery-ranch keys that Ranch accepts and ignores, with the reason.
 NO_EFFECT: Dict[str, str] = {
@@ -141,6 +143,11 @@ def check_value(key: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be True or False, not {value!r}")
         return value
+    if key == "default_concurrency_limit":
+        return validation.check_concurrency_limit(value, name)
+    if key == "default_rate_limit":
+        validation.check_rate_limit(value, name=name)
+        return value
     raise AssertionError(key)  # pragma: no cover - every KNOWN key is handled above
 
 
@@ -168,6 +175,8 @@ class Settings:
     max_wakeups: int = DEFAULT_MAX_WAKEUPS
     wakeup_budget: int = DEFAULT_WAKEUP_BUDGET
     wakeup_budget_seconds: float = DEFAULT_WAKEUP_BUDGET_SECONDS
+    default_concurrency_limit: Optional[int] = None
+    default_rate_limit: Optional[str] = None
 
     def namespace(self, backlog: str) -> str:
         """The Redis namespace of ``backlog``: ``<redis_prefix><backlog>``."""
@@ -216,4 +225,6 @@ def read_settings(app: Any, given: Mapping[str, Any]) -> Settings:
         max_wakeups=values.get("max_wakeups", DEFAULT_MAX_WAKEUPS),
         wakeup_budget=values.get("wakeup_budget", DEFAULT_WAKEUP_BUDGET),
         wakeup_budget_seconds=values.get("wakeup_budget_seconds", DEFAULT_WAKEUP_BUDGET_SECONDS),
+        default_concurrency_limit=values.get("default_concurrency_limit"),
+        default_rate_limit=values.get("default_rate_limit"),
     )

@@ -16,7 +16,11 @@ takes the next call, a fresh fair choice at that moment; the last call's
 finish passes the token on (re-published) while calls wait, or retires it.
 A retried call, or a wake-up with a time limit (the limit covers the whole
 message), ends the run after one call. A wake-up without a token (0.1's
-messages) counts as a stale token.
+messages) counts as a stale token. A call whose id this process knows as
+revoked (Celery's revoke, :mod:`ranch_celery.revoking`) is skipped:
+``REVOKED`` is stored and its lease acknowledged. A wake-up that finds
+only calls of rate-limited keys keeps its token, published again with a
+countdown for when the first of them may start (``CeleryBacklog.wake_later``).
 
 If the storage cannot be reached when the wake-up runs, the wake-up (same
 token) is published again with a countdown that doubles from
@@ -32,12 +36,16 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from ranch_core.calls import Claimed
+from ranch_core.dispatcher import FairDispatcher
 from ranch_core.errors import StorageUnavailable
+from ranch_core.models import Finished
+from ranch_core.protocols import Controls
 
 from ranch_celery import limits, replacing
 from ranch_celery.logs import install_log_filter
 from ranch_celery.registry import RanchState
 from ranch_celery.retries import Frame, finish_retry, frames
+from ranch_celery.revoking import revoked_here, skip_revoked
 from ranch_celery.sweep import ensure_keeper
 
 if TYPE_CHECKING:
@@ -100,11 +108,23 @@ def wake_up(task: Any, backlog: str, token: Any = None, attempt: int = 0) -> Opt
     calls, seconds = run_budget(state, task.request)
     started = time.monotonic()
     ran = 1
+    retaken = False
     while True:
         keep = ran < calls and time.monotonic() - started < seconds
         last = claimed.task_id
-        if not run_claimed(state, fair, claimed, task.request, keep_token=keep):
+        if revoked_here(last):
+            finished: Optional[Finished] = skip_revoked(fair, claimed, keep_token=keep)
+        else:
+            finished = run_claimed(state, fair, claimed, task.request, keep_token=keep)
+        if finished is None:
             return last
+        if not finished.kept:
+            if retaken or finished.publish or not defers(dispatcher):
+                return last
+            # The finish retired the token: no call is runnable now. Taken once more (as a
+            # stale token) it is kept for the first rate-limited key whose bucket refills and
+            # published with that countdown, so the key's next call does not wait for a sweep.
+            retaken = True
         try:
             # The token is still held: the next call is the fair choice now.
             following = dispatcher.take(claimed.token)
@@ -119,6 +139,12 @@ def wake_up(task: Any, backlog: str, token: Any = None, attempt: int = 0) -> Opt
             return last
         claimed = following
         ran += 1
+
+
+def defers(dispatcher: FairDispatcher) -> bool:
+    """Whether a retired token is worth taking once more: the storage has per-key controls
+    (rate limits) and the dispatcher publishes delayed wake-ups."""
+    return dispatcher.wake_later is not None and isinstance(dispatcher.scheduler.storage, Controls)
 
 
 def run_budget(state: RanchState, request: Any) -> Tuple[int, float]:
@@ -177,12 +203,14 @@ def request_for(backlog: CeleryBacklog, claimed: Claimed, task: Any, outer: Any)
 
 def run_claimed(
     state: RanchState, backlog: CeleryBacklog, claimed: Claimed, outer: Any, *, keep_token: bool = False
-) -> bool:
+) -> Optional[Finished]:
     """Run one claimed call under its own id, then ack it or put it back (retry).
 
     With ``keep_token`` the wake-up's token stays held if calls wait (run
-    budget); returns whether it was kept (then the caller takes the next
-    call with it). A retried call always passes the token on.
+    budget). Returns what the finish did (``kept``: the caller takes the
+    next call with the token), or ``None`` if the token is not the caller's
+    any more: a retried call passes it on through the retry rule, and a
+    finish that failed leaves it to the sweep.
 
     A call naming a task this worker does not have is stored as a
     ``NotRegistered`` failure, logged, and acknowledged (it would fail the
@@ -203,7 +231,7 @@ def run_claimed(
             name,
         )
         state.app.backend.mark_as_failure(claimed.task_id, NotRegistered(name))
-        return dispatcher.finish(claimed, keep_token=keep_token).kept
+        return dispatcher.finish(claimed, keep_token=keep_token)
     tracer = tracer_for(state, task, getattr(outer, "hostname", None) or "ranch@localhost")
     frame = Frame(claimed)
     stack = frames()
@@ -225,18 +253,18 @@ def run_claimed(
         stack.pop()
     if frame.retry is not None:
         finish_retry(backlog, claimed, frame.retry)
-        return False
+        return None
     try:
-        kept = dispatcher.finish(claimed, keep_token=keep_token).kept
+        finished = dispatcher.finish(claimed, keep_token=keep_token)
     except Exception:
         logger.exception(
             "ranch: call %s ran but its lease could not be released; it may run again when the lease "
             "runs out",
             claimed.task_id,
         )
-        return False
+        return None
     store_replacements(state, claimed, replaced.deferred)
-    return kept
+    return finished
 
 
 def store_replacements(state: RanchState, claimed: Claimed, deferred: List[Callable[[], object]]) -> None:

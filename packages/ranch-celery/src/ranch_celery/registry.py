@@ -12,6 +12,7 @@ name of the queue it routes to, and tasks naming one backlog join one
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -27,6 +28,8 @@ from ranch_celery import wakeups
 from ranch_celery.backlog import CeleryBacklog
 from ranch_celery.config import Settings, read_settings
 
+logger = logging.getLogger("ranch_celery")
+
 
 @attrs.frozen
 class Declaration:
@@ -37,15 +40,35 @@ class Declaration:
     storage: Optional[Storage]
     weight_function: Optional[WeightFunction]
     max_wakeups: Optional[int] = None
+    default_concurrency_limit: Optional[int] = None
+    default_rate_limit: Optional[str] = None
+
+    def backlog_options(self) -> Dict[str, Any]:
+        """The per-backlog options this task gives (``None``: left to the backlog or the app)."""
+        return {name: getattr(self, name) for name in BACKLOG_OPTIONS}
+
+
+#: ``lru_task`` arguments that belong to the whole backlog: tasks sharing one must agree.
+BACKLOG_OPTIONS = ("max_wakeups", "default_concurrency_limit", "default_rate_limit")
+
+
+def check_backlog_options(
+    backlog: str, existing: Mapping[str, Any], joining: Mapping[str, Any], who: str
+) -> None:
+    """Refuse a task that gives backlog ``backlog`` another value of a per-backlog option
+    (:data:`BACKLOG_OPTIONS`) than it has; a task that leaves one out joins with the backlog's."""
+    for option in BACKLOG_OPTIONS:
+        have, want = existing.get(option), joining.get(option)
+        if have is not None and want is not None and have != want:
+            raise BacklogConflict(
+                f"{who} names backlog {backlog!r} with {option}={want!r}, but the backlog has "
+                f"{option}={have!r}: tasks sharing a backlog share it; pass it only once"
+            )
 
 
 def check_max_wakeups(backlog: str, existing: Optional[int], joining: Optional[int], who: str) -> None:
     """Refuse a task that gives backlog ``backlog`` another ``max_wakeups`` than it has."""
-    if existing is not None and joining is not None and existing != joining:
-        raise BacklogConflict(
-            f"{who} names backlog {backlog!r} with max_wakeups={joining}, but the backlog has "
-            f"max_wakeups={existing}: tasks sharing a backlog share its bound; pass it only once"
-        )
+    check_backlog_options(backlog, {"max_wakeups": existing}, {"max_wakeups": joining}, who)
 
 
 class RanchState:
@@ -124,10 +147,10 @@ class RanchState:
                             other.backlog, storage=other.storage, weight_function=other.weight_function
                         )
                         check_join(existing, joining, who=f"task {declaration.task!r}")
-                        check_max_wakeups(
+                        check_backlog_options(
                             other.backlog,
-                            other.max_wakeups,
-                            declaration.max_wakeups,
+                            other.backlog_options(),
+                            declaration.backlog_options(),
                             f"task {declaration.task!r}",
                         )
             if declaration.storage is not None:
@@ -194,7 +217,11 @@ class RanchState:
             # Tasks that bring a storage or weight function declare their backlog first;
             # the others join it (a joiner may leave both unset).
             pending.sort(
-                key=lambda d: d.storage is None and d.weight_function is None and d.max_wakeups is None
+                key=lambda d: (
+                    d.storage is None
+                    and d.weight_function is None
+                    and all(value is None for value in d.backlog_options().values())
+                )
             )
             for declaration in pending:
                 self._resolve_one(declaration)
@@ -216,15 +243,18 @@ class RanchState:
                 declaration.storage,
                 declaration.weight_function,
                 self.settings,
-                max_wakeups=declaration.max_wakeups,
+                options=declaration.backlog_options(),
             )
             self.backlogs[name] = backlog
         else:
             joining = BacklogSettings(name, queue, declaration.storage, declaration.weight_function)
             try:
                 check_join(backlog.declared(), joining, who=f"task {declaration.task!r}")
-                check_max_wakeups(
-                    name, backlog.explicit_max_wakeups, declaration.max_wakeups, f"task {declaration.task!r}"
+                check_backlog_options(
+                    name,
+                    backlog.explicit_options,
+                    declaration.backlog_options(),
+                    f"task {declaration.task!r}",
                 )
             except BacklogConflict as exc:
                 raise BacklogConflict(
@@ -232,13 +262,25 @@ class RanchState:
                     "them its own with lru_task(..., backlog=...))"
                 ) from None
             backlog.tasks.add(declaration.task)
-            if backlog.explicit_max_wakeups is None and declaration.max_wakeups is not None:
-                backlog.explicit_max_wakeups = declaration.max_wakeups
+            for option, value in declaration.backlog_options().items():
+                if value is not None and backlog.explicit_options.get(option) is None:
+                    backlog.explicit_options[option] = value
         self.task_backlogs[declaration.task] = name
 
     def dispatchers(self) -> List[FairDispatcher]:
-        """This process's dispatchers, one per resolved backlog."""
-        return [backlog.dispatcher() for backlog in list(self.backlogs.values())]
+        """This process's dispatchers, one per resolved backlog.
+
+        A backlog whose dispatcher cannot be built now (its storage is down
+        while the defaults of its controls are written) is logged and left
+        to the next call: the lease keeper goes on sweeping the others.
+        """
+        dispatchers: List[FairDispatcher] = []
+        for backlog in list(self.backlogs.values()):
+            try:
+                dispatchers.append(backlog.dispatcher())
+            except Exception as exc:  # noqa: BLE001 - logged; the next sweep tries again
+                logger.warning("ranch: backlog %r cannot be swept now (%r)", backlog.name, exc)
+        return dispatchers
 
     def statuses(self) -> List[Tuple[str, Callable[[], FairDispatcher]]]:
         """``(name, dispatcher getter)`` of every backlog (resolving declarations first)."""

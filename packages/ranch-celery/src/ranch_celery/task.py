@@ -22,6 +22,7 @@ from typing import (
     overload,
 )
 
+from ranch_core import validation
 from ranch_core.backlogs import check_backlog_name, check_weight_function
 from ranch_core.calls import Call, check_arguments
 from ranch_core.dispatcher import FairDispatcher
@@ -311,11 +312,15 @@ def _make_decorator(
     weight_function: Optional[WeightFunction],
     backlog: Optional[str],
     max_wakeups: Optional[int],
+    default_concurrency_limit: Optional[int],
+    default_rate_limit: Optional[str],
     task_options: Dict[str, Any],
 ) -> Callable[[Callable[..., Any]], Any]:
     checked_config = check_config(config)
     if max_wakeups is not None:
         check_positive_int(max_wakeups, "max_wakeups")
+    validation.check_concurrency_limit(default_concurrency_limit, "default_concurrency_limit")
+    validation.check_rate_limit(default_rate_limit, name="default_rate_limit")
     check_explicit(storage)
     check_weight_function(weight_function)
     if backlog is not None:
@@ -328,7 +333,17 @@ def _make_decorator(
         if not callable(fun):
             raise TypeError("lru_task decorates a function")
         name = task_options.get("name") or app.gen_task_name(fun.__name__, fun.__module__)
-        state.declare(Declaration(name, backlog, storage, weight_function, max_wakeups))
+        state.declare(
+            Declaration(
+                name,
+                backlog,
+                storage,
+                weight_function,
+                max_wakeups,
+                default_concurrency_limit=default_concurrency_limit,
+                default_rate_limit=default_rate_limit,
+            )
+        )
         options = dict(task_options)
         base = options.pop("base", None) or app.Task
         cls = type(f"LRU{base.__name__}", (LRUTaskMixin, base), {"lru_backlog_option": backlog or ""})
@@ -350,6 +365,8 @@ def lru_task(
     weight_function: Optional[WeightFunction] = None,
     backlog: Optional[str] = None,
     max_wakeups: Optional[int] = None,
+    default_concurrency_limit: Optional[int] = None,
+    default_rate_limit: Optional[str] = None,
     **task_options: Any,
 ) -> Callable[[Callable[P, R]], LRUTask[P, R]]: ...
 
@@ -363,6 +380,8 @@ def lru_task(
     weight_function: Optional[WeightFunction] = None,
     backlog: Optional[str] = None,
     max_wakeups: Optional[int] = None,
+    default_concurrency_limit: Optional[int] = None,
+    default_rate_limit: Optional[str] = None,
     **task_options: Any,
 ) -> Union[Any, Callable[[Callable[..., Any]], Any]]:
     """Decorate a function as a Celery task of ``app`` with a fair backlog.
@@ -378,6 +397,12 @@ def lru_task(
     ``max_wakeups`` bounds the backlog's outstanding wake-up messages
     (default: the ``ranch_max_wakeups`` setting, 64; tasks sharing a
     backlog must not give it two values, ``BacklogConflict``).
+    ``default_concurrency_limit`` (an int >= 1) and ``default_rate_limit``
+    (Celery's syntax, ``"10/s"``) are the per-key controls of every key of
+    the backlog that has no setting of its own (``set_concurrency_limit``,
+    ``set_rate_limit``; default: the ``ranch_default_concurrency_limit`` /
+    ``ranch_default_rate_limit`` settings, none); like ``max_wakeups``
+    they belong to the backlog (``BacklogConflict`` if two tasks differ).
     ``weight_function(lru_key, LRUKeyMetadata) -> float`` is what serving a
     key costs (default: its stored weight); tasks sharing a backlog share it.
     ``config`` takes celery-ranch's settings for the whole app
@@ -385,7 +410,17 @@ def lru_task(
     (:mod:`ranch_celery.storage`), so the app may get its broker later
     (``celery worker -b``, ``CELERY_BROKER_URL``, ``config_from_object``).
     """
-    decorate = _make_decorator(app, config, storage, weight_function, backlog, max_wakeups, task_options)
+    decorate = _make_decorator(
+        app,
+        config,
+        storage,
+        weight_function,
+        backlog,
+        max_wakeups,
+        default_concurrency_limit,
+        default_rate_limit,
+        task_options,
+    )
     if fun is not None:
         return decorate(fun)
     return decorate
