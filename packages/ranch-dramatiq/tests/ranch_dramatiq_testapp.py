@@ -13,10 +13,15 @@ actor), ``finishing`` (the call acknowledged, its token not yet passed on
 through the broker). The process writes ``"<pid> <phase>"`` to ``paused``
 when it gets there. ``RANCH_DQ_BUDGET`` and ``RANCH_DQ_MAX_WAKEUPS`` set the
 ``Ranch`` middleware's run budget and ``max_wakeups``.
+
+``timed_call(key, seconds)`` (the per-key controls' tests) writes one JSON
+row per run to ``timed`` (:func:`record_timed`): its key, start and end
+(``time.time()``), pid, message id and retry count.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -35,6 +40,7 @@ STARTED = "ranch-test:started"
 FINISHED = "ranch-test:finished"
 READY = "ranch-test:ready"
 PAUSED = "ranch-test:paused"
+TIMED = "ranch-test:timed"
 PHASES = ("taken", "running", "finishing")
 
 
@@ -76,6 +82,26 @@ class CountReady(Middleware):
         self.client.incr(READY)
 
 
+def record_timed(recorder: Any, key: str, seconds: float) -> str:
+    """The body of a timed call: run for ``seconds``, then write when it started and
+    ended (wall clock, comparable across processes) to :data:`TIMED`; returns ``key``."""
+    start = time.time()
+    message = CurrentMessage.get_current_message()
+    assert message is not None
+    if seconds:
+        time.sleep(seconds)
+    row = {
+        "key": key,
+        "start": start,
+        "end": time.time(),
+        "pid": os.getpid(),
+        "id": message.message_id,
+        "retries": message.options.get("retries", 0),
+    }
+    recorder.rpush(TIMED, json.dumps(row))
+    return key
+
+
 def build(
     url: str,
     *,
@@ -86,7 +112,8 @@ def build(
     max_wakeups: int = 64,
 ) -> Tuple[RedisBroker, Any]:
     """A broker with Results, GroupCallbacks, CurrentMessage and Ranch, and the
-    ``record_call`` actor (``add_numbers`` too, for pipelines and groups)."""
+    ``record_call`` actor (``add_numbers`` too, for pipelines and groups, and
+    ``timed_call``, for the per-key controls)."""
     broker = RedisBroker(url=url, heartbeat_timeout=heartbeat_ms)
     broker.add_middleware(Results(backend=RedisBackend(url=url)))
     broker.add_middleware(GroupCallbacks(RateLimiterBackend(url=url)))
@@ -116,6 +143,10 @@ def build(
             time.sleep(0.01)
         recorder.hincrby(FINISHED, message.message_id, 1)
         return label
+
+    @lru_actor(broker=broker, store_results=True, max_retries=0)
+    def timed_call(key: str, seconds: float = 0.0) -> str:
+        return record_timed(recorder, key, seconds)
 
     @lru_actor(broker=broker, store_results=True, max_retries=0)
     def add_numbers(a: int, b: int = 0) -> int:

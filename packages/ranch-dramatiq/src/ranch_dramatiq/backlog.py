@@ -11,7 +11,7 @@ from dramatiq.errors import ActorNotFound
 from ranch_core.backlogs import BacklogSettings
 from ranch_core.calls import Call, Claimed
 from ranch_core.dispatcher import MAX_WAKEUPS, FairDispatcher
-from ranch_core.models import RateLimit, ScheduledTask
+from ranch_core.models import Finished, RateLimit, ScheduledTask
 from ranch_core.protocols import Storage
 from ranch_core.scheduler import FairScheduler, WeightFunction
 
@@ -125,35 +125,48 @@ class DramatiqBacklog:
         ``token`` (anything but a string: a stale token), then up to
         ``budget - 1`` more calls under the same token, each a fresh fair
         choice, before the token is passed on through the broker (or
-        retired); or put a retried call back into its key's backlog."""
+        retired); or put a retried call back into its key's backlog.
+
+        A token that its last finish retired (no runnable call waits) looks
+        once more: if only rate-limited calls wait, that take keeps it,
+        deferred, and :meth:`wake_later` brings it back when the first of
+        them may start (the core's finish step retires it without deferring;
+        without this look the key would wait for the next sweep)."""
         if resubmit is not None:
             self.dispatcher.resubmit(resubmit)
             return
         claimed = self.dispatcher.take(token if isinstance(token, str) else None)
         runs = 0
+        looked_again = False
         while claimed is not None:
             runs += 1
             # the budget's last call finishes without keeping the token: that
             # finishing step passes it on (published) or retires it, which is
             # release_token folded into the same storage step
-            if not self.run(claimed, keep_token=runs < self.budget):
-                return
+            finished = self.run(claimed, keep_token=runs < self.budget)
+            if finished is None or claimed.token in finished.publish:
+                return  # retried or passed on: the token is in the broker again
+            if not finished.kept:
+                if looked_again:
+                    return
+                looked_again = True  # retired: once more, see above
             # a failure here raises: the wake-up message is retried (Retries)
             # and the kept token runs out and is replaced by the sweep
             claimed = self.dispatcher.take(claimed.token)
-        # take() found nothing runnable: the storage retired the token
+        # take() found nothing runnable: the storage retired or deferred the token
 
-    def run(self, claimed: Claimed, *, keep_token: bool = False) -> bool:
+    def run(self, claimed: Claimed, *, keep_token: bool = False) -> Optional[Finished]:
         """Run a claimed call as its own message (see :mod:`ranch_dramatiq.execution`).
 
-        With ``keep_token``, the token stays held while calls wait; returns
-        whether it did (the caller takes the next call with it, or releases it).
+        Returns what finishing it did (with ``keep_token``, the token stays
+        held while calls wait: ``kept``), or ``None`` if the call was retried
+        (the retry rule passed the token on or retired it).
         """
         try:
             message = MessageProxy(execution.message_for(claimed.task_id, claimed.call))
         except TypeError as exc:
             logger.error("ranch: dropping malformed call %s of key %r: %s", claimed.task_id, claimed.key, exc)
-            return self.dispatcher.finish(claimed, keep_token=keep_token).kept
+            return self.dispatcher.finish(claimed, keep_token=keep_token)
         if not execution.has_actor(self.broker, message.actor_name):
             logger.error(
                 "ranch: call %s of key %r names actor %r, which this worker does not declare; "
@@ -164,7 +177,7 @@ class DramatiqBacklog:
             )
             missing = ActorNotFound(message.actor_name)  # type: ignore[no-untyped-call]
             execution.fail_unrunnable(self.broker, message, claimed.call, missing)
-            return self.dispatcher.finish(claimed, keep_token=keep_token).kept
+            return self.dispatcher.finish(claimed, keep_token=keep_token)
         with self.dispatcher.running(claimed):
             try:
                 view = execution.process(self.broker, message)
@@ -172,9 +185,9 @@ class DramatiqBacklog:
                     call, delay_ms = execution.split_retry(view, claimed.call)
                     # a retry passes the token on: the retried call must not run again at once here
                     self.dispatcher.retry(claimed, call, delay=delay_ms / 1000, defer=self.defer)
-                    return False
+                    return None
                 execution.settle(self.broker, message)
-                return self.dispatcher.finish(claimed, keep_token=keep_token).kept
+                return self.dispatcher.finish(claimed, keep_token=keep_token)
             finally:
                 message.clear_exception()
 
