@@ -435,7 +435,7 @@ def test_bad_control_input_names_the_argument_and_changes_nothing(stub: StubBrok
     )
 
 
-def test_a_broken_on_revoked_result_store_is_logged(stub: StubBroker, caplog: Any) -> None:
+def test_a_malformed_call_that_is_purged_is_logged(stub: StubBroker, caplog: Any) -> None:
     # a stored call that cannot be decoded still leaves the backlog when purged
     @lru_actor(broker=stub)
     def job() -> None:
