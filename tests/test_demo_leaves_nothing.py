@@ -102,3 +102,16 @@ def test_redis_option_without_ranch_redis_names_the_extra(
         f'ranch-demo: --redis needs ranch-redis, not installed here: pip install "{distribution}[redis]"'
     )
     assert "redis" in (metadata(distribution).get_all("Provides-Extra") or [])
+
+
+def test_limits_scenario_writes_the_chart_only_where_asked(tmp_path: Path) -> None:
+    work, tmp = tmp_path / "work", tmp_path / "tmp"
+    work.mkdir()
+    tmp.mkdir()
+    chart = tmp_path / "limits.png"
+    done = _run(["--scenario", "limits", "--bulk", "200", "--chart", str(chart)], work, tmp)
+    assert done.returncode == 0, done.stderr
+    assert "every call ran exactly once, every control held" in done.stdout
+    assert f"chart written to {chart}" in done.stdout
+    assert chart.read_bytes()[:4] == b"\x89PNG"
+    assert _left_in(work) == [] and _left_in(tmp) == []

@@ -83,3 +83,21 @@ def test_readme_demo_command_shows_the_flood_served_fairly() -> None:
     plain, fair = int(match.group(1)), int(match.group(2))
     assert plain > 250 and fair <= 20
     assert run.stdout.count("every call ran exactly once") == 2
+
+
+def test_core_readme_shows_the_limits_scenario_as_it_prints() -> None:
+    """The limits output in ranch-core's README has the headline and table the code prints today."""
+    from ranch_core.demo import LimitsRun, LimitsWorkload, format_limits_report
+    from ranch_core.demo.limits_report import headline
+
+    core = (ROOT / "packages" / "ranch-core" / "README.md").read_text()
+    block = core.split("$ ranch-demo --scenario limits --chart ranch-limits.png\n", 1)[1].split("\n```", 1)[0]
+    lines = block.splitlines()
+    workload = LimitsWorkload()
+    assert lines[:2] == headline(workload, 8).splitlines()
+    table = format_limits_report(workload, LimitsRun("free", []), LimitsRun("limited", [])).splitlines()
+    assert lines[3:6] == table[:3]
+    assert [line.split()[0] for line in lines[6:12]] == workload.keys
+    assert "every call ran exactly once, every control held" in block
+    assert "#see-it-ranch-demo---scenario-limits" in README
+    assert "\n### See it: `ranch-demo --scenario limits`\n" in core

@@ -1,6 +1,8 @@
 """The demo every adapter runs: a flood, a few quiet keys, two runs, one report.
 
-This package knows no task queue. Read it in this order:
+This package knows no task queue. Two scenarios: ``flood`` (plain FIFO vs
+Ranch on a task queue) and ``limits`` (without vs with per-key controls, on
+ranch-core alone). Read it in this order:
 
 * :mod:`~ranch_core.demo.workload`: what a run sends (:class:`Workload`,
   :class:`Submission`) and the producer loop (:func:`drive`);
@@ -12,6 +14,12 @@ This package knows no task queue. Read it in this order:
   (:class:`DemoBackend`, :func:`load_backend`, :func:`run_both`);
 * :mod:`~ranch_core.demo.report` and :mod:`~ranch_core.demo.chart`: the
   side-by-side table and the optional matplotlib picture;
+* the ``limits`` scenario, the same steps in its own modules:
+  :mod:`~ranch_core.demo.limits_workload` (:class:`LimitsWorkload`: the calls
+  and the controls), :mod:`~ranch_core.demo.limits_stats` (:class:`LimitsRun`:
+  running at once, starts per second, waits), :mod:`~ranch_core.demo.limits_run`
+  (:func:`run_limits`: worker threads on the in-memory storage),
+  :mod:`~ranch_core.demo.limits_report` and :mod:`~ranch_core.demo.limits_chart`;
 * :mod:`~ranch_core.demo.cli`: the command line behind ``ranch-demo``.
 
 Imports run one way, down this list; nothing here imports back.
@@ -19,19 +27,36 @@ Imports run one way, down this list; nothing here imports back.
 
 from ranch_core.demo.backend import DemoBackend, check_redis_installed, load_backend, run_both
 from ranch_core.demo.chart import write_chart
-from ranch_core.demo.cli import NAMES, build_parser, main, workload_from_args
+from ranch_core.demo.cli import (
+    NAMES,
+    SCENARIOS,
+    build_parser,
+    limits_workload_from_args,
+    main,
+    workload_from_args,
+)
 from ranch_core.demo.execution import Execution, perform
+from ranch_core.demo.limits_chart import write_limits_chart
+from ranch_core.demo.limits_report import format_limits_report
+from ranch_core.demo.limits_run import run_free_and_limited, run_limits
+from ranch_core.demo.limits_stats import LIMITS_MODES, LIMITS_TITLES, LimitsRun
+from ranch_core.demo.limits_workload import LimitsWorkload
 from ranch_core.demo.report import format_report
 from ranch_core.demo.stats import MODE_TITLES, MODES, KeyStats, RunResult
 from ranch_core.demo.workload import Submission, Submit, Workload, drive
 
 __all__ = [
+    "LIMITS_MODES",
+    "LIMITS_TITLES",
     "MODES",
     "MODE_TITLES",
     "NAMES",
+    "SCENARIOS",
     "DemoBackend",
     "Execution",
     "KeyStats",
+    "LimitsRun",
+    "LimitsWorkload",
     "RunResult",
     "Submission",
     "Submit",
@@ -39,11 +64,16 @@ __all__ = [
     "build_parser",
     "check_redis_installed",
     "drive",
+    "format_limits_report",
     "format_report",
+    "limits_workload_from_args",
     "load_backend",
     "main",
     "perform",
     "run_both",
+    "run_free_and_limited",
+    "run_limits",
     "workload_from_args",
     "write_chart",
+    "write_limits_chart",
 ]

@@ -8,7 +8,7 @@ colour, used for that key only; the two runs (plain, fair) have two more.
 from __future__ import annotations
 
 import textwrap
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from ranch_core.demo.stats import MODE_TITLES, RunResult
 from ranch_core.demo.workload import Workload
@@ -23,8 +23,12 @@ KEY_COLOURS = ("#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
 
 def key_colours(workload: Workload) -> Dict[str, Any]:
     """One distinct colour per key: grey for the bulk key, one hue per interactive key."""
-    colours: Dict[str, Any] = {workload.bulk_key: BULK_COLOUR}
-    keys = workload.interactive_keys
+    return colours_for(workload.bulk_key, workload.interactive_keys)
+
+
+def colours_for(bulk_key: str, keys: Sequence[str]) -> Dict[str, Any]:
+    """Grey for ``bulk_key``, one distinct hue for each of ``keys`` (none the runs' colours)."""
+    colours: Dict[str, Any] = {bulk_key: BULK_COLOUR}
     if len(keys) <= len(KEY_COLOURS):
         colours.update(zip(keys, KEY_COLOURS))
     else:  # more keys than the palette: evenly spaced hues

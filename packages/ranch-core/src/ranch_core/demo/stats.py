@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 from bisect import bisect_left
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple
 
 import attrs
 
@@ -32,6 +32,14 @@ class KeyStats:
     worst_exec: int
     median_ms: float
     worst_ms: float
+
+
+class Planned(Protocol):
+    """Any workload that says how many calls a run sends (the flood's or the ``limits`` scenario's)."""
+
+    @property
+    def total(self) -> int:
+        """Number of calls one run sends, indexed ``0 .. total - 1``."""
 
 
 def _to_executions(value: Sequence[Execution]) -> Tuple[Execution, ...]:
@@ -56,7 +64,7 @@ class RunResult:
         """Executions in the order they started."""
         return sorted(self.executions, key=lambda e: (e.started_at, e.index))
 
-    def check_complete(self, workload: Workload) -> List[str]:
+    def check_complete(self, workload: Planned) -> List[str]:
         """Problems found: calls that never ran or ran more than once (empty: all good)."""
         counts: Dict[int, int] = {}
         for execution in self.executions:
