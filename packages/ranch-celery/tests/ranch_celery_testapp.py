@@ -9,6 +9,7 @@ counts across processes.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import time
 from typing import Any, Dict, List, Optional
@@ -29,10 +30,14 @@ def make_app(
     storage_url: Optional[str] = None,
     max_wakeups: Optional[int] = None,
     budget: Optional[int] = None,
+    default_concurrency_limit: Optional[int] = None,
+    default_rate_limit: Optional[str] = None,
 ) -> Celery:
     """The test app on ``redis_url`` (broker and results; storage too unless ``storage_url``).
 
     ``max_wakeups`` and ``budget`` set ``ranch_max_wakeups`` / ``ranch_wakeup_budget``.
+    ``default_concurrency_limit`` / ``default_rate_limit`` add ``t.defaulted`` (backlog
+    ``t.defaulted``), declared with those defaults of the per-key controls.
     """
     app = Celery("ranch_celery_testapp", broker=redis_url, backend=redis_url)
     app.conf.update(
@@ -175,6 +180,33 @@ def make_app(
         rec.rpush("finished", token)
         return token
 
+    def timed_body(task: Any, tag: str, seconds: float) -> int:
+        # The per-key controls tests: when each call started and ended, and its retry count.
+        started = time.time()
+        rec.rpush(f"start:{tag}", json.dumps([task.request.lru_key, started, task.request.retries]))
+        time.sleep(seconds)
+        rec.rpush(f"span:{tag}", json.dumps([task.request.lru_key, started, time.time()]))
+        return int(task.request.retries)
+
+    @lru_task(app, name="t.timed", shared=False, bind=True, max_retries=0)
+    def timed(self: Any, tag: str, seconds: float) -> int:
+        return timed_body(self, tag, seconds)
+
+    if default_concurrency_limit is not None or default_rate_limit is not None:
+
+        @lru_task(
+            app,
+            name="t.defaulted",
+            shared=False,
+            bind=True,
+            max_retries=0,
+            backlog="t.defaulted",
+            default_concurrency_limit=default_concurrency_limit,
+            default_rate_limit=default_rate_limit,
+        )
+        def defaulted(self: Any, tag: str, seconds: float) -> int:
+            return timed_body(self, tag, seconds)
+
     @task_prerun.connect(weak=False)
     def _prerun(sender: Any = None, task_id: Any = None, args: Any = (), **_kwargs: Any) -> None:
         # The token is taken and the call leased, but its body has not started.
@@ -219,6 +251,8 @@ app = (
         storage_url=os.environ.get("RANCH_TEST_STORAGE_URL"),
         max_wakeups=_optional_int("RANCH_TEST_MAX_WAKEUPS"),
         budget=_optional_int("RANCH_TEST_BUDGET"),
+        default_concurrency_limit=_optional_int("RANCH_TEST_DEFAULT_CONCURRENCY"),
+        default_rate_limit=os.environ.get("RANCH_TEST_DEFAULT_RATE"),
     )
     if _url
     else None
