@@ -406,6 +406,31 @@ def test_bad_defaults_name_the_argument_and_declare_nothing(
     assert Ranch.of(stub).backlogs() == []
 
 
+def test_a_storage_without_controls_runs_calls_and_refuses_controls(
+    stub: StubBroker, run_worker: Any
+) -> None:
+    backend = StubBackend()
+    stub.add_middleware(Results(backend=backend))
+
+    @lru_actor(broker=stub, storage=NoControls(serializer=EncoderSerializer()), store_results=True)
+    def job(n: int) -> int:
+        return n
+
+    assert job._ranch_backlog.look_again is False  # a retired token has nothing to be deferred for
+    messages = [job.lru_send(f"k{n % 2}", n) for n in range(4)]
+    with run_worker(stub, threads=2):
+        assert [
+            message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) for message in messages
+        ] == [
+            0,
+            1,
+            2,
+            3,
+        ]
+    with pytest.raises(TypeError, match="no per-key controls"):
+        job.set_concurrency_limit("k0", 1)
+
+
 def test_bad_control_input_names_the_argument_and_changes_nothing(stub: StubBroker) -> None:
     @lru_actor(broker=stub)
     def job() -> None:

@@ -12,7 +12,7 @@ from ranch_core.backlogs import BacklogSettings
 from ranch_core.calls import Call, Claimed
 from ranch_core.dispatcher import MAX_WAKEUPS, FairDispatcher
 from ranch_core.models import Finished, RateLimit, ScheduledTask
-from ranch_core.protocols import Storage
+from ranch_core.protocols import Controls, Storage
 from ranch_core.scheduler import FairScheduler, WeightFunction
 
 from ranch_dramatiq import execution
@@ -63,6 +63,9 @@ class DramatiqBacklog:
         self.budget = budget
         self.default_concurrency_limit = default_concurrency_limit
         self.default_rate_limit = default_rate_limit
+        #: Whether a retired token looks once more (see :meth:`handle`): only a
+        #: storage with per-key controls has rate-limited keys to defer it for.
+        self.look_again = isinstance(storage, Controls)
         scheduler = FairScheduler(
             storage,
             weight_function=weight_function,
@@ -147,7 +150,7 @@ class DramatiqBacklog:
             if finished is None or claimed.token in finished.publish:
                 return  # retried or passed on: the token is in the broker again
             if not finished.kept:
-                if looked_again:
+                if looked_again or not self.look_again:
                     return
                 looked_again = True  # retired: once more, see above
             # a failure here raises: the wake-up message is retried (Retries)
