@@ -278,3 +278,42 @@ def test_celerys_revoke_of_a_waiting_call_is_honoured() -> None:
     assert ran == [2]
     assert job.get_client_metadata("k")["pending_tasks"] == 0
     worker_state.revoked.discard(early_id)
+
+
+def test_a_purged_call_whose_result_is_ignored_stores_nothing() -> None:
+    app = _app()
+
+    @lru_task(app, shared=False, name="ctl.quiet", ignore_result=True)
+    def quiet() -> None:
+        return None
+
+    quiet.pause_key("q")
+    result = quiet.lru_delay("q")
+    assert quiet.purge_key("q") == 1
+    assert result.state == "PENDING"  # as Celery: an ignored result is not stored, REVOKED neither
+
+
+def test_a_backlog_that_cannot_be_built_is_left_out_of_the_sweep(caplog: pytest.LogCaptureFixture) -> None:
+    from ranch_celery.revoking import _ids, revoke_waiting
+    from ranch_redis import RedisStorage
+
+    assert revoke_waiting(_app(), ["nothing-declared"]) == []
+    assert _ids(["a", "b"]) == ["a", "b"] and _ids("a") == ["a"] and _ids(None) == []
+
+    app = _app()
+    down = RedisStorage.from_url("redis://127.0.0.1:1/0", retries=0, socket_connect_timeout=0.2)
+
+    @lru_task(app, shared=False, name="ctl.down", storage=down, backlog="down", default_concurrency_limit=1)
+    def unreachable() -> None:
+        return None
+
+    @lru_task(app, shared=False, name="ctl.up", backlog="up")
+    def reachable() -> None:
+        return None
+
+    state = RanchState.of(app)
+    state.resolve()
+    # Writing the default fails: that backlog is logged and skipped, the other one is swept.
+    assert [d.scheduler.storage for d in state.dispatchers()] == [state.backlog("up").storage]
+    assert "backlog 'down' cannot be swept now" in caplog.text
+    assert revoke_waiting(app, ["some-id"]) == []  # logged, not raised
