@@ -259,8 +259,35 @@ class AsyncRedisStorage(RedisOperations):
         return await self._drive(self._live_slots(now))
 
     async def wakeup_status(self) -> WakeupStatus:
-        """Tokens in flight and held."""
+        """Tokens in flight, held and deferred."""
         return await self._drive(self._wakeup_status())
+
+    # -- per-key controls --------------------------------------------------
+
+    async def set_control(
+        self,
+        key: Optional[str],
+        name: str,
+        value: Any,
+        now: float,
+        *,
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> List[str]:
+        """Set ``key``'s own control ``name`` (or, with ``key=None``, a default)
+        and settle the key, in one script (``set_control.lua``); returns the
+        tokens minted if calls became runnable (see
+        :meth:`ranch_core.protocols.Controls.set_control`)."""
+        return await self._drive(self._set_control(key, name, value, now, wakeups))
+
+    async def purge_key(self, key: str, limit: int) -> List[ScheduledTask]:
+        """Delete up to ``limit`` waiting calls of ``key`` from its head in one
+        script (``purge_key.lua``); return them. Leased calls run on."""
+        return await self._drive(self._purge_key(key, limit))
+
+    async def revoke(self, task_id: str) -> Optional[ScheduledTask]:
+        """Delete the waiting call ``task_id`` (``revoke.lua``) and return it;
+        ``None`` if no call of that id waits."""
+        return await self._drive(self._revoke(task_id))
 
     # -- Tracker -----------------------------------------------------------
 

@@ -38,6 +38,9 @@ AMBIGUOUS: Dict[str, str] = {
     "requeue": MAY_HAVE_RUN + ": the retried call then waits in its key and runs again",
     "expire": MAY_HAVE_RUN + ": tasks it dropped are counted in expired_total but not reported",
     "charge": MAY_HAVE_RUN + " (do not charge again)",
+    "set_control": MAY_HAVE_RUN + ": setting it again is harmless; its tokens are replaced by the sweep",
+    "purge_key": MAY_HAVE_RUN + ": calls it deleted are gone but not reported",
+    "revoke": MAY_HAVE_RUN + ": a call it deleted is gone but not reported",
 }
 
 #: Defaults applied by :func:`make_client` unless the caller sets them.

@@ -13,9 +13,18 @@ Redis key               type    content
 ======================  ======  =============================================
 ``…stats``              hash    ``seq`` (serve sequence = served total),
                                 ``vt`` (virtual time), ``expired`` counter,
-                                ``rc`` (the repair sweep's ``SSCAN`` cursor)
-``…active``             zset    one member per key with waiting tasks:
+                                ``rc`` (the repair sweep's ``SSCAN`` cursor);
+                                per-key controls: ``ctl`` (``1`` once any
+                                control was set), ``dl`` default concurrency
+                                limit, ``dr``/``db``/``dt`` default rate
+                                (calls a second, burst, text), ``nr`` waiting
+                                calls not counted runnable, ``np`` parked
+                                keys, ``ck`` latest time a step was given
+``…active``             zset    one member per key with waiting tasks that
+                                may run (parked keys are not in it):
                                 score = pass, member = ``%016x(seq)`` + hex key
+``…parked``             zset    keys parked by their rate: score = the time
+                                their bucket refills, member = hex key
 ``…keys``               set     hex keys whose list holds task ids (walked
                                 by the repair sweep)
 ``…leases``             zset    leased task ids, score = lease deadline
@@ -27,7 +36,14 @@ Redis key               type    content
                                 ``…expiry``, for its pending count)
 ``…k:<hex key>``        hash    ``p`` pass, ``s`` serve seq, ``w`` weight,
                                 ``l`` last served, ``n`` served total,
-                                ``t:<name>`` tags, ``d:<name>`` custom data
+                                ``r`` calls leased now,
+                                ``t:<name>`` tags, ``d:<name>`` custom data;
+                                controls: ``cl`` concurrency limit,
+                                ``rr``/``rb``/``rt`` rate, ``ps`` paused,
+                                ``mb`` max backlog, ``ta`` bucket's arrival
+                                time under ``br``/``bb``/``bt``, ``pk`` why
+                                parked (``p``/``c``/``r``), ``ea`` when it
+                                refills, ``ct`` calls counted runnable
 ``…tag:<hex name>``     hash    key -> tag value (index for ``keys_with_tag``)
 ``…wf``                 zset    wake-up tokens in flight, score = deadline
 ``…wh``                 zset    wake-up tokens held by workers, score = deadline
@@ -37,6 +53,8 @@ Redis key               type    content
 ``…ww``                 zset    workers that registered their slots, score =
                                 registration deadline
 ``…wn``                 hash    registered worker -> its slots (concurrency)
+``…wd``                 zset    the deferred wake-up token (at most one),
+                                score = the time it is due
 ``…wq``                 hash    ``moved``: when a wake-up was last taken from
                                 the broker; ``rounds``, ``retired``: lost-token
                                 retirements since then, and the last one's time
@@ -47,7 +65,8 @@ Redis key               type    content
 ======================  ======  =============================================
 
 Waiting = ``HLEN tasks - ZCARD leases``; minus ``ZCOUNT expiry -inf now``
-when the caller gives ``now``.
+when the caller gives ``now``. Runnable (what wake-up tokens are minted
+for) = waiting - ``nr``. Active keys = ``ZCARD active + np``.
 
 A user key appears in Redis key names only as the lowercase hex of its UTF-8
 bytes: no character of it can end the hash tag or the prefix, two keys never
@@ -73,10 +92,15 @@ PUSH_STORED = 1
 PUSH_ALREADY_STORED = 2
 #: push: the task id is already waiting or leased; nothing written.
 PUSH_DUPLICATE = 0
+#: push: the key's ``max_backlog`` would be passed; nothing written
+#: (``reply[1]`` waiting calls, ``reply[2]`` the limit).
+PUSH_FULL = 3
 
 #: pop: ``reply[1]`` is the leased task.
 POP_SERVED = 1
-#: pop: nothing is waiting.
+#: pop: no call may start now (``reply[1]``: the time a key parked by its
+#: rate becomes eligible, or ``''``; ``reply[2]``: ``'1'`` if the token was
+#: deferred until then).
 POP_EMPTY = 0
 #: pop: stopped early after ``EXPIRED_BATCH`` dropped tasks; pop again.
 POP_AGAIN = 2
@@ -93,9 +117,9 @@ TOKEN_RETIRED = 0
 #: finish: no token was given.
 TOKEN_NONE = -1
 
-#: ack, release, extend, remove: done.
+#: ack, release, extend, remove, revoke: done.
 DONE = 1
-#: ack, release, extend: the task holds no lease. remove: not waiting there.
+#: ack, release, extend: the task holds no lease. remove, revoke: not waiting (there).
 NOT_FOUND = 0
 #: release: the task's record was unreadable; it was dropped.
 RELEASE_CORRUPT = -1
@@ -190,6 +214,16 @@ def key_state_key(namespace: str, key: str) -> str:
     return f"{base(namespace)}k:{hex_key(key)}"
 
 
+def parked_key(namespace: str) -> str:
+    """Zset of keys parked by their rate, by the time their bucket refills."""
+    return base(namespace) + "parked"
+
+
+def deferred_key(namespace: str) -> str:
+    """Zset of the deferred wake-up token, by the time it is due."""
+    return base(namespace) + "wd"
+
+
 def flight_key(namespace: str) -> str:
     """Zset of wake-up tokens in flight, by deadline."""
     return base(namespace) + "wf"
@@ -239,6 +273,12 @@ def tag_index_key(namespace: str, name: str) -> str:
 CUSTOM_PREFIX = "d:"
 TAG_PREFIX = "t:"
 WEIGHT_FIELD = "w"
+RUNNING_FIELD = "r"
+LIMIT_FIELD = "cl"
+RATE_FIELD = "rr"
+RATE_TEXT_FIELD = "rt"
+PAUSED_FIELD = "ps"
+MAX_BACKLOG_FIELD = "mb"
 
 # -- bodies ----------------------------------------------------------------
 

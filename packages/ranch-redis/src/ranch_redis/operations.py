@@ -12,13 +12,14 @@ from __future__ import annotations
 from typing import Any, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ranch_core import validation
-from ranch_core.errors import CorruptTask, DuplicateTask
+from ranch_core.errors import BacklogFull, CorruptTask, DuplicateTask
 from ranch_core.models import Finished, PopResult, ScheduledTask, WakeupPolicy
 from ranch_core.protocols import MAX_BATCH
 from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
 
 from ranch_redis import layout, records, scripts
 from ranch_redis.connection import AMBIGUOUS, Retrier, block_limit, describe_client
+from ranch_redis.controls import RedisControls
 from ranch_redis.reports import CorruptCallback
 from ranch_redis.steps import Step, Steps, script
 from ranch_redis.tracker import RedisTracker
@@ -35,16 +36,29 @@ def retry_push(args: List[Any]) -> List[Any]:
     return [*head, *[""] * (7 - len(head)), "1", *args[8:]]
 
 
-def pushed(reply: Any, task_id: str) -> List[str]:
-    """The token ids a ``push.lua`` reply minted; ``DuplicateTask`` if it refused the id."""
+def pushed(reply: Any, task_id: str, key: str) -> List[str]:
+    """The token ids a ``push.lua`` reply minted; ``DuplicateTask`` if it
+    refused the id, ``BacklogFull`` if the key is full."""
     if isinstance(reply, bytes):
         return [reply.decode()]
+    if isinstance(reply, list):
+        raise full(key, reply, 1)
     if reply == layout.PUSH_DUPLICATE:
         raise DuplicateTask(f"task_id {task_id!r} is already waiting or leased")
     return []
 
 
-class RedisOperations(RedisWakeups, RedisTracker):
+def full(key: str, reply: Sequence[Any], count: int) -> BacklogFull:
+    """The error for a ``{PUSH_FULL, waiting, limit}`` reply to a push of ``count`` calls."""
+    waiting, limit = int(reply[1]), int(reply[2])
+    return BacklogFull(
+        f"key {key!r} holds {waiting} waiting calls, its max_backlog is {limit}: {count} more refused",
+        key=key,
+        limit=limit,
+    )
+
+
+class RedisOperations(RedisWakeups, RedisControls, RedisTracker):
     """What the blocking and the asyncio Redis storages share: their settings
     (see :class:`~ranch_redis.RedisStorage` for the arguments) and every
     operation as steps."""
@@ -131,6 +145,8 @@ class RedisOperations(RedisWakeups, RedisTracker):
         )
         if reply[0] == layout.PUSH_DUPLICATE:
             raise DuplicateTask("a task_id of the batch is already waiting or leased")
+        if reply[0] == layout.PUSH_FULL:
+            raise full(key, reply, len(tasks))
         return [token.decode() for token in reply[1:]]
 
     def _push(
@@ -147,7 +163,7 @@ class RedisOperations(RedisWakeups, RedisTracker):
         args = self._push_arguments(task, weight, tags, wakeups)
         retried = retry_push(args)
         reply = yield Step("push", lambda retry: retried if retry else args, note=PUSH_NOTE, operation="push")
-        return pushed(reply, args[0])
+        return pushed(reply, args[0], task.key)
 
     def _push_arguments(
         self,
@@ -204,7 +220,8 @@ class RedisOperations(RedisWakeups, RedisTracker):
         now = float(now)
         args: List[Any] = [layout.float_arg(now), layout.float_arg(now + float(lease_seconds))]
         if token is not None and wakeups is not None:
-            args += [token, wakeups.max_wakeups, nonce(), layout.float_arg(now + wakeups.ttl)]
+            deferring = "1" if wakeups.defer else "0"
+            args += [token, wakeups.max_wakeups, nonce(), layout.float_arg(now + wakeups.ttl), deferring]
         reclaimed: List[ScheduledTask] = []
         minted: List[str] = []
         corrupt: Set[bytes] = set()
@@ -247,7 +264,12 @@ class RedisOperations(RedisWakeups, RedisTracker):
                     return PopResult(task, tuple(expired), tuple(reclaimed), tuple(minted))
                 if expired:
                     return PopResult(None, tuple(expired), tuple(reclaimed), tuple(minted))
-            elif state in (layout.POP_EMPTY, layout.POP_STALE) or expired:
+            elif state == layout.POP_EMPTY:
+                retry_at = float(task_id) if task_id else None
+                return PopResult(
+                    None, tuple(expired), tuple(reclaimed), tuple(minted), retry_at, body == b"1"
+                )
+            elif state == layout.POP_STALE or expired:
                 return PopResult(None, tuple(expired), tuple(reclaimed), tuple(minted))
             # Only corrupt records were dropped: pop again.
 
@@ -266,11 +288,13 @@ class RedisOperations(RedisWakeups, RedisTracker):
         if requeue is not None:
             _, key_hex, body, expires = self._task_args(requeue)
             requeue_args = [key_hex, body, expires]
+        now_arg = layout.float_arg(now)
         if wakeups is None:
-            token_args: List[Any] = ["", "", "", "0", ""]
+            token_args: List[Any] = [now_arg, "", "", "", "0", ""]
         else:
             deadline = layout.float_arg(float(now) + wakeups.ttl)
-            token_args = [token or "", wakeups.max_wakeups, deadline, "1" if keep_token else "0", nonce()]
+            keep = "1" if keep_token else "0"
+            token_args = [now_arg, token or "", wakeups.max_wakeups, deadline, keep, nonce()]
         mode = "ack" if requeue is None else "requeue"
 
         def arguments(retry: bool) -> List[Any]:

@@ -39,10 +39,12 @@ def parse_metadata(key: str, reply: Sequence[Any]) -> Tuple[LRUKeyMetadata, List
     """``metadata.lua``'s reply as metadata, and the names of the fields that were unreadable.
 
     An unreadable weight (not a number, or outside the weight range), served
-    total or last-served time reads as its default; an unreadable tag or
-    custom value (not UTF-8, not JSON) is left out.
+    total, running count, last-served time or control setting reads as its
+    default; an unreadable tag or custom value (not UTF-8, not JSON) is left
+    out. The controls are those in force: the key's own setting, else the
+    namespace's default (``reply[1]``, ``reply[2]``).
     """
-    state: Dict[bytes, bytes] = dict(zip(reply[1::2], reply[2::2]))
+    state: Dict[bytes, bytes] = dict(zip(reply[3::2], reply[4::2]))
     tags: Dict[str, str] = {}
     custom: Dict[str, Any] = {}
     bad: List[str] = []
@@ -62,6 +64,14 @@ def parse_metadata(key: str, reply: Sequence[Any]) -> Tuple[LRUKeyMetadata, List
     if served < 0 or served != int(served):
         bad.append("n")
         served = 0.0
+    limit = _count(state.get(layout.LIMIT_FIELD.encode()), 1, bad, layout.LIMIT_FIELD)
+    if limit is None and reply[1]:
+        limit = int(reply[1])
+    rate: Optional[str] = None
+    if layout.RATE_FIELD.encode() in state:
+        rate = state.get(layout.RATE_TEXT_FIELD.encode(), b"").decode("utf-8", "replace")
+    elif reply[2]:
+        rate = reply[2].decode("utf-8", "replace")
     meta = LRUKeyMetadata(
         key=key,
         weight=weight,
@@ -70,8 +80,28 @@ def parse_metadata(key: str, reply: Sequence[Any]) -> Tuple[LRUKeyMetadata, List
         served_total=int(served),
         tags=tags,
         custom_data=custom,
+        concurrency_limit=limit,
+        running=_count(state.get(layout.RUNNING_FIELD.encode()), 0, bad, layout.RUNNING_FIELD) or 0,
+        rate_limit=rate,
+        paused=state.get(layout.PAUSED_FIELD.encode()) == b"1",
+        max_backlog=_count(state.get(layout.MAX_BACKLOG_FIELD.encode()), 0, bad, layout.MAX_BACKLOG_FIELD),
     )
     return meta, sorted(set(bad))
+
+
+def _count(raw: Optional[bytes], least: int, bad: List[str], field: str) -> Optional[int]:
+    """A whole number ``>= least`` from a stored field; ``None`` (and ``field``
+    noted in ``bad``) if absent or unreadable."""
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = least - 1
+    if value >= least:
+        return value
+    bad.append(field)
+    return None
 
 
 def key_name(key_hex: bytes) -> str:

@@ -36,8 +36,11 @@ class RedisStorage(RedisOperations):
 
     Push, pop, finish, ack, release, requeue, extend, reclaim, remove,
     expire, repair and charge (here), the wake-up token steps
-    (:class:`~ranch_redis.wakeups.RedisWakeups`) and the tracker's writes
-    and reads (:class:`~ranch_redis.tracker.RedisTracker`) are each one Lua
+    (:class:`~ranch_redis.wakeups.RedisWakeups`), the per-key controls
+    (:class:`~ranch_redis.controls.RedisControls`: concurrency and rate
+    limits, pause, backlog limits, purge, revoke; checked in the pop
+    script) and the tracker's writes and reads
+    (:class:`~ranch_redis.tracker.RedisTracker`) are each one Lua
     script, so each is atomic on the server: two workers never pop the
     same task and a producer racing a worker never loses one. The selection
     order and every number it depends on match
@@ -166,7 +169,8 @@ class RedisStorage(RedisOperations):
         """
         # RedisOperations._push without the step: the same arguments, retries and reply
         args = self._push_arguments(task, weight, tags, wakeups)
-        return pushed(self._retry(partial(self._push_once, args), operation="push", note=PUSH_NOTE), args[0])
+        reply = self._retry(partial(self._push_once, args), operation="push", note=PUSH_NOTE)
+        return pushed(reply, args[0], task.key)
 
     def push_many(
         self,
@@ -301,8 +305,35 @@ class RedisStorage(RedisOperations):
         return self._drive(self._live_slots(now))
 
     def wakeup_status(self) -> WakeupStatus:
-        """Tokens in flight and held."""
+        """Tokens in flight, held and deferred."""
         return self._drive(self._wakeup_status())
+
+    # -- per-key controls --------------------------------------------------
+
+    def set_control(
+        self,
+        key: Optional[str],
+        name: str,
+        value: Any,
+        now: float,
+        *,
+        wakeups: Optional[WakeupPolicy] = None,
+    ) -> List[str]:
+        """Set ``key``'s own control ``name`` (or, with ``key=None``, a default)
+        and settle the key, in one script (``set_control.lua``); returns the
+        tokens minted if calls became runnable (see
+        :meth:`ranch_core.protocols.Controls.set_control`)."""
+        return self._drive(self._set_control(key, name, value, now, wakeups))
+
+    def purge_key(self, key: str, limit: int) -> List[ScheduledTask]:
+        """Delete up to ``limit`` waiting calls of ``key`` from its head in one
+        script (``purge_key.lua``); return them. Leased calls run on."""
+        return self._drive(self._purge_key(key, limit))
+
+    def revoke(self, task_id: str) -> Optional[ScheduledTask]:
+        """Delete the waiting call ``task_id`` (``revoke.lua``) and return it;
+        ``None`` if no call of that id waits."""
+        return self._drive(self._revoke(task_id))
 
     # -- Tracker -----------------------------------------------------------
 

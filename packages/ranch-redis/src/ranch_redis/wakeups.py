@@ -57,5 +57,5 @@ class RedisWakeups:
         return int((yield script("live_slots", layout.float_arg(now))))
 
     def _wakeup_status(self) -> Steps[WakeupStatus]:
-        in_flight, held = yield script("wakeups")
-        return WakeupStatus(in_flight=int(in_flight), held=int(held))
+        in_flight, held, deferred = yield script("wakeups")
+        return WakeupStatus(in_flight=int(in_flight), held=int(held), deferred=int(deferred))

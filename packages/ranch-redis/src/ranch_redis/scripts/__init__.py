@@ -1,7 +1,8 @@
 """The Lua scripts of :class:`~ranch_redis.RedisStorage`, one file per atomic step.
 
 Each ``<name>.lua`` beside this module is one operation; ``common.lua`` (key
-names, the body format, activation and lease reclaim) is prepended to each,
+names, the body format, activation, lease reclaim, the per-key controls and
+the token rules) is prepended to each,
 and ``__NAME__`` tokens are replaced by ranch-core's constants (batch sizes,
 the weight range) and by the reply codes of :mod:`ranch_redis.layout`.
 ``KEYS[1]`` of every script is the namespace's ``stats`` key.
@@ -17,7 +18,7 @@ from importlib import resources
 from typing import Any, Dict, Union
 
 from ranch_core.algorithm import MAX_WEIGHT, MIN_WEIGHT
-from ranch_core.protocols import EXPIRED_BATCH, FANOUT, LOST_AFTER, MAX_BACKOFF, RECLAIM_BATCH
+from ranch_core.protocols import EXPIRED_BATCH, FANOUT, LOST_AFTER, MAX_BACKOFF, RECLAIM_BATCH, UNPARK_BATCH
 
 from ranch_redis import layout
 
@@ -46,6 +47,9 @@ NAMES = (
     "status",
     "waiting",
     "wait",
+    "set_control",
+    "purge_key",
+    "revoke",
 )
 
 #: Constants written into the scripts' text (``__NAME__``) when they are loaded.
@@ -53,6 +57,7 @@ CONSTANTS: Dict[str, Union[int, float]] = {
     "__RECLAIM_BATCH__": RECLAIM_BATCH,
     "__EXPIRED_BATCH__": EXPIRED_BATCH,
     "__FANOUT__": FANOUT,
+    "__UNPARK_BATCH__": UNPARK_BATCH,
     "__LOST_AFTER__": LOST_AFTER,
     "__MAX_BACKOFF__": MAX_BACKOFF,
     "__NOTIFY_BOUND__": layout.NOTIFY_BOUND,

@@ -34,6 +34,8 @@ local WORKERS = BASE .. 'ww'     -- zset: registered workers, score = registrati
 local SLOTS = BASE .. 'wn'       -- hash: registered worker -> its slots
 local MOTION = BASE .. 'wq'      -- hash: moved (last wake-up taken), rounds, retired
 local WAKE = BASE .. 'wake'      -- list: notification marks for blocked pops (BLPOP)
+local PARKED = BASE .. 'parked'  -- zset: keys parked by their rate, score = eligible time, member = hex key
+local DEFERRED = BASE .. 'wd'    -- zset: deferred wake-up tokens, score = the time they are due
 
 local function qkey(hk) return BASE .. 'q:' .. hk end  -- list of task ids, head first
 local function xkey(hk) return BASE .. 'x:' .. hk end  -- zset: the key's part of EXPIRY
@@ -66,10 +68,39 @@ local function member(seq, hk)
     return string.format('%016x', whole(seq) or 0) .. hk
 end
 
+-- A rate limit from its stored fields (calls a second, burst, text), or nil.
+local function rate_of_fields(ps, burst, text)
+    local r, b = num(ps), whole(burst)
+    if r == nil or r <= 0 or b == nil or b < 1 then return nil end
+    return {ps = r, burst = b, text = text or ''}
+end
+
+-- The stats hash, read once per script (one HMGET) and kept current by the
+-- writes below: serve sequence, virtual time, expired total; the controls'
+-- fields: ctl ('1' once any control was set: until then no step reads a
+-- key's controls), the defaults (dl: concurrency limit; dr, db, dt: rate,
+-- burst, text), nr (waiting calls not counted runnable: runnable = waiting
+-- - nr), np (keys parked out of ACTIVE), ck (the latest time a step was
+-- given, for the steps that take none).
+local S
+local function load()
+    if S then return S end
+    local st = redis.call('HMGET', STATS, 'seq', 'vt', 'expired', 'ctl', 'dl', 'dr', 'db', 'dt', 'nr', 'np', 'ck')
+    local dl = whole(st[5])
+    if dl and dl < 1 then dl = nil end
+    S = {
+        seq = whole(st[1]) or 0, vt = num(st[2]) or 0, expired = whole(st[3]) or 0,
+        ctl = st[4] == '1', dl = dl, dr = rate_of_fields(st[6], st[7], st[8]),
+        nr = whole(st[9]) or 0, np = whole(st[10]) or 0, ck = num(st[11]) or 0,
+    }
+    S.plain = S.dl == nil and S.dr == nil
+    return S
+end
+
 -- The stats fields every step may need: serve sequence, virtual time, expired total.
 local function stats()
-    local st = redis.call('HMGET', STATS, 'seq', 'vt', 'expired')
-    return whole(st[1]) or 0, num(st[2]) or 0, whole(st[3]) or 0
+    local s = load()
+    return s.seq, s.vt, s.expired
 end
 
 -- A key's pass from its stored field: 0 if never set, virtual time if corrupt.
@@ -91,6 +122,11 @@ local function parse(body)
     local exp = string.sub(body, c1 + 1, c2 - 1)
     if exp ~= '' and num(exp) == nil then return nil end
     return string.sub(body, c2 + 1, c3 - 1), exp
+end
+
+-- The enqueued_at of a body (the time a push settles its key at).
+local function enqueued_at(body)
+    return num(string.sub(body, 1, (string.find(body, ',', 1, true) or 1) - 1)) or load().ck
 end
 
 -- A task that starts waiting and expires goes into both expiry indexes.
@@ -149,11 +185,249 @@ local function notify_deadline(deadline)
     if #first == 0 or tonumber(deadline) < tonumber(first[2]) then notify(1) end
 end
 
--- Put a task back at the head of its key.
-local function put_back(tid, hk, exp, vt)
+-- Per-key controls (ranch-core README, "Per-key controls"; the reference is
+-- ranch_core/backends/controls.py and parking.py, which this mirrors
+-- expression for expression so both compute the same doubles). A key's
+-- fields in its state hash: cl (own concurrency limit), rr rb rt (own rate:
+-- calls a second, burst, text), ps ('1': paused), mb (max backlog), r
+-- (calls leased now), ta (the bucket's theoretical arrival time) and br bb
+-- bt (the rate the bucket is kept under), pk (why the key is parked out of
+-- ACTIVE: 'p' paused, 'c' at its cap, 'r' its bucket empty, with ea the
+-- time it refills; such a key is in PARKED), ct (its calls counted
+-- runnable; absent: all of them, the key is plain).
+-- A key with none of these fields and a namespace without defaults is
+-- plain: no step checks it (the fast path of every script).
+local CF = {'w', 'n', 's', 'r', 'cl', 'rr', 'rb', 'rt', 'ps', 'ta', 'br', 'bb', 'bt', 'pk', 'ea', 'ct', 'mb'}
+local PARK_REASONS = {p = true, c = true, r = true}
+
+-- A key's controls from the fields CF (as HMGET returned them).
+local function controls_of(f)
+    local limit, mb = whole(f[5]), whole(f[17])
+    if limit and limit < 1 then limit = nil end
+    local c = {
+        w = f[1], n = f[2], s = f[3], running = whole(f[4]) or 0,
+        limit = limit, rate = rate_of_fields(f[6], f[7], f[8]), paused = f[9] == '1',
+        tat = num(f[10]), bucket = rate_of_fields(f[11], f[12], f[13]),
+        parked = PARK_REASONS[f[14] or ''] and f[14] or nil, eligible = num(f[15]),
+        counted = whole(f[16]), max_backlog = mb,
+    }
+    if c.bucket == nil then c.tat = nil end
+    return c
+end
+
+-- One read of a key's state hash: its controls.
+local function key_controls(hk)
+    return controls_of(redis.call('HMGET', kkey(hk), unpack(CF)))
+end
+
+-- No control of its own and no bucket (memory's KeyControls.plain).
+local function own_plain(c)
+    return not c.paused and c.limit == nil and c.rate == nil and c.bucket == nil
+end
+
+-- Whether a step must settle the key: anything but a plain key, not parked,
+-- counted in full, in a namespace without defaults.
+local function controlled(c)
+    return not (own_plain(c) and c.parked == nil and c.counted == nil and load().plain)
+end
+
+local function same_rate(a, b)
+    if a == nil or b == nil then return a == b end
+    return a.ps == b.ps and a.burst == b.burst and a.text == b.text
+end
+
+-- Keep the bucket under `rate`: a changed rate keeps the calls already
+-- charged (at most the new burst), a removed one resets it (full).
+local function keep_bucket(c, rate, now)
+    if same_rate(c.bucket, rate) then return end
+    local old = c.bucket
+    c.bucket = rate
+    if rate == nil or old == nil or c.tat == nil then
+        c.tat = nil
+    else
+        local used = math.min(math.max(0.0, c.tat - now) / (1.0 / old.ps), rate.burst)
+        if used > 0 then c.tat = now + used * (1.0 / rate.ps) else c.tat = nil end
+    end
+end
+
+-- Why the key may not start a call at `now` ('p', 'c', 'r'; nil: it may), and
+-- for 'r' the time its bucket lets the next call start.
+local function blocked(c, now)
+    if c.paused then return 'p' end
+    local s = load()
+    local limit = c.limit or s.dl
+    if limit and c.running >= limit then return 'c' end
+    local rate = c.rate or s.dr
+    keep_bucket(c, rate, now)
+    if rate and c.tat then
+        local opens = c.tat - (rate.burst - 1) * (1.0 / rate.ps)
+        if now < opens then return 'r', opens end
+    end
+    return nil
+end
+
+-- A call of the key starts at `now`: one more running, one less in the bucket.
+local function start(c, now)
+    c.running = c.running + 1
+    if own_plain(c) and load().plain then return end
+    local rate = c.rate or load().dr
+    keep_bucket(c, rate, now)
+    if rate then
+        local tat = now
+        if c.tat ~= nil and c.tat > now then tat = c.tat end
+        c.tat = tat + 1.0 / rate.ps
+    end
+end
+
+-- How many of `n` waiting calls of an eligible key could start at `now` (at
+-- least 1): bounded by the room under its cap and in its bucket.
+local function room(c, n, now)
+    local s = load()
+    if own_plain(c) and s.plain then return math.max(n, 1) end
+    local count = n
+    local limit = c.limit or s.dl
+    if limit then count = math.min(count, limit - c.running) end
+    local rate = c.rate or s.dr
+    if rate and c.tat then
+        local tokens = rate.burst - math.max(0.0, c.tat - now) / (1.0 / rate.ps)
+        count = math.min(count, math.floor(tokens + 1e-9))
+    end
+    return math.max(count, 1)
+end
+
+-- Put the key where its controls say at `now` and recount its runnable calls
+-- (the one place that decides: memory's KeyControlSteps._settle). `n`: its
+-- waiting calls now; `ready`: its member is in ACTIVE now; `dn`: how many
+-- calls this step added to (or took from, < 0) its list. Writes the key's
+-- control fields, nr and np; wakes blocked pops for the calls gained.
+-- Returns the runnable calls the key gained.
+local function settle(hk, c, n, ready, dn, now)
+    local s = load()
+    local plain = own_plain(c) and s.plain
+    local reason, at = nil, nil
+    if not plain then reason, at = blocked(c, now) end
+    local was_parked = c.parked
+    if n > 0 and reason == nil then
+        if not ready then activate(hk, s.vt) end
+        if was_parked == 'r' then redis.call('ZREM', PARKED, hk) end
+    elseif n > 0 and reason == 'r' then
+        if ready then redis.call('ZREM', ACTIVE, member(c.s, hk)) end
+        if was_parked ~= 'r' or c.eligible ~= at then
+            local first = redis.call('ZRANGE', PARKED, 0, 0, 'WITHSCORES')
+            redis.call('ZADD', PARKED, fmt(at), hk)
+            -- Blocked pops sleep at most until the earliest refill: look again.
+            if #first == 0 or at < tonumber(first[2]) then notify(1) end
+        end
+    else
+        if ready then redis.call('ZREM', ACTIVE, member(c.s, hk)) end
+        if was_parked == 'r' then redis.call('ZREM', PARKED, hk) end
+        if n == 0 and n - dn > 0 then redis.call('SREM', KEYSET, hk) end
+    end
+    local parked = nil
+    if n > 0 then parked = reason end
+    local counted = 0
+    if parked == nil and n > 0 then
+        if plain then counted = n else counted = room(c, n, now) end
+    end
+    local gained = counted - (c.counted or (n - dn))
+    c.parked, c.counted = parked, counted
+    c.eligible = nil
+    if parked == 'r' then c.eligible = at end
+    local set, del = {'r', c.running}, {}
+    local function put(field, value)
+        if value == nil then
+            del[#del + 1] = field
+        else
+            set[#set + 1] = field
+            set[#set + 1] = value
+        end
+    end
+    local b = c.bucket
+    put('ta', c.tat and fmt(c.tat))
+    put('br', b and fmt(b.ps))
+    put('bb', b and b.burst)
+    put('bt', b and b.text)
+    put('pk', parked)
+    put('ea', c.eligible and fmt(c.eligible))
+    if own_plain(c) and s.plain and parked == nil then
+        c.counted = nil  -- plain again: counted in full, no field
+        put('ct', nil)
+    else
+        put('ct', counted)
+    end
+    redis.call('HSET', kkey(hk), unpack(set))
+    if #del > 0 then redis.call('HDEL', kkey(hk), unpack(del)) end
+    local nr = s.nr + dn - gained
+    if nr < 0 then nr = 0 end
+    local np = s.np
+    if parked and not was_parked then np = np + 1 elseif was_parked and not parked then np = math.max(np - 1, 0) end
+    if nr ~= s.nr or np ~= s.np then
+        s.nr, s.np = nr, np
+        redis.call('HSET', STATS, 'nr', nr, 'np', np)
+    end
+    if gained > 0 then notify(gained) end
+    return math.max(gained, 0)
+end
+
+-- Settle a key whose list changed by `dn` calls (taken out: dn < 0) in a
+-- step that names it (expire, remove, purge, revoke); a plain key that
+-- emptied only leaves ACTIVE. Returns the runnable calls gained.
+local function settle_after(hk, dn, now)
+    local n = redis.call('LLEN', qkey(hk))
+    if load().ctl then
+        local c = key_controls(hk)
+        if controlled(c) then return settle(hk, c, n, n - dn > 0 and not c.parked, dn, now) end
+    end
+    if n == 0 then deactivate(hk) end
+    return 0
+end
+
+-- Move up to `limit` keys whose bucket refilled by `now` back (those due
+-- first); the runnable calls gained.
+local function unpark_due(now, limit)
+    local due = redis.call('ZRANGEBYSCORE', PARKED, '-inf', fmt(now), 'LIMIT', 0, limit)
+    local gained = 0
+    for i = 1, #due do
+        local hk = due[i]
+        local c = key_controls(hk)
+        local n = redis.call('LLEN', qkey(hk))
+        gained = gained + settle(hk, c, n, n > 0 and not c.parked, 0, now)
+        -- An entry whose key says it is not parked by its rate (damage) goes.
+        if c.parked ~= 'r' then redis.call('ZREM', PARKED, hk) end
+    end
+    return gained
+end
+
+-- The earliest time a key parked by its rate becomes eligible, or nil.
+local function retry_at()
+    local first = redis.call('ZRANGE', PARKED, 0, 0, 'WITHSCORES')
+    if #first == 0 then return nil end
+    return tonumber(first[2])
+end
+
+-- A lease of the key ended (ack, finish, retry, release, lease put back):
+-- one call less running; `dn` calls were added to its list, `n` is its
+-- length now (nil: read it). Returns the runnable calls the key gained
+-- (-1 for a plain key: the caller activates and notifies as before).
+local function lease_ended(hk, dn, n, now)
+    local c = key_controls(hk)
+    c.running = math.max(c.running - 1, 0)
+    if not controlled(c) then
+        redis.call('HSET', kkey(hk), 'r', c.running)
+        return -1
+    end
+    if n == nil then n = redis.call('LLEN', qkey(hk)) end
+    return settle(hk, c, n, n - dn > 0 and not c.parked, dn, now)
+end
+
+-- Put a leased task back at the head of its key (its lease ended).
+local function put_back(tid, hk, exp, now)
     index_expiry(tid, hk, exp)
-    if redis.call('LPUSH', qkey(hk), tid) == 1 then activate(hk, vt) end
-    notify(1)
+    local n = redis.call('LPUSH', qkey(hk), tid)
+    if lease_ended(hk, 1, n, now) < 0 then
+        if n == 1 then activate(hk, load().vt) end
+        notify(1)
+    end
 end
 
 -- Appends the items of `src` (a flat list) to `dst`.
@@ -173,7 +447,6 @@ local function reclaim(now, limit)
     else
         due = redis.call('ZRANGEBYSCORE', LEASES, '-inf', now)
     end
-    local _, vt = stats()
     local bodies = {}
     local corrupt = {}
     for i = #due, 1, -1 do
@@ -182,7 +455,7 @@ local function reclaim(now, limit)
         local body = redis.call('HGET', TASKS, tid)
         local hk, exp = parse(body)
         if hk then
-            put_back(tid, hk, exp, vt)
+            put_back(tid, hk, exp, tonumber(now))
             bodies[i] = body
         else
             redis.call('HDEL', TASKS, tid)
@@ -202,21 +475,32 @@ local function reclaim(now, limit)
 end
 
 -- Finish a lease and append the task, with a new body, to the tail of its
--- key (a retry); see requeue.lua for the replies and the retry flag.
-local function requeue_task(tid, hk, body, retry, exp)
+-- key (a retry) at `now`; see requeue.lua for the replies and the retry
+-- flag. Returns the reply and the runnable calls gained (-1: a plain key).
+local function requeue_task(tid, hk, body, retry, exp, now)
     if redis.call('ZSCORE', LEASES, tid) then
         redis.call('ZREM', LEASES, tid)
+        local leased = parse(redis.call('HGET', TASKS, tid)) or hk
         redis.call('HSET', TASKS, tid, body)
         index_expiry(tid, hk, exp)
-        if redis.call('RPUSH', qkey(hk), tid) == 1 then
-            local _, vt = stats()
-            activate(hk, vt)
+        local n = redis.call('RPUSH', qkey(hk), tid)
+        local gained
+        if leased == hk then
+            gained = lease_ended(hk, 1, n, now)
+        else
+            -- A retry under another key: the lease ends in its own key.
+            gained = math.max(lease_ended(leased, 0, nil, now), 0)
+            local c = key_controls(hk)
+            if controlled(c) then gained = gained + settle(hk, c, n, n > 1 and not c.parked, 1, now) else gained = -1 end
         end
-        notify(1)
-        return __REQUEUE_DONE__
+        if gained < 0 then
+            if n == 1 then activate(hk, load().vt) end
+            notify(1)
+        end
+        return __REQUEUE_DONE__, gained
     end
-    if retry == '1' and redis.call('HEXISTS', TASKS, tid) == 1 then return __REQUEUE_ALREADY__ end
-    return __REQUEUE_NOT_LEASED__
+    if retry == '1' and redis.call('HEXISTS', TASKS, tid) == 1 then return __REQUEUE_ALREADY__, 0 end
+    return __REQUEUE_NOT_LEASED__, 0
 end
 
 -- Wake-up tokens (ranch-core's "Wake-ups"). Waiting = tasks stored but not leased.
@@ -224,19 +508,35 @@ local function n_waiting()
     return redis.call('HLEN', TASKS) - redis.call('ZCARD', LEASES)
 end
 
+-- What tokens are minted for: the waiting calls that could start now (calls
+-- of parked keys, and beyond a key's cap or bucket, left out).
+local function runnable()
+    local w = n_waiting()
+    local s = load()
+    if s.ctl then w = math.max(w - s.nr, 0) end
+    return w
+end
+
+-- Tokens deferred for a rate-limited call (none before any control was set).
+local function n_deferred()
+    if load().ctl then return redis.call('ZCARD', DEFERRED) end
+    return 0
+end
+
 -- Mint up to `limit` tokens (ids nonce .. i) into FLIGHT with `deadline`,
--- while fewer are in flight than tasks wait and fewer than m are outstanding.
--- `floor` (optional) is a number of tasks known to wait (a push's own): the
--- usual "no" (m outstanding already) then costs one ZCARD, and the waiting
+-- while fewer are in flight than calls are runnable and fewer than m are
+-- outstanding (in flight, held, deferred).
+-- `floor` (optional) is a number of calls known to be runnable (a push's own): the
+-- usual "no" (m outstanding already) then costs one ZCARD, and the runnable
 -- count is read only when it could change the answer.
 local function mint(nonce, deadline, m, limit, floor)
     local out = {}
     local f = redis.call('ZCARD', FLIGHT)
     if f >= m then return out end
-    local h = redis.call('ZCARD', HELD)
+    local h = redis.call('ZCARD', HELD) + n_deferred()
     if f + h >= m then return out end
     local w = floor or 0
-    if f + limit > w then w = n_waiting() end
+    if f + limit > w then w = runnable() end
     while #out < limit and f < w and f + h < m do
         local tok = nonce .. (#out + 1)
         redis.call('ZADD', FLIGHT, deadline, tok)
@@ -255,19 +555,40 @@ local function unhold(tok)
     return true
 end
 
--- A token after its call: kept (held, unbound) while tasks wait if asked; else
--- passed on while more tasks wait than tokens are in flight; else retired.
+-- Forget a token wherever it is (in flight, held, deferred).
+local function retire(tok)
+    redis.call('ZREM', FLIGHT, tok)
+    unhold(tok)
+    if load().ctl then redis.call('ZREM', DEFERRED, tok) end
+end
+
+-- Keep a token until `due` (its worker publishes it with that delay), unless
+-- another token is deferred already: then it is retired. True if kept.
+local function defer(tok, due)
+    redis.call('ZREM', FLIGHT, tok)
+    unhold(tok)
+    local d = redis.call('ZCARD', DEFERRED)
+    if d > 0 and not redis.call('ZSCORE', DEFERRED, tok) then return false end
+    redis.call('ZADD', DEFERRED, fmt(due), tok)
+    return true
+end
+
+-- A token after its call: kept (held, unbound) while calls are runnable if
+-- asked; else passed on while more calls are runnable than tokens are in
+-- flight; else retired.
 local function hand_back(tok, deadline, m, keep)
-    -- Held, or retired meanwhile (its deadline passed) and not in flight again; kept only
-    -- while under the bound (a bound that shrank, sized to the fleet, retires the excess).
-    local have = unhold(tok) or not redis.call('ZSCORE', FLIGHT, tok)
-    have = have and redis.call('ZCARD', FLIGHT) + redis.call('ZCARD', HELD) < m
-    if have and keep and n_waiting() > 0 then
+    -- Held, or retired meanwhile (its deadline passed) and neither in flight
+    -- again nor deferred; kept only while under the bound (a bound that
+    -- shrank, sized to the fleet, retires the excess).
+    local have = unhold(tok)
+        or not (redis.call('ZSCORE', FLIGHT, tok) or (load().ctl and redis.call('ZSCORE', DEFERRED, tok)))
+    have = have and redis.call('ZCARD', FLIGHT) + redis.call('ZCARD', HELD) + n_deferred() < m
+    if have and keep and runnable() > 0 then
         redis.call('ZADD', HELD, deadline, tok)
         redis.call('HSET', BOUND, tok, '')
         return __TOKEN_KEPT__
     end
-    if have and n_waiting() > redis.call('ZCARD', FLIGHT) then
+    if have and runnable() > redis.call('ZCARD', FLIGHT) then
         redis.call('ZADD', FLIGHT, deadline, tok)
         return __TOKEN_PASSED__
     end

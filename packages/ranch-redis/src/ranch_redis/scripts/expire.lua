@@ -7,7 +7,8 @@
 -- oldest tasks are the ones that expire), so the cost is O(limit * log N)
 -- plus each task's position in its key. An index entry whose record is
 -- gone, unreadable or leased is only removed from the index: pop, reclaim
--- and ack deal with such records.
+-- and ack deal with such records. A key with controls is settled at now
+-- (common.lua, settle_after).
 local due = redis.call('ZRANGEBYSCORE', EXPIRY, '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 if #due == 0 then return {0} end
 local _, _, n_expired = stats()
@@ -19,10 +20,9 @@ for i = 1, #due do
     redis.call('ZREM', EXPIRY, tid)
     if hk then redis.call('ZREM', xkey(hk), tid) end
     if hk and not redis.call('ZSCORE', LEASES, tid) then
-        local q = qkey(hk)
-        redis.call('LREM', q, 1, tid)
+        local gone = redis.call('LREM', qkey(hk), 1, tid)
         redis.call('HDEL', TASKS, tid)
-        if redis.call('LLEN', q) == 0 then deactivate(hk) end
+        settle_after(hk, -gone, tonumber(ARGV[1]))
         n_expired = n_expired + 1
         out[1] = out[1] + 1
         extend(out, {tid, body})

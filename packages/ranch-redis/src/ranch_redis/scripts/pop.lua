@@ -1,11 +1,16 @@
--- pop: reclaim due leases, then serve the head of the first active key.
+-- pop: reclaim due leases, move keys whose bucket refilled back, then serve
+-- the head of the first active key that may start a call.
 -- ARGV: now, deadline (now + lease); optionally the wake-up token ('' =
---   none), m (max_wakeups), token nonce, token deadline (now + ttl).
+--   none), m (max_wakeups), token nonce, token deadline (now + ttl), defer
+--   ('1' = the caller can publish a delayed wake-up: keep the token for the
+--   time a rate-limited call may start).
 -- Reply: the flat array {state, tid, body, #expired, #reclaimed, #minted,
 --   expired tid, body, ..., reclaimed tid, body, ..., minted token id, ...,
 --   corrupt tid, body, ...} (only the first three when nothing was
 --   expired, reclaimed, minted or corrupt).
--- state: __POP_SERVED__ = served tid, __POP_EMPTY__ = nothing waiting,
+-- state: __POP_SERVED__ = served tid; __POP_EMPTY__ = no call may start
+-- now: tid is then the earliest time a key parked by its rate becomes
+-- eligible ('' = none) and body '1' if the token was deferred until then;
 -- __POP_AGAIN__ = stopped early after EXPIRED_BATCH expired or corrupt
 -- tasks (pop again; the token is left as it was); __POP_STALE__ = the
 -- token may not pop (held for a running task, or unknown while m tokens
@@ -14,13 +19,19 @@
 -- none do and this lease ends first, makes blocked pops look again.
 -- A token not held marks the broker queue as moving (MOTION, for
 -- sweep_wakeups.lua). With a token: it becomes held, bound to the served task (score = the
--- lease deadline), and up to FANOUT tokens are minted; if nothing waits, it
--- is retired.
+-- lease deadline), and up to FANOUT tokens are minted; if nothing may
+-- start, it is deferred (see defer) or retired; with expired calls
+-- dropped and nothing served it is left as it was (the caller pops again).
 -- Every field read (stats, the key's weight and served total) is checked
 -- before it is used; a corrupt one takes its safe default (common.lua).
+-- Keys with controls (common.lua, "Per-key controls"): a key on top of
+-- ACTIVE that may not start a call now (a default changed since it was
+-- placed) is parked and the next one taken; a served key that may not
+-- start another is parked (or idles) instead of going back into ACTIVE.
 local now_s, deadline = ARGV[1], ARGV[2]
 local now = tonumber(now_s)
 local tok, max_wakeups = ARGV[3] or '', tonumber(ARGV[4] or '')
+local s = load()
 if tok ~= '' then
     local usable
     if redis.call('ZSCORE', HELD, tok) then
@@ -29,12 +40,18 @@ if tok ~= '' then
         -- A wake-up came from the broker: its queue moves (sweep_wakeups.lua).
         redis.call('HSET', MOTION, 'moved', now_s, 'rounds', 0)
         usable = redis.call('ZSCORE', FLIGHT, tok)
-            or redis.call('ZCARD', FLIGHT) + redis.call('ZCARD', HELD) < max_wakeups
+            or (s.ctl and redis.call('ZSCORE', DEFERRED, tok))
+            or redis.call('ZCARD', FLIGHT) + redis.call('ZCARD', HELD) + n_deferred() < max_wakeups
     end
     if not usable then return {__POP_STALE__, '', ''} end
 end
 local minted = {}
+if s.ctl and s.ck ~= now then
+    s.ck = now
+    redis.call('HSET', STATS, 'ck', now_s)
+end
 local reclaimed, corrupt = reclaim(now_s, __RECLAIM_BATCH__)
+if s.ctl then unpark_due(now, __UNPARK_BATCH__) end
 local expired = {}
 local dropped = 0
 local seq, _, n_expired = stats()
@@ -58,26 +75,38 @@ while true do
     local top = redis.call('ZPOPMIN', ACTIVE)
     if #top == 0 then
         count_expired()
-        if tok ~= '' then
-            redis.call('ZREM', FLIGHT, tok)
-            unhold(tok)
+        local at, deferred = '', ''
+        local later = s.ctl and retry_at()
+        if later then at = fmt(later) end
+        if tok ~= '' and #expired == 0 then
+            if later and ARGV[7] == '1' and defer(tok, later) then deferred = '1' else retire(tok) end
         end
-        return reply(__POP_EMPTY__, '', '')
+        return reply(__POP_EMPTY__, at, deferred)
     end
     -- The score is the key's pass (kept equal to field p of its state).
     local m, ps = top[1], top[2]
     local hk = string.sub(m, 17)
     local q = qkey(hk)
     local k = kkey(hk)
-    local st = redis.call('HMGET', k, 'w', 'n', 's')
+    local c = key_controls(hk)
+    local ctl = controlled(c)
     -- A member whose sequence is not the key's (valid) one is a stale
     -- duplicate left by damage: it is only removed.
-    local tid = false
-    if not whole(st[3]) or member(st[3], hk) == m then tid = redis.call('LPOP', q) end
-    if not tid then
+    local tid, parked = false, false
+    if not whole(c.s) or member(c.s, hk) == m then
+        if ctl and blocked(c, now) then
+            -- Not eligible (a default changed since it was placed): parked, once.
+            settle(hk, c, redis.call('LLEN', q), false, 0, now)
+            parked = true
+        else
+            tid = redis.call('LPOP', q)
+        end
+    end
+    if not tid and not parked and redis.call('LLEN', q) == 0 then
         -- No task behind an active key means the index was damaged: it stays removed.
-        if redis.call('LLEN', q) == 0 then redis.call('SREM', KEYSET, hk) end
-    else
+        redis.call('SREM', KEYSET, hk)
+    end
+    if tid then
         local remaining = redis.call('LLEN', q)
         local body = redis.call('HGET', TASKS, tid)
         local bhk, exp = parse(body)
@@ -88,6 +117,7 @@ while true do
             redis.call('ZREM', EXPIRY, tid)
             redis.call('ZREM', xkey(hk), tid)
             if remaining > 0 then redis.call('ZADD', ACTIVE, ps, m) end
+            if ctl then settle(hk, c, remaining, remaining > 0, -1, now) end
             if bhk ~= hk then
                 extend(corrupt, {tid, body or ''})
             else
@@ -100,26 +130,34 @@ while true do
                 return reply(__POP_AGAIN__, '', '')
             end
         else
-            local np = fmt(tonumber(ps) + (weight(st[1]) or 1))
+            local np = fmt(tonumber(ps) + (weight(c.w) or 1))
             seq = seq + 1
             if n_expired ~= expired_before then
                 redis.call('HSET', STATS, 'seq', seq, 'vt', ps, 'expired', n_expired)
             else
                 redis.call('HSET', STATS, 'seq', seq, 'vt', ps)
             end
-            redis.call('HSET', k, 'p', np, 's', seq, 'l', now_s, 'n', (whole(st[2]) or 0) + 1)
+            s.seq, s.vt = seq, tonumber(ps)
+            local ready = remaining > 0
+            if ctl then start(c, now) else c.running = c.running + 1 end
+            redis.call('HSET', k, 'p', np, 's', seq, 'l', now_s, 'n', (whole(c.n) or 0) + 1, 'r', c.running)
+            c.s = seq
+            if ready and ctl and blocked(c, now) then ready = false end
             -- Pass the wake-up on while calls wait (more waiters than the
             -- marks of a burst); else a lease that ends first wakes them.
-            if remaining > 0 or redis.call('ZCARD', ACTIVE) > 0 then
+            if ready or redis.call('ZCARD', ACTIVE) > 0 then
                 notify(1)
             else
                 notify_deadline(deadline)
             end
             redis.call('ZADD', LEASES, deadline, tid)
             unindex_expiry(tid, hk, exp)
-            if remaining > 0 then redis.call('ZADD', ACTIVE, np, member(seq, hk)) end
+            if ready then redis.call('ZADD', ACTIVE, np, member(seq, hk)) end
+            -- Parked at its cap or by its rate, or idle; or recounted.
+            if ctl then settle(hk, c, remaining, ready, -1, now) end
             if tok ~= '' then
                 redis.call('ZREM', FLIGHT, tok)
+                if s.ctl then redis.call('ZREM', DEFERRED, tok) end
                 unhold(tok)
                 redis.call('ZADD', HELD, deadline, tok)
                 redis.call('HSET', BOUND, tok, tid)

@@ -11,8 +11,29 @@
 -- Reply: __PUSH_STORED__ (nothing minted) or the minted token id (stored);
 -- __PUSH_ALREADY_STORED__ (a retry found its own earlier, identical write);
 -- __PUSH_DUPLICATE__ (the id is waiting or leased: nothing written, no
--- weight, no tag).
+-- weight, no tag); {__PUSH_FULL__, waiting calls, max_backlog} (the key
+-- is full: nothing written).
+-- Once controls are in use (stats field ctl) the key's controls are read
+-- first: its max backlog, and where it belongs (settled at the task's
+-- enqueued_at: a paused or capped key's push makes nothing runnable and
+-- mints nothing).
 local tid, hk, body, w = ARGV[1], ARGV[2], ARGV[3], ARGV[7] or ''
+local s = load()
+local c
+if s.ctl then
+    c = key_controls(hk)
+    if c.max_backlog then
+        local len = redis.call('LLEN', qkey(hk))
+        if len + 1 > c.max_backlog then
+            local old = redis.call('HGET', TASKS, tid)
+            if old then
+                if ARGV[8] == '1' and old == body then return __PUSH_ALREADY_STORED__ end
+                return __PUSH_DUPLICATE__
+            end
+            return {__PUSH_FULL__, len, c.max_backlog}
+        end
+    end
+end
 if redis.call('HSETNX', TASKS, tid, body) == 0 then
     if ARGV[8] == '1' and redis.call('HGET', TASKS, tid) == body then return __PUSH_ALREADY_STORED__ end
     return __PUSH_DUPLICATE__
@@ -25,14 +46,17 @@ for i = 11, #ARGV, 3 do
 end
 if #fields > 0 then redis.call('HSET', kkey(hk), unpack(fields)) end
 index_expiry(tid, hk, ARGV[9] or '')
-if redis.call('RPUSH', qkey(hk), tid) == 1 then
-    local _, vt = stats()
-    activate(hk, vt)
+local n = redis.call('RPUSH', qkey(hk), tid)
+local gained = 1
+if c and controlled(c) then
+    gained = settle(hk, c, n, n > 1 and not c.parked, 1, enqueued_at(body))
+else
+    if n == 1 then activate(hk, s.vt) end
+    -- notify(1), but a full list of marks stays as it is: one LLEN, no LPUSH + LTRIM
+    if redis.call('LLEN', WAKE) < __NOTIFY_BOUND__ then notify(1) end
 end
--- notify(1), but a full list of marks stays as it is: one LLEN, no LPUSH + LTRIM
-if redis.call('LLEN', WAKE) < __NOTIFY_BOUND__ then notify(1) end
 if ARGV[4] ~= '' then
-    local out = mint(ARGV[5], ARGV[6], tonumber(ARGV[4]), 1, 1)
+    local out = mint(ARGV[5], ARGV[6], tonumber(ARGV[4]), 1, math.max(gained, 0))
     if #out > 0 then return out[1] end
 end
 return __PUSH_STORED__

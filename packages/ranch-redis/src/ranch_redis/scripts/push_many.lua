@@ -10,7 +10,10 @@
 -- Reply: {__PUSH_STORED__, minted token id...}; {__PUSH_ALREADY_STORED__}
 -- (a retry found its own earlier write: the first task's identical body);
 -- {__PUSH_DUPLICATE__} (a task id is waiting or leased: nothing written,
--- no weight, no tag).
+-- no weight, no tag); {__PUSH_FULL__, waiting calls, max_backlog} (the
+-- batch does not fit the key's max backlog: nothing written). Once
+-- controls are in use the key is settled as in push.lua (at the last
+-- task's enqueued_at).
 local retry, w, ukey, ntags = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local at = 5 + 3 * ntags
 local m, nonce, deadline, hk, n = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], tonumber(ARGV[at + 4])
@@ -29,6 +32,15 @@ for j = 1, n do
         return {__PUSH_DUPLICATE__}
     end
 end
+local s = load()
+local c
+if s.ctl then
+    c = key_controls(hk)
+    if c.max_backlog then
+        local len = redis.call('LLEN', qkey(hk))
+        if len + n > c.max_backlog then return {__PUSH_FULL__, len, c.max_backlog} end
+    end
+end
 redis.call('HSET', TASKS, unpack(fields))
 local kf = {}
 if w ~= '' then extend(kf, {'w', w}) end
@@ -42,12 +54,15 @@ if #exps > 0 then
     redis.call('ZADD', EXPIRY, unpack(exps))
     redis.call('ZADD', xkey(hk), unpack(exps))
 end
-if redis.call('RPUSH', qkey(hk), unpack(ids)) == n then
-    local _, vt = stats()
-    activate(hk, vt)
+local len = redis.call('RPUSH', qkey(hk), unpack(ids))
+local gained = n
+if c and controlled(c) then
+    gained = settle(hk, c, len, len > n and not c.parked, n, enqueued_at(ARGV[first + 3 * (n - 1) + 1]))
+else
+    if len == n then activate(hk, s.vt) end
+    -- notify(n), but a full list of marks stays as it is: one LLEN, no LPUSH + LTRIM
+    if redis.call('LLEN', WAKE) < __NOTIFY_BOUND__ then notify(n) end
 end
--- notify(n), but a full list of marks stays as it is: one LLEN, no LPUSH + LTRIM
-if redis.call('LLEN', WAKE) < __NOTIFY_BOUND__ then notify(n) end
 local out = {__PUSH_STORED__}
-if m ~= '' then extend(out, mint(nonce, deadline, tonumber(m), 1, n)) end
+if m ~= '' then extend(out, mint(nonce, deadline, tonumber(m), 1, math.max(gained, 0))) end
 return out

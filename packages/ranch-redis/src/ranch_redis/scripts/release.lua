@@ -10,6 +10,5 @@ if not hk then
     redis.call('HDEL', TASKS, tid)
     return __RELEASE_CORRUPT__
 end
-local _, vt = stats()
-put_back(tid, hk, exp, vt)
+put_back(tid, hk, exp, load().ck)
 return __DONE__

@@ -10,5 +10,5 @@ local q = qkey(hk)
 if redis.call('LREM', q, -1, tid) == 0 then return __NOT_FOUND__ end
 redis.call('HDEL', TASKS, tid)
 unindex_expiry(tid, hk, exp)
-if redis.call('LLEN', q) == 0 then deactivate(hk) end
+settle_after(hk, -1, load().ck)
 return __DONE__

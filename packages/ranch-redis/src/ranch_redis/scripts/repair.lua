@@ -14,16 +14,18 @@
 -- that set: the one step that is O(active keys), and only for a corrupt s), and a
 -- key whose list holds tasks but which is not in the active set (a step
 -- that failed halfway in an older version, a hand edit) is activated again
--- (field 'active' in the reply). A key in KEYSET with an empty list is
+-- (field 'active' in the reply); a key parked by its rate but missing
+-- from PARKED is put back there (field 'parked'). The controls' fields and
+-- stats nr, np, ck are checked as numbers too. A key in KEYSET with an empty list is
 -- dropped from KEYSET silently. Keys holding tasks that are missing from
 -- KEYSET (written before ranch-redis kept it) are not found.
 local limit = tonumber(ARGV[1])
 local out = {'0'}
-local st = redis.call('HMGET', STATS, 'seq', 'vt', 'expired', 'rc')
+local st = redis.call('HMGET', STATS, 'seq', 'vt', 'expired', 'nr', 'np', 'ck', 'rc')
 local fix = {}
-for i, field in ipairs({'seq', 'vt', 'expired'}) do
+for i, field in ipairs({'seq', 'vt', 'expired', 'nr', 'np', 'ck'}) do
     local raw = st[i]
-    local ok = (field == 'vt') and num(raw) or whole(raw)
+    local ok = (field == 'vt' or field == 'ck') and num(raw) or whole(raw)
     if raw and not ok then
         extend(fix, {field, 0})
         extend(out, {'', field, raw})
@@ -31,7 +33,7 @@ for i, field in ipairs({'seq', 'vt', 'expired'}) do
 end
 if #fix > 0 then redis.call('HSET', STATS, unpack(fix)) end
 local vt = num(st[2]) or 0
-local cursor = st[4]
+local cursor = st[7]
 if not whole(cursor) then cursor = '0' end
 local scan = redis.call('SSCAN', KEYSET, cursor, 'COUNT', limit)
 out[1] = scan[1]
@@ -41,8 +43,37 @@ for _, hk in ipairs(scan[2]) do
         redis.call('SREM', KEYSET, hk)
     else
         local k = kkey(hk)
-        local ks = redis.call('HMGET', k, 'p', 's', 'w', 'n')
+        local ks = redis.call('HMGET', k, 'p', 's', 'w', 'n', 'r', 'ct', 'cl', 'mb', 'ta', 'ea', 'pk', 'rr', 'rb', 'br', 'bb')
         local kfix = {}
+        -- The controls' fields (common.lua, "Per-key controls"): a corrupt
+        -- running count is reset to 0, any other corrupt field removed (a
+        -- corrupt setting: the key has none; a rate with it, whole).
+        if ks[5] and not whole(ks[5]) then
+            extend(kfix, {'r', 0})
+            extend(out, {hk, 'r', ks[5]})
+        end
+        local drop = {}
+        local checks = {
+            {6, 'ct', whole(ks[6])}, {7, 'cl', whole(ks[7]) and whole(ks[7]) >= 1},
+            {8, 'mb', whole(ks[8])}, {9, 'ta', num(ks[9])}, {10, 'ea', num(ks[10])},
+            {11, 'pk', PARK_REASONS[ks[11] or '']},
+        }
+        for _, check in ipairs(checks) do
+            if ks[check[1]] and not check[3] then
+                drop[#drop + 1] = check[2]
+                extend(out, {hk, check[2], ks[check[1]]})
+            end
+        end
+        if ks[12] and not rate_of_fields(ks[12], ks[13]) then
+            extend(drop, {'rr', 'rb', 'rt'})
+            extend(out, {hk, 'rr', ks[12]})
+        end
+        if ks[14] and not rate_of_fields(ks[14], ks[15]) then
+            extend(drop, {'br', 'bb', 'bt', 'ta'})
+            extend(out, {hk, 'br', ks[14]})
+        end
+        if #drop > 0 then redis.call('HDEL', k, unpack(drop)) end
+        local parked = PARK_REASONS[ks[11] or ''] and ks[11]
         if ks[2] and not whole(ks[2]) then
             -- The key's member cannot be named without its sequence: look it
             -- up by its hex key (a scan of the active set, only in this case)
@@ -71,10 +102,14 @@ for _, hk in ipairs(scan[2]) do
             extend(out, {hk, 'n', ks[4]})
         end
         if #kfix > 0 then redis.call('HSET', k, unpack(kfix)) end
-        if not score then
+        if not score and not parked then
             activate(hk, vt)
             notify(1)
             extend(out, {hk, 'active', ''})
+        elseif parked == 'r' and not redis.call('ZSCORE', PARKED, hk) then
+            -- Parked by its rate but in no index: it comes back when its time is due.
+            redis.call('ZADD', PARKED, num(ks[10]) and ks[10] or fmt(num(st[6]) or 0), hk)
+            extend(out, {hk, 'parked', ''})
         end
     end
 end

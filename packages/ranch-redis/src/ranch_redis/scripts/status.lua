@@ -1,8 +1,9 @@
 -- status: counters {waiting, active keys, leased, expired, served}.
 -- ARGV: now ('' = count expired tasks not yet dropped too).
 -- O(1); O(log N) with now (tasks whose expiry is <= now are not waiting).
-local seq, _, n_expired = stats()
+-- Active keys: those in ACTIVE and those parked out of it (stats field np).
+local s = load()
 local leased = redis.call('ZCARD', LEASES)
 local waiting = redis.call('HLEN', TASKS) - leased
 if ARGV[1] ~= '' then waiting = waiting - redis.call('ZCOUNT', EXPIRY, '-inf', ARGV[1]) end
-return {waiting, redis.call('ZCARD', ACTIVE), leased, n_expired, seq}
+return {waiting, redis.call('ZCARD', ACTIVE) + s.np, leased, s.expired, s.seq}

@@ -8,12 +8,31 @@
 -- deadline (it is queued behind other messages). None is retired while every
 -- registered worker slot holds a token (a late token then waits for a busy
 -- fleet; replacing it would pile up no-op wake-ups).
+-- With controls in use, first: keys whose bucket refilled by now are moved
+-- back (at most __UNPARK_BATCH__), and, after the dead held tokens, a
+-- deferred token that is due goes in flight (deadline: due + ttl), as its
+-- delayed wake-up is in the broker now. Minting counts runnable calls only.
 -- ARGV: now, m (max_wakeups), token nonce, token deadline (now + ttl), ttl.
 -- Reply: {minted token id...}.
 local now, m = ARGV[1], tonumber(ARGV[2])
 local t, ttl = tonumber(now), tonumber(ARGV[5])
+local s = load()
+if s.ctl then
+    if s.ck ~= t then
+        s.ck = t
+        redis.call('HSET', STATS, 'ck', now)
+    end
+    unpark_due(t, __UNPARK_BATCH__)
+end
 local dead = redis.call('ZRANGEBYSCORE', HELD, '-inf', now)
 for i = 1, #dead do unhold(dead[i]) end
+if s.ctl then
+    local due = redis.call('ZRANGEBYSCORE', DEFERRED, '-inf', now, 'WITHSCORES')
+    for i = 1, #due, 2 do
+        redis.call('ZREM', DEFERRED, due[i])
+        redis.call('ZADD', FLIGHT, fmt(tonumber(due[i + 1]) + ttl), due[i])
+    end
+end
 local slots = 0
 local live = redis.call('ZRANGEBYSCORE', WORKERS, '(' .. now, '+inf')
 if #live > 0 then

@@ -1,3 +1,3 @@
 -- wakeups: the namespace's tokens. ARGV: none.
--- Reply: {in flight, held}.
-return {redis.call('ZCARD', FLIGHT), redis.call('ZCARD', HELD)}
+-- Reply: {in flight, held, deferred}.
+return {redis.call('ZCARD', FLIGHT), redis.call('ZCARD', HELD), redis.call('ZCARD', DEFERRED)}

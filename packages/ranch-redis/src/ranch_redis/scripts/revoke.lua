@@ -1,0 +1,15 @@
+-- revoke: delete one waiting call, wherever its key.
+-- ARGV: task id.
+-- Reply: {__DONE__, body}, or {__NOT_FOUND__} if no call of that id waits
+-- (leased, unknown, or its record unreadable: pop deals with those). The
+-- call is found in its key's list from the tail (LREM: O(position)); its
+-- key is settled at the latest time a step was given (stats field ck).
+local tid = ARGV[1]
+local body = redis.call('HGET', TASKS, tid)
+local hk, exp = parse(body)
+if not hk or redis.call('ZSCORE', LEASES, tid) then return {__NOT_FOUND__} end
+if redis.call('LREM', qkey(hk), -1, tid) == 0 then return {__NOT_FOUND__} end
+redis.call('HDEL', TASKS, tid)
+unindex_expiry(tid, hk, exp)
+settle_after(hk, -1, load().ck)
+return {__DONE__, body}
