@@ -24,7 +24,8 @@ storage at first use), :mod:`ranch_celery.wakeups` (publishing), then the
 worker side: :mod:`ranch_celery.app` (wiring), :mod:`ranch_celery.execution`
 (running a call), :mod:`ranch_celery.limits` (per-call time limits),
 :mod:`ranch_celery.retries`, :mod:`ranch_celery.replacing`
-(``Task.replace``), :mod:`ranch_celery.sweep`, :mod:`ranch_celery.bootstep`,
+(``Task.replace``), :mod:`ranch_celery.revoking` (Celery's revoke of a
+waiting call), :mod:`ranch_celery.sweep`, :mod:`ranch_celery.bootstep`,
 :mod:`ranch_celery.hub` (kombu < 5.7's event loop), :mod:`ranch_celery.logs`.
 """
 
