@@ -28,11 +28,6 @@ from ranch_core.errors import (
     UnknownBacklog,
 )
 
-#: Why a waiting call was deleted: :meth:`~ranch_core.management.KeyManagement.purge_key`.
-PURGED = "purged"
-#: Why a waiting call was deleted: :meth:`~ranch_core.management.KeyManagement.revoke_call`.
-REVOKED = "revoked"
-
 
 class CallRevoked(RanchError):
     """A waiting call was deleted before any worker ran it; it never ran.
@@ -42,14 +37,12 @@ class CallRevoked(RanchError):
     keeps only the exception's type name and message.
     """
 
-    def __init__(self, message: str, reason: str = REVOKED) -> None:
+    def __init__(self, message: str, reason: str = "revoked") -> None:
         super().__init__(message)
         self.reason = reason
 
 
 __all__ = [
-    "PURGED",
-    "REVOKED",
     "BacklogConflict",
     "BacklogFull",
     "CallExpired",
