@@ -256,8 +256,16 @@ def test_max_backlog_refuses_calls_and_stores_nothing(rig: Rig) -> None:
 
 def test_purged_and_revoked_calls_never_run_and_fail_with_call_revoked(rig: Rig) -> None:
     job = rig.declare()
-    junk = [job.lru_send("junk", "junk") for _ in range(5)]
+    for broker in rig.brokers:
+
+        def revoked_hook(message_data: Any, exception_data: Any) -> None:
+            pass
+
+        dramatiq.actor(revoked_hook, broker=broker)
+    junk = [job.lru_send("junk", "junk") for _ in range(4)]
+    junk.append(job.lru_send_with_options("junk", ("junk",), on_failure="revoked_hook"))
     keep = job.lru_send("keep", "keep")
+    queued = rig.queued()
     assert job.revoke_call(junk[0].message_id) is True
     assert job.revoke_call(junk[0].message_id) is False  # no longer waits
     assert job.purge_key("junk") == 4
@@ -268,6 +276,8 @@ def test_purged_and_revoked_calls_never_run_and_fail_with_call_revoked(rig: Rig)
         assert failure.value.orig_exc_type == CallRevoked.__name__
         assert f"was {reason} before it ran" in str(failure.value)
     assert job.get_client_metadata("junk")["pending_tasks"] == 0
+    # it never ran: as for a message AgeLimit skips, Callbacks sends no on_failure
+    assert rig.queued() == queued
     with rig.workers(threads=2):
         assert rig.result(keep) == "keep"
     assert [run.key for run in rig.runs()] == ["keep"]

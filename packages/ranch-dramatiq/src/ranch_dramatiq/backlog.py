@@ -207,8 +207,8 @@ class DramatiqBacklog:
 
     def fail_waiting(self, task: ScheduledTask, error: BaseException, what: str) -> None:
         """Settle a call that left the backlog without running as failed with
-        ``error`` (:func:`execution.fail_unrunnable`: Results stores it,
-        ``on_failure`` fires); a malformed call is only logged."""
+        ``error`` (:func:`execution.fail_unrunnable`: Results stores it; it
+        never ran, so no ``on_failure``); a malformed call is only logged."""
         try:
             call = Call.from_payload(task.payload)
             message = MessageProxy(execution.message_for(task.task_id, call))

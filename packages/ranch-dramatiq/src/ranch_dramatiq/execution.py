@@ -167,7 +167,8 @@ def process(broker: Broker, message: MessageProxy) -> CallBroker:
 
 def settle(broker: Broker, message: MessageProxy) -> None:
     """Emit the ack or nack hooks for a call that is done (Results stores
-    failures in ``after_nack``; Callbacks sends ``on_failure`` there)."""
+    failures in ``after_nack``; Callbacks has already sent ``on_failure`` in
+    ``after_process_message``)."""
     signal = "nack" if message.failed else "ack"
     emit_before(broker, broker, signal, message)
     emit_after(broker, broker, signal, message)
@@ -177,7 +178,9 @@ def fail_unrunnable(broker: Broker, message: MessageProxy, call: Call, exc: Base
     """Settle a call that cannot run (expired, unknown actor) as failed with ``exc``.
 
     If this worker declares the call's actor, the nack hooks run as for any
-    final failure (Results stores ``exc``, ``on_failure`` fires). If not,
+    final failure (Results stores ``exc``). No ``process_message`` hook runs,
+    as for a message AgeLimit skips: the call never ran, so Callbacks sends no
+    ``on_failure``. If not,
     every middleware would look the actor up and fail, so ``exc`` is stored
     directly with each Results middleware, by the options the actor had
     when the call was sent.
