@@ -317,3 +317,25 @@ def test_a_backlog_that_cannot_be_built_is_left_out_of_the_sweep(caplog: pytest.
     assert [d.scheduler.storage for d in state.dispatchers()] == [state.backlog("up").storage]
     assert "backlog 'down' cannot be swept now" in caplog.text
     assert revoke_waiting(app, ["some-id"]) == []  # logged, not raised
+
+
+def test_a_group_that_does_not_fit_a_max_backlog_stores_none_of_its_calls() -> None:
+    from celery import group
+
+    app = _app()
+
+    @lru_task(app, shared=False, name="ctl.grouped")
+    def job(n: int) -> int:
+        return n
+
+    job.set_max_backlog("full", 2)
+    job.lru_delay("full", 0)
+    mixed = group([job.lru_s("other", n) for n in range(3)] + [job.lru_s("full", n) for n in range(2)])
+    with pytest.raises(BacklogFull, match="'full'"):
+        mixed.apply_async()
+    one_key = group(job.lru_s("full", n) for n in range(2))
+    with pytest.raises(BacklogFull):
+        one_key.apply_async()
+    assert job.get_client_metadata("other")["pending_tasks"] == 0
+    assert job.get_client_metadata("full")["pending_tasks"] == 1
+    assert len(group(job.lru_s("full", 9)).apply_async().results) == 1

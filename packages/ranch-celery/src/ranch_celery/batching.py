@@ -13,7 +13,10 @@ changes for the group. Plain signatures in the same group are published
 as Celery publishes them.
 
 If the calls cannot all be encoded, none is stored and the group's
-``apply_async`` raises ``TypeError`` naming the call.
+``apply_async`` raises ``TypeError`` naming the call; if they do not all fit
+under their keys' ``max_backlog``, none is stored and it raises
+``ranch_core.BacklogFull`` (checked before the first of several storage
+steps; a push racing the check may still fill a key in between).
 """
 
 from __future__ import annotations
@@ -72,9 +75,17 @@ class Batch:
         for pending in self.pending:
             groups.setdefault(pending.group(), []).append(pending)
         if len(groups) > 1 or len(self.pending) > MAX_BATCH:
-            # Several storage steps: check every call before the first is written.
+            # Several storage steps: check every call, and the room under every key's
+            # max_backlog, before the first is written (one step refuses its calls whole).
+            from ranch_celery.producer import check_room
+
             for index, pending in enumerate(self.pending):
                 _check_encodable(pending, index)
+            per_key: Dict[Tuple[Any, str], List[Pending]] = {}
+            for pending in self.pending:
+                per_key.setdefault((id(pending.backlog), pending.key), []).append(pending)
+            for members in per_key.values():
+                check_room(members[0].backlog, members[0].key, len(members))
         for members in groups.values():
             first = members[0]
             announce(first.backlog.app, [member.call for member in members], [m.task_id for m in members])
