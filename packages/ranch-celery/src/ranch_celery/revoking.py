@@ -89,8 +89,6 @@ def revoke_waiting(app: Any, task_ids: Iterable[str]) -> List[str]:
                     wanted.remove(task_id)
         except Exception as exc:  # noqa: BLE001 - the worker that takes the call still skips it
             logger.warning("ranch: revoke of %s not applied to backlog %r (%r)", wanted, backlog.name, exc)
-    if removed:
-        logger.info("ranch: revoked %d waiting call(s): %s", len(removed), ", ".join(removed))
     return removed
 
 
