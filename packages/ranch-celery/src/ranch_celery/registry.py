@@ -66,11 +66,6 @@ def check_backlog_options(
             )
 
 
-def check_max_wakeups(backlog: str, existing: Optional[int], joining: Optional[int], who: str) -> None:
-    """Refuse a task that gives backlog ``backlog`` another ``max_wakeups`` than it has."""
-    check_backlog_options(backlog, {"max_wakeups": existing}, {"max_wakeups": joining}, who)
-
-
 class RanchState:
     """Everything Ranch keeps for one Celery app. Get it with :meth:`of`."""
 
