@@ -132,6 +132,16 @@ def test_max_backlog_refuses_and_stores_nothing_on_redis(redis_url, rec) -> None
     assert timed.get_client_metadata("small")["pending_tasks"] == 2
     assert timed.get_client_metadata("batch")["pending_tasks"] == 0
     assert rec.llen("celery") == queued  # no wake-up published for a refused call
+    # The refused call's result channel is not left subscribed (a producer refused often).
+    subscribed = app.backend.result_consumer.subscribed_to
+    first = timed.lru_apply_async("spare", ("full", 0), task_id="waiting-call")
+    assert app.backend.get_key_for_task(first.id) in subscribed
+    with pytest.raises(BacklogFull):
+        timed.lru_apply_async("small", ("full", 0), task_id="refused-call")
+    assert app.backend.get_key_for_task("refused-call") not in subscribed
+    with pytest.raises(ValueError, match="waiting-call"):  # DuplicateTask: the waiting call keeps it
+        timed.lru_apply_async("spare", ("full", 0), task_id="waiting-call")
+    assert app.backend.get_key_for_task(first.id) in subscribed
     assert len(timed.lru_delay_many("batch", [(("full", 0), None)] * 3)) == 3
 
 

@@ -29,7 +29,7 @@ from ranch_core.calls import Call
 from ranch_core.protocols import MAX_BATCH
 
 from ranch_celery.codec import explain_call
-from ranch_celery.results import announce
+from ranch_celery.results import REFUSED, announce, withdraw
 
 if TYPE_CHECKING:
     from ranch_celery.backlog import CeleryBacklog
@@ -98,9 +98,11 @@ class Batch:
                     tags=None if first.tags is None else dict(first.tags),
                     task_ids=[member.task_id for member in members],
                 )
-            except TypeError as exc:
-                for member in members:
-                    _check_encodable(member, self.pending.index(member), exc)
+            except REFUSED as exc:
+                withdraw(first.backlog.app, [member.task_id for member in members], exc)
+                if isinstance(exc, TypeError):
+                    for member in members:
+                        _check_encodable(member, self.pending.index(member), exc)
                 raise
         self.pending = []
 

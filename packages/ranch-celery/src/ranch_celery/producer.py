@@ -19,7 +19,7 @@ from ranch_core.protocols import MAX_BATCH
 from ranch_celery import replacing
 from ranch_celery.batching import Pending, current_batch
 from ranch_celery.codec import explain_call, explain_unencodable
-from ranch_celery.results import announce
+from ranch_celery.results import REFUSED, announce, withdraw
 
 if TYPE_CHECKING:
     from ranch_celery.backlog import CeleryBacklog
@@ -76,11 +76,13 @@ def _submit(
         return backlog.dispatcher().submit(
             lru_key, call, priority_weight=priority_weight, expiry=expiry, tags=tags, task_id=task_id
         )
-    except TypeError as exc:
+    except REFUSED as exc:
+        withdraw(backlog.app, [task_id], exc)
         serializer = backlog.serializer
-        named = None if serializer is None else explain_call(serializer, call)
-        if named is not None:
-            raise named from exc
+        if serializer is not None and isinstance(exc, TypeError):
+            named = explain_call(serializer, call)
+            if named is not None:
+                raise named from exc
         raise
 
 
@@ -147,8 +149,9 @@ def store_many(
             tags=tags,
             task_ids=task_ids,
         )
-    except TypeError as exc:
-        if serializer is not None:
+    except REFUSED as exc:
+        withdraw(backlog.app, task_ids, exc)
+        if serializer is not None and isinstance(exc, TypeError):
             for index, call in enumerate(checked):
                 named = explain_unencodable(serializer, call.args, call.kwargs)
                 if named is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ranch_core.calls import Call
+from ranch_core.errors import BacklogFull, DuplicateTask
 
 
 def ignores_result(app: Any, call: Call) -> bool:
@@ -43,3 +44,26 @@ def announce(app: Any, calls: Iterable[Call], task_ids: Iterable[str]) -> None:
     with app.producer_or_acquire() as producer:
         for task_id in wanted:
             backend.on_task_call(producer, task_id)
+
+
+#: Errors of a submit that stored nothing: a full key, bad or unencodable input.
+REFUSED = (BacklogFull, TypeError, ValueError)
+
+
+def withdraw(app: Any, task_ids: Iterable[str], refusal: BaseException) -> None:
+    """Undo :func:`announce` for calls refused with ``refusal`` (one of :data:`REFUSED`:
+    nothing was stored): the result backend unsubscribes from their result channels,
+    which nobody will read, so a producer refused often does not pile them up. Not for
+    :class:`~ranch_core.errors.DuplicateTask`: the call waiting under that id keeps its
+    subscription."""
+    if isinstance(refusal, DuplicateTask):
+        return
+    consumer = getattr(app.backend, "result_consumer", None)
+    cancel = getattr(consumer, "cancel_for", None)
+    if cancel is None:
+        return
+    for task_id in task_ids:
+        try:
+            cancel(task_id)
+        except Exception:  # noqa: BLE001 - a backend without subscriptions, or one that is down
+            return
