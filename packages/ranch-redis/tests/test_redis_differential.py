@@ -5,6 +5,9 @@ and charges that are not round binary fractions, negative charges), keys
 whose order differs between code points and naive byte tricks, and both
 serializers. Every return value and, after every step, status, metadata and
 tags must be equal: the Lua arithmetic must match Python's double for double.
+The per-key controls are driven too (caps, rates with bursts, pause, backlog
+limits, defaults, purge, revoke): parking, the GCRA bucket, ``retry_at`` and
+``running`` must agree to the bit.
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from ranch_core import validation
+from ranch_core.backends import controls
 from ranch_core.backends.memory import InMemoryStorage
+from ranch_core.errors import BacklogFull
 from ranch_core.models import LRUKeyMetadata, ScheduledTask
 from ranch_core.protocols import Controls
 from ranch_redis import RedisStorage
@@ -37,6 +43,7 @@ WEIGHTS = st.one_of(
 TAGS = ["plan", "{t}"]
 CHARGES = st.floats(min_value=-5.0, max_value=5.0, allow_nan=False, allow_infinity=False)
 STEPS = st.sampled_from([0.0, 0.1, 1 / 3, 1.0, 2.5, 7.0, 1e-9])
+RATES = st.sampled_from([None, "1/s", "3/s", "0.7/s", "100/m"])
 PAYLOADS = st.one_of(
     st.none(),
     st.integers(),
@@ -62,7 +69,10 @@ def client(redis_server: Any) -> Iterator[redis.Redis]:
     c.close()
 
 
-def build(client: redis.Redis, serializer: str) -> type:
+def build(client: redis.Redis, serializer: str, keys: List[str] = KEYS, steps: Any = STEPS) -> type:
+    key_names = st.sampled_from(keys)
+    control_keys = st.sampled_from(keys[:4])
+
     class Differential(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
@@ -75,17 +85,17 @@ def build(client: redis.Redis, serializer: str) -> type:
         def both(self, name: str, *args: Any, **kwargs: Any) -> Any:
             try:
                 expected: Any = comparable(getattr(self.mem, name)(*args, **kwargs), self.red)
-            except (TypeError, ValueError) as exc:
-                expected = type(exc)
+            except (TypeError, ValueError, BacklogFull) as exc:
+                expected = (type(exc), str(exc))
             try:
                 got: Any = getattr(self.red, name)(*args, **kwargs)
-            except (TypeError, ValueError) as exc:
-                got = type(exc)
+            except (TypeError, ValueError, BacklogFull) as exc:
+                got = (type(exc), str(exc))
             assert got == expected, (name, args, got, expected)
             return got
 
         @rule(
-            key=st.sampled_from(KEYS),
+            key=key_names,
             payload=PAYLOADS,
             weight=st.one_of(st.none(), WEIGHTS),
             ttl=st.one_of(st.none(), st.sampled_from([0.0, 0.5, 1.0, 3.0, 20.0])),
@@ -113,12 +123,12 @@ def build(client: redis.Redis, serializer: str) -> type:
             task = ScheduledTask(task_id, key, payload, self.now, expires)
             self.both("push", task, weight=weight, tags=tags)
 
-        @rule(step=STEPS, limit=st.integers(1, 4))
+        @rule(step=steps, limit=st.integers(1, 4))
         def expire(self, step: float, limit: int) -> None:
             self.now += step
             self.both("expire", self.now, limit)
 
-        @rule(step=STEPS, lease=st.sampled_from([0.5, 1.0, 4.0]))
+        @rule(step=steps, lease=st.sampled_from([0.5, 1.0, 4.0]))
         def pop(self, step: float, lease: float) -> None:
             self.now += step
             self.both("pop", self.now, lease)
@@ -133,35 +143,67 @@ def build(client: redis.Redis, serializer: str) -> type:
         def extend(self, data: st.DataObject, extra: float) -> None:
             self.both("extend", data.draw(st.sampled_from(self.ids)), self.now + extra)
 
-        @rule(step=STEPS)
+        @rule(step=steps)
         def reclaim(self, step: float) -> None:
             self.now += step
             self.both("reclaim", self.now)
 
         @precondition(lambda self: self.ids)
-        @rule(data=st.data(), key=st.sampled_from(KEYS))
+        @rule(data=st.data(), key=key_names)
         def remove(self, data: st.DataObject, key: str) -> None:
             self.both("remove", key, data.draw(st.sampled_from(self.ids)))
 
-        @rule(key=st.sampled_from(KEYS), extra=CHARGES)
+        @rule(key=key_names, extra=CHARGES)
         def charge(self, key: str, extra: float) -> None:
             self.both("charge", key, extra)
 
-        @rule(key=st.sampled_from(KEYS), weight=WEIGHTS)
+        @rule(key=key_names, weight=WEIGHTS)
         def set_weight(self, key: str, weight: float) -> None:
             self.both("set_weight", key, weight)
 
-        @rule(key=st.sampled_from(KEYS), name=st.sampled_from(["n", "é", "a:b"]), value=PAYLOADS)
+        @rule(key=key_names, name=st.sampled_from(["n", "é", "a:b"]), value=PAYLOADS)
         def set_custom_data(self, key: str, name: str, value: Any) -> None:
             self.both("set_custom_data", key, name, value)
 
         @rule(
-            key=st.sampled_from(KEYS),
+            key=key_names,
             name=st.sampled_from(["plan", "{t}"]),
             value=st.sampled_from(["", "x", "é"]),
         )
         def add_tag(self, key: str, name: str, value: str) -> None:
             self.both("add_tag", key, name, value)
+
+        @rule(
+            key=st.one_of(control_keys, st.none()),
+            limit=st.sampled_from([None, 1, 2]),
+            rate=RATES,
+            burst=st.integers(1, 3),
+            which=st.sampled_from([controls.CONCURRENCY_LIMIT, controls.RATE_LIMIT]),
+        )
+        def set_limit(
+            self, key: Optional[str], limit: Optional[int], rate: Optional[str], burst: int, which: str
+        ) -> None:
+            value: Any = (
+                limit if which == controls.CONCURRENCY_LIMIT else validation.check_rate_limit(rate, burst)
+            )
+            self.both("set_control", key, which, value, self.now)
+
+        @rule(key=control_keys, paused=st.booleans())
+        def pause(self, key: str, paused: bool) -> None:
+            self.both("set_control", key, controls.PAUSE, paused, self.now)
+
+        @rule(key=control_keys, limit=st.sampled_from([None, 0, 2, 5]))
+        def set_max_backlog(self, key: str, limit: Optional[int]) -> None:
+            self.both("set_control", key, controls.MAX_BACKLOG, limit, self.now)
+
+        @rule(key=key_names, limit=st.integers(1, 3))
+        def purge_key(self, key: str, limit: int) -> None:
+            self.both("purge_key", key, limit)
+
+        @precondition(lambda self: self.ids)
+        @rule(data=st.data())
+        def revoke(self, data: st.DataObject) -> None:
+            self.both("revoke", data.draw(st.sampled_from(self.ids)))
 
         @invariant()
         def same_state(self) -> None:
@@ -192,6 +234,20 @@ def test_redis_matches_in_memory_step_for_step(client: redis.Redis, serializer: 
         settings=settings(
             max_examples=max(1, settings().max_examples * share // of),
             stateful_step_count=50,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
+
+
+def test_redis_matches_in_memory_under_controls(client: redis.Redis) -> None:
+    """Four keys and small clock steps, so the controls bite: keys capped, paused, parked by
+    their rate and back, buckets charged across rate changes, defaults, purges, revokes."""
+    run_state_machine_as_test(
+        build(client, "json", KEYS[:4], st.sampled_from([0.0, 0.1, 1 / 3, 0.25, 1e-9])),
+        settings=settings(
+            max_examples=settings().max_examples,
+            stateful_step_count=60,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),

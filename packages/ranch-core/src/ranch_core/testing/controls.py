@@ -1,8 +1,9 @@
 """Per-key controls as properties: caps, rate limits, pause, backlog limits,
 purge, revoke, scheduler defaults, and the wake-ups that bring parked keys back.
 
-Run only against a storage that has them (:class:`~ranch_core.protocols.Controls`);
-for any other storage these tests are skipped, saying so.
+Every storage must have them (:class:`~ranch_core.protocols.Controls`): the
+in-memory storages and the Redis ones do; for a storage without them each
+of these tests fails, naming the protocol it lacks.
 """
 
 from __future__ import annotations
@@ -29,10 +30,15 @@ class ControlProperties(ConformanceBase):
     """Per-key controls, checked in the storage step that pops."""
 
     def controlled(self) -> Storage:
-        """A new storage, or a skip if it has no per-key controls."""
+        """A new storage; the test fails if it has no per-key controls."""
         storage = self.make_storage()
         if not isinstance(storage, Controls):
-            pytest.skip(f"{type(storage).__name__} has no per-key controls (ranch_core.protocols.Controls)")
+            pytest.fail(
+                f"{type(storage).__name__} has no per-key controls: a storage must implement "
+                "ranch_core.protocols.Controls (set_control, purge_key, revoke) to pass the "
+                "conformance suite",
+                pytrace=False,
+            )
         return storage
 
     def test_controls_hold_under_any_interleaving(self) -> None:

@@ -68,13 +68,6 @@ local function member(seq, hk)
     return string.format('%016x', whole(seq) or 0) .. hk
 end
 
--- A rate limit from its stored fields (calls a second, burst, text), or nil.
-local function rate_of_fields(ps, burst, text)
-    local r, b = num(ps), whole(burst)
-    if r == nil or r <= 0 or b == nil or b < 1 then return nil end
-    return {ps = r, burst = b, text = text or ''}
-end
-
 -- The stats hash, read once per script (one HMGET) and kept current by the
 -- writes below: serve sequence, virtual time, expired total; the controls'
 -- fields: ctl ('1' once any control was set: until then no step reads a
@@ -82,19 +75,35 @@ end
 -- burst, text), nr (waiting calls not counted runnable: runnable = waiting
 -- - nr), np (keys parked out of ACTIVE), ck (the latest time a step was
 -- given, for the steps that take none).
+-- A namespace without controls reads only the first four (a second HMGET
+-- reads the rest once ctl is set).
 local S
+local controls
 local function load()
     if S then return S end
-    local st = redis.call('HMGET', STATS, 'seq', 'vt', 'expired', 'ctl', 'dl', 'dr', 'db', 'dt', 'nr', 'np', 'ck')
-    local dl = whole(st[5])
-    if dl and dl < 1 then dl = nil end
-    S = {
-        seq = whole(st[1]) or 0, vt = num(st[2]) or 0, expired = whole(st[3]) or 0,
-        ctl = st[4] == '1', dl = dl, dr = rate_of_fields(st[6], st[7], st[8]),
-        nr = whole(st[9]) or 0, np = whole(st[10]) or 0, ck = num(st[11]) or 0,
-    }
-    S.plain = S.dl == nil and S.dr == nil
+    local st = redis.call('HMGET', STATS, 'seq', 'vt', 'expired', 'ctl')
+    S = {seq = whole(st[1]) or 0, vt = num(st[2]) or 0, expired = whole(st[3]) or 0, ctl = st[4] == '1',
+         nr = 0, np = 0, ck = 0, plain = true}
+    if S.ctl then
+        st = redis.call('HMGET', STATS, 'dl', 'dr', 'db', 'dt', 'nr', 'np', 'ck')
+        local dl = whole(st[1])
+        if dl and dl < 1 then dl = nil end
+        S.dl, S.dr = dl, controls().rate_of_fields(st[2], st[3], st[4])
+        S.nr, S.np, S.ck = whole(st[5]) or 0, whole(st[6]) or 0, num(st[7]) or 0
+        S.plain = S.dl == nil and S.dr == nil
+    end
     return S
+end
+
+-- Whether controls are in use: the stats field ctl alone, unless the stats
+-- were read already (a push or an ack of a namespace without controls reads
+-- one field).
+local CTL
+local function ctl_on()
+    if S then return S.ctl end
+    if CTL == nil then CTL = redis.call('HGET', STATS, 'ctl') == '1' end
+    if CTL then load() end
+    return CTL
 end
 
 -- The stats fields every step may need: serve sequence, virtual time, expired total.
@@ -122,11 +131,6 @@ local function parse(body)
     local exp = string.sub(body, c1 + 1, c2 - 1)
     if exp ~= '' and num(exp) == nil then return nil end
     return string.sub(body, c2 + 1, c3 - 1), exp
-end
-
--- The enqueued_at of a body (the time a push settles its key at).
-local function enqueued_at(body)
-    return num(string.sub(body, 1, (string.find(body, ',', 1, true) or 1) - 1)) or load().ck
 end
 
 -- A task that starts waiting and expires goes into both expiry indexes.
@@ -197,176 +201,219 @@ end
 -- runnable; absent: all of them, the key is plain).
 -- A key with none of these fields and a namespace without defaults is
 -- plain: no step checks it (the fast path of every script).
-local CF = {'w', 'n', 's', 'r', 'cl', 'rr', 'rb', 'rt', 'ps', 'ta', 'br', 'bb', 'bt', 'pk', 'ea', 'ct', 'mb'}
-local PARK_REASONS = {p = true, c = true, r = true}
-
--- A key's controls from the fields CF (as HMGET returned them).
-local function controls_of(f)
-    local limit, mb = whole(f[5]), whole(f[17])
-    if limit and limit < 1 then limit = nil end
-    local c = {
-        w = f[1], n = f[2], s = f[3], running = whole(f[4]) or 0,
-        limit = limit, rate = rate_of_fields(f[6], f[7], f[8]), paused = f[9] == '1',
-        tat = num(f[10]), bucket = rate_of_fields(f[11], f[12], f[13]),
-        parked = PARK_REASONS[f[14] or ''] and f[14] or nil, eligible = num(f[15]),
-        counted = whole(f[16]), max_backlog = mb,
-    }
-    if c.bucket == nil then c.tat = nil end
-    return c
-end
-
--- One read of a key's state hash: its controls.
-local function key_controls(hk)
-    return controls_of(redis.call('HMGET', kkey(hk), unpack(CF)))
-end
-
--- No control of its own and no bucket (memory's KeyControls.plain).
-local function own_plain(c)
-    return not c.paused and c.limit == nil and c.rate == nil and c.bucket == nil
-end
-
--- Whether a step must settle the key: anything but a plain key, not parked,
--- counted in full, in a namespace without defaults.
-local function controlled(c)
-    return not (own_plain(c) and c.parked == nil and c.counted == nil and load().plain)
-end
-
-local function same_rate(a, b)
-    if a == nil or b == nil then return a == b end
-    return a.ps == b.ps and a.burst == b.burst and a.text == b.text
-end
-
--- Keep the bucket under `rate`: a changed rate keeps the calls already
--- charged (at most the new burst), a removed one resets it (full).
-local function keep_bucket(c, rate, now)
-    if same_rate(c.bucket, rate) then return end
-    local old = c.bucket
-    c.bucket = rate
-    if rate == nil or old == nil or c.tat == nil then
-        c.tat = nil
-    else
-        local used = math.min(math.max(0.0, c.tat - now) / (1.0 / old.ps), rate.burst)
-        if used > 0 then c.tat = now + used * (1.0 / rate.ps) else c.tat = nil end
+-- The controls' functions are built on first use (controls()): a script
+-- that meets no control creates none of their closures.
+local function build_controls()
+    -- A rate limit from its stored fields (calls a second, burst, text), or nil.
+    local function rate_of_fields(ps, burst, text)
+        local r, b = num(ps), whole(burst)
+        if r == nil or r <= 0 or b == nil or b < 1 then return nil end
+        return {ps = r, burst = b, text = text or ''}
     end
-end
 
--- Why the key may not start a call at `now` ('p', 'c', 'r'; nil: it may), and
--- for 'r' the time its bucket lets the next call start.
-local function blocked(c, now)
-    if c.paused then return 'p' end
-    local s = load()
-    local limit = c.limit or s.dl
-    if limit and c.running >= limit then return 'c' end
-    local rate = c.rate or s.dr
-    keep_bucket(c, rate, now)
-    if rate and c.tat then
-        local opens = c.tat - (rate.burst - 1) * (1.0 / rate.ps)
-        if now < opens then return 'r', opens end
+    -- The enqueued_at of a body (the time a push settles its key at).
+    local function enqueued_at(body)
+        return num(string.sub(body, 1, (string.find(body, ',', 1, true) or 1) - 1)) or load().ck
     end
-    return nil
-end
 
--- A call of the key starts at `now`: one more running, one less in the bucket.
-local function start(c, now)
-    c.running = c.running + 1
-    if own_plain(c) and load().plain then return end
-    local rate = c.rate or load().dr
-    keep_bucket(c, rate, now)
-    if rate then
-        local tat = now
-        if c.tat ~= nil and c.tat > now then tat = c.tat end
-        c.tat = tat + 1.0 / rate.ps
-    end
-end
+    local CF = {'w', 'n', 's', 'r', 'cl', 'rr', 'rb', 'rt', 'ps', 'ta', 'br', 'bb', 'bt', 'pk', 'ea', 'ct', 'mb'}
+    local PARK_REASONS = {p = true, c = true, r = true}
 
--- How many of `n` waiting calls of an eligible key could start at `now` (at
--- least 1): bounded by the room under its cap and in its bucket.
-local function room(c, n, now)
-    local s = load()
-    if own_plain(c) and s.plain then return math.max(n, 1) end
-    local count = n
-    local limit = c.limit or s.dl
-    if limit then count = math.min(count, limit - c.running) end
-    local rate = c.rate or s.dr
-    if rate and c.tat then
-        local tokens = rate.burst - math.max(0.0, c.tat - now) / (1.0 / rate.ps)
-        count = math.min(count, math.floor(tokens + 1e-9))
+    -- A key's controls from the fields CF (as HMGET returned them).
+    local function controls_of(f)
+        local limit, mb = whole(f[5]), whole(f[17])
+        if limit and limit < 1 then limit = nil end
+        local c = {
+            w = f[1], n = f[2], s = f[3], running = whole(f[4]) or 0,
+            limit = limit, rate = rate_of_fields(f[6], f[7], f[8]), paused = f[9] == '1',
+            tat = num(f[10]), bucket = rate_of_fields(f[11], f[12], f[13]),
+            parked = PARK_REASONS[f[14] or ''] and f[14] or nil, eligible = num(f[15]),
+            counted = whole(f[16]), max_backlog = mb,
+        }
+        if c.bucket == nil then c.tat = nil end
+        return c
     end
-    return math.max(count, 1)
-end
 
--- Put the key where its controls say at `now` and recount its runnable calls
--- (the one place that decides: memory's KeyControlSteps._settle). `n`: its
--- waiting calls now; `ready`: its member is in ACTIVE now; `dn`: how many
--- calls this step added to (or took from, < 0) its list. Writes the key's
--- control fields, nr and np; wakes blocked pops for the calls gained.
--- Returns the runnable calls the key gained.
-local function settle(hk, c, n, ready, dn, now)
-    local s = load()
-    local plain = own_plain(c) and s.plain
-    local reason, at = nil, nil
-    if not plain then reason, at = blocked(c, now) end
-    local was_parked = c.parked
-    if n > 0 and reason == nil then
-        if not ready then activate(hk, s.vt) end
-        if was_parked == 'r' then redis.call('ZREM', PARKED, hk) end
-    elseif n > 0 and reason == 'r' then
-        if ready then redis.call('ZREM', ACTIVE, member(c.s, hk)) end
-        if was_parked ~= 'r' or c.eligible ~= at then
-            local first = redis.call('ZRANGE', PARKED, 0, 0, 'WITHSCORES')
-            redis.call('ZADD', PARKED, fmt(at), hk)
-            -- Blocked pops sleep at most until the earliest refill: look again.
-            if #first == 0 or at < tonumber(first[2]) then notify(1) end
-        end
-    else
-        if ready then redis.call('ZREM', ACTIVE, member(c.s, hk)) end
-        if was_parked == 'r' then redis.call('ZREM', PARKED, hk) end
-        if n == 0 and n - dn > 0 then redis.call('SREM', KEYSET, hk) end
+    -- One read of a key's state hash: its controls.
+    local function key_controls(hk)
+        return controls_of(redis.call('HMGET', kkey(hk), unpack(CF)))
     end
-    local parked = nil
-    if n > 0 then parked = reason end
-    local counted = 0
-    if parked == nil and n > 0 then
-        if plain then counted = n else counted = room(c, n, now) end
+
+    -- No control of its own and no bucket (memory's KeyControls.plain).
+    local function own_plain(c)
+        return not c.paused and c.limit == nil and c.rate == nil and c.bucket == nil
     end
-    local gained = counted - (c.counted or (n - dn))
-    c.parked, c.counted = parked, counted
-    c.eligible = nil
-    if parked == 'r' then c.eligible = at end
-    local set, del = {'r', c.running}, {}
-    local function put(field, value)
-        if value == nil then
-            del[#del + 1] = field
+
+    -- Whether a step must settle the key: anything but a plain key, not parked,
+    -- counted in full, in a namespace without defaults.
+    local function controlled(c)
+        return not (own_plain(c) and c.parked == nil and c.counted == nil and load().plain)
+    end
+
+    local function same_rate(a, b)
+        if a == nil or b == nil then return a == b end
+        return a.ps == b.ps and a.burst == b.burst and a.text == b.text
+    end
+
+    -- Keep the bucket under `rate`: a changed rate keeps the calls already
+    -- charged (at most the new burst), a removed one resets it (full).
+    local function keep_bucket(c, rate, now)
+        if same_rate(c.bucket, rate) then return end
+        local old = c.bucket
+        c.bucket = rate
+        if rate == nil or old == nil or c.tat == nil then
+            c.tat = nil
         else
-            set[#set + 1] = field
-            set[#set + 1] = value
+            local used = math.min(math.max(0.0, c.tat - now) / (1.0 / old.ps), rate.burst)
+            if used > 0 then c.tat = now + used * (1.0 / rate.ps) else c.tat = nil end
         end
     end
-    local b = c.bucket
-    put('ta', c.tat and fmt(c.tat))
-    put('br', b and fmt(b.ps))
-    put('bb', b and b.burst)
-    put('bt', b and b.text)
-    put('pk', parked)
-    put('ea', c.eligible and fmt(c.eligible))
-    if own_plain(c) and s.plain and parked == nil then
-        c.counted = nil  -- plain again: counted in full, no field
-        put('ct', nil)
-    else
-        put('ct', counted)
+
+    -- Why the key may not start a call at `now` ('p', 'c', 'r'; nil: it may), and
+    -- for 'r' the time its bucket lets the next call start.
+    local function blocked(c, now)
+        if c.paused then return 'p' end
+        local s = load()
+        local limit = c.limit or s.dl
+        if limit and c.running >= limit then return 'c' end
+        local rate = c.rate or s.dr
+        keep_bucket(c, rate, now)
+        if rate and c.tat then
+            local opens = c.tat - (rate.burst - 1) * (1.0 / rate.ps)
+            if now < opens then return 'r', opens end
+        end
+        return nil
     end
-    redis.call('HSET', kkey(hk), unpack(set))
-    if #del > 0 then redis.call('HDEL', kkey(hk), unpack(del)) end
-    local nr = s.nr + dn - gained
-    if nr < 0 then nr = 0 end
-    local np = s.np
-    if parked and not was_parked then np = np + 1 elseif was_parked and not parked then np = math.max(np - 1, 0) end
-    if nr ~= s.nr or np ~= s.np then
-        s.nr, s.np = nr, np
-        redis.call('HSET', STATS, 'nr', nr, 'np', np)
+
+    -- A call of the key starts at `now`: one more running, one less in the bucket.
+    local function start(c, now)
+        c.running = c.running + 1
+        if own_plain(c) and load().plain then return end
+        local rate = c.rate or load().dr
+        keep_bucket(c, rate, now)
+        if rate then
+            local tat = now
+            if c.tat ~= nil and c.tat > now then tat = c.tat end
+            c.tat = tat + 1.0 / rate.ps
+        end
     end
-    if gained > 0 then notify(gained) end
-    return math.max(gained, 0)
+
+    -- How many of `n` waiting calls of an eligible key could start at `now` (at
+    -- least 1): bounded by the room under its cap and in its bucket.
+    local function room(c, n, now)
+        local s = load()
+        if own_plain(c) and s.plain then return math.max(n, 1) end
+        local count = n
+        local limit = c.limit or s.dl
+        if limit then count = math.min(count, limit - c.running) end
+        local rate = c.rate or s.dr
+        if rate and c.tat then
+            local tokens = rate.burst - math.max(0.0, c.tat - now) / (1.0 / rate.ps)
+            count = math.min(count, math.floor(tokens + 1e-9))
+        end
+        return math.max(count, 1)
+    end
+
+    -- Put the key where its controls say at `now` and recount its runnable calls
+    -- (the one place that decides: memory's KeyControlSteps._settle). `n`: its
+    -- waiting calls now; `ready`: its member is in ACTIVE now; `dn`: how many
+    -- calls this step added to (or took from, < 0) its list. Writes the key's
+    -- control fields, nr and np; wakes blocked pops for the calls gained.
+    -- Returns the runnable calls the key gained.
+    local function settle(hk, c, n, ready, dn, now)
+        local s = load()
+        local plain = own_plain(c) and s.plain
+        local reason, at = nil, nil
+        if not plain then reason, at = blocked(c, now) end
+        local was_parked = c.parked
+        if n > 0 and reason == nil then
+            if not ready then activate(hk, s.vt) end
+            if was_parked == 'r' then redis.call('ZREM', PARKED, hk) end
+        elseif n > 0 and reason == 'r' then
+            if ready then redis.call('ZREM', ACTIVE, member(c.s, hk)) end
+            if was_parked ~= 'r' or c.eligible ~= at then
+                local first = redis.call('ZRANGE', PARKED, 0, 0, 'WITHSCORES')
+                redis.call('ZADD', PARKED, fmt(at), hk)
+                -- Blocked pops sleep at most until the earliest refill: look again.
+                if #first == 0 or at < tonumber(first[2]) then notify(1) end
+            end
+        else
+            if ready then redis.call('ZREM', ACTIVE, member(c.s, hk)) end
+            if was_parked == 'r' then redis.call('ZREM', PARKED, hk) end
+            if n == 0 and n - dn > 0 then redis.call('SREM', KEYSET, hk) end
+        end
+        local parked = nil
+        if n > 0 then parked = reason end
+        local counted = 0
+        if parked == nil and n > 0 then
+            if plain then counted = n else counted = room(c, n, now) end
+        end
+        local gained = counted - (c.counted or (n - dn))
+        c.parked, c.counted = parked, counted
+        c.eligible = nil
+        if parked == 'r' then c.eligible = at end
+        local set, del = {'r', c.running}, {}
+        local function put(field, value)
+            if value == nil then
+                del[#del + 1] = field
+            else
+                set[#set + 1] = field
+                set[#set + 1] = value
+            end
+        end
+        local b = c.bucket
+        put('ta', c.tat and fmt(c.tat))
+        put('br', b and fmt(b.ps))
+        put('bb', b and b.burst)
+        put('bt', b and b.text)
+        put('pk', parked)
+        put('ea', c.eligible and fmt(c.eligible))
+        if own_plain(c) and s.plain and parked == nil then
+            c.counted = nil  -- plain again: counted in full, no field
+            put('ct', nil)
+        else
+            put('ct', counted)
+        end
+        redis.call('HSET', kkey(hk), unpack(set))
+        if #del > 0 then redis.call('HDEL', kkey(hk), unpack(del)) end
+        local nr = s.nr + dn - gained
+        if nr < 0 then nr = 0 end
+        local np = s.np
+        if parked and not was_parked then np = np + 1 elseif was_parked and not parked then np = math.max(np - 1, 0) end
+        if nr ~= s.nr or np ~= s.np then
+            s.nr, s.np = nr, np
+            redis.call('HSET', STATS, 'nr', nr, 'np', np)
+        end
+        if gained > 0 then notify(gained) end
+        return math.max(gained, 0)
+    end
+
+    -- Move up to `limit` keys whose bucket refilled by `now` back (those due
+    -- first); the runnable calls gained.
+    local function unpark_due(now, limit)
+        local due = redis.call('ZRANGEBYSCORE', PARKED, '-inf', fmt(now), 'LIMIT', 0, limit)
+        local gained = 0
+        for i = 1, #due do
+            local hk = due[i]
+            local c = key_controls(hk)
+            local n = redis.call('LLEN', qkey(hk))
+            gained = gained + settle(hk, c, n, n > 0 and not c.parked, 0, now)
+            -- An entry whose key says it is not parked by its rate (damage) goes.
+            if c.parked ~= 'r' then redis.call('ZREM', PARKED, hk) end
+        end
+        return gained
+    end
+    return {
+        PARK_REASONS = PARK_REASONS, rate_of_fields = rate_of_fields, enqueued_at = enqueued_at,
+        key_controls = key_controls, controlled = controlled,
+        blocked = blocked, start = start, settle = settle, unpark_due = unpark_due,
+    }
+end
+
+local K
+controls = function()
+    if not K then K = build_controls() end
+    return K
 end
 
 -- Settle a key whose list changed by `dn` calls (taken out: dn < 0) in a
@@ -374,28 +421,13 @@ end
 -- emptied only leaves ACTIVE. Returns the runnable calls gained.
 local function settle_after(hk, dn, now)
     local n = redis.call('LLEN', qkey(hk))
-    if load().ctl then
-        local c = key_controls(hk)
-        if controlled(c) then return settle(hk, c, n, n - dn > 0 and not c.parked, dn, now) end
+    if ctl_on() then
+        local k = controls()
+        local c = k.key_controls(hk)
+        if k.controlled(c) then return k.settle(hk, c, n, n - dn > 0 and not c.parked, dn, now or load().ck) end
     end
     if n == 0 then deactivate(hk) end
     return 0
-end
-
--- Move up to `limit` keys whose bucket refilled by `now` back (those due
--- first); the runnable calls gained.
-local function unpark_due(now, limit)
-    local due = redis.call('ZRANGEBYSCORE', PARKED, '-inf', fmt(now), 'LIMIT', 0, limit)
-    local gained = 0
-    for i = 1, #due do
-        local hk = due[i]
-        local c = key_controls(hk)
-        local n = redis.call('LLEN', qkey(hk))
-        gained = gained + settle(hk, c, n, n > 0 and not c.parked, 0, now)
-        -- An entry whose key says it is not parked by its rate (damage) goes.
-        if c.parked ~= 'r' then redis.call('ZREM', PARKED, hk) end
-    end
-    return gained
 end
 
 -- The earliest time a key parked by its rate becomes eligible, or nil.
@@ -410,14 +442,22 @@ end
 -- length now (nil: read it). Returns the runnable calls the key gained
 -- (-1 for a plain key: the caller activates and notifies as before).
 local function lease_ended(hk, dn, n, now)
-    local c = key_controls(hk)
+    if not ctl_on() then
+        -- pcall: a corrupt count (not an integer) must not fail the step halfway.
+        local r = redis.pcall('HINCRBY', kkey(hk), 'r', -1)
+        if type(r) ~= 'number' or r < 0 then redis.call('HSET', kkey(hk), 'r', 0) end
+        return -1
+    end
+    local k = controls()
+    local c = k.key_controls(hk)
+    now = now or load().ck
     c.running = math.max(c.running - 1, 0)
-    if not controlled(c) then
+    if not k.controlled(c) then
         redis.call('HSET', kkey(hk), 'r', c.running)
         return -1
     end
     if n == nil then n = redis.call('LLEN', qkey(hk)) end
-    return settle(hk, c, n, n - dn > 0 and not c.parked, dn, now)
+    return k.settle(hk, c, n, n - dn > 0 and not c.parked, dn, now)
 end
 
 -- Put a leased task back at the head of its key (its lease ended).
@@ -490,8 +530,12 @@ local function requeue_task(tid, hk, body, retry, exp, now)
         else
             -- A retry under another key: the lease ends in its own key.
             gained = math.max(lease_ended(leased, 0, nil, now), 0)
-            local c = key_controls(hk)
-            if controlled(c) then gained = gained + settle(hk, c, n, n > 1 and not c.parked, 1, now) else gained = -1 end
+            local c = ctl_on() and controls().key_controls(hk)
+            if c and controls().controlled(c) then
+                gained = gained + controls().settle(hk, c, n, n > 1 and not c.parked, 1, now or load().ck)
+            else
+                gained = -1
+            end
         end
         if gained < 0 then
             if n == 1 then activate(hk, load().vt) end
@@ -512,14 +556,13 @@ end
 -- of parked keys, and beyond a key's cap or bucket, left out).
 local function runnable()
     local w = n_waiting()
-    local s = load()
-    if s.ctl then w = math.max(w - s.nr, 0) end
+    if ctl_on() then w = math.max(w - load().nr, 0) end
     return w
 end
 
 -- Tokens deferred for a rate-limited call (none before any control was set).
 local function n_deferred()
-    if load().ctl then return redis.call('ZCARD', DEFERRED) end
+    if ctl_on() then return redis.call('ZCARD', DEFERRED) end
     return 0
 end
 
@@ -559,7 +602,7 @@ end
 local function retire(tok)
     redis.call('ZREM', FLIGHT, tok)
     unhold(tok)
-    if load().ctl then redis.call('ZREM', DEFERRED, tok) end
+    if ctl_on() then redis.call('ZREM', DEFERRED, tok) end
 end
 
 -- Keep a token until `due` (its worker publishes it with that delay), unless
@@ -581,7 +624,7 @@ local function hand_back(tok, deadline, m, keep)
     -- again nor deferred; kept only while under the bound (a bound that
     -- shrank, sized to the fleet, retires the excess).
     local have = unhold(tok)
-        or not (redis.call('ZSCORE', FLIGHT, tok) or (load().ctl and redis.call('ZSCORE', DEFERRED, tok)))
+        or not (redis.call('ZSCORE', FLIGHT, tok) or (ctl_on() and redis.call('ZSCORE', DEFERRED, tok)))
     have = have and redis.call('ZCARD', FLIGHT) + redis.call('ZCARD', HELD) + n_deferred() < m
     if have and keep and runnable() > 0 then
         redis.call('ZADD', HELD, deadline, tok)

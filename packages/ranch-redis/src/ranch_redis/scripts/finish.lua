@@ -10,9 +10,8 @@
 -- whose end let its key run again (its cap freed), mints at most one token.
 local tid, mode, now_s, tok, m, deadline = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local now = tonumber(now_s)
-local s = load()
-if s.ctl and s.ck ~= now then
-    s.ck = now
+if ctl_on() and load().ck ~= now then
+    load().ck = now
     redis.call('HSET', STATS, 'ck', now_s)
 end
 local done, gained = 0, 0

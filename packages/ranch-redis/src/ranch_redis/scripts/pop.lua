@@ -51,7 +51,8 @@ if s.ctl and s.ck ~= now then
     redis.call('HSET', STATS, 'ck', now_s)
 end
 local reclaimed, corrupt = reclaim(now_s, __RECLAIM_BATCH__)
-if s.ctl then unpark_due(now, __UNPARK_BATCH__) end
+local K = s.ctl and controls()
+if K then K.unpark_due(now, __UNPARK_BATCH__) end
 local expired = {}
 local dropped = 0
 local seq, _, n_expired = stats()
@@ -88,15 +89,21 @@ while true do
     local hk = string.sub(m, 17)
     local q = qkey(hk)
     local k = kkey(hk)
-    local c = key_controls(hk)
-    local ctl = controlled(c)
+    local c
+    if K then
+        c = K.key_controls(hk)
+    else
+        local f = redis.call('HMGET', k, 'w', 'n', 's', 'r')
+        c = {w = f[1], n = f[2], s = f[3], running = whole(f[4]) or 0}
+    end
+    local ctl = K and K.controlled(c)
     -- A member whose sequence is not the key's (valid) one is a stale
     -- duplicate left by damage: it is only removed.
     local tid, parked = false, false
     if not whole(c.s) or member(c.s, hk) == m then
-        if ctl and blocked(c, now) then
+        if ctl and K.blocked(c, now) then
             -- Not eligible (a default changed since it was placed): parked, once.
-            settle(hk, c, redis.call('LLEN', q), false, 0, now)
+            K.settle(hk, c, redis.call('LLEN', q), false, 0, now)
             parked = true
         else
             tid = redis.call('LPOP', q)
@@ -117,7 +124,7 @@ while true do
             redis.call('ZREM', EXPIRY, tid)
             redis.call('ZREM', xkey(hk), tid)
             if remaining > 0 then redis.call('ZADD', ACTIVE, ps, m) end
-            if ctl then settle(hk, c, remaining, remaining > 0, -1, now) end
+            if ctl then K.settle(hk, c, remaining, remaining > 0, -1, now) end
             if bhk ~= hk then
                 extend(corrupt, {tid, body or ''})
             else
@@ -139,10 +146,10 @@ while true do
             end
             s.seq, s.vt = seq, tonumber(ps)
             local ready = remaining > 0
-            if ctl then start(c, now) else c.running = c.running + 1 end
+            if ctl then K.start(c, now) else c.running = c.running + 1 end
             redis.call('HSET', k, 'p', np, 's', seq, 'l', now_s, 'n', (whole(c.n) or 0) + 1, 'r', c.running)
             c.s = seq
-            if ready and ctl and blocked(c, now) then ready = false end
+            if ready and ctl and K.blocked(c, now) then ready = false end
             -- Pass the wake-up on while calls wait (more waiters than the
             -- marks of a burst); else a lease that ends first wakes them.
             if ready or redis.call('ZCARD', ACTIVE) > 0 then
@@ -154,7 +161,7 @@ while true do
             unindex_expiry(tid, hk, exp)
             if ready then redis.call('ZADD', ACTIVE, np, member(seq, hk)) end
             -- Parked at its cap or by its rate, or idle; or recounted.
-            if ctl then settle(hk, c, remaining, ready, -1, now) end
+            if ctl then K.settle(hk, c, remaining, ready, -1, now) end
             if tok ~= '' then
                 redis.call('ZREM', FLIGHT, tok)
                 if s.ctl then redis.call('ZREM', DEFERRED, tok) end

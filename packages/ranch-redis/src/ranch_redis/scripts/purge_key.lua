@@ -10,7 +10,7 @@ local bodies = redis.call('HMGET', TASKS, unpack(ids))
 redis.call('HDEL', TASKS, unpack(ids))
 redis.call('ZREM', EXPIRY, unpack(ids))
 redis.call('ZREM', xkey(hk), unpack(ids))
-settle_after(hk, -#ids, load().ck)
+settle_after(hk, -#ids, nil)
 local out = {}
 for i = 1, #ids do extend(out, {ids[i], bodies[i] or ''}) end
 return out

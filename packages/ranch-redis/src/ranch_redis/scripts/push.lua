@@ -18,10 +18,9 @@
 -- enqueued_at: a paused or capped key's push makes nothing runnable and
 -- mints nothing).
 local tid, hk, body, w = ARGV[1], ARGV[2], ARGV[3], ARGV[7] or ''
-local s = load()
 local c
-if s.ctl then
-    c = key_controls(hk)
+if ctl_on() then
+    c = controls().key_controls(hk)
     if c.max_backlog then
         local len = redis.call('LLEN', qkey(hk))
         if len + 1 > c.max_backlog then
@@ -48,10 +47,10 @@ if #fields > 0 then redis.call('HSET', kkey(hk), unpack(fields)) end
 index_expiry(tid, hk, ARGV[9] or '')
 local n = redis.call('RPUSH', qkey(hk), tid)
 local gained = 1
-if c and controlled(c) then
-    gained = settle(hk, c, n, n > 1 and not c.parked, 1, enqueued_at(body))
+if c and controls().controlled(c) then
+    gained = controls().settle(hk, c, n, n > 1 and not c.parked, 1, controls().enqueued_at(body))
 else
-    if n == 1 then activate(hk, s.vt) end
+    if n == 1 then activate(hk, load().vt) end
     -- notify(1), but a full list of marks stays as it is: one LLEN, no LPUSH + LTRIM
     if redis.call('LLEN', WAKE) < __NOTIFY_BOUND__ then notify(1) end
 end

@@ -32,10 +32,9 @@ for j = 1, n do
         return {__PUSH_DUPLICATE__}
     end
 end
-local s = load()
 local c
-if s.ctl then
-    c = key_controls(hk)
+if ctl_on() then
+    c = controls().key_controls(hk)
     if c.max_backlog then
         local len = redis.call('LLEN', qkey(hk))
         if len + n > c.max_backlog then return {__PUSH_FULL__, len, c.max_backlog} end
@@ -56,10 +55,10 @@ if #exps > 0 then
 end
 local len = redis.call('RPUSH', qkey(hk), unpack(ids))
 local gained = n
-if c and controlled(c) then
-    gained = settle(hk, c, len, len > n and not c.parked, n, enqueued_at(ARGV[first + 3 * (n - 1) + 1]))
+if c and controls().controlled(c) then
+    gained = controls().settle(hk, c, len, len > n and not c.parked, n, controls().enqueued_at(ARGV[first + 3 * (n - 1) + 1]))
 else
-    if len == n then activate(hk, s.vt) end
+    if len == n then activate(hk, load().vt) end
     -- notify(n), but a full list of marks stays as it is: one LLEN, no LPUSH + LTRIM
     if redis.call('LLEN', WAKE) < __NOTIFY_BOUND__ then notify(n) end
 end

@@ -10,5 +10,5 @@ if not hk then
     redis.call('HDEL', TASKS, tid)
     return __RELEASE_CORRUPT__
 end
-put_back(tid, hk, exp, load().ck)
+put_back(tid, hk, exp, nil)
 return __DONE__

@@ -10,5 +10,5 @@ local q = qkey(hk)
 if redis.call('LREM', q, -1, tid) == 0 then return __NOT_FOUND__ end
 redis.call('HDEL', TASKS, tid)
 unindex_expiry(tid, hk, exp)
-settle_after(hk, -1, load().ck)
+settle_after(hk, -1, nil)
 return __DONE__

@@ -56,7 +56,7 @@ for _, hk in ipairs(scan[2]) do
         local checks = {
             {6, 'ct', whole(ks[6])}, {7, 'cl', whole(ks[7]) and whole(ks[7]) >= 1},
             {8, 'mb', whole(ks[8])}, {9, 'ta', num(ks[9])}, {10, 'ea', num(ks[10])},
-            {11, 'pk', PARK_REASONS[ks[11] or '']},
+            {11, 'pk', controls().PARK_REASONS[ks[11] or '']},
         }
         for _, check in ipairs(checks) do
             if ks[check[1]] and not check[3] then
@@ -64,16 +64,16 @@ for _, hk in ipairs(scan[2]) do
                 extend(out, {hk, check[2], ks[check[1]]})
             end
         end
-        if ks[12] and not rate_of_fields(ks[12], ks[13]) then
+        if ks[12] and not controls().rate_of_fields(ks[12], ks[13]) then
             extend(drop, {'rr', 'rb', 'rt'})
             extend(out, {hk, 'rr', ks[12]})
         end
-        if ks[14] and not rate_of_fields(ks[14], ks[15]) then
+        if ks[14] and not controls().rate_of_fields(ks[14], ks[15]) then
             extend(drop, {'br', 'bb', 'bt', 'ta'})
             extend(out, {hk, 'br', ks[14]})
         end
         if #drop > 0 then redis.call('HDEL', k, unpack(drop)) end
-        local parked = PARK_REASONS[ks[11] or ''] and ks[11]
+        local parked = controls().PARK_REASONS[ks[11] or ''] and ks[11]
         if ks[2] and not whole(ks[2]) then
             -- The key's member cannot be named without its sequence: look it
             -- up by its hex key (a scan of the active set, only in this case)

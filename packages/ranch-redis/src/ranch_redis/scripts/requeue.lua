@@ -18,5 +18,5 @@
 -- Limit: if the first attempt ran, and another worker popped the task again
 -- before the retry arrived (within the retry backoff), the retry finishes
 -- that worker's lease and appends the task again (it may run twice).
-local state = requeue_task(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] or '', load().ck)
+local state = requeue_task(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5] or '', nil)
 return state

@@ -11,5 +11,5 @@ if not hk or redis.call('ZSCORE', LEASES, tid) then return {__NOT_FOUND__} end
 if redis.call('LREM', qkey(hk), -1, tid) == 0 then return {__NOT_FOUND__} end
 redis.call('HDEL', TASKS, tid)
 unindex_expiry(tid, hk, exp)
-settle_after(hk, -1, load().ck)
+settle_after(hk, -1, nil)
 return {__DONE__, body}

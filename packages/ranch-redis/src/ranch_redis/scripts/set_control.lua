@@ -51,8 +51,8 @@ elseif name == 'max_backlog' then
 else
     return redis.error_reply('unknown control ' .. name)
 end
-local c = key_controls(hk)
+local c = controls().key_controls(hk)
 local n = redis.call('LLEN', qkey(hk))
-local gained = settle(hk, c, n, n > 0 and not c.parked, 0, now)
+local gained = controls().settle(hk, c, n, n > 0 and not c.parked, 0, now)
 if m == '' or gained == 0 then return {} end
 return mint(ARGV[5], ARGV[6], tonumber(m), __FANOUT__)

@@ -22,7 +22,7 @@ if s.ctl then
         s.ck = t
         redis.call('HSET', STATS, 'ck', now)
     end
-    unpark_due(t, __UNPARK_BATCH__)
+    controls().unpark_due(t, __UNPARK_BATCH__)
 end
 local dead = redis.call('ZRANGEBYSCORE', HELD, '-inf', now)
 for i = 1, #dead do unhold(dead[i]) end
