@@ -60,6 +60,19 @@ class CallExpired(RanchError):
     """A call's ``expiry`` passed before a worker could run it; it never ran."""
 
 
+class CallRevoked(RanchError):
+    """A waiting call was deleted before any worker ran it; it never ran.
+
+    ``reason`` is ``"purged"`` (``purge_key``) or ``"revoked"``
+    (``revoke_call``); adapters put it in the message too, since a result
+    backend may keep only the exception's type name and message.
+    """
+
+    def __init__(self, message: str, reason: str = "revoked") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class PublishFailed(RanchError):
     """A call was stored but its wake-up could not be published, and
     removing it again failed too: the call is still stored.

@@ -23,24 +23,11 @@ from ranch_core.errors import (
     BacklogConflict,
     BacklogFull,
     CallExpired,
+    CallRevoked,
     MissingExtra,
     RanchError,
     UnknownBacklog,
 )
-
-
-class CallRevoked(RanchError):
-    """A waiting call was deleted before any worker ran it; it never ran.
-
-    ``reason`` is ``"purged"`` (``purge_key``) or ``"revoked"``
-    (``revoke_call``); the message says it too, since the Results middleware
-    keeps only the exception's type name and message.
-    """
-
-    def __init__(self, message: str, reason: str = "revoked") -> None:
-        super().__init__(message)
-        self.reason = reason
-
 
 __all__ = [
     "BacklogConflict",
@@ -48,5 +35,6 @@ __all__ = [
     "CallExpired",
     "CallRevoked",
     "MissingExtra",
+    "RanchError",
     "UnknownBacklog",
 ]
