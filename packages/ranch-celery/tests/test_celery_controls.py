@@ -339,3 +339,28 @@ def test_a_group_that_does_not_fit_a_max_backlog_stores_none_of_its_calls() -> N
     assert job.get_client_metadata("other")["pending_tasks"] == 0
     assert job.get_client_metadata("full")["pending_tasks"] == 1
     assert len(group(job.lru_s("full", 9)).apply_async().results) == 1
+
+
+def test_the_result_of_a_call_revokes_it_without_any_worker() -> None:
+    import pickle
+
+    from celery.result import AsyncResult
+
+    app = _app()
+
+    @lru_task(app, shared=False, name="ctl.direct")
+    def job(n: int) -> int:
+        return n
+
+    result = job.lru_delay("k", 1)
+    other = job.lru_delay("k", 2)
+    assert isinstance(result, AsyncResult) and type(result) is type(job.AsyncResult(other.id))
+    result.revoke()  # no worker runs: the call is removed here, and the broadcast sent
+    assert result.state == "REVOKED" and _reason(app, result.id) == "revoked"
+    assert job.get_client_metadata("k")["pending_tasks"] == 1
+    job.AsyncResult(other.id).revoke()
+    assert job.get_client_metadata("k")["pending_tasks"] == 0
+    copy = pickle.loads(pickle.dumps(result))
+    assert isinstance(copy, AsyncResult) and copy.id == result.id
+    assert job.AsyncResult("never-stored").state == "PENDING"
+    job.AsyncResult("never-stored").revoke()  # not waiting: Celery's revoke only

@@ -78,6 +78,8 @@ class RanchState:
         #: Per-process scratch space of the worker side (tracers, the lease keeper).
         self.worker: Dict[Any, Any] = {}
         self.installed = False
+        #: The app's result class of lru_task calls (``ranch_celery.revoking.revocable_result_class``).
+        self.result_class: Any = None
         self._settings: Optional[Settings] = None
         self.lock = ProcessLock(threading.RLock)
 

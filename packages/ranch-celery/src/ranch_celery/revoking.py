@@ -19,16 +19,21 @@ never sees the set (it only has the ids known when it was forked). So:
   ``Discarding revoked task``, stores ``REVOKED`` and acknowledges it with
   the storage.
 
-A revoke reaches only the workers running at that moment (as in Celery);
-``task.revoke_call(id)`` removes a waiting call from any process.
+A revoke reaches only the workers running at that moment (as in Celery).
+So the results of an ``lru_task`` (what ``lru_delay`` returns, and
+``task.AsyncResult(id)``) are :func:`revocable_result_class` objects whose
+``revoke()`` first removes the waiting call itself, in the calling process
+(:func:`revoke_waiting`), then broadcasts as Celery does: a call revoked
+that way ends ``REVOKED`` at once, with or without a worker running.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Iterable, List
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Optional
 
+from celery.result import AsyncResult
 from ranch_core.calls import Claimed
 from ranch_core.models import Finished
 from ranch_core.protocols import Controls
@@ -128,3 +133,34 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
     revoke.__doc__ = original.__doc__
     revoke.__wrapped__ = original  # type: ignore[attr-defined]
     return revoke
+
+
+class RevocableResult(AsyncResult):  # type: ignore[misc]
+    """Celery's ``AsyncResult`` of an ``lru_task`` call: ``revoke()`` also removes the call
+    from the app's backlog it waits in, if any (``REVOKED`` at once, reason ``"revoked"``;
+    one storage step per backlog of the app)."""
+
+    def revoke(
+        self,
+        connection: Any = None,
+        terminate: bool = False,
+        signal: Any = None,
+        wait: bool = False,
+        timeout: Optional[float] = None,
+    ) -> None:
+        """Remove the call from its backlog if it waits there, then Celery's ``revoke``
+        (a broadcast to the running workers, which also stop a plain message)."""
+        revoke_waiting(self.app, [self.id])
+        super().revoke(connection=connection, terminate=terminate, signal=signal, wait=wait, timeout=timeout)
+
+
+def revocable_result_class(app: Any) -> Any:
+    """``app``'s ``AsyncResult`` class with :class:`RevocableResult`'s ``revoke`` (made once per
+    app; it pickles as ``app.AsyncResult``, as Celery's own per-app result class does)."""
+    state = RanchState.of(app)
+    cls = state.result_class
+    if cls is None:
+        cls = state.result_class = app.subclass_with_self(
+            RevocableResult, name="AsyncResult", reverse="AsyncResult"
+        )
+    return cls

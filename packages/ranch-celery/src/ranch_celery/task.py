@@ -39,6 +39,7 @@ from ranch_celery.options import SUPPORTED, prepare_options
 from ranch_celery.producer import store_call, store_many
 from ranch_celery.registry import Declaration, RanchState
 from ranch_celery.retries import capture_retry
+from ranch_celery.revoking import revocable_result_class
 from ranch_celery.storage import check_explicit
 
 R = TypeVar("R")
@@ -65,6 +66,16 @@ class LRUResult(Protocol[R_co]):
 
     def ready(self) -> bool:
         """Whether the call has finished."""
+
+    def revoke(
+        self,
+        connection: Any = None,
+        terminate: bool = False,
+        signal: Any = None,
+        wait: bool = False,
+        timeout: Optional[float] = None,
+    ) -> None:
+        """Remove the call from its backlog if it waits there (``REVOKED``), then Celery's revoke."""
 
 
 class LRUTaskMixin(KeyManagement):
@@ -103,6 +114,13 @@ class LRUTaskMixin(KeyManagement):
     def lru_dispatcher(self) -> FairDispatcher:
         """The :class:`~ranch_core.dispatcher.FairDispatcher` of this task's backlog (this process)."""
         return self._ranch_backlog.dispatcher()
+
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> Any:
+        """Celery's ``AsyncResult`` of a call of this task, whose ``revoke()`` also removes
+        the call from its backlog if it waits there (:mod:`ranch_celery.revoking`)."""
+        task = cast(Any, self)
+        result_class = revocable_result_class(task.app)
+        return result_class(task_id, backend=task.backend, task_name=task.name, **kwargs)
 
     def apply_async(
         self, args: Any = None, kwargs: Any = None, task_id: Optional[str] = None, *rest: Any, **options: Any
