@@ -180,7 +180,8 @@ def test_celerys_revoke_of_a_waiting_call(redis_url, start_worker, rec, pool: st
     kept = timed.lru_delay("k", "revoke", 0)
     worker = start_worker(pool=pool, concurrency=1 if pool == "solo" else 2)
 
-    doomed.revoke()  # broadcast: the worker's main process removes it from the backlog
+    doomed.revoke()  # the lru_task's result removes it here, then broadcasts
+    # Any other revoke is a broadcast: the worker's main process removes the call from the backlog.
     app.control.revoke(also.id)
     wait_for(lambda: timed.get_client_metadata("k")["pending_tasks"] == 1, 10, "two calls removed", worker)
     assert doomed.state == "REVOKED" and also.state == "REVOKED"
