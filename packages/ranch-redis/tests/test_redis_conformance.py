@@ -28,3 +28,23 @@ class TestRedisConformance(StorageConformance):
     def make_storage(self) -> Storage:
         # A fresh namespace is a fresh, empty storage on the shared server.
         return RedisStorage(self.client, namespace=f"conf-{uuid.uuid4().hex}")
+
+
+class WithoutControls:
+    """A RedisStorage that hides its per-key controls: a third-party storage without them."""
+
+    def __init__(self, storage: RedisStorage) -> None:
+        self.storage = storage
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("set_control", "purge_key", "revoke"):
+            raise AttributeError(name)
+        return getattr(self.storage, name)
+
+
+def test_a_storage_without_controls_fails_the_controls_tests(shared_client: redis.Redis) -> None:
+    suite = TestRedisConformance()
+    suite.client = shared_client
+    suite.make_storage = lambda: WithoutControls(RedisStorage(shared_client, namespace="plain"))  # type: ignore[method-assign,assignment,return-value]
+    with pytest.raises(pytest.fail.Exception, match=r"ranch_core\.protocols\.Controls"):
+        suite.test_a_paused_key_gets_no_wakeups_until_it_is_resumed()
