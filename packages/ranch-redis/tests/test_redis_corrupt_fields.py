@@ -197,3 +197,70 @@ def test_repair_walks_the_keys_in_bounded_batches(client: redis.Redis) -> None:
     assert not client.sismember(layout.keys_key(storage.namespace), layout.hex_key("gone"))
     assert scheduler.status().active_keys == 300
     assert scheduler.repair(limit=1000) == []
+
+
+#: The per-key controls' fields (ranch-redis README, "Per-key controls"), in a namespace using them.
+CONTROL_FIELDS = [
+    ("stats", "nr", b"abc"),
+    ("stats", "np", b"-1"),
+    ("stats", "ck", b"nan"),
+    ("key", "r", b"abc"),
+    ("key", "r", b"1.5"),
+    ("key", "ct", b"abc"),
+    ("key", "cl", b"0"),
+    ("key", "cl", b"abc"),
+    ("key", "mb", b"-1"),
+    ("key", "ta", b"nan"),
+    ("key", "pk", b"x"),
+]
+
+
+@pytest.mark.parametrize(("where", "field", "raw"), CONTROL_FIELDS)
+def test_every_step_completes_with_a_corrupt_control_field(
+    client: redis.Redis, where: str, field: str, raw: bytes
+) -> None:
+    namespace = f"cc-{uuid.uuid4().hex}"
+    errors: List[CorruptTask] = []
+    storage = RedisStorage(client, namespace=namespace, on_corrupt=errors.append)
+    scheduler = FairScheduler(storage, clock=Clock(), lease_seconds=5.0)
+    scheduler.set_concurrency_limit("a", 5)
+    scheduler.set_rate_limit("b", "1000/s", burst=10)
+    pushed = {
+        scheduler.push(key, task_id, task_id=task_id)
+        for task_id, key in [("a1", "a"), ("a2", "a"), ("b1", "b")]
+    }
+    held = scheduler.pop()
+    assert held is not None
+    corrupt(client, namespace, where, field, raw)
+    pushed.add(scheduler.push("a", "a3", task_id="a3"))
+    assert scheduler.release(held.task_id)
+    scheduler.pause_key("a")
+    scheduler.resume_key("a")
+    ran: List[str] = []
+    while (task := scheduler.pop()) is not None:
+        ran.append(task.task_id)
+        assert scheduler.ack(task.task_id)
+    assert sorted(ran) == sorted(pushed), "a call was stranded or ran twice"
+    assert scheduler.metadata("a").running == 0 and scheduler.status().leased == 0
+    found = scheduler.repair()
+    assert all("reset to its default" in str(e) for e in found)
+    assert scheduler.repair() == []
+
+
+@pytest.mark.parametrize(("where", "field", "raw"), CONTROL_FIELDS)
+def test_repair_reports_and_fixes_each_corrupt_control_field(
+    client: redis.Redis, where: str, field: str, raw: bytes
+) -> None:
+    namespace = f"rc-{uuid.uuid4().hex}"
+    errors: List[CorruptTask] = []
+    storage = RedisStorage(client, namespace=namespace, on_corrupt=errors.append)
+    scheduler = FairScheduler(storage, clock=lambda: 100.0)
+    scheduler.set_concurrency_limit("a", 5)
+    scheduler.push("a", 1)
+    corrupt(client, namespace, where, field, raw)
+    found = scheduler.repair()
+    assert found == errors and len(found) == 1
+    assert f"field {field!r} held {raw!r}; reset to its default" in str(found[0])
+    assert scheduler.repair() == []
+    task = scheduler.pop()
+    assert task is not None and scheduler.ack(task.task_id)
