@@ -111,3 +111,24 @@ def test_the_asyncio_storage_from_url_on_a_cluster(cluster: RedisClusterServers)
             return order
 
     assert asyncio.run(main()) == ["t0", "t1", "t2", "t3"]
+
+
+def test_controls_on_a_cluster(cluster: RedisClusterServers) -> None:
+    """Caps, pause, the parked index and purge live in the namespace's slot like everything else."""
+    storage = RedisStorage.from_url(cluster.url, namespace=f"cc-{uuid.uuid4().hex}", cluster=True)
+    clock = [100.0]
+    scheduler = FairScheduler(storage, lease_seconds=30, clock=lambda: clock[0])
+    scheduler.set_concurrency_limit("capped", 1)
+    scheduler.set_rate_limit("slow", "1/s")
+    scheduler.pause_key("paused")
+    for key in ("capped", "slow", "paused"):
+        scheduler.push_many(key, range(3))
+    first = [scheduler.pop() for _ in range(3)]
+    assert sorted(t.key for t in first if t is not None) == ["capped", "slow"]
+    assert scheduler.metadata("capped").running == 1 and scheduler.metadata("paused").paused
+    clock[0] += 1.0
+    task = scheduler.pop()
+    assert task is not None and task.key == "slow"
+    assert scheduler.purge_key("paused") == 3
+    assert scheduler.status().active_keys == 2
+    storage.close()

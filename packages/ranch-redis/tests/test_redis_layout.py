@@ -44,6 +44,28 @@ def test_layout_names_every_key_a_namespace_writes(client: redis.Redis) -> None:
     assert layout.queue_key(ns, "a") == f"ranch:{{{ns}}}:q:61"
 
 
+def test_layout_names_every_key_the_controls_write(client: redis.Redis) -> None:
+    ns = f"lay-{uuid.uuid4().hex}"
+    storage = RedisStorage(client, namespace=ns)
+    clock = [10.0]
+    scheduler = FairScheduler(storage, clock=lambda: clock[0])
+    policy = WakeupPolicy(max_wakeups=4, ttl=2.0, defer=True)
+    scheduler.set_rate_limit("a", "1/s")
+    scheduler.store("a", [1, 2], wakeups=policy)
+    assert scheduler.pop() is not None
+    assert scheduler.take("stale", policy).deferred  # "a" is parked by its rate; the token deferred
+    assert client.zscore(layout.parked_key(ns), layout.hex_key("a")) == 11.0
+    assert client.zscore(layout.deferred_key(ns), "stale") == 11.0
+    named = {
+        layout.stats_key(ns), layout.tasks_key(ns), layout.leases_key(ns), layout.keys_key(ns),
+        layout.queue_key(ns, "a"), layout.key_state_key(ns, "a"), layout.wake_key(ns),
+        layout.parked_key(ns), layout.deferred_key(ns), layout.flight_key(ns), layout.held_key(ns),
+        layout.motion_key(ns),
+    }  # fmt: skip
+    written = {k.decode() for k in client.scan_iter(match=layout.base(ns) + "*")}
+    assert written <= named and layout.parked_key(ns) in written
+
+
 def test_reply_codes_are_named_and_written_into_the_scripts() -> None:
     assert layout.REPLIES["PUSH_STORED"] == layout.PUSH_STORED
     assert len(set(layout.REPLIES)) == len(layout.REPLIES) and "PREFIX" not in layout.REPLIES
