@@ -158,3 +158,34 @@ def test_a_wait_whose_connection_drops_returns_true_for_the_pop_to_report(
             return woke
 
     assert asyncio.run(main()) is True
+
+
+def test_async_fair_scheduler_controls_on_redis(redis_url: str) -> None:
+    """AsyncFairScheduler's controls on AsyncRedisStorage: a cap, a pause, a backlog limit,
+    revoke and purge, the in-force settings read back through metadata."""
+    from ranch_core import AsyncFairScheduler
+    from ranch_core.errors import BacklogFull
+
+    async def main() -> None:
+        async with AsyncRedisStorage.from_url(redis_url, namespace=f"actl-{uuid.uuid4().hex}") as storage:
+            revoked: List[str] = []
+            scheduler = AsyncFairScheduler(storage, on_revoked=lambda t, reason: revoked.append(reason))
+            await scheduler.set_concurrency_limit("a", 1)
+            await scheduler.pause_key("p")
+            await scheduler.set_max_backlog("p", 3)
+            await scheduler.push_many("a", [1, 2])
+            await scheduler.push_many("p", [1, 2, 3])
+            with pytest.raises(BacklogFull):
+                await scheduler.push("p", 4)
+            first = await scheduler.pop()
+            assert first is not None and first.key == "a"
+            assert await scheduler.pop() is None  # "a" at its cap, "p" paused
+            meta = await scheduler.metadata("a")
+            assert (meta.concurrency_limit, meta.running, meta.pending_tasks) == (1, 1, 1)
+            assert (await scheduler.metadata("p")).max_backlog == 3
+            await scheduler.ack(first.task_id)
+            second = await scheduler.pop()
+            assert second is not None and second.key == "a"
+            assert await scheduler.purge_key("p") == 3 and revoked == ["purged"] * 3
+
+    asyncio.run(main())
