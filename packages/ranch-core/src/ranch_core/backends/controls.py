@@ -196,8 +196,11 @@ def room(controls: KeyControls, defaults: Defaults, waiting: int, now: float) ->
     if limit is not None:
         count = min(count, limit - controls.running)
     rate = rate_of(controls, defaults)
-    if rate is not None and controls.tat is not None:
-        tokens = rate.burst - max(0.0, controls.tat - now) / rate.interval
+    if rate is not None:
+        # A bucket never charged (tat None) is full: it still holds only `burst` calls.
+        tokens = float(rate.burst)
+        if controls.tat is not None:
+            tokens -= max(0.0, controls.tat - now) / rate.interval
         count = min(count, math.floor(tokens + 1e-9))
     return max(count, 1)
 

@@ -106,6 +106,19 @@ class ControlProperties(ConformanceBase):
         # A finish without its token (its worker lost it) still mints for the freed cap.
         assert len(scheduler.finish(third.task_id, wakeups=DEFERRING).publish) == 1
 
+    def test_pushes_to_a_limited_key_mint_no_more_tokens_than_may_start(self) -> None:
+        """One push at a time: a fresh bucket of ``burst`` calls gets ``burst``
+        wake-ups, a key capped at ``n`` gets ``n``, whatever the backlog."""
+        storage = self.controlled()
+        scheduler = FairScheduler(storage, clock=Clock())
+        scheduler.set_rate_limit("rated", "1/s", burst=2)
+        scheduler.set_concurrency_limit("capped", 3)
+        rated = [scheduler.store_one("rated", n, wakeups=DEFERRING)[1] for n in range(5)]
+        assert sum(len(minted) for minted in rated) == 2
+        capped = [scheduler.store_one("capped", n, wakeups=WakeupPolicy(64, 2.0))[1] for n in range(6)]
+        assert sum(len(minted) for minted in capped) == 3
+        assert storage.wakeup_status().in_flight == 5
+
     def test_a_rate_limited_key_keeps_one_token_for_when_its_bucket_refills(self) -> None:
         """A wake-up that finds only rate-limited calls is kept (deferred) for
         the time the first may start; one token at most; the sweep mints once

@@ -307,8 +307,10 @@ local function build_controls()
         local limit = c.limit or s.dl
         if limit then count = math.min(count, limit - c.running) end
         local rate = c.rate or s.dr
-        if rate and c.tat then
-            local tokens = rate.burst - math.max(0.0, c.tat - now) / (1.0 / rate.ps)
+        if rate then
+            -- a bucket never charged (tat nil) is full: it still holds only `burst` calls
+            local tokens = rate.burst
+            if c.tat then tokens = tokens - math.max(0.0, c.tat - now) / (1.0 / rate.ps) end
             count = math.min(count, math.floor(tokens + 1e-9))
         end
         return math.max(count, 1)
