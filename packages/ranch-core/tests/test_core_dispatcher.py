@@ -270,6 +270,26 @@ def test_lease_keeper_thread_sweeps_until_stopped() -> None:
     assert dispatcher.take() is not None
 
 
+def test_lease_keeper_outlives_a_failure_to_list_its_dispatchers(caplog: pytest.LogCaptureFixture) -> None:
+    dispatcher, queue, clock = make()
+    dispatcher.submit("k", Call())
+    assert dispatcher.take() is not None
+    clock.now += 11
+    outage = [True]
+
+    def dispatchers() -> List[FairDispatcher]:
+        if outage[0]:
+            raise ConnectionError("storage down while a backlog's defaults were written")
+        return [dispatcher]
+
+    keeper = LeaseKeeper(dispatchers, interval=60)
+    assert keeper.sweep_once() == 0
+    assert "could not list the backlogs" in caplog.text
+    outage[0] = False
+    assert keeper.sweep_once() == 1  # the next pass puts the lease back
+    assert queue.messages == 2
+
+
 def test_call_payload_round_trip_and_validation() -> None:
     call = Call(args=(1, "x"), kwargs={"a": 1}, options={"o": True}, retries=2)
     assert Call.from_payload(call.to_payload()) == call

@@ -41,7 +41,14 @@ class LeaseKeeper:
     def sweep_once(self) -> int:
         """One pass over every dispatcher; errors are logged, never raised."""
         total = 0
-        for dispatcher in self._dispatchers():
+        try:
+            dispatchers = self._dispatchers()
+        except Exception:
+            # Building a dispatcher may do I/O (writing a backlog's defaults): the thread
+            # must outlive a storage outage, so this pass is skipped and the next one retries.
+            logger.exception("ranch: lease sweep could not list the backlogs")
+            return 0
+        for dispatcher in dispatchers:
             try:
                 total += dispatcher.sweep()
             except Exception:
