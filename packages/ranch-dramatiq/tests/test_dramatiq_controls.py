@@ -429,7 +429,6 @@ def test_a_storage_without_controls_runs_calls_and_refuses_controls(
     def job(n: int) -> int:
         return n
 
-    assert job._ranch_backlog.look_again is False  # a retired token has nothing to be deferred for
     messages = [job.lru_send(f"k{n % 2}", n) for n in range(4)]
     with run_worker(stub, threads=2):
         assert [

@@ -36,10 +36,8 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from ranch_core.calls import Claimed
-from ranch_core.dispatcher import FairDispatcher
 from ranch_core.errors import StorageUnavailable
 from ranch_core.models import Finished
-from ranch_core.protocols import Controls
 
 from ranch_celery import limits, replacing
 from ranch_celery.logs import install_log_filter
@@ -108,7 +106,6 @@ def wake_up(task: Any, backlog: str, token: Any = None, attempt: int = 0) -> Opt
     calls, seconds = run_budget(state, task.request)
     started = time.monotonic()
     ran = 1
-    retaken = False
     while True:
         keep = ran < calls and time.monotonic() - started < seconds
         last = claimed.task_id
@@ -119,12 +116,7 @@ def wake_up(task: Any, backlog: str, token: Any = None, attempt: int = 0) -> Opt
         if finished is None:
             return last
         if not finished.kept:
-            if retaken or finished.publish or not defers(dispatcher):
-                return last
-            # The finish retired the token: no call is runnable now. Taken once more (as a
-            # stale token) it is kept for the first rate-limited key whose bucket refills and
-            # published with that countdown, so the key's next call does not wait for a sweep.
-            retaken = True
+            return last  # passed on, deferred for a rate-limited key, or retired
         try:
             # The token is still held: the next call is the fair choice now.
             following = dispatcher.take(claimed.token)
@@ -139,12 +131,6 @@ def wake_up(task: Any, backlog: str, token: Any = None, attempt: int = 0) -> Opt
             return last
         claimed = following
         ran += 1
-
-
-def defers(dispatcher: FairDispatcher) -> bool:
-    """Whether a retired token is worth taking once more: the storage has per-key controls
-    (rate limits) and the dispatcher publishes delayed wake-ups."""
-    return dispatcher.wake_later is not None and isinstance(dispatcher.scheduler.storage, Controls)
 
 
 def run_budget(state: RanchState, request: Any) -> Tuple[int, float]:

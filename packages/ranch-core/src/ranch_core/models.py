@@ -86,11 +86,17 @@ class Finished:
     ``kept``: the token stays held by the caller (``keep_token=True`` and
     calls wait): pop again with it, or hand it back with
     :meth:`~ranch_core.protocols.Backlog.release_token`.
+    ``deferred``: nothing is runnable but a rate-limited key's bucket
+    refills at ``retry_at``, and the policy can delay wake-ups (``defer``):
+    the token was kept for that time, as a pop that finds the same keeps it
+    (:attr:`PopResult.deferred`); publish it with a delay of ``retry_at - now``.
     """
 
     done: bool
     publish: Tuple[str, ...] = ()
     kept: bool = False
+    retry_at: Optional[float] = None
+    deferred: bool = False
 
 
 @attrs.frozen

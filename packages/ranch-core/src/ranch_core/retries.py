@@ -69,8 +69,13 @@ class RetryRule:
 
         def publish(self, tokens: Iterable[str], what: str = "") -> int: ...
 
+        def _wake_later(self, token: str, seconds: float) -> None: ...
+
     def _settle(self, claimed: Claimed, finished: Finished) -> Finished:
         self.publish(finished.publish, f"after call {claimed.task_id}")
+        if finished.deferred and finished.retry_at is not None and claimed.token is not None:
+            # Only rate-limited calls wait: the token comes back when the first may start.
+            self._wake_later(claimed.token, finished.retry_at - self.scheduler.clock())
         return finished
 
     def retry(

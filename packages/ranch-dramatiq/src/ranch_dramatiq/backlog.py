@@ -12,7 +12,7 @@ from ranch_core.backlogs import BacklogSettings
 from ranch_core.calls import Call, Claimed
 from ranch_core.dispatcher import MAX_WAKEUPS, FairDispatcher
 from ranch_core.models import Finished, RateLimit, ScheduledTask
-from ranch_core.protocols import Controls, Storage
+from ranch_core.protocols import Storage
 from ranch_core.scheduler import FairScheduler, WeightFunction
 
 from ranch_dramatiq import execution
@@ -63,9 +63,6 @@ class DramatiqBacklog:
         self.budget = budget
         self.default_concurrency_limit = default_concurrency_limit
         self.default_rate_limit = default_rate_limit
-        #: Whether a retired token looks once more (see :meth:`handle`): only a
-        #: storage with per-key controls has rate-limited keys to defer it for.
-        self.look_again = isinstance(storage, Controls)
         scheduler = FairScheduler(
             storage,
             weight_function=weight_function,
@@ -130,17 +127,14 @@ class DramatiqBacklog:
         choice, before the token is passed on through the broker (or
         retired); or put a retried call back into its key's backlog.
 
-        A token that its last finish retired (no runnable call waits) looks
-        once more: if only rate-limited calls wait, that take keeps it,
-        deferred, and :meth:`wake_later` brings it back when the first of
-        them may start (the core's finish step retires it without deferring;
-        without this look the key would wait for the next sweep)."""
+        A finish that leaves only rate-limited calls waiting defers the
+        token (the core's finish step), and :meth:`wake_later` brings it
+        back when the first of them may start."""
         if resubmit is not None:
             self.dispatcher.resubmit(resubmit)
             return
         claimed = self.dispatcher.take(token if isinstance(token, str) else None)
         runs = 0
-        looked_again = False
         while claimed is not None:
             runs += 1
             # the budget's last call finishes without keeping the token: that
@@ -150,9 +144,7 @@ class DramatiqBacklog:
             if finished is None or claimed.token in finished.publish:
                 return  # retried or passed on: the token is in the broker again
             if not finished.kept:
-                if looked_again or not self.look_again:
-                    return
-                looked_again = True  # retired: once more, see above
+                return  # deferred for a rate-limited key (published with a delay) or retired
             # a failure here raises: the wake-up message is retried (Retries)
             # and the kept token runs out and is replaced by the sweep
             claimed = self.dispatcher.take(claimed.token)

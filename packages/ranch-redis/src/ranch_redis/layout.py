@@ -116,6 +116,9 @@ TOKEN_KEPT = 2
 TOKEN_RETIRED = 0
 #: finish: no token was given.
 TOKEN_NONE = -1
+#: finish: nothing is runnable but a key parked by its rate; the token is
+#: deferred to the time its bucket refills (the reply's third element).
+TOKEN_DEFERRED = 3
 
 #: ack, release, extend, remove, revoke: done.
 DONE = 1

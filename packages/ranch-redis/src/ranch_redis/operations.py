@@ -293,7 +293,7 @@ class RedisOperations(RedisWakeups, RedisControls, RedisTracker):
             token_args: List[Any] = [now_arg, "", "", "", "0", ""]
         else:
             deadline = layout.float_arg(float(now) + wakeups.ttl)
-            keep = "1" if keep_token else "0"
+            keep = ("1" if keep_token else "0") + ("1" if wakeups.defer else "0")
             token_args = [now_arg, token or "", wakeups.max_wakeups, deadline, keep, nonce()]
         mode = "ack" if requeue is None else "requeue"
 
@@ -303,6 +303,8 @@ class RedisOperations(RedisWakeups, RedisControls, RedisTracker):
 
         reply = yield Step("finish", arguments, note=AMBIGUOUS["finish"])
         done, fate = bool(int(reply[0])), int(reply[1])
+        if fate == layout.TOKEN_DEFERRED:
+            return Finished(done, retry_at=float(reply[2]), deferred=True)
         publish = tuple(raw.decode() for raw in reply[2:])
         if fate == layout.TOKEN_PASSED and token is not None:
             publish = (token, *publish)

@@ -361,7 +361,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
                 wanted = (requeue is not None and done) or gained > 0
                 minted = self._tokens.mint(now, wakeups, 1, self._runnable) if wanted else []
                 return Finished(done, tuple(minted))
-            finished = self._tokens.hand_back(token, now, wakeups, keep_token, self._runnable)
+            finished = self._tokens.hand_back(token, now, wakeups, keep_token, self._runnable, self._retry_at)
             return attrs.evolve(finished, done=done)
 
     def release_token(self, token: str, now: float, wakeups: WakeupPolicy) -> List[str]:

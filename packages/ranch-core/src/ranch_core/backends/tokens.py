@@ -16,7 +16,7 @@ count of runnable waiting calls (calls of parked keys left out).
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from ranch_core.models import Finished, WakeupPolicy, WakeupStatus
 from ranch_core.protocols import LOST_AFTER, MAX_BACKOFF
@@ -102,8 +102,18 @@ class TokenBook:
         self.deferred[token] = due
         return True
 
-    def hand_back(self, token: str, now: float, policy: WakeupPolicy, keep: bool, waiting: int) -> Finished:
-        """The token's fate after its call: kept, passed on (publish it), or retired."""
+    def hand_back(
+        self,
+        token: str,
+        now: float,
+        policy: WakeupPolicy,
+        keep: bool,
+        waiting: int,
+        later: Optional[Callable[[], Optional[float]]] = None,
+    ) -> Finished:
+        """The token's fate after its call: kept, passed on (publish it),
+        deferred (nothing runnable, but ``later()`` gives the time a
+        rate-limited key's bucket refills, and ``policy.defer``), or retired."""
         # Held, or retired meanwhile (its deadline passed) and neither in flight
         # again nor deferred; kept only while under the bound (a bound that
         # shrank, sized to the fleet, retires the excess).
@@ -115,6 +125,10 @@ class TokenBook:
         if have and waiting > len(self.flight):
             self.flight[token] = now + policy.ttl
             return Finished(True, (token,))
+        if have and waiting == 0 and policy.defer and later is not None:
+            due = later()
+            if due is not None and self.defer(token, due):
+                return Finished(True, retry_at=due, deferred=True)
         return Finished(True)
 
     def sweep(self, now: float, ttl: float) -> None:

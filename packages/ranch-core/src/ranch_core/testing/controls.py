@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 
 from ranch_core.errors import BacklogFull
-from ranch_core.models import ScheduledTask, WakeupPolicy
+from ranch_core.models import Finished, ScheduledTask, WakeupPolicy
 from ranch_core.protocols import Controls, Storage
 from ranch_core.scheduler import FairScheduler
 from ranch_core.testing.base import Clock, ConformanceBase
@@ -121,8 +121,9 @@ class ControlProperties(ConformanceBase):
 
     def test_a_rate_limited_key_keeps_one_token_for_when_its_bucket_refills(self) -> None:
         """A wake-up that finds only rate-limited calls is kept (deferred) for
-        the time the first may start; one token at most; the sweep mints once
-        that time has passed; a pop then serves it."""
+        the time the first may start, by the finish that leaves only them
+        and by a pop that finds only them; one token at most; the sweep mints
+        once that time has passed; a pop then serves it."""
         storage = self.controlled()
         clock = Clock()
         scheduler = FairScheduler(storage, clock=clock)
@@ -131,12 +132,20 @@ class ControlProperties(ConformanceBase):
         (token,) = stored.wakeups
         first = scheduler.take(token, DEFERRING)
         assert first.task is not None
-        assert scheduler.finish(first.task.task_id, token=token, wakeups=DEFERRING).publish == ()
-        again = scheduler.take("other", DEFERRING)
-        assert again.task is None and again.deferred and again.retry_at == clock.now + 0.5
+        finished = scheduler.finish(first.task.task_id, token=token, wakeups=DEFERRING)
+        assert finished.publish == () and finished.deferred and finished.retry_at == clock.now + 0.5
         assert storage.wakeup_status().deferred == 1
         assert not scheduler.take("third", DEFERRING).deferred  # one deferred token is enough
-        assert scheduler.take("other", DEFERRING).task is None  # still early: deferred again
+        again = scheduler.take(token, DEFERRING)  # delivered early: deferred again
+        assert again.task is None and again.deferred and again.retry_at == clock.now + 0.5
+        assert storage.wakeup_status().deferred == 1
+        # Without delayed wake-ups (no ``defer``) a finish retires the token instead.
+        plain = WakeupPolicy(max_wakeups=4, ttl=2.0)
+        scheduler.set_rate_limit("j", "2/s")
+        (other,) = scheduler.store("j", range(2), wakeups=plain).wakeups
+        taken = scheduler.take(other, plain).task
+        assert taken is not None
+        assert scheduler.finish(taken.task_id, token=other, wakeups=plain) == Finished(True)
         assert storage.wakeup_status().deferred == 1
         assert scheduler.sweep_wakeups(DEFERRING) == []  # not due: nothing to mint
         clock.now += 0.5

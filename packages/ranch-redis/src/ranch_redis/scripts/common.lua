@@ -620,8 +620,9 @@ end
 
 -- A token after its call: kept (held, unbound) while calls are runnable if
 -- asked; else passed on while more calls are runnable than tokens are in
--- flight; else retired.
-local function hand_back(tok, deadline, m, keep)
+-- flight; else, with `may_defer` and nothing runnable but a key parked by its
+-- rate, deferred to the time its bucket refills (second value); else retired.
+local function hand_back(tok, deadline, m, keep, may_defer)
     -- Held, or retired meanwhile (its deadline passed) and neither in flight
     -- again nor deferred; kept only while under the bound (a bound that
     -- shrank, sized to the fleet, retires the excess).
@@ -636,6 +637,10 @@ local function hand_back(tok, deadline, m, keep)
     if have and runnable() > redis.call('ZCARD', FLIGHT) then
         redis.call('ZADD', FLIGHT, deadline, tok)
         return __TOKEN_PASSED__
+    end
+    if have and may_defer and ctl_on() and runnable() == 0 then
+        local later = retry_at()
+        if later and defer(tok, later) then return __TOKEN_DEFERRED__, fmt(later) end
     end
     return __TOKEN_RETIRED__
 end

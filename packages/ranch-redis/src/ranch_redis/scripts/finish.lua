@@ -2,10 +2,12 @@
 -- the fate of the wake-up token the caller holds, in one step.
 -- ARGV: task id, mode ('ack' or 'requeue'), now, token ('' = none), m
 --       (max_wakeups, '' = no tokens), token deadline (now + ttl), keep
---       ('1' = keep the token held while calls are runnable), token nonce;
+--       (first character '1': keep the token held while calls are runnable;
+--       second '1': it may be deferred, see hand_back), token nonce;
 --       for 'requeue' then: hex key, body, retry ('1' = a retry), expires_at.
 -- Reply: {done (1/0), fate, minted token id...}; fate: __TOKEN_PASSED__
--- (publish the token again), __TOKEN_KEPT__, __TOKEN_RETIRED__, or
+-- (publish the token again), __TOKEN_KEPT__, __TOKEN_RETIRED__,
+-- __TOKEN_DEFERRED__ (then the time it is due instead of token ids), or
 -- __TOKEN_NONE__ (no token given). Without a token, a requeue, or a finish
 -- whose end let its key run again (its cap freed), mints at most one token.
 local tid, mode, now_s, tok, m, deadline = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -31,4 +33,4 @@ if tok == '' then
     if (mode == 'requeue' and done == 1) or gained > 0 then extend(out, mint(ARGV[8], deadline, tonumber(m), 1)) end
     return out
 end
-return {done, hand_back(tok, deadline, tonumber(m), ARGV[7] == '1')}
+return {done, hand_back(tok, deadline, tonumber(m), string.sub(ARGV[7], 1, 1) == '1', string.sub(ARGV[7], 2, 2) == '1')}
