@@ -160,13 +160,15 @@ def blocked(controls: KeyControls, defaults: Defaults, now: float) -> Tuple[Opti
     for :data:`RATE` the time its bucket lets the next call start."""
     if controls.plain and defaults.plain:
         return OPEN
+    rate = rate_of(controls, defaults)
+    # First: a rate changed or removed while the key is paused or capped
+    # applies now (a removed rate resets the bucket), not when it resumes.
+    _bucket(controls, rate, now)
     if controls.paused:
         return PAUSED, None
     limit = limit_of(controls, defaults)
     if limit is not None and controls.running >= limit:
         return CAPPED, None
-    rate = rate_of(controls, defaults)
-    _bucket(controls, rate, now)
     if rate is not None and controls.tat is not None:
         opens = _opens_at(controls, rate)
         if now < opens:

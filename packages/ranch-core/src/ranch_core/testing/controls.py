@@ -79,6 +79,27 @@ class ControlProperties(ConformanceBase):
         assert burst() == 2 and burst(1.0) == 0
         assert scheduler.metadata("k").pending_tasks == 20 - 9
 
+    def test_a_rate_removed_while_paused_or_capped_resets_the_bucket(self) -> None:
+        """Removing a rate resets the bucket even while the key may not run
+        (paused, at its cap): set again, it starts full."""
+        clock = Clock()
+        scheduler = FairScheduler(self.controlled(), clock=clock)
+        scheduler.set_rate_limit("k", "4/s")
+        scheduler.push_many("k", range(4))
+        first = scheduler.pop()
+        assert first is not None and scheduler.pop() is None  # bucket empty for 0.25 s
+        scheduler.pause_key("k")
+        scheduler.set_rate_limit("k", None)
+        scheduler.set_rate_limit("k", "30/m")
+        scheduler.resume_key("k")
+        assert scheduler.pop() is not None  # full again, at once
+        scheduler.set_concurrency_limit("k", 1)  # two running now: capped
+        scheduler.set_rate_limit("k", None)
+        scheduler.set_rate_limit("k", "30/m")
+        scheduler.ack(first.task_id)
+        scheduler.set_concurrency_limit("k", None)
+        assert scheduler.pop() is not None
+
     def test_a_capped_key_comes_back_when_a_call_ends(self) -> None:
         """Tokens are minted for runnable calls only: a key at its cap gets no
         wake-ups for its backlog; the finish that frees the cap passes the

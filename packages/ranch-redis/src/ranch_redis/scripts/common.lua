@@ -272,12 +272,14 @@ local function build_controls()
     -- Why the key may not start a call at `now` ('p', 'c', 'r'; nil: it may), and
     -- for 'r' the time its bucket lets the next call start.
     local function blocked(c, now)
-        if c.paused then return 'p' end
         local s = load()
+        local rate = c.rate or s.dr
+        -- First: a rate changed or removed while the key is paused or capped
+        -- applies now (a removed rate resets the bucket), not when it resumes.
+        keep_bucket(c, rate, now)
+        if c.paused then return 'p' end
         local limit = c.limit or s.dl
         if limit and c.running >= limit then return 'c' end
-        local rate = c.rate or s.dr
-        keep_bucket(c, rate, now)
         if rate and c.tat then
             local opens = c.tat - (rate.burst - 1) * (1.0 / rate.ps)
             if now < opens then return 'r', opens end
