@@ -222,3 +222,33 @@ def test_lru_task_defaults_apply_to_keys_without_their_own(redis_url, start_work
     assert max_overlap(by_key["wide"]) > 1
     assert defaulted.get_client_metadata("someone")["concurrency_limit"] == 1
     assert defaulted.get_client_metadata("wide")["concurrency_limit"] == 3
+
+
+def test_a_sigkilled_workers_place_under_the_cap_returns_when_its_lease_is_reclaimed(
+    redis_url, start_worker, rec
+) -> None:
+    # Cap 1: while the dead worker's lease stands, the key is at its cap and nobody else may run
+    # it; the sweep reclaims the lease (2 s, renewed every 0.3 s until the kill), the place under
+    # the cap returns, the killed call runs again and the others follow, one at a time.
+    import signal
+
+    app = make_app(redis_url, lease=2.0)
+    timed = app.tasks["t.timed"]
+    timed.set_concurrency_limit("capped", 1)
+    results = [timed.lru_delay("capped", "kill", 1.0) for _ in range(3)]
+    env = {"RANCH_TEST_LEASE": "2", "RANCH_TEST_SWEEP": "0.3"}
+    victim = start_worker("victim", env=env)
+    wait_for(lambda: len(starts(rec, "kill")) == 1, 20, "the first call to start", victim)
+    victim.kill(signal.SIGKILL)
+    killed_at = time.time()
+    victim.process.wait(10)
+    assert timed.get_client_metadata("capped")["running"] == 1  # the dead worker still holds it
+
+    rescuer = start_worker("rescuer", pool="threads", concurrency=3, env=env)
+    assert [r.get(timeout=30) for r in results] == [0, 0, 0]
+    began = sorted(start for _, start, _ in starts(rec, "kill"))
+    assert len(began) == 4  # the killed call started twice, the others once
+    assert began[1] >= killed_at + 1.0, "a call of the key started before the dead worker's lease ran out"
+    assert max_overlap(spans(rec, "kill")) == 1  # the rescuer's 3 threads kept to the cap
+    wait_for(lambda: timed.get_system_status()["leased"] == 0, 10, "all leases acked", rescuer)
+    assert timed.get_client_metadata("capped")["running"] == 0
