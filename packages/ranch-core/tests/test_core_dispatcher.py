@@ -11,7 +11,7 @@ import pytest
 from ranch_core import FairScheduler, InMemoryStorage, ScheduledTask
 from ranch_core.calls import Call
 from ranch_core.dispatcher import FairDispatcher, RetryOutcome, fleet_max_wakeups
-from ranch_core.errors import StorageUnavailable
+from ranch_core.errors import BacklogFull, StorageUnavailable
 from ranch_core.leases import LeaseKeeper
 from ranch_core.management import KeyManagement
 
@@ -555,3 +555,15 @@ def test_producers_size_their_wakeups_to_the_registered_fleet() -> None:
     producer.submit_many("k", [Call(args=[n]) for n in range(3)])
     assert producer.fleet == 0 and producer.producer_wakeups.max_wakeups == 64
     assert queue.messages == 5  # one more wake-up for that batch
+
+
+def test_check_room_refuses_calls_that_do_not_fit_under_max_backlog() -> None:
+    dispatcher, _, _ = make()
+    dispatcher.check_room("k", 1_000)  # no limit
+    dispatcher.set_max_backlog("k", 3)
+    dispatcher.submit("k", Call())
+    dispatcher.check_room("k", 2)
+    with pytest.raises(BacklogFull, match=r"holds 1 waiting calls, its max_backlog is 3: 3 more refused"):
+        dispatcher.check_room("k", 3)
+    with pytest.raises(ValueError, match="lru_key"):
+        dispatcher.check_room("", 1)

@@ -77,15 +77,13 @@ class Batch:
         if len(groups) > 1 or len(self.pending) > MAX_BATCH:
             # Several storage steps: check every call, and the room under every key's
             # max_backlog, before the first is written (one step refuses its calls whole).
-            from ranch_celery.producer import check_room
-
             for index, pending in enumerate(self.pending):
                 _check_encodable(pending, index)
             per_key: Dict[Tuple[Any, str], List[Pending]] = {}
             for pending in self.pending:
                 per_key.setdefault((id(pending.backlog), pending.key), []).append(pending)
             for members in per_key.values():
-                check_room(members[0].backlog, members[0].key, len(members))
+                members[0].backlog.dispatcher().check_room(members[0].key, len(members))
         for members in groups.values():
             first = members[0]
             announce(first.backlog.app, [member.call for member in members], [m.task_id for m in members])

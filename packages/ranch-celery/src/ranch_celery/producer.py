@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, 
 
 from ranch_core import validation
 from ranch_core.calls import Call, check_arguments
-from ranch_core.errors import BacklogFull
 from ranch_core.protocols import MAX_BATCH
 
 from ranch_celery import replacing
@@ -86,22 +85,6 @@ def _submit(
         raise
 
 
-def check_room(backlog: CeleryBacklog, lru_key: str, count: int) -> None:
-    """Refuse ``count`` calls that cannot all fit under ``lru_key``'s ``max_backlog``
-    (:class:`~ranch_core.errors.BacklogFull`) before the first of several storage batches
-    is written. Each batch is refused whole by the storage itself; this read covers
-    the batches together (a push racing it may still fill the key in between)."""
-    meta = backlog.dispatcher().scheduler.metadata(validation.check_key(lru_key, "lru_key"))
-    limit = meta.max_backlog
-    if limit is not None and meta.pending_tasks + count > limit:
-        raise BacklogFull(
-            f"key {lru_key!r} holds {meta.pending_tasks} waiting calls, its max_backlog is {limit}: "
-            f"{count} more refused",
-            key=lru_key,
-            limit=limit,
-        )
-
-
 def store_many(
     backlog: CeleryBacklog,
     lru_key: str,
@@ -116,7 +99,7 @@ def store_many(
     All are stored or none: every pair is checked (and, beyond one storage
     batch, encoded) before anything is written; a bad pair raises naming its index.
     A key's ``max_backlog`` refuses the whole list (``BacklogFull``): each storage
-    batch is refused whole, and beyond one batch :func:`check_room` checks them all first.
+    batch is refused whole, and beyond one batch :meth:`FairDispatcher.check_room` checks them all first.
     """
     if isinstance(calls, (str, bytes, Mapping)) or not isinstance(calls, Iterable):
         raise TypeError(f"calls must be an iterable of (args, kwargs) pairs, not {type(calls).__name__}")
@@ -137,7 +120,7 @@ def store_many(
             if named is not None:
                 raise TypeError(f"calls[{index}]: {named}")
     if len(checked) > MAX_BATCH:
-        check_room(backlog, lru_key, len(checked))
+        backlog.dispatcher().check_room(lru_key, len(checked))
     task_ids = [str(uuid.uuid4()) for _ in checked]
     announce(backlog.app, checked, task_ids)
     try:

@@ -35,6 +35,7 @@ import attrs
 
 from ranch_core import validation
 from ranch_core.calls import Call, Claimed
+from ranch_core.errors import BacklogFull
 from ranch_core.models import Finished, ScheduledTask, WakeupPolicy
 from ranch_core.protocols import MAX_BATCH
 from ranch_core.retries import Defer, RetryOutcome, RetryRule
@@ -381,6 +382,22 @@ class FairDispatcher(RetryRule):
         """As :meth:`FairScheduler.resume_key`; publishes the wake-ups it mints."""
         self._size_to_fleet()
         self.publish(self.scheduler.resume_key(key, wakeups=self.producer_wakeups), "resume")
+
+    def check_room(self, key: str, count: int) -> None:
+        """Raise :class:`~ranch_core.errors.BacklogFull` if ``count`` more calls
+        do not fit under ``key``'s ``max_backlog``, before the first of several
+        storage steps is written (each step is refused whole by the storage
+        itself; this read covers them together, and a push racing it may still
+        fill the key in between)."""
+        meta = self.scheduler.metadata(validation.check_key(key, "lru_key"))
+        limit = meta.max_backlog
+        if limit is not None and meta.pending_tasks + count > limit:
+            raise BacklogFull(
+                f"key {key!r} holds {meta.pending_tasks} waiting calls, its max_backlog is {limit}: "
+                f"{count} more refused",
+                key=key,
+                limit=limit,
+            )
 
     def set_max_backlog(self, key: str, limit: Optional[int]) -> None:
         """As :meth:`FairScheduler.set_max_backlog`."""
