@@ -50,6 +50,10 @@ class TestAsyncRedisConformance(StorageConformance):
     def token_settings(self) -> settings:
         return settings(super().token_settings, max_examples=max(1, settings().max_examples // 4))
 
+    @property
+    def controls_settings(self) -> settings:
+        return settings(super().controls_settings, max_examples=max(1, settings().max_examples // 4))
+
     def make_storage(self) -> Storage:
         # A fresh namespace is a fresh, empty storage on the shared server.
         namespace = f"aconf-{uuid.uuid4().hex}"

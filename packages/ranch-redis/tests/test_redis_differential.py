@@ -246,7 +246,7 @@ def test_redis_matches_in_memory_under_controls(client: redis.Redis) -> None:
     run_state_machine_as_test(
         build(client, "json", KEYS[:4], st.sampled_from([0.0, 0.1, 1 / 3, 0.25, 1e-9])),
         settings=settings(
-            max_examples=settings().max_examples,
+            max_examples=max(1, settings().max_examples // 2),  # about 0.5 s an example
             stateful_step_count=60,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
