@@ -16,10 +16,11 @@ coroutines run concurrently on the one loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import os
 import threading
-from typing import Any, Awaitable, Callable, Optional, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Tuple, TypeVar, cast
 
 from ranch_core.protocols import Storage
 
@@ -62,7 +63,22 @@ def run(awaitable: Awaitable[T]) -> T:
 
 
 class BlockingFacade:
-    """A blocking view of an async storage (see the module's docstring)."""
+    """A blocking view of an async storage (see the module's docstring).
+
+    The optional protocols (:class:`~ranch_core.protocols.Controls`,
+    :class:`~ranch_core.protocols.Repairable`) are methods of the facade's
+    class when the wrapped storage has them: from Python 3.12 ``isinstance``
+    with a runtime-checkable protocol looks the methods up on the class and
+    no longer sees what ``__getattr__`` forwards.
+    """
+
+    def __new__(cls, storage: Any) -> BlockingFacade:
+        mixins = tuple(
+            mixin for names, mixin in _OPTIONAL if all(callable(getattr(storage, n, None)) for n in names)
+        )
+        if cls is BlockingFacade and mixins:
+            cls = _facade_class(mixins)
+        return object.__new__(cls)
 
     def __init__(self, storage: Any) -> None:
         self.storage = storage
@@ -85,3 +101,35 @@ class BlockingFacade:
             return run(attribute(*args, **kwargs))
 
         return call
+
+
+class _ControlsMethods:
+    def set_control(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("set_control")(*args, **kwargs)
+
+    def purge_key(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("purge_key")(*args, **kwargs)
+
+    def revoke(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("revoke")(*args, **kwargs)
+
+    if TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any: ...
+
+
+class _RepairMethods:
+    def repair(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("repair")(*args, **kwargs)
+
+    if TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any: ...
+
+
+_OPTIONAL = ((("set_control", "purge_key", "revoke"), _ControlsMethods), (("repair",), _RepairMethods))
+
+
+@functools.cache
+def _facade_class(mixins: Tuple[type, ...]) -> type:
+    return type("BlockingFacade", (*mixins, BlockingFacade), {"__doc__": BlockingFacade.__doc__})
