@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, List, Mapping, Optional, Sequence, TypeVar
 
-from ranch_core.errors import CorruptTask
+from ranch_core.errors import CorruptTask, StorageUnavailable
 from ranch_core.models import (
     Finished,
     LRUKeyMetadata,
@@ -21,6 +21,7 @@ from ranch_core.models import (
     WakeupStatus,
 )
 from ranch_core.serializers import SerializerSpec, get_serializer
+from redis.exceptions import ResponseError
 
 from ranch_redis import layout
 from ranch_redis.connection import RETRYABLE, describe_url, make_async_client
@@ -131,7 +132,10 @@ class AsyncRedisStorage(RedisOperations):
         connection drops after the script ran, the retry recognises the
         identical task already stored and succeeds without storing it twice.
         """
-        return await self._drive(self._push_many([task], weight, tags, wakeups))
+        minted = await self._drive(self._push_many([task], weight, tags, wakeups))
+        if self._registration_due():
+            await self._write_registry()
+        return minted
 
     async def push_many(
         self,
@@ -148,7 +152,17 @@ class AsyncRedisStorage(RedisOperations):
         A retry after a lost reply recognises its own write by the first
         task's identical body.
         """
-        return await self._drive(self._push_many(tasks, weight, tags, wakeups))
+        minted = await self._drive(self._push_many(tasks, weight, tags, wakeups))
+        if self._registration_due():
+            await self._write_registry()
+        return minted
+
+    async def _write_registry(self) -> None:
+        """List the namespace in the registry (see :meth:`RedisStorage._write_registry`)."""
+        try:
+            await self._drive(self._register())
+        except (StorageUnavailable, ResponseError) as exc:
+            self._registration_failed(exc)
 
     async def pop(
         self,

@@ -62,7 +62,18 @@ Redis key               type    content
                                 that makes calls runnable pushes one mark per
                                 call (at most ``NOTIFY_BOUND`` kept);
                                 waiters block on it (``BLPOP``, ``wait.lua``)
+``…kw``                 zset    keys by their waiting calls: score = the
+                                length of the key's list, member = hex key
+                                (keys with none are left out): ``ranch keys``
+                                and the exporter's top keys read a page of it
+``…kn``                 zset    keys by calls served: score = the key's
+                                ``n``, member = hex key
 ======================  ======  =============================================
+
+One Redis key lies outside every namespace: ``ranch:backlogs`` (set), the
+registry of namespaces that ever stored a call, written by each pushing
+storage at its first push and at most once a minute after (one ``SADD``),
+so ``ranch backlogs`` lists them without scanning the keyspace.
 
 Waiting = ``HLEN tasks - ZCARD leases``; minus ``ZCOUNT expiry -inf now``
 when the caller gives ``now``. Runnable (what wake-up tokens are minted
@@ -265,6 +276,21 @@ def motion_key(namespace: str) -> str:
 def wake_key(namespace: str) -> str:
     """List of notification marks that blocked pops wait on (``BLPOP``)."""
     return base(namespace) + "wake"
+
+
+def waiting_index_key(namespace: str) -> str:
+    """Zset of hex keys by their waiting calls (keys with none left out)."""
+    return base(namespace) + "kw"
+
+
+def served_index_key(namespace: str) -> str:
+    """Zset of hex keys by calls served."""
+    return base(namespace) + "kn"
+
+
+def registry_key() -> str:
+    """Set of every namespace that stored a call (``ranch backlogs``); outside every namespace."""
+    return f"{PREFIX}:backlogs"
 
 
 def tag_index_key(namespace: str, name: str) -> str:

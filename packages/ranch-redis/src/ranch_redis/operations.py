@@ -20,6 +20,7 @@ from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
 from ranch_redis import layout, records, scripts
 from ranch_redis.connection import AMBIGUOUS, Retrier, block_limit, describe_client
 from ranch_redis.controls import RedisControls
+from ranch_redis.inspection import RedisInspection
 from ranch_redis.reports import CorruptCallback
 from ranch_redis.steps import Step, Steps, script
 from ranch_redis.tracker import RedisTracker
@@ -58,7 +59,7 @@ def full(key: str, reply: Sequence[Any], count: int) -> BacklogFull:
     )
 
 
-class RedisOperations(RedisWakeups, RedisControls, RedisTracker):
+class RedisOperations(RedisWakeups, RedisControls, RedisTracker, RedisInspection):
     """What the blocking and the asyncio Redis storages share: their settings
     (see :class:`~ranch_redis.RedisStorage` for the arguments) and every
     operation as steps."""

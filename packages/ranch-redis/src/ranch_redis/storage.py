@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, List, Mapping, Optional, Sequence, TypeVar
 
-from ranch_core.errors import CorruptTask
+from ranch_core.errors import CorruptTask, StorageUnavailable
 from ranch_core.models import (
     Finished,
     LRUKeyMetadata,
@@ -20,13 +20,14 @@ from ranch_core.models import (
     WakeupStatus,
 )
 from ranch_core.serializers import SerializerSpec, get_serializer
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from ranch_redis import layout
 from ranch_redis.connection import RETRYABLE, describe_url, make_client
 from ranch_redis.operations import PUSH_NOTE, RedisOperations, pushed, retry_push
 from ranch_redis.reports import CorruptCallback
 from ranch_redis.steps import Step, Steps
+from ranch_redis.views import CallPlace, KeysPage
 
 T = TypeVar("T")
 
@@ -170,7 +171,10 @@ class RedisStorage(RedisOperations):
         # RedisOperations._push without the step: the same arguments, retries and reply
         args = self._push_arguments(task, weight, tags, wakeups)
         reply = self._retry(partial(self._push_once, args), operation="push", note=PUSH_NOTE)
-        return pushed(reply, args[0], task.key)
+        minted = pushed(reply, args[0], task.key)
+        if self._registration_due():
+            self._write_registry()
+        return minted
 
     def push_many(
         self,
@@ -187,7 +191,19 @@ class RedisStorage(RedisOperations):
         A retry after a lost reply recognises its own write by the first
         task's identical body.
         """
-        return self._drive(self._push_many(tasks, weight, tags, wakeups))
+        minted = self._drive(self._push_many(tasks, weight, tags, wakeups))
+        if self._registration_due():
+            self._write_registry()
+        return minted
+
+    def _write_registry(self) -> None:
+        """List the namespace in the registry (``ranch backlogs``); a failure
+        (an ACL user limited to its namespace, an outage) is logged, never raised:
+        the push it follows was stored."""
+        try:
+            self._drive(self._register())
+        except (StorageUnavailable, ResponseError) as exc:
+            self._registration_failed(exc)
 
     def pop(
         self,
@@ -363,6 +379,26 @@ class RedisStorage(RedisOperations):
         for tags and custom data), as the scripts do.
         """
         return self._drive(self._metadata(key, now))
+
+    # -- operators' views --------------------------------------------------
+
+    def backlogs(self) -> List[str]:
+        """Every namespace in the registry of this Redis (``layout.registry_key()``),
+        sorted: those a storage ever pushed to. One ``SMEMBERS``; no keyspace scan."""
+        return self._drive(self._backlogs())
+
+    def keys_page(self, order: str = "waiting", limit: int = 20, offset: int = 0) -> KeysPage:
+        """Up to ``limit`` keys from ``offset`` in ``order``: ``"waiting"``
+        (most waiting calls first), ``"wait"`` (the fair order: the key served
+        next first; parked keys are not in it) or ``"served"`` (most calls
+        served first), in one read-only script that reads only the keys it
+        returns (``keys_page.lua``: O(limit log K))."""
+        return self._drive(self._keys_page(order, limit, offset))
+
+    def why(self, task_id: str, now: float) -> CallPlace:
+        """Where call ``task_id`` stands at ``now`` and what holds it
+        (``why.lua``: O(log K) plus its position in its key's list)."""
+        return self._drive(self._why(task_id, now))
 
     def status(self, now: Optional[float] = None) -> SystemStatus:
         """Counters of the namespace, read in O(1) (O(log N) with ``now``:

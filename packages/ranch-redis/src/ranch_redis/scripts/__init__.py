@@ -50,6 +50,8 @@ NAMES = (
     "set_control",
     "purge_key",
     "revoke",
+    "keys_page",
+    "why",
 )
 
 #: Constants written into the scripts' text (``__NAME__``) when they are loaded.

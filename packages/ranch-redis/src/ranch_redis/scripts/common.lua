@@ -41,6 +41,16 @@ local function qkey(hk) return BASE .. 'q:' .. hk end  -- list of task ids, head
 local function xkey(hk) return BASE .. 'x:' .. hk end  -- zset: the key's part of EXPIRY
 local function kkey(hk) return BASE .. 'k:' .. hk end  -- hash of the key's state
 
+-- Listing indexes (ranch keys, the exporter's top keys): KW holds each key
+-- with waiting calls by its list's length, KN each served key by its served
+-- total. Every step that changes a key's list calls counted(hk, n) with the
+-- new length (one ZADD or ZREM); the repair sweep rewrites the entries it walks.
+local KW = BASE .. 'kw'
+local KN = BASE .. 'kn'
+local function counted(hk, n)
+    if n > 0 then redis.call('ZADD', KW, n, hk) else redis.call('ZREM', KW, hk) end
+end
+
 local function fmt(x) return string.format('%.17g', x) end
 
 -- A finite number, or nil.
@@ -425,6 +435,7 @@ end
 -- emptied only leaves ACTIVE. Returns the runnable calls gained.
 local function settle_after(hk, dn, now)
     local n = redis.call('LLEN', qkey(hk))
+    counted(hk, n)
     if ctl_on() then
         local k = controls()
         local c = k.key_controls(hk)
@@ -468,6 +479,7 @@ end
 local function put_back(tid, hk, exp, now)
     index_expiry(tid, hk, exp)
     local n = redis.call('LPUSH', qkey(hk), tid)
+    counted(hk, n)
     if lease_ended(hk, 1, n, now) < 0 then
         if n == 1 then activate(hk, load().vt) end
         notify(1)
@@ -528,6 +540,7 @@ local function requeue_task(tid, hk, body, retry, exp, now)
         redis.call('HSET', TASKS, tid, body)
         index_expiry(tid, hk, exp)
         local n = redis.call('RPUSH', qkey(hk), tid)
+        counted(hk, n)
         local gained
         if leased == hk then
             gained = lease_ended(hk, 1, n, now)

@@ -112,9 +112,11 @@ while true do
     if not tid and not parked and redis.call('LLEN', q) == 0 then
         -- No task behind an active key means the index was damaged: it stays removed.
         redis.call('SREM', KEYSET, hk)
+        counted(hk, 0)
     end
     if tid then
         local remaining = redis.call('LLEN', q)
+        counted(hk, remaining)
         local body = redis.call('HGET', TASKS, tid)
         local bhk, exp = parse(body)
         if remaining == 0 then redis.call('SREM', KEYSET, hk) end
@@ -147,7 +149,9 @@ while true do
             s.seq, s.vt = seq, tonumber(ps)
             local ready = remaining > 0
             if ctl then K.start(c, now) else c.running = c.running + 1 end
-            redis.call('HSET', k, 'p', np, 's', seq, 'l', now_s, 'n', (whole(c.n) or 0) + 1, 'r', c.running)
+            local served = (whole(c.n) or 0) + 1
+            redis.call('HSET', k, 'p', np, 's', seq, 'l', now_s, 'n', served, 'r', c.running)
+            redis.call('ZADD', KN, served, hk)
             c.s = seq
             if ready and ctl and K.blocked(c, now) then ready = false end
             -- Pass the wake-up on while calls wait (more waiters than the

@@ -46,6 +46,7 @@ end
 if #fields > 0 then redis.call('HSET', kkey(hk), unpack(fields)) end
 index_expiry(tid, hk, ARGV[9] or '')
 local n = redis.call('RPUSH', qkey(hk), tid)
+counted(hk, n)
 local gained = 1
 if c and controls().controlled(c) then
     gained = controls().settle(hk, c, n, n > 1 and not c.parked, 1, controls().enqueued_at(body))

@@ -54,6 +54,7 @@ if #exps > 0 then
     redis.call('ZADD', xkey(hk), unpack(exps))
 end
 local len = redis.call('RPUSH', qkey(hk), unpack(ids))
+counted(hk, len)
 local gained = n
 if c and controls().controlled(c) then
     gained = controls().settle(hk, c, len, len > n and not c.parked, n, controls().enqueued_at(ARGV[first + 3 * (n - 1) + 1]))

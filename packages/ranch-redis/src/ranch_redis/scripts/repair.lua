@@ -39,7 +39,9 @@ local scan = redis.call('SSCAN', KEYSET, cursor, 'COUNT', limit)
 out[1] = scan[1]
 redis.call('HSET', STATS, 'rc', scan[1])
 for _, hk in ipairs(scan[2]) do
-    if redis.call('LLEN', qkey(hk)) == 0 then
+    local waiting = redis.call('LLEN', qkey(hk))
+    counted(hk, waiting)
+    if waiting == 0 then
         redis.call('SREM', KEYSET, hk)
     else
         local k = kkey(hk)

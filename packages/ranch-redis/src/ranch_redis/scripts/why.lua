@@ -1,0 +1,28 @@
+-- why: where one call stands and what holds it, read in one step.
+-- ARGV: task id.
+-- Reply: {'missing'} if no call of that id is stored (it ran, was
+--   revoked, purged or expired, or never was); {'corrupt'} if its record
+--   cannot be read; {'running', hex key, lease deadline} if it is leased;
+--   else {'waiting', hex key, enqueued_at, expires_at ('' = never),
+--   position in its key (0 = head; '' = not in its list), the key's
+--   waiting calls, the key's place in the fair order ('' = not in
+--   ACTIVE), active keys in ACTIVE, parked keys, parked reason ('p', 'c',
+--   'r' or ''), eligible at, paused ('1'/''), concurrency limit in force,
+--   running, rate text in force, weight}.
+-- O(log K) plus the call's position in its key's list (LPOS).
+local tid = ARGV[1]
+local body = redis.call('HGET', TASKS, tid)
+if not body then return {'missing'} end
+local hk, exp = parse(body)
+if not hk then return {'corrupt'} end
+local deadline = redis.call('ZSCORE', LEASES, tid)
+if deadline then return {'running', hk, deadline} end
+local s = load()
+local enqueued = string.sub(body, 1, string.find(body, ',', 1, true) - 1)
+local pos = redis.call('LPOS', qkey(hk), tid) or ''
+local f = redis.call('HMGET', kkey(hk), 's', 'pk', 'ea', 'ps', 'cl', 'r', 'rt', 'w')
+local place = ''
+if not f[2] then place = redis.call('ZRANK', ACTIVE, member(f[1], hk)) or '' end
+local rate = f[7] or (s.dr and s.dr.text) or ''
+return {'waiting', hk, enqueued, exp, pos, redis.call('LLEN', qkey(hk)), place, redis.call('ZCARD', ACTIVE),
+        s.np, f[2] or '', f[3] or '', f[4] or '', f[5] or s.dl or '', f[6] or '0', rate, f[8] or ''}
