@@ -34,6 +34,7 @@ def test_layout_names_every_key_a_namespace_writes(client: redis.Redis) -> None:
         layout.stats_key(ns), layout.tasks_key(ns), layout.leases_key(ns), layout.active_key(ns),
         layout.keys_key(ns), layout.queue_key(ns, "a"), layout.key_state_key(ns, "a"),
         layout.tag_index_key(ns, "plan"), layout.wake_key(ns),
+        layout.waiting_index_key(ns), layout.served_index_key(ns),
     }  # fmt: skip
     written = {k.decode() for k in client.scan_iter(match=layout.base(ns) + "*")}
     assert written == named
@@ -60,7 +61,7 @@ def test_layout_names_every_key_the_controls_write(client: redis.Redis) -> None:
         layout.stats_key(ns), layout.tasks_key(ns), layout.leases_key(ns), layout.keys_key(ns),
         layout.queue_key(ns, "a"), layout.key_state_key(ns, "a"), layout.wake_key(ns),
         layout.parked_key(ns), layout.deferred_key(ns), layout.flight_key(ns), layout.held_key(ns),
-        layout.motion_key(ns),
+        layout.motion_key(ns), layout.waiting_index_key(ns), layout.served_index_key(ns),
     }  # fmt: skip
     written = {k.decode() for k in client.scan_iter(match=layout.base(ns) + "*")}
     assert written <= named and layout.parked_key(ns) in written

@@ -1,0 +1,7 @@
+"""The one error of the ``ranch`` command that is the user's: it exits 2."""
+
+from __future__ import annotations
+
+
+class UsageError(ValueError):
+    """A command line that cannot be run as given (a bad value, an unknown backlog)."""
