@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import List
+from typing import List, Optional
 
 from ranch_core import validation
 
-from ranch_redis import layout, views
+from ranch_redis import layout, metrics, views
 from ranch_redis.reports import RedisReports
 from ranch_redis.steps import Steps, command, script
 
@@ -85,3 +85,11 @@ class RedisInspection(RedisReports):
         task_id = validation.check_name(task_id, "task_id")
         reply = yield script("why", task_id)
         return views.parse_why(task_id, reply, now)
+
+    def _metrics(self, limit: int, now: Optional[float]) -> Steps[metrics.BacklogMetrics]:
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise TypeError(f"limit must be an int, not {type(limit).__name__}")
+        if not 0 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be in 0..{MAX_PAGE}, not {limit}")
+        reply = yield script("metrics", layout.now_arg(now), limit)
+        return metrics.parse_metrics(self.namespace, reply)

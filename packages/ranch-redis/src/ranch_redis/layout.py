@@ -298,6 +298,13 @@ def tag_index_key(namespace: str, name: str) -> str:
     return f"{base(namespace)}tag:{hex_key(name)}"
 
 
+#: Upper bounds (seconds) of the wait histogram's buckets: a key's state hash
+#: and the stats hash count the waits (stored -> started) up to each bound in
+#: ``h0`` ... (``h<len>``: longer) and their sum in ``hs``; a key's ``me``
+#: counts its expired calls and ``mt`` its retries (``scripts/common.lua``,
+#: "Metrics", holds the same bounds).
+WAIT_BOUNDS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
+
 #: Fields of a key's state hash.
 CUSTOM_PREFIX = "d:"
 TAG_PREFIX = "t:"

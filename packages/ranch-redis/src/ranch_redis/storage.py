@@ -27,6 +27,7 @@ from ranch_redis.connection import RETRYABLE, describe_url, make_client
 from ranch_redis.operations import PUSH_NOTE, RedisOperations, pushed, retry_push
 from ranch_redis.reports import CorruptCallback
 from ranch_redis.steps import Step, Steps
+from ranch_redis.metrics import BacklogMetrics
 from ranch_redis.views import CallPlace, KeysPage
 
 T = TypeVar("T")
@@ -399,6 +400,12 @@ class RedisStorage(RedisOperations):
         """Where call ``task_id`` stands at ``now`` and what holds it
         (``why.lua``: O(log K) plus its position in its key's list)."""
         return self._drive(self._why(task_id, now))
+
+    def metrics(self, limit: int = 20, now: Optional[float] = None) -> BacklogMetrics:
+        """The namespace's counters and wait histogram, and those of its
+        ``limit`` keys with the most waiting calls, in one read-only script
+        (``metrics.lua``: O(limit log K)); see :mod:`ranch_redis.metrics`."""
+        return self._drive(self._metrics(limit, now))
 
     def status(self, now: Optional[float] = None) -> SystemStatus:
         """Counters of the namespace, read in O(1) (O(log N) with ``now``:

@@ -52,6 +52,7 @@ NAMES = (
     "revoke",
     "keys_page",
     "why",
+    "metrics",
 )
 
 #: Constants written into the scripts' text (``__NAME__``) when they are loaded.

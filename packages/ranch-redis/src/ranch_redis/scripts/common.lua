@@ -50,6 +50,8 @@ local KN = BASE .. 'kn'
 local function counted(hk, n)
     if n > 0 then redis.call('ZADD', KW, n, hk) else redis.call('ZREM', KW, hk) end
 end
+-- Defined under "Metrics" at the end (used by requeue_task before that).
+local count_metric
 
 local function fmt(x) return string.format('%.17g', x) end
 
@@ -91,9 +93,9 @@ local S
 local controls
 local function load()
     if S then return S end
-    local st = redis.call('HMGET', STATS, 'seq', 'vt', 'expired', 'ctl')
+    local st = redis.call('HMGET', STATS, 'seq', 'vt', 'expired', 'ctl', 'hs')
     S = {seq = whole(st[1]) or 0, vt = num(st[2]) or 0, expired = whole(st[3]) or 0, ctl = st[4] == '1',
-         nr = 0, np = 0, ck = 0, plain = true}
+         nr = 0, np = 0, ck = 0, plain = true, hs = num(st[5]) or 0}
     if S.ctl then
         st = redis.call('HMGET', STATS, 'dl', 'dr', 'db', 'dt', 'nr', 'np', 'ck')
         local dl = whole(st[1])
@@ -226,7 +228,7 @@ local function build_controls()
         return num(string.sub(body, 1, (string.find(body, ',', 1, true) or 1) - 1)) or load().ck
     end
 
-    local CF = {'w', 'n', 's', 'r', 'cl', 'rr', 'rb', 'rt', 'ps', 'ta', 'br', 'bb', 'bt', 'pk', 'ea', 'ct', 'mb'}
+    local CF = {'w', 'n', 's', 'r', 'cl', 'rr', 'rb', 'rt', 'ps', 'ta', 'br', 'bb', 'bt', 'pk', 'ea', 'ct', 'mb', 'hs'}
     local PARK_REASONS = {p = true, c = true, r = true}
 
     -- A key's controls from the fields CF (as HMGET returned them).
@@ -238,7 +240,7 @@ local function build_controls()
             limit = limit, rate = rate_of_fields(f[6], f[7], f[8]), paused = f[9] == '1',
             tat = num(f[10]), bucket = rate_of_fields(f[11], f[12], f[13]),
             parked = PARK_REASONS[f[14] or ''] and f[14] or nil, eligible = num(f[15]),
-            counted = whole(f[16]), max_backlog = mb,
+            counted = whole(f[16]), max_backlog = mb, hs = f[18],
         }
         if c.bucket == nil then c.tat = nil end
         return c
@@ -541,6 +543,7 @@ local function requeue_task(tid, hk, body, retry, exp, now)
         index_expiry(tid, hk, exp)
         local n = redis.call('RPUSH', qkey(hk), tid)
         counted(hk, n)
+        count_metric(kkey(leased), 'mt')
         local gained
         if leased == hk then
             gained = lease_ended(hk, 1, n, now)
@@ -658,4 +661,36 @@ local function hand_back(tok, deadline, m, keep, may_defer)
         if later and defer(tok, later) then return __TOKEN_DEFERRED__, fmt(later) end
     end
     return __TOKEN_RETIRED__
+end
+
+-- Metrics (ranch_redis.layout, "Metrics"): bounded summaries kept by the
+-- steps that start and end calls, never a per-call log. A key's state hash
+-- and the stats hash hold the wait (stored -> started) histogram: h0 ... hN
+-- count the waits up to each bound of WAIT_BOUNDS (hN: longer; not
+-- cumulative), hs their sum in seconds (written with the fields the pop
+-- writes anyway); a key's me counts its expired calls, mt its retries.
+-- Served is the key's n. Each pop adds two HINCRBY (its key, the namespace).
+local WAIT_BOUNDS = {0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800}
+
+-- Add 1 to a counter; a corrupt one (not an integer) starts again at 1.
+count_metric = function(hash, field)
+    local r = redis.pcall('HINCRBY', hash, field, 1)
+    if type(r) ~= 'number' then redis.call('HSET', hash, field, 1) end
+end
+
+-- A call of key hk stored at its body's enqueued_at starts at `now`: one
+-- more in the key's and the namespace's histogram. Returns the wait (>= 0).
+local function waited(hk, body, now)
+    local w = now - (num(string.sub(body, 1, (string.find(body, ',', 1, true) or 1) - 1)) or now)
+    if w < 0 then w = 0 end
+    local field = 'h' .. #WAIT_BOUNDS
+    for i = 1, #WAIT_BOUNDS do
+        if w <= WAIT_BOUNDS[i] then
+            field = 'h' .. (i - 1)
+            break
+        end
+    end
+    count_metric(kkey(hk), field)
+    count_metric(STATS, field)
+    return w
 end

@@ -23,6 +23,7 @@ for i = 1, #due do
         local gone = redis.call('LREM', qkey(hk), 1, tid)
         redis.call('HDEL', TASKS, tid)
         settle_after(hk, -gone, tonumber(ARGV[1]))
+        count_metric(kkey(hk), 'me')
         n_expired = n_expired + 1
         out[1] = out[1] + 1
         extend(out, {tid, body})

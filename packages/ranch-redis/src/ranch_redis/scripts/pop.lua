@@ -93,8 +93,8 @@ while true do
     if K then
         c = K.key_controls(hk)
     else
-        local f = redis.call('HMGET', k, 'w', 'n', 's', 'r')
-        c = {w = f[1], n = f[2], s = f[3], running = whole(f[4]) or 0}
+        local f = redis.call('HMGET', k, 'w', 'n', 's', 'r', 'hs')
+        c = {w = f[1], n = f[2], s = f[3], running = whole(f[4]) or 0, hs = f[5]}
     end
     local ctl = K and K.controlled(c)
     -- A member whose sequence is not the key's (valid) one is a stale
@@ -131,6 +131,7 @@ while true do
                 extend(corrupt, {tid, body or ''})
             else
                 n_expired = n_expired + 1
+                count_metric(k, 'me')
                 extend(expired, {tid, body})
             end
             dropped = dropped + 1
@@ -141,16 +142,19 @@ while true do
         else
             local np = fmt(tonumber(ps) + (weight(c.w) or 1))
             seq = seq + 1
+            local w = waited(hk, body, now)
+            s.hs = s.hs + w
             if n_expired ~= expired_before then
-                redis.call('HSET', STATS, 'seq', seq, 'vt', ps, 'expired', n_expired)
+                redis.call('HSET', STATS, 'seq', seq, 'vt', ps, 'hs', fmt(s.hs), 'expired', n_expired)
             else
-                redis.call('HSET', STATS, 'seq', seq, 'vt', ps)
+                redis.call('HSET', STATS, 'seq', seq, 'vt', ps, 'hs', fmt(s.hs))
             end
             s.seq, s.vt = seq, tonumber(ps)
             local ready = remaining > 0
             if ctl then K.start(c, now) else c.running = c.running + 1 end
             local served = (whole(c.n) or 0) + 1
-            redis.call('HSET', k, 'p', np, 's', seq, 'l', now_s, 'n', served, 'r', c.running)
+            local hs = fmt((num(c.hs) or 0) + w)
+            redis.call('HSET', k, 'p', np, 's', seq, 'l', now_s, 'n', served, 'r', c.running, 'hs', hs)
             redis.call('ZADD', KN, served, hk)
             c.s = seq
             if ready and ctl and K.blocked(c, now) then ready = false end
