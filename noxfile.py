@@ -26,7 +26,7 @@ CI = bool(os.environ.get("CI"))
 
 PACKAGES = [
     "-e", "packages/ranch-core[testing,chart]",
-    "-e", "packages/ranch-redis",
+    "-e", "packages/ranch-redis[metrics]",
     "-e", "packages/ranch-celery[redis]",
     "-e", "packages/ranch-dramatiq[redis]",
 ]  # fmt: skip

@@ -118,7 +118,9 @@ def step_cost(url: str, calls: int) -> Dict[str, float]:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="up to 10,000 keys (a few seconds)")
-    parser.add_argument("--steps-only", action="store_true", help="only the step cost (runs on older commits)")
+    parser.add_argument(
+        "--steps-only", action="store_true", help="only the step cost (runs on older commits)"
+    )
     parser.add_argument("--label", default="this commit", help="name of the code measured (JSON)")
     parser.add_argument("--out", default="benchmarks/results/ranch_keys_bench.json")
     args = parser.parse_args(argv)
@@ -128,7 +130,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         version = redis.Redis.from_url(server.url).info("server")["redis_version"]
         steps = [step_cost(server.url, 5_000 if args.quick else 20_000) for _ in range(3)]
         best = {name: min(run[name] for run in steps) for name in steps[0]}
-        rows = [] if args.steps_only else [row for keys in sizes for row in page_cost(server.url, keys, pages)]
+        rows = (
+            [] if args.steps_only else [row for keys in sizes for row in page_cost(server.url, keys, pages)]
+        )
 
     print(f"redis-server {version}, Python {platform.python_version()}, one connection ({args.label})")
     print()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 from typing import Any, Iterator, List
 
 import pytest
@@ -15,15 +14,14 @@ import redis
 from ranch_core import FairScheduler
 from ranch_redis import RedisStorage, layout
 
-RANCH = shutil.which("ranch", path=os.path.dirname(sys.executable)) or "ranch"
+sys.path.insert(0, str(Path(__file__).parent))
+
+from ranch_cli_procs import free_port, run
 
 
 def ranch(url: str, *args: str, env_url: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the installed console script with ``RANCH_REDIS_URL`` set to ``url`` (or unset)."""
-    env = {k: v for k, v in os.environ.items() if k != "RANCH_REDIS_URL"}
-    if env_url:
-        env["RANCH_REDIS_URL"] = url
-    return subprocess.run([RANCH, *args], env=env, capture_output=True, text=True, timeout=60)
+    return run(url if env_url else None, *args)
 
 
 def as_json(url: str, *args: str) -> Any:
@@ -179,27 +177,11 @@ def test_no_url_is_a_usage_error(redis_url: str) -> None:
 
 
 def test_unreachable_redis_exits_1_with_one_line(redis_url: str) -> None:
-    with socket_closed_port() as port:
-        done = ranch(redis_url, "backlogs", "--url", f"redis://127.0.0.1:{port}/0")
+    done = ranch(redis_url, "backlogs", "--url", f"redis://127.0.0.1:{free_port()}/0")
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "not reachable" in lines[0] and "Traceback" not in done.stderr
     assert done.stdout == ""
-
-
-class socket_closed_port:
-    """A loopback port nothing listens on (bound, then closed)."""
-
-    def __enter__(self) -> int:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-        return port
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def test_a_namespace_limited_acl_user_still_pushes(redis_url: str, caplog: pytest.LogCaptureFixture) -> None:

@@ -48,8 +48,14 @@ def indexes_agree(client: redis.Redis, namespace: str) -> None:
         total = client.hget(layout.key_state_key(namespace, key), "n")
         if total is not None:
             served[hk] = int(total)
-    kw = {m.decode(): int(s) for m, s in client.zrange(layout.waiting_index_key(namespace), 0, -1, withscores=True)}
-    kn = {m.decode(): int(s) for m, s in client.zrange(layout.served_index_key(namespace), 0, -1, withscores=True)}
+    kw = {
+        m.decode(): int(s)
+        for m, s in client.zrange(layout.waiting_index_key(namespace), 0, -1, withscores=True)
+    }
+    kn = {
+        m.decode(): int(s)
+        for m, s in client.zrange(layout.served_index_key(namespace), 0, -1, withscores=True)
+    }
     assert kw == waiting
     assert kn == served
 
@@ -59,7 +65,9 @@ def indexes_agree(client: redis.Redis, namespace: str) -> None:
 def test_indexes_follow_every_step(client: redis.Redis, steps: List[Op]) -> None:
     namespace = f"idx-{uuid.uuid4().hex}"
     clock = [100.0]
-    scheduler = FairScheduler(RedisStorage(client, namespace=namespace), clock=lambda: clock[0], lease_seconds=5.0)
+    scheduler = FairScheduler(
+        RedisStorage(client, namespace=namespace), clock=lambda: clock[0], lease_seconds=5.0
+    )
     held: List[str] = []
     for n, (op, k, count) in enumerate(steps):
         key = KEYS[k]

@@ -19,7 +19,9 @@ KEYS = ["a", "b", "c"]
 Op = Tuple[str, int, int]
 ops = st.lists(
     st.tuples(
-        st.sampled_from(["push", "push", "push_expiring", "pop_ack", "pop_retry", "pop_release", "tick", "expire"]),
+        st.sampled_from(
+            ["push", "push", "push_expiring", "pop_ack", "pop_retry", "pop_release", "tick", "expire"]
+        ),
         st.integers(0, len(KEYS) - 1),
         st.integers(1, 400),
     ),
@@ -38,7 +40,9 @@ def client(redis_server: object) -> Iterator[redis.Redis]:
 def histogram(waits: List[float]) -> Tuple[int, ...]:
     buckets = [0] * (len(layout.WAIT_BOUNDS) + 1)
     for wait in waits:
-        index = next((i for i, bound in enumerate(layout.WAIT_BOUNDS) if wait <= bound), len(layout.WAIT_BOUNDS))
+        index = next(
+            (i for i, bound in enumerate(layout.WAIT_BOUNDS) if wait <= bound), len(layout.WAIT_BOUNDS)
+        )
         buckets[index] += 1
     return tuple(buckets)
 

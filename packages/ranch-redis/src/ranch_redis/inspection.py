@@ -43,7 +43,9 @@ def check_page(limit: object, offset: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{name} must be an int, not {type(value).__name__}")
         if value < least or (name == "limit" and value > MAX_PAGE):
-            raise ValueError(f"{name} must be in {least}..{MAX_PAGE if name == 'limit' else 'any'}, not {value}")
+            raise ValueError(
+                f"{name} must be in {least}..{MAX_PAGE if name == 'limit' else 'any'}, not {value}"
+            )
 
 
 class RedisInspection(RedisReports):

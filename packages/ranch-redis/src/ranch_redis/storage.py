@@ -24,10 +24,10 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from ranch_redis import layout
 from ranch_redis.connection import RETRYABLE, describe_url, make_client
+from ranch_redis.metrics import BacklogMetrics
 from ranch_redis.operations import PUSH_NOTE, RedisOperations, pushed, retry_push
 from ranch_redis.reports import CorruptCallback
 from ranch_redis.steps import Step, Steps
-from ranch_redis.metrics import BacklogMetrics
 from ranch_redis.views import CallPlace, KeysPage
 
 T = TypeVar("T")

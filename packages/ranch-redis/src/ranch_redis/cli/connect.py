@@ -68,7 +68,9 @@ class Connection:
         ``ranch backlogs`` if it is not registered."""
         namespace = self.namespace(backlog)
         if namespace not in self.backlogs():
-            raise UsageError(f"unknown backlog {namespace!r} (`ranch backlogs` lists the backlogs of this Redis)")
+            raise UsageError(
+                f"unknown backlog {namespace!r} (`ranch backlogs` lists the backlogs of this Redis)"
+            )
         return self.storage(namespace)
 
     def close(self) -> None:

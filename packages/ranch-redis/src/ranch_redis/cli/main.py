@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+from http.server import ThreadingHTTPServer
 from typing import Callable, Dict, List, Optional, Sequence
 
 from ranch_core.errors import StorageUnavailable
 from redis.exceptions import RedisError
 
 from ranch_redis.cli import act, read, why
+from ranch_redis.cli import exporter as exporter_module
 from ranch_redis.cli.connect import URL_ENV, Connection, redis_url
 from ranch_redis.cli.errors import UsageError
+from ranch_redis.cli.serve import LOOPBACK, token_for
+from ranch_redis.inspection import MAX_PAGE
 from ranch_redis.views import ORDERS
 
 #: Exit codes.
@@ -82,7 +87,45 @@ def parser() -> argparse.ArgumentParser:
         action.add_argument("value", metavar=value.upper())
         if name == "set-rate":
             action.add_argument("--burst", type=positive, default=1, help="calls allowed at once (default 1)")
+    exporter = add("metrics", "serve Prometheus metrics of every registered backlog")
+    exporter.add_argument("--port", type=positive, default=9808, help="default 9808")
+    exporter.add_argument("--host", default=LOOPBACK, help="address to listen on (default 127.0.0.1)")
+    exporter.add_argument(
+        "--top", type=int, default=20, help="keys per backlog with series of their own (20)"
+    )
+    exporter.add_argument(
+        "--token", help=f"bearer token scrapes must carry (default: ${exporter_module.TOKEN_ENV})"
+    )
     return top
+
+
+def metrics(connection: Connection, args: argparse.Namespace) -> str:
+    """``ranch metrics``: serve until interrupted (SIGINT, SIGTERM)."""
+    token = token_for(args.host, args.token, exporter_module.TOKEN_ENV)
+    if not 0 <= args.top <= MAX_PAGE:
+        raise UsageError(f"--top must be in 0..{MAX_PAGE}, not {args.top}")
+    exporter_module.prometheus()
+    connection.backlogs()  # Redis unreachable: exit 1 now, not at the first scrape
+    try:
+        server = exporter_module.serve(connection, args.host, args.port, args.top, token)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    return serve_until_stopped(
+        server, f"serving Prometheus metrics on http://{args.host}:{args.port}/metrics"
+    )
+
+
+def serve_until_stopped(server: ThreadingHTTPServer, banner: str) -> str:
+    """Run ``server`` until SIGINT or SIGTERM; say where it listens first."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"ranch: {banner}", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return ""
 
 
 Command = Callable[[Connection, argparse.Namespace], str]
@@ -94,6 +137,7 @@ COMMANDS: Dict[str, Command] = {
     "keys": lambda c, a: read.keys(c, a.backlog, a.sort, a.limit, a.json),
     "key": lambda c, a: read.key(c, a.backlog, a.key, a.json),
     "why": lambda c, a: why.why(c, a.backlog, a.task_id, a.json),
+    "metrics": metrics,
     **{
         name: lambda c, a: act.act(
             c, a.command, a.backlog, a.key, getattr(a, "value", None), getattr(a, "burst", 1), a.json
@@ -126,7 +170,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (StorageUnavailable, RedisError) as exc:
         print(f"ranch: {first_line(exc)}", file=sys.stderr)
         return UNREACHABLE
-    print(out)
+    if out:
+        print(out)
     return OK
 
 

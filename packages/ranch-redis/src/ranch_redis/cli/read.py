@@ -24,7 +24,14 @@ def backlogs(connection: Connection, as_json: bool) -> str:
     return table(
         ["backlog", "waiting", "running", "active keys", "served", "expired"],
         [
-            [r["backlog"], r["backlog_size"], r["leased"], r["active_keys"], r["served_total"], r["expired_total"]]
+            [
+                r["backlog"],
+                r["backlog_size"],
+                r["leased"],
+                r["active_keys"],
+                r["served_total"],
+                r["expired_total"],
+            ]
             for r in rows
         ],
         right=[False, True, True, True, True, True],

@@ -37,8 +37,12 @@ def explain(place: CallPlace, now: float) -> List[str]:
         lines.append(f"held by: its expiry ({ago(place.expires_at, now)}): it is dropped, never run")
         return lines
     if place.blocked_by is None and place.place is not None:
-        lines.append(f"its key's place in the fair order: {place.place} of {place.selectable_keys} (0 = next)")
-        lines.append(f"about {place.dispatches_ahead} dispatches ahead (equal weights, every key keeping work)")
+        lines.append(
+            f"its key's place in the fair order: {place.place} of {place.selectable_keys} (0 = next)"
+        )
+        lines.append(
+            f"about {place.dispatches_ahead} dispatches ahead (equal weights, every key keeping work)"
+        )
         lines.append("held by: nothing; it runs in turn")
         return lines
     lines.append(f"its key is not in the fair order now ({place.parked_keys} keys parked)")
@@ -47,7 +51,11 @@ def explain(place: CallPlace, now: float) -> List[str]:
     elif place.blocked_by == "concurrency limit":
         lines.append(f"held by: concurrency limit: {place.running} running of {place.concurrency_limit}")
     elif place.blocked_by == "rate limit":
-        lines.append(f"held by: rate limit {place.rate_limit}: the key may start a call {ago(place.eligible_at, now)}")
+        lines.append(
+            f"held by: rate limit {place.rate_limit}: the key may start a call {ago(place.eligible_at, now)}"
+        )
     else:
-        lines.append("held by: nothing known; the key is not selectable (`FairScheduler.repair()` restores it)")
+        lines.append(
+            "held by: nothing known; the key is not selectable (`FairScheduler.repair()` restores it)"
+        )
     return lines

@@ -1,0 +1,150 @@
+"""``ranch metrics --port 9808``: a Prometheus exporter of every registered backlog.
+
+Each scrape runs one ``metrics.lua`` step per backlog (its counters, its
+wait histogram, and its top ``--top`` keys by waiting calls), so the number
+of series is bounded by backlogs x top keys, whatever the number of keys.
+
+Series (``backlog`` label): ``ranch_waiting_calls``, ``ranch_running_calls``,
+``ranch_active_keys`` (gauges), ``ranch_served_total``,
+``ranch_expired_total`` (counters), ``ranch_wait_seconds`` (histogram: stored
+-> started). Per key (``backlog`` and ``key`` labels), for the top keys only:
+``ranch_key_waiting_calls``, ``ranch_key_running_calls``,
+``ranch_key_served_total``, ``ranch_key_expired_total``,
+``ranch_key_retried_total``, ``ranch_key_wait_seconds``.
+"""
+
+from __future__ import annotations
+
+import logging
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterable, Iterator, List, Optional, Tuple
+
+from ranch_redis.cli.connect import Connection
+from ranch_redis.cli.errors import UsageError
+from ranch_redis.cli.serve import token_matches
+from ranch_redis.metrics import BacklogMetrics, WaitHistogram
+
+logger = logging.getLogger("ranch_redis")
+
+#: The environment variable of the exporter's token.
+TOKEN_ENV = "RANCH_METRICS_TOKEN"  # noqa: S105 - the name of a variable, not a token
+
+
+def prometheus() -> Any:
+    """The ``prometheus_client`` module; a :class:`UsageError` naming the extra if it is missing."""
+    try:
+        import prometheus_client.core
+    except ImportError:
+        raise UsageError(
+            "ranch metrics needs prometheus_client: pip install 'ranch-redis[metrics]'"
+        ) from None
+    return prometheus_client
+
+
+def buckets(hist: WaitHistogram) -> List[Tuple[str, float]]:
+    """Cumulative buckets as ``prometheus_client`` takes them (``+Inf`` last)."""
+    return [("+Inf" if bound == float("inf") else repr(bound), float(n)) for bound, n in hist.cumulative()]
+
+
+class RanchCollector:
+    """A ``prometheus_client`` collector reading every registered backlog at each scrape."""
+
+    def __init__(self, connection: Connection, top: int) -> None:
+        self.connection = connection
+        self.top = top
+
+    def read(self) -> List[BacklogMetrics]:
+        """The metrics of every registered backlog (one step each)."""
+        return [self.connection.storage(name).metrics(self.top) for name in self.connection.backlogs()]
+
+    def collect(self) -> Iterator[Any]:
+        """The metric families (``prometheus_client``'s collector protocol)."""
+        core = prometheus().core
+        backlogs = self.read()
+        gauges = (
+            ("ranch_waiting_calls", "Calls waiting (not leased) in the backlog", "waiting"),
+            ("ranch_running_calls", "Calls leased (running) now", "running"),
+            ("ranch_active_keys", "Keys with waiting calls (selectable or parked)", "active_keys"),
+        )
+        for name, text, field in gauges:
+            family = core.GaugeMetricFamily(name, text, labels=["backlog"])
+            for m in backlogs:
+                family.add_metric([m.backlog], getattr(m, field))
+            yield family
+        for name, text, field in (
+            ("ranch_served", "Calls dispatched", "served"),
+            ("ranch_expired", "Calls dropped at their expiry", "expired"),
+        ):
+            counter = core.CounterMetricFamily(name, text, labels=["backlog"])
+            for m in backlogs:
+                counter.add_metric([m.backlog], getattr(m, field))
+            yield counter
+        wait = core.HistogramMetricFamily(
+            "ranch_wait_seconds", "Wait from stored to started", labels=["backlog"]
+        )
+        for m in backlogs:
+            wait.add_metric([m.backlog], buckets(m.wait), m.wait.total)
+        yield wait
+        yield from self.per_key(core, backlogs)
+
+    def per_key(self, core: Any, backlogs: Iterable[BacklogMetrics]) -> Iterator[Any]:
+        """The top keys' series (bounded by ``--top``)."""
+        labels = ["backlog", "key"]
+        rows = [(m.backlog, k) for m in backlogs for k in m.top_keys]
+        for name, text, field in (
+            ("ranch_key_waiting_calls", "Calls waiting, top keys by waiting", "waiting"),
+            ("ranch_key_running_calls", "Calls running, top keys by waiting", "running"),
+        ):
+            gauge = core.GaugeMetricFamily(name, text, labels=labels)
+            for backlog, k in rows:
+                gauge.add_metric([backlog, k.key], getattr(k, field))
+            yield gauge
+        for name, text, field in (
+            ("ranch_key_served", "Calls dispatched, top keys by waiting", "served"),
+            ("ranch_key_expired", "Calls expired, top keys by waiting", "expired"),
+            ("ranch_key_retried", "Calls retried, top keys by waiting", "retried"),
+        ):
+            counter = core.CounterMetricFamily(name, text, labels=labels)
+            for backlog, k in rows:
+                counter.add_metric([backlog, k.key], getattr(k, field))
+            yield counter
+        wait = core.HistogramMetricFamily(
+            "ranch_key_wait_seconds", "Wait, top keys by waiting", labels=labels
+        )
+        for backlog, k in rows:
+            wait.add_metric([backlog, k.key], buckets(k.wait), k.wait.total)
+        yield wait
+
+
+def serve(
+    connection: Connection, host: str, port: int, top: int, token: Optional[str]
+) -> ThreadingHTTPServer:
+    """An HTTP server answering ``GET /metrics`` (with the token, if one is set); not started."""
+    client = prometheus()
+    registry = client.CollectorRegistry(auto_describe=False)
+    registry.register(RanchCollector(connection, top))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?", 1)[0] not in ("/metrics", "/"):
+                self.send_error(404)
+                return
+            if not token_matches(token, self.headers.get("Authorization")):
+                self.send_error(401, "a bearer token is required")
+                return
+            try:
+                body = client.generate_latest(registry)
+            except Exception as exc:  # noqa: BLE001 - Redis down: the scrape fails, the exporter lives
+                logger.error("ranch: scrape failed: %s", exc)
+                self.send_error(503, "Redis unavailable")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", client.CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            logger.debug("ranch metrics: " + format, *args)
+
+    return ThreadingHTTPServer((host, port), Handler)
