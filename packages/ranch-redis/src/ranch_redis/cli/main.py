@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from ranch_redis.cli import act, read, why
 from ranch_redis.cli import exporter as exporter_module
 from ranch_redis.cli.connect import URL_ENV, Connection, redis_url
+from ranch_redis.cli.dashboard import server as dashboard_server
 from ranch_redis.cli.errors import UsageError
 from ranch_redis.cli.serve import LOOPBACK, token_for
 from ranch_redis.inspection import MAX_PAGE
@@ -96,7 +97,30 @@ def parser() -> argparse.ArgumentParser:
     exporter.add_argument(
         "--token", help=f"bearer token scrapes must carry (default: ${exporter_module.TOKEN_ENV})"
     )
+    board = add("dashboard", "serve a web dashboard of the backlogs with per-key controls")
+    board.add_argument("--port", type=positive, default=8808, help="default 8808")
+    board.add_argument("--host", default=LOOPBACK, help="address to listen on (default 127.0.0.1)")
+    board.add_argument("--top", type=positive, default=10, help="keys shown per backlog (10)")
+    board.add_argument("--token", help=f"token for the API (default: ${dashboard_server.TOKEN_ENV})")
+    board.add_argument("--read-only", action="store_true", help="hide and refuse the controls")
     return top
+
+
+def dashboard(connection: Connection, args: argparse.Namespace) -> str:
+    """``ranch dashboard``: serve until interrupted (SIGINT, SIGTERM)."""
+    token = token_for(args.host, args.token, dashboard_server.TOKEN_ENV)
+    if args.top > MAX_PAGE:
+        raise UsageError(f"--top must be at most {MAX_PAGE}, not {args.top}")
+    connection.backlogs()  # Redis unreachable: exit 1 now
+    logging.getLogger("ranch_redis.dashboard").setLevel(logging.INFO)
+    try:
+        server = dashboard_server.make_server(
+            connection, args.host, args.port, args.top, token, args.read_only
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    mode = " (read-only)" if args.read_only else ""
+    return serve_until_stopped(server, f"serving the dashboard on http://{args.host}:{args.port}/{mode}")
 
 
 def metrics(connection: Connection, args: argparse.Namespace) -> str:
@@ -138,6 +162,7 @@ COMMANDS: Dict[str, Command] = {
     "key": lambda c, a: read.key(c, a.backlog, a.key, a.json),
     "why": lambda c, a: why.why(c, a.backlog, a.task_id, a.json),
     "metrics": metrics,
+    "dashboard": dashboard,
     **{
         name: lambda c, a: act.act(
             c, a.command, a.backlog, a.key, getattr(a, "value", None), getattr(a, "burst", 1), a.json
