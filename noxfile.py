@@ -30,7 +30,7 @@ PACKAGES = [
     "-e", "packages/ranch-celery[redis]",
     "-e", "packages/ranch-dramatiq[redis]",
 ]  # fmt: skip
-TEST_TOOLS = ["pytest>=7", "pytest-timeout", "hypothesis>=6.80"]
+TEST_TOOLS = ["pytest>=7", "pytest-timeout", "hypothesis>=6.80", "selenium>=4.11"]
 #: The interpreter whose run is measured: coverage of worker subprocesses needs coverage's "patch".
 COVERAGE_PYTHON = "3.11"
 COVERAGE = "coverage>=7.10"
