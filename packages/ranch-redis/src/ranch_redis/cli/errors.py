@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ranch_core.errors import RanchError
 
-class UsageError(ValueError):
+
+class UsageError(RanchError, ValueError):
     """A command line that cannot be run as given (a bad value, an unknown backlog)."""
