@@ -1,0 +1,65 @@
+"""The ``ranch`` command on a backlog fed and served by a real ``dramatiq.Worker`` (RedisBroker)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import CurrentMessage
+from dramatiq.results import Results
+from dramatiq.results.backends import RedisBackend
+from ranch_dramatiq import Ranch, lru_actor
+
+pytestmark = pytest.mark.redis
+RANCH = os.path.join(os.path.dirname(sys.executable), "ranch")
+TIMEOUT_MS = 15_000
+
+
+def ranch(url: str, *args: str) -> Any:
+    """``ranch *args --json`` against ``url``; its JSON output (exit code 0 required)."""
+    done = subprocess.run(
+        [RANCH, *args, "--json", "--url", url], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_command_reads_and_controls_a_dramatiq_backlog(
+    redis_url: str, run_worker: Any, wait: Any
+) -> None:
+    broker = RedisBroker(url=redis_url)
+    backend = RedisBackend(url=redis_url)
+    broker.add_middleware(Results(backend=backend))
+    broker.add_middleware(CurrentMessage())
+    broker.add_middleware(Ranch(lease_seconds=10, sweep_interval=0.5))
+
+    @lru_actor(broker=broker, store_results=True, queue_name="reports")
+    def double(x: int) -> int:
+        return 2 * x
+
+    flood = [double.lru_send("flood", i) for i in range(20)]
+    quiet = [double.lru_send("quiet", i) for i in range(2)]
+    backlogs = {b["backlog"]: b for b in ranch(redis_url, "backlogs")}
+    assert backlogs["dramatiq:reports"]["backlog_size"] == 22  # the broker's namespace and the queue
+    keys = ranch(redis_url, "keys", "reports", "--namespace", "dramatiq")["keys"]
+    assert [(k["key"], k["waiting"]) for k in keys] == [("flood", 20), ("quiet", 2)]
+    ranch(redis_url, "pause", "dramatiq:reports", "quiet")
+    try:
+        with run_worker(broker, threads=2):
+            assert [m.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) for m in flood] == [
+                2 * i for i in range(20)
+            ]
+            why = ranch(redis_url, "why", "dramatiq:reports", quiet[0].message_id)
+            assert (why["state"], why["key"], why["blocked_by"]) == ("waiting", "quiet", "paused")
+            ranch(redis_url, "resume", "dramatiq:reports", "quiet")  # the middleware's sweep wakes a worker
+            assert [m.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) for m in quiet] == [0, 2]
+            wait(lambda: ranch(redis_url, "status", "dramatiq:reports")["running"] == 0)
+    finally:
+        broker.close()
+    status = ranch(redis_url, "status", "dramatiq:reports")
+    assert (status["waiting"], status["served_total"]) == (0, 22)
