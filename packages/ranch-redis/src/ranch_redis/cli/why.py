@@ -30,7 +30,7 @@ def explain(place: CallPlace, now: float) -> List[str]:
     if place.state == "running":
         return [f"{call} of key {place.key!r} is running: leased until {ago(place.lease_deadline, now)}"]
     lines = [
-        f"{call} of key {place.key!r} waits since {ago(place.enqueued_at, now)}",
+        f"{call} of key {place.key!r} is waiting; stored {ago(place.enqueued_at, now)}",
         f"position in its key: {place.position} of {place.key_waiting} waiting (0 = next)",
     ]
     if place.expired:
