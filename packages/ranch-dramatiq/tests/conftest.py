@@ -11,10 +11,16 @@ import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, Iterator, List, Tuple
 
 import dramatiq
 import pytest
+import redis
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import CurrentMessage
+from dramatiq.results import Results
+from dramatiq.results.backends import RedisBackend
+from ranch_dramatiq import Ranch
 
 HERE = Path(__file__).resolve().parent
 DRAMATIQ = str(Path(sys.executable).with_name("dramatiq"))
@@ -131,3 +137,17 @@ def wait() -> Callable[..., Any]:
 def run_worker() -> Callable[..., Any]:
     """:func:`running_worker`: ``with run_worker(broker, threads=1): ...``."""
     return running_worker
+
+
+@pytest.fixture
+def real(redis_url: str) -> Iterator[Tuple[RedisBroker, RedisBackend, redis.Redis]]:
+    """A RedisBroker with Results (Redis), CurrentMessage and Ranch, its results backend, a client."""
+    broker = RedisBroker(url=redis_url)
+    backend = RedisBackend(url=redis_url)
+    broker.add_middleware(Results(backend=backend))
+    broker.add_middleware(CurrentMessage())
+    broker.add_middleware(Ranch(lease_seconds=10))
+    client = redis.Redis.from_url(redis_url)
+    yield broker, backend, client
+    client.close()
+    broker.close()

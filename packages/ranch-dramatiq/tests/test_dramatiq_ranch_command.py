@@ -9,11 +9,7 @@ import sys
 from typing import Any
 
 import pytest
-from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import CurrentMessage
-from dramatiq.results import Results
-from dramatiq.results.backends import RedisBackend
-from ranch_dramatiq import Ranch, lru_actor
+from ranch_dramatiq import lru_actor
 
 pytestmark = pytest.mark.redis
 RANCH = os.path.join(os.path.dirname(sys.executable), "ranch")
@@ -30,13 +26,9 @@ def ranch(url: str, *args: str) -> Any:
 
 
 def test_the_command_reads_and_controls_a_dramatiq_backlog(
-    redis_url: str, run_worker: Any, wait: Any
+    redis_url: str, real: Any, run_worker: Any, wait: Any
 ) -> None:
-    broker = RedisBroker(url=redis_url)
-    backend = RedisBackend(url=redis_url)
-    broker.add_middleware(Results(backend=backend))
-    broker.add_middleware(CurrentMessage())
-    broker.add_middleware(Ranch(lease_seconds=10, sweep_interval=0.5))
+    broker, backend, _ = real
 
     @lru_actor(broker=broker, store_results=True, queue_name="reports")
     def double(x: int) -> int:
@@ -49,17 +41,13 @@ def test_the_command_reads_and_controls_a_dramatiq_backlog(
     keys = ranch(redis_url, "keys", "reports", "--namespace", "dramatiq")["keys"]
     assert [(k["key"], k["waiting"]) for k in keys] == [("flood", 20), ("quiet", 2)]
     ranch(redis_url, "pause", "dramatiq:reports", "quiet")
-    try:
-        with run_worker(broker, threads=2):
-            assert [m.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) for m in flood] == [
-                2 * i for i in range(20)
-            ]
-            why = ranch(redis_url, "why", "dramatiq:reports", quiet[0].message_id)
-            assert (why["state"], why["key"], why["blocked_by"]) == ("waiting", "quiet", "paused")
-            ranch(redis_url, "resume", "dramatiq:reports", "quiet")  # the middleware's sweep wakes a worker
-            assert [m.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) for m in quiet] == [0, 2]
-            wait(lambda: ranch(redis_url, "status", "dramatiq:reports")["running"] == 0)
-    finally:
-        broker.close()
+    with run_worker(broker, threads=2):
+        flood_results = [m.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) for m in flood]
+        assert flood_results == [2 * i for i in range(20)]
+        why = ranch(redis_url, "why", "dramatiq:reports", quiet[0].message_id)
+        assert (why["state"], why["key"], why["blocked_by"]) == ("waiting", "quiet", "paused")
+        ranch(redis_url, "resume", "dramatiq:reports", "quiet")  # the middleware's sweep wakes a worker
+        assert [m.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) for m in quiet] == [0, 2]
+        wait(lambda: ranch(redis_url, "status", "dramatiq:reports")["running"] == 0)
     status = ranch(redis_url, "status", "dramatiq:reports")
     assert (status["waiting"], status["served_total"]) == (0, 22)

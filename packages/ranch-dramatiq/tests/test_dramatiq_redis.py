@@ -7,10 +7,9 @@ import math
 import os
 import signal
 import threading
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import pytest
-import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage, Middleware, MiddlewareError
 from dramatiq.results import ResultFailure, Results
@@ -22,19 +21,6 @@ from ranch_redis.testing import RedisServer, free_port
 
 pytestmark = pytest.mark.redis
 TIMEOUT_MS = 15_000
-
-
-@pytest.fixture
-def real(redis_url: str) -> Iterator[Tuple[RedisBroker, RedisBackend, redis.Redis]]:
-    broker = RedisBroker(url=redis_url)
-    backend = RedisBackend(url=redis_url)
-    broker.add_middleware(Results(backend=backend))
-    broker.add_middleware(CurrentMessage())
-    broker.add_middleware(Ranch(lease_seconds=10))
-    client = redis.Redis.from_url(redis_url)
-    yield broker, backend, client
-    client.close()
-    broker.close()
 
 
 def test_storage_is_the_brokers_redis_in_its_own_namespace(real: Any) -> None:

@@ -61,59 +61,51 @@ class RanchCollector:
         """The metric families (``prometheus_client``'s collector protocol)."""
         core = prometheus().core
         backlogs = self.read()
-        gauges = (
-            ("ranch_waiting_calls", "Calls waiting (not leased) in the backlog", "waiting"),
-            ("ranch_running_calls", "Calls leased (running) now", "running"),
-            ("ranch_active_keys", "Keys with waiting calls (selectable or parked)", "active_keys"),
-        )
-        for name, text, field in gauges:
-            family = core.GaugeMetricFamily(name, text, labels=["backlog"])
-            for m in backlogs:
-                family.add_metric([m.backlog], getattr(m, field))
-            yield family
-        for name, text, field in (
-            ("ranch_served", "Calls dispatched", "served"),
-            ("ranch_expired", "Calls dropped at their expiry", "expired"),
-        ):
-            counter = core.CounterMetricFamily(name, text, labels=["backlog"])
-            for m in backlogs:
-                counter.add_metric([m.backlog], getattr(m, field))
-            yield counter
-        wait = core.HistogramMetricFamily(
-            "ranch_wait_seconds", "Wait from stored to started", labels=["backlog"]
-        )
-        for m in backlogs:
-            wait.add_metric([m.backlog], buckets(m.wait), m.wait.total)
-        yield wait
-        yield from self.per_key(core, backlogs)
+        per_backlog = [([m.backlog], m) for m in backlogs]
+        yield from families(core, BACKLOG_SERIES, ["backlog"], per_backlog)
+        per_key = [([m.backlog, k.key], k) for m in backlogs for k in m.top_keys]
+        yield from families(core, KEY_SERIES, ["backlog", "key"], per_key)
 
-    def per_key(self, core: Any, backlogs: Iterable[BacklogMetrics]) -> Iterator[Any]:
-        """The top keys' series (bounded by ``--top``)."""
-        labels = ["backlog", "key"]
-        rows = [(m.backlog, k) for m in backlogs for k in m.top_keys]
-        for name, text, field in (
-            ("ranch_key_waiting_calls", "Calls waiting, top keys by waiting", "waiting"),
-            ("ranch_key_running_calls", "Calls running, top keys by waiting", "running"),
-        ):
-            gauge = core.GaugeMetricFamily(name, text, labels=labels)
-            for backlog, k in rows:
-                gauge.add_metric([backlog, k.key], getattr(k, field))
-            yield gauge
-        for name, text, field in (
-            ("ranch_key_served", "Calls dispatched, top keys by waiting", "served"),
-            ("ranch_key_expired", "Calls expired, top keys by waiting", "expired"),
-            ("ranch_key_retried", "Calls retried, top keys by waiting", "retried"),
-        ):
-            counter = core.CounterMetricFamily(name, text, labels=labels)
-            for backlog, k in rows:
-                counter.add_metric([backlog, k.key], getattr(k, field))
-            yield counter
-        wait = core.HistogramMetricFamily(
-            "ranch_key_wait_seconds", "Wait, top keys by waiting", labels=labels
-        )
-        for backlog, k in rows:
-            wait.add_metric([backlog, k.key], buckets(k.wait), k.wait.total)
-        yield wait
+
+#: A series: its kind (gauge, counter, histogram), name, help text and the field it reads.
+Series = Tuple[str, str, str, str]
+
+#: The series of a backlog.
+BACKLOG_SERIES: Tuple[Series, ...] = (
+    ("gauge", "ranch_waiting_calls", "Calls waiting (not leased) in the backlog", "waiting"),
+    ("gauge", "ranch_running_calls", "Calls leased (running) now", "running"),
+    ("gauge", "ranch_active_keys", "Keys with waiting calls (selectable or parked)", "active_keys"),
+    ("counter", "ranch_served", "Calls dispatched", "served"),
+    ("counter", "ranch_expired", "Calls dropped at their expiry", "expired"),
+    ("histogram", "ranch_wait_seconds", "Wait from stored to started", "wait"),
+)
+
+#: The series of each of a backlog's top keys by waiting calls.
+KEY_SERIES: Tuple[Series, ...] = (
+    ("gauge", "ranch_key_waiting_calls", "Calls waiting, top keys by waiting", "waiting"),
+    ("gauge", "ranch_key_running_calls", "Calls running, top keys by waiting", "running"),
+    ("counter", "ranch_key_served", "Calls dispatched, top keys by waiting", "served"),
+    ("counter", "ranch_key_expired", "Calls expired, top keys by waiting", "expired"),
+    ("counter", "ranch_key_retried", "Calls retried, top keys by waiting", "retried"),
+    ("histogram", "ranch_key_wait_seconds", "Wait from stored to started, top keys by waiting", "wait"),
+)
+
+KINDS = {"gauge": "GaugeMetricFamily", "counter": "CounterMetricFamily", "histogram": "HistogramMetricFamily"}
+
+
+def families(
+    core: Any, series: Iterable[Series], labels: List[str], rows: List[Tuple[List[str], Any]]
+) -> Iterator[Any]:
+    """One metric family per series, a sample per row (label values, the object read)."""
+    for kind, name, text, field in series:
+        family = getattr(core, KINDS[kind])(name, text, labels=labels)
+        for values, source in rows:
+            value = getattr(source, field)
+            if kind == "histogram":
+                family.add_metric(values, buckets(value), value.total)
+            else:
+                family.add_metric(values, value)
+        yield family
 
 
 def serve(
