@@ -4,13 +4,14 @@ with the keys' lists and served totals after any sequence of steps."""
 from __future__ import annotations
 
 import uuid
-from typing import Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ranch_core import FairScheduler
+from ranch_core.models import ScheduledTask
 from ranch_redis import RedisStorage, layout
 
 KEYS = ["a", "b", "c"]
@@ -109,3 +110,31 @@ def test_indexes_follow_every_step(client: redis.Redis, steps: List[Op]) -> None
         else:
             scheduler.repair()
         indexes_agree(client, namespace)
+
+
+def test_the_asyncio_storage_reads_the_same_views(redis_server: object) -> None:
+    import asyncio
+
+    from ranch_redis import AsyncRedisStorage
+
+    url = redis_server.url  # type: ignore[attr-defined]
+    namespace = f"idx-{uuid.uuid4().hex}"
+    blocking = RedisStorage.from_url(url, namespace=namespace)
+    FairScheduler(blocking, clock=lambda: 5.0).push_many("a", [1, 2])
+    blocking.push(ScheduledTask("b1", "b", 1, 5.0))
+
+    async def read() -> Tuple[Any, ...]:
+        async with AsyncRedisStorage.from_url(url, namespace=namespace) as storage:
+            return (
+                await storage.backlogs(),
+                await storage.keys_page("waiting", 5),
+                await storage.why("b1", 6.0),
+                await storage.metrics(5),
+            )
+
+    backlogs, page, place, metrics = asyncio.run(read())
+    assert namespace in backlogs
+    assert page == blocking.keys_page("waiting", 5)
+    assert place == blocking.why("b1", 6.0)
+    assert metrics == blocking.metrics(5)
+    blocking.close()

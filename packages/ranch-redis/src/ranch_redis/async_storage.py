@@ -25,9 +25,11 @@ from redis.exceptions import ResponseError
 
 from ranch_redis import layout
 from ranch_redis.connection import RETRYABLE, describe_url, make_async_client
+from ranch_redis.metrics import BacklogMetrics
 from ranch_redis.operations import RedisOperations
 from ranch_redis.reports import CorruptCallback
 from ranch_redis.steps import Step, Steps
+from ranch_redis.views import CallPlace, KeysPage
 
 T = TypeVar("T")
 
@@ -331,6 +333,24 @@ class AsyncRedisStorage(RedisOperations):
         for tags and custom data), as the scripts do.
         """
         return await self._drive(self._metadata(key, now))
+
+    # -- operators' views (see RedisStorage) ---------------------------------
+
+    async def backlogs(self) -> List[str]:
+        """Every namespace in the registry, sorted (:meth:`RedisStorage.backlogs`)."""
+        return await self._drive(self._backlogs())
+
+    async def keys_page(self, order: str = "waiting", limit: int = 20, offset: int = 0) -> KeysPage:
+        """A page of keys (:meth:`RedisStorage.keys_page`)."""
+        return await self._drive(self._keys_page(order, limit, offset))
+
+    async def why(self, task_id: str, now: float) -> CallPlace:
+        """Where a call stands (:meth:`RedisStorage.why`)."""
+        return await self._drive(self._why(task_id, now))
+
+    async def metrics(self, limit: int = 20, now: Optional[float] = None) -> BacklogMetrics:
+        """The backlog's metrics and its top keys' (:meth:`RedisStorage.metrics`)."""
+        return await self._drive(self._metrics(limit, now))
 
     async def status(self, now: Optional[float] = None) -> SystemStatus:
         """Counters of the namespace, read in O(1) (O(log N) with ``now``:
