@@ -123,9 +123,12 @@ def delete_run_keys(client: Any, run_id: str) -> int:
     binding (``ranch-demo-<id>``), the Ranch backlog's namespace (named after
     the queue) and the records (``ranch-demo:<id>:...``).
     """
+    from ranch_redis.inspection import forget_backlogs
+
     keys = list(client.scan_iter(match=f"*ranch-demo[-:]{run_id}*", count=1000))
     if keys:
         client.delete(*keys)
+    forget_backlogs(client, f"ranch-demo-{run_id}")  # `ranch backlogs` lists it no more
     return len(keys)
 
 

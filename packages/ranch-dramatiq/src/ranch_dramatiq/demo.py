@@ -139,6 +139,9 @@ def _cleanup(client: object, run_id: str) -> None:
         keys = list(client.scan_iter(match=pattern, count=500))  # type: ignore[attr-defined]
         if keys:
             client.delete(*keys)  # type: ignore[attr-defined]
+    from ranch_redis.inspection import forget_backlogs
+
+    forget_backlogs(client, namespace)  # `ranch backlogs` lists it no more
 
 
 def main(argv: Optional[Sequence[str]] = None, *, out: Any = None) -> int:

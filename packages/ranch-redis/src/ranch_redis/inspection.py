@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from ranch_core import validation
 
@@ -95,3 +95,14 @@ class RedisInspection(RedisReports):
             raise ValueError(f"limit must be in 0..{MAX_PAGE}, not {limit}")
         reply = yield script("metrics", layout.now_arg(now), limit)
         return metrics.parse_metrics(self.namespace, reply)
+
+
+def forget_backlogs(client: Any, contains: str) -> int:
+    """Remove from the registry every namespace whose name contains ``contains``
+    (what a demo run does as it deletes its keys); return how many. ``client``
+    is a blocking redis-py client."""
+    registry = layout.registry_key()
+    names = [name for name in client.smembers(registry) if contains.encode() in name]
+    if names:
+        client.srem(registry, *names)
+    return len(names)
