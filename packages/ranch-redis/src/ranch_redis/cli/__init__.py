@@ -4,5 +4,7 @@
 ``connect.py`` opens the storage of a backlog; ``read.py`` (backlogs,
 status, keys, key), ``why.py`` and ``act.py`` (pause, resume, purge,
 set-weight, set-limit, set-rate) each print a table or, with ``--json``,
-JSON; ``tables.py`` lays tables out.
+JSON; ``tables.py`` lays tables out. ``serving.py`` runs the two servers:
+``exporter.py`` (Prometheus) and ``dashboard/``; ``access.py`` holds their
+rules (loopback by default, tokens).
 """

@@ -19,9 +19,9 @@ import logging
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable, Iterator, List, Optional, Tuple
 
+from ranch_redis.cli.access import token_matches
 from ranch_redis.cli.connect import Connection
 from ranch_redis.cli.errors import UsageError
-from ranch_redis.cli.serve import token_matches
 from ranch_redis.metrics import BacklogMetrics, WaitHistogram
 
 logger = logging.getLogger("ranch_redis")

@@ -28,9 +28,9 @@ from typing import Any, Dict, Optional
 from ranch_core.errors import StorageUnavailable
 from redis.exceptions import RedisError
 
+from ranch_redis.cli.access import is_loopback, same_token
 from ranch_redis.cli.connect import Connection
 from ranch_redis.cli.dashboard import state
-from ranch_redis.cli.serve import is_loopback, same_token
 
 logger = logging.getLogger("ranch_redis.dashboard")
 
