@@ -213,3 +213,40 @@ def test_registry_is_written_once_a_minute(redis_url: str) -> None:
     assert admin.smembers(layout.registry_key()) == {b"reg"}
     storage.close()
     admin.close()
+
+
+def test_tables_say_what_they_hold(redis_url: str) -> None:
+    empty = ranch(redis_url, "backlogs")
+    assert empty.returncode == 0 and "no backlogs registered" in empty.stdout
+    clock = [100.0]
+    scheduler = FairScheduler(RedisStorage.from_url(redis_url, namespace="tables"), clock=lambda: clock[0])
+    scheduler.push("late", 1, expiry=1.0, task_id="late1")  # enqueued at 100 on this clock: expired now
+    scheduler.push("solo", 1, task_id="solo1")
+    scheduler.set_concurrency_limit("solo", 4)
+    scheduler.set_rate_limit("solo", "10/s", burst=2)
+    scheduler.set_max_backlog("solo", 100)
+    scheduler.pause_key("solo")
+    text = ranch(redis_url, "keys", "tables").stdout
+    assert "paused, max 4, 10/s, backlog<=100" in text and "never" in text
+    assert "held by: its expiry" in ranch(redis_url, "why", "tables", "late1").stdout
+    assert "is not stored" in ranch(redis_url, "why", "tables", "nope").stdout
+    clock[0] = 100.5
+    running = scheduler.pop()
+    assert running is not None and running.task_id == "late1"
+    assert "is running: leased until" in ranch(redis_url, "why", "tables", "late1").stdout
+    assert scheduler.ack("late1")
+    scheduler.purge_key("solo")
+    assert ranch(redis_url, "keys", "tables").stdout.startswith("no keys")
+
+
+def test_bad_pages_are_refused_before_anything_is_sent(redis_url: str) -> None:
+    storage = RedisStorage.from_url(redis_url, namespace="pages")
+    with pytest.raises(ValueError, match="order must be one of waiting, wait, served"):
+        storage.keys_page("name")
+    with pytest.raises(ValueError, match=r"limit must be in 1\.\.10000"):
+        storage.keys_page("waiting", 0)
+    with pytest.raises(TypeError, match="offset must be an int"):
+        storage.keys_page("waiting", 5, 1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="task_id must be a str"):
+        storage.why(7, 0.0)  # type: ignore[arg-type]
+    storage.close()

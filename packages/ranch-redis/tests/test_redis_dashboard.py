@@ -198,6 +198,42 @@ def test_read_only_hides_and_refuses_the_controls(
         assert server.stop() == 0
 
 
+def test_malformed_requests_are_refused(redis_url: str, flood: FairScheduler) -> None:
+    server = start(redis_url)
+    try:
+        page = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=10).read().decode()
+        token = json.loads(page.split("const CONFIG = ", 1)[1].split(";", 1)[0])["token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert request(server, "GET", "/nothing")[0] == 404
+        assert request(server, "POST", "/nothing", {}, bearer)[0] == 404
+        assert request(server, "POST", "/api/pause", {"backlog": BACKLOG}, bearer)[0] == 400  # no key
+        unknown = request(server, "POST", "/api/pause", {"backlog": "celery:nope", "key": "flood"}, bearer)
+        assert unknown == (
+            400,
+            {"error": "unknown backlog 'celery:nope' (`ranch backlogs` lists the backlogs of this Redis)"},
+        )
+        assert raw_post(server, b"[1]", "application/json", token) == 400
+        assert raw_post(server, b"{not json", "application/json", token) == 400
+        assert raw_post(server, b"{}", "text/plain", token) == 415
+        assert raw_post(server, b"{" + b" " * 5000 + b"}", "application/json", token) == 413
+        assert not flood.metadata("flood").paused
+        assert request(server, "POST", "/api/pause", {"backlog": BACKLOG, "key": "flood"}, bearer)[0] == 200
+        assert flood.metadata("flood").paused
+    finally:
+        assert server.stop() == 0
+
+
+def raw_post(server: Server, body: bytes, kind: str, token: str) -> int:
+    req = urllib.request.Request(f"http://127.0.0.1:{server.port}/api/pause", data=body, method="POST")
+    req.add_header("Content-Type", kind)
+    req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
 def test_off_loopback_without_a_token_is_refused(redis_url: str) -> None:
     from ranch_cli_procs import free_port, run
 

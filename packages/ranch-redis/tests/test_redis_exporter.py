@@ -78,6 +78,7 @@ def test_top_keys_bound_the_series(redis_url: str, exporter: Server) -> None:
     _, text = exporter.get()
     keyed = [labels for name, labels in samples(text) if name == "ranch_key_waiting_calls"]
     assert len(keyed) == 2
+    assert exporter.get("/elsewhere")[0] == 404
 
 
 def test_a_token_is_required_off_loopback_and_then_checked(redis_url: str) -> None:
