@@ -13,6 +13,7 @@ import pytest
 import redis
 from ranch_core import FairScheduler
 from ranch_redis import RedisStorage, layout
+from ranch_redis.testing import RedisClusterServers
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -250,3 +251,17 @@ def test_bad_pages_are_refused_before_anything_is_sent(redis_url: str) -> None:
     with pytest.raises(TypeError, match="task_id must be a str"):
         storage.why(7, 0.0)  # type: ignore[arg-type]
     storage.close()
+
+
+def test_the_command_on_a_redis_cluster(redis_cluster: RedisClusterServers) -> None:
+    names = [f"clu{uuid.uuid4().hex[:6]}-{n}" for n in range(2)]
+    for name in names:  # two namespaces: two hash slots, most likely on two nodes
+        storage = RedisStorage.from_url(redis_cluster.url, namespace=name, cluster=True)
+        FairScheduler(storage).push_many("k", [1, 2, 3])
+        storage.close()
+    listed = {b["backlog"]: b["backlog_size"] for b in as_json(redis_cluster.url, "backlogs", "--cluster")}
+    assert {name: listed.get(name) for name in names} == dict.fromkeys(names, 3)
+    page = as_json(redis_cluster.url, "keys", names[1], "--cluster")
+    assert [(k["key"], k["waiting"]) for k in page["keys"]] == [("k", 3)]
+    assert ranch(redis_cluster.url, "pause", names[0], "k", "--cluster").returncode == 0
+    assert as_json(redis_cluster.url, "key", names[0], "k", "--cluster")["paused"] is True

@@ -34,13 +34,14 @@ class Connection:
     """One Redis client for a run of the command, and a storage per backlog on it.
 
     Connection errors are retried once (0.1 s later): an operator gets an
-    answer, or exit code 1, within a second or so.
+    answer, or exit code 1, within a second or so. With ``cluster=True`` the
+    URL names any node of a Redis Cluster.
     """
 
-    def __init__(self, url: str, prefix: Optional[str] = None) -> None:
+    def __init__(self, url: str, prefix: Optional[str] = None, *, cluster: bool = False) -> None:
         self.url = url
         self.prefix = prefix
-        self.client = make_client(url, cluster=False, options={"socket_timeout": 10})
+        self.client = make_client(url, cluster=cluster, options={"socket_timeout": 10})
         self._storages: Dict[str, RedisStorage] = {}
 
     def namespace(self, backlog: str) -> str:

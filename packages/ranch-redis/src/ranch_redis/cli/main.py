@@ -44,6 +44,7 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--url", help=f"Redis URL (default: ${URL_ENV})")
     common.add_argument("--namespace", help="prefix of the backlogs' names, e.g. celery or dramatiq")
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    common.add_argument("--cluster", action="store_true", help="the URL names a node of a Redis Cluster")
     top = argparse.ArgumentParser(
         prog="ranch", description="Read, explain and act on Ranch fair-scheduling backlogs in Redis."
     )
@@ -125,7 +126,7 @@ COMMANDS: Dict[str, Command] = {
 
 def run(args: argparse.Namespace) -> str:
     """Run the parsed command; return what to print."""
-    connection = Connection(redis_url(args.url), args.namespace)
+    connection = Connection(redis_url(args.url), args.namespace, cluster=args.cluster)
     try:
         return COMMANDS[args.command](connection, args)
     finally:
