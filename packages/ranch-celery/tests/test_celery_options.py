@@ -164,10 +164,6 @@ def test_per_call_time_limits_are_not_enforced_on_solo_as_in_celery(redis_url, s
 def test_bad_options_raise_naming_the_option_and_store_nothing(redis_url) -> None:
     app = make_canvas_app(redis_url)
     add, step = app.tasks["t.add"], app.tasks["t.step"]
-    not_yet = {"countdown": 5, "eta": datetime.datetime.now(datetime.timezone.utc)}
-    for name, value in not_yet.items():
-        with pytest.raises(TypeError, match=f"{name}= yet"):
-            add.lru_apply_async("k", (1, 2), **{name: value})
     refused = ["priority", "routing_key", "exchange", "serializer", "compression", "retry", "retry_policy"]
     for name in refused:
         with pytest.raises(TypeError, match=f"does not support {name}="):
@@ -192,8 +188,8 @@ def test_bad_options_raise_naming_the_option_and_store_nothing(redis_url) -> Non
         with pytest.raises(error, match=message):
             add.lru_apply_async("k", (1, 2), **options)
     # The same through signatures and a group: raised when applied, nothing stored.
-    with pytest.raises(TypeError, match="countdown= yet"):
-        step.lru_s("k", 1, "x").set(countdown=5).delay()
+    with pytest.raises(TypeError, match="countdown must be a number"):
+        step.lru_s("k", 1, "x").set(countdown="5").delay()
     with pytest.raises(TypeError, match=r"Ranch call 1 of the group.*args\[0\]"):
         group(step.lru_s("k", 1, "x"), step.lru_s("k", object(), "x")).apply_async()
     with pytest.raises(TypeError, match="Ranch call 1 of the group"):

@@ -175,8 +175,8 @@ class RedisOperations(RedisWakeups, RedisControls, RedisTracker):
         tag_args: List[str] = []
         for name, value in checked_tags.items():
             tag_args += [name, layout.hex_key(name), value]
-        head = ["" if weight is None else layout.float_arg(weight), tasks[0].key if tag_args else ""]
-        head += [len(checked_tags), *tag_args]
+        weight_arg = "" if weight is None else layout.float_arg(weight)
+        head: List[Any] = [weight_arg, tasks[0].key if tag_args else "", len(checked_tags), *tag_args]
         if wakeups is None:
             token_args: List[Any] = ["", "", "0"]
         else:
