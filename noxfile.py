@@ -30,7 +30,9 @@ PACKAGES = [
     "-e", "packages/ranch-celery[redis]",
     "-e", "packages/ranch-dramatiq[redis]",
 ]  # fmt: skip
-TEST_TOOLS = ["pytest>=7", "pytest-timeout", "hypothesis>=6.80", "selenium>=4.11"]
+#: gevent: the Celery per-call time limit test on the gevent pool (this version has wheels for 3.9-3.13);
+#: selenium: the dashboard tests in headless Chromium.
+TEST_TOOLS = ["pytest>=7", "pytest-timeout", "hypothesis>=6.80", "gevent==24.11.1", "selenium>=4.11"]
 #: The interpreter whose run is measured: coverage of worker subprocesses needs coverage's "patch".
 COVERAGE_PYTHON = "3.11"
 COVERAGE = "coverage>=7.10"

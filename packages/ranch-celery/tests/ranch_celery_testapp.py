@@ -327,6 +327,13 @@ def add_canvas_tasks(app: Celery, redis_url: str) -> Celery:
         steps = app.tasks["t.step"]
         raise self.replace(steps.lru_s("replaced", x, tag) if ranch else steps.s(x, tag))
 
+    @lru_task(app, name="t.stamped", shared=False, bind=True)
+    def stamped(self: Any, x: int, tag: str, seconds: float = 0.0) -> int:
+        # Records [lru_key, x, start time] (delayed-call tests), then sleeps.
+        rec.rpush(f"stamps:{tag}", json.dumps([getattr(self.request, "lru_key", None), x, time.time()]))
+        time.sleep(seconds)
+        return x
+
     @lru_task(app, name="t.spawn", shared=False, bind=True)
     def spawn(self: Any, tag: str) -> str:
         # A Ranch call made inside a task: its parent is this task (add_to_parent).

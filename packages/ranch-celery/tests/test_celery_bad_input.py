@@ -66,7 +66,7 @@ def test_bad_lru_apply_async_options(redis_url) -> None:
     kw = app.tasks["t.kw"]
     broker = redis.Redis.from_url(redis_url)
     with pytest.raises(TypeError, match="countdown"):
-        kw.lru_apply_async("k", (1,), countdown=5)
+        kw.lru_apply_async("k", (1,), countdown="soon")
     with pytest.raises(TypeError, match="args must be a list or tuple"):
         kw.lru_apply_async("k", "abc")
     with pytest.raises(TypeError, match="kwargs"):

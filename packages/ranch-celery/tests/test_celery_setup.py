@@ -191,6 +191,7 @@ def test_management_api() -> None:
         "leased": 0,
         "expired_total": 0,
         "served_total": 0,
+        "delayed": 0,
         "health": True,
         "backlog": "celery",
         "initialized": True,

@@ -251,7 +251,7 @@ def test_management_api() -> None:
     assert Managed(dispatcher).get_system_status() == {
         "backlog": "b", "initialized": True, "storage_type": "InMemoryStorage",
         "backlog_size": 1, "unique_lru_keys": 1, "leased": 0,
-        "expired_total": 0, "served_total": 0, "health": True,
+        "expired_total": 0, "served_total": 0, "delayed": 0, "health": True,
     }  # fmt: skip
 
 

@@ -170,12 +170,6 @@ def test_nested_groups_and_pipelines_in_a_group(real: Any, run_worker: Any) -> N
     with run_worker(broker, threads=2):
         assert list(outer.get_results(block=True, timeout=TIMEOUT_MS)) == [[0, 1, 2], 11, 7]
     assert served(add, "k") == 5
-    with pytest.raises(TypeError, match="delay"):
-        group([group([add.lru_message("k", 1)], broker=broker)], broker=broker).run(delay=10)
-    with pytest.raises(TypeError, match="delay"):
-        group([pipeline([add.lru_message("k", 1), add.message(2)], broker=broker)], broker=broker).run(
-            delay=10
-        )
 
 
 def test_a_group_that_fails_midway_keeps_what_it_enqueued(real: Any) -> None:
@@ -206,11 +200,7 @@ def test_a_ranch_message_of_a_plain_actor_is_enqueued_plainly(
 
 
 def test_bad_compositions_store_nothing(real: Any) -> None:
-    broker, client, add, log = real
-    with pytest.raises(TypeError, match="delay"):
-        group([log.message("first"), add.lru_message("k", 1)], broker=broker).run(delay=1000)
-    with pytest.raises(TypeError, match="delay"):
-        pipeline([add.lru_message("k", 1), add.message(2)], broker=broker).run(delay=1000)
+    broker, client, add, _ = real
     with pytest.raises(TypeError, match=r"Ranch message 2 of the group .*set"):
         group(
             [add.lru_message("k", 1), add.lru_message("k", 2), add.lru_message("k", {3})], broker=broker

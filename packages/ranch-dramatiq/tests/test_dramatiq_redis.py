@@ -106,7 +106,7 @@ def test_bad_input_stores_and_sends_nothing(real: Any) -> None:
         (TypeError, lambda: job.lru_send("k", object())),
         (TypeError, lambda: job.lru_send("k", when=complex(1, 2))),
         (TypeError, lambda: job.lru_send_with_options("k", args=5)),
-        (TypeError, lambda: job.lru_send_with_options("k", delay=10)),
+        (TypeError, lambda: job.lru_send_with_options("k", delay="10")),
     ]
     for kind, send in bad:
         with pytest.raises(kind):

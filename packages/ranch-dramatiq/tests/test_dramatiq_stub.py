@@ -427,7 +427,7 @@ def test_bad_input_is_rejected_with_nothing_stored_or_sent(stub: Any) -> None:
         (TypeError, lambda: job.lru_send_with_options("k", kwargs={1: "a"})),
         (TypeError, lambda: job.lru_send_with_options("k", args=b"abc")),
         (TypeError, lambda: job.lru_send_with_options("k", args={"a": 1})),
-        (TypeError, lambda: job.lru_send_with_options("k", delay=100)),
+        (TypeError, lambda: job.lru_send_with_options("k", delay="100")),
         (TypeError, lambda: job.lru_send_with_options("k", on_success=b"not an actor")),
         (TypeError, lambda: job.lru_send_with_options("k", time_limit=object())),
     ]

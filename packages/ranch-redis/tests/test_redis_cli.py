@@ -114,6 +114,14 @@ def test_why_a_call_waits(redis_url: str, backlog: FairScheduler) -> None:
     assert "held by: rate limit 1/h" in rated.stdout, rated.stdout
     assert as_json(redis_url, "why", ns(backlog), "b1")["state"] == "running"
     assert as_json(redis_url, "why", ns(backlog), "gone")["state"] == "missing"
+    backlog.push("carol", "c1", task_id="c1", delay=3600, expiry=60)
+    delayed = as_json(redis_url, "why", ns(backlog), "c1")
+    assert (delayed["state"], delayed["key"]) == ("delayed", "carol")
+    assert delayed["due_at"] - delayed["enqueued_at"] == pytest.approx(3600)
+    text = ranch(redis_url, "why", ns(backlog), "c1").stdout
+    assert (
+        "is delayed" in text and "joins the tail of its key in 60m" in text and "expiry comes first" in text
+    )
 
 
 def pop_id(scheduler: FairScheduler) -> str:

@@ -123,6 +123,25 @@ def build(client: redis.Redis, serializer: str, keys: List[str] = KEYS, steps: A
             task = ScheduledTask(task_id, key, payload, self.now, expires)
             self.both("push", task, weight=weight, tags=tags)
 
+        @rule(
+            key=key_names,
+            payloads=st.lists(PAYLOADS, min_size=1, max_size=3),
+            delay=st.sampled_from([0.1, 1 / 3, 1.0, 2.5]),
+            ttl=st.one_of(st.none(), st.sampled_from([0.5, 3.0])),
+        )
+        def push_delayed(self, key: str, payloads: List[Any], delay: float, ttl: Optional[float]) -> None:
+            """Delayed calls: promoted by pops in (due, task id) order, counted apart, reached by
+            purge, revoke and max_backlog, the same in both storages."""
+            tasks = []
+            for payload in payloads:
+                self.counter += 1
+                self.ids.append(f"t{self.counter}")
+                expires = None if ttl is None else self.now + ttl
+                tasks.append(
+                    ScheduledTask(f"t{self.counter}", key, payload, self.now, expires, self.now + delay)
+                )
+            self.both("push_many", tasks)
+
         @rule(step=steps, limit=st.integers(1, 4))
         def expire(self, step: float, limit: int) -> None:
             self.now += step

@@ -20,8 +20,8 @@ Op = Tuple[str, int, int]
 ops = st.lists(
     st.tuples(
         st.sampled_from(
-            ["push", "push", "push_many", "pop_ack", "pop_release", "pop_retry", "pop_hold", "tick",
-             "purge", "revoke", "remove", "pause", "resume", "limit", "reclaim", "repair"]
+            ["push", "push", "push_many", "push_delayed", "pop_ack", "pop_release", "pop_retry", "pop_hold",
+             "tick", "purge", "revoke", "remove", "pause", "resume", "limit", "reclaim", "repair"]
         ),
         st.integers(0, len(KEYS) - 1),
         st.integers(1, 4),
@@ -76,6 +76,8 @@ def test_indexes_follow_every_step(client: redis.Redis, steps: List[Op]) -> None
             scheduler.push(key, n, expiry=3.0 if count == 1 else None)
         elif op == "push_many":
             scheduler.push_many(key, list(range(count)))
+        elif op == "push_delayed":  # joins its key's list when a pop or a sweep finds it due
+            scheduler.push_many(key, list(range(count)), delay=count * 1.5)
         elif op.startswith("pop_"):
             task = scheduler.pop()
             if task is not None:

@@ -85,10 +85,11 @@ def test_a_script_naming_an_undefined_constant_is_refused(monkeypatch: pytest.Mo
 def test_records_read_odd_values() -> None:
     assert records.key_name(b"zz") == "zz"
     assert records.key_name(b"61") == "a"
-    meta, bad = records.parse_metadata("a", [2, b"", b"", b"n", b"-3", b"w", b"0.5"])
+    meta, bad = records.parse_metadata("a", [2, b"", b"", 0, b"n", b"-3", b"w", b"0.5"])
     assert (meta.served_total, meta.weight, meta.pending_tasks, bad) == (0, 0.5, 2, ["n"])
     # Controls: the key's own setting, else the default; unreadable ones read as unset.
-    reply = [0, b"4", b"2/s", b"cl", b"0", b"r", b"x", b"mb", b"-1", b"rr", b"1", b"rt", b"1/s", b"ps", b"1"]
+    reply = [0, b"4", b"2/s", 0, b"cl", b"0", b"r", b"x", b"mb", b"-1"]
+    reply += [b"rr", b"1", b"rt", b"1/s", b"ps", b"1"]
     meta, bad = records.parse_metadata("a", reply)
     assert (meta.concurrency_limit, meta.running, meta.rate_limit, meta.paused, meta.max_backlog) == (
         4,
@@ -98,7 +99,7 @@ def test_records_read_odd_values() -> None:
         None,
     )
     assert bad == ["cl", "mb", "r"]
-    meta, _ = records.parse_metadata("a", [0, b"", b"2/s", b"cl", b"3", b"r", b"2"])
+    meta, _ = records.parse_metadata("a", [0, b"", b"2/s", 0, b"cl", b"3", b"r", b"2"])
     assert (meta.concurrency_limit, meta.running, meta.rate_limit) == (3, 2, "2/s")
 
 

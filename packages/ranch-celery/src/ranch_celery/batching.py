@@ -48,15 +48,19 @@ class Pending:
     priority_weight: Optional[float]
     expiry: Optional[float]
     tags: Optional[Tuple[Tuple[str, str], ...]]
+    #: Seconds until the call may run (``countdown``/``eta``), ``None``: at once.
+    delay: Optional[float] = None
 
     def group(self) -> Tuple[Any, ...]:
         """Calls with the same group go in one ``submit_many``.
 
-        Expiries are grouped to a tenth of a second: ``expires=<datetime>``
-        gives each call of a group a slightly different number of seconds.
+        Expiries and delays are grouped to a tenth of a second:
+        ``expires=``/``eta=<datetime>`` give each call of a group a slightly
+        different number of seconds.
         """
         expiry = None if self.expiry is None else round(self.expiry, 1)
-        return (self.backlog.name, self.key, self.priority_weight, expiry, self.tags)
+        delay = None if self.delay is None else round(self.delay, 1)
+        return (self.backlog.name, self.key, self.priority_weight, expiry, self.tags, delay)
 
 
 class Batch:
@@ -95,6 +99,7 @@ class Batch:
                     expiry=_soonest(members),
                     tags=None if first.tags is None else dict(first.tags),
                     task_ids=[member.task_id for member in members],
+                    delay=_latest(members),
                 )
             except REFUSED as exc:
                 withdraw(first.backlog.app, [member.task_id for member in members], exc)
@@ -109,6 +114,12 @@ def _soonest(members: List[Pending]) -> Optional[float]:
     """The group's expiry: the soonest of its members' (never later than a call asked)."""
     expiries = [member.expiry for member in members if member.expiry is not None]
     return min(expiries) if expiries else None
+
+
+def _latest(members: List[Pending]) -> Optional[float]:
+    """The group's delay: the latest of its members' (never earlier than a call asked)."""
+    delays = [member.delay for member in members if member.delay is not None]
+    return max(delays) if delays else None
 
 
 def _check_encodable(pending: Pending, index: int, cause: Optional[BaseException] = None) -> None:

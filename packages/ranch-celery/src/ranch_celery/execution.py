@@ -231,12 +231,14 @@ def run_claimed(
                     "Soft time limit (%ss) exceeded for %s[%s]", seconds, task.name, claimed.task_id
                 ),
                 lambda seconds: hard_time_limit(backlog, claimed, task, request, seconds),
-            ):
+            ) as outcome:
                 tracer(claimed.task_id, claimed.call.args, claimed.call.kwargs, request)
     finally:
         # The tracer catches the task's own exceptions; anything raised here is the tracer
         # failing (or the worker shutting down): the lease runs out and the call comes back.
         stack.pop()
+    if outcome.timed_out:
+        return None  # hard_time_limit stored the failure and finished the lease
     if frame.retry is not None:
         finish_retry(backlog, claimed, frame.retry)
         return None

@@ -16,12 +16,17 @@ prefork pool enforces limits:
   (passing its wake-up on), and kills the pool process (``SIGKILL``); the
   pool starts a new one.
 
-Only in the main thread of a prefork pool process (known by
-``worker_process_init`` in a process the prefork initializer set up): the
-``solo`` and ``threads`` pools enforce no time limits in Celery either (there, a per-call limit is stored in
-``self.request.timelimit`` and not enforced). A per-call limit can shorten
-the worker-side limit, not extend it: the pool still ends the wake-up
-message at its own limit.
+Both in the main thread of a prefork pool process (known by
+``worker_process_init`` in a process the prefork initializer set up). On
+the ``gevent`` pool, Celery enforces a message's hard limit with a
+``gevent.Timeout`` around the job and no soft limit; so does Ranch for a
+call's own hard limit: the timeout raises in the call's greenlet,
+``TimeLimitExceeded`` is stored and the lease acknowledged, and the worker
+goes on (no process to kill). The ``solo`` and ``threads`` pools enforce no
+time limits in Celery either (there, a per-call limit is stored in
+``self.request.timelimit`` and not enforced); ``eventlet`` is not covered.
+A per-call limit can shorten the worker-side limit, not extend it: the pool
+still ends the wake-up message at its own limit.
 """
 
 from __future__ import annotations
@@ -115,14 +120,37 @@ class HardLimit:
                 os.kill(os.getpid(), signal.SIGKILL)
 
 
+class Outcome:
+    """What :func:`enforced` saw: ``timed_out`` once a green hard limit ended the call."""
+
+    def __init__(self) -> None:
+        self.timed_out = False
+
+
+def green_timeout() -> Optional[Any]:
+    """``gevent.Timeout`` when this worker runs Celery's gevent pool, else ``None``."""
+    if "celery.concurrency.gevent" not in sys.modules:
+        return None
+    import gevent
+
+    return gevent.Timeout
+
+
 @contextlib.contextmanager
 def enforced(
     timelimit: Any, on_soft: Callable[[float], None], on_hard: Callable[[float], None]
-) -> Iterator[None]:
-    """Enforce a call's own ``[hard, soft]`` limits around its run, where :func:`enforceable`."""
+) -> Iterator[Outcome]:
+    """Enforce a call's own ``[hard, soft]`` limits around its run, where :func:`enforceable`
+    (and its hard limit on the gevent pool, :func:`green_timeout`)."""
+    outcome = Outcome()
     hard, soft = call_limits(timelimit)
+    timeout = None if hard is None else green_timeout()
+    if hard is not None and timeout is not None:
+        with _green(timeout, hard, on_hard, outcome):
+            yield outcome
+        return
     if (hard is None and soft is None) or not enforceable():
-        yield
+        yield outcome
         return
     previous: Any = None
     if soft is not None:
@@ -138,10 +166,29 @@ def enforced(
         watchdog = HardLimit(hard, on_hard)
         watchdog.start()
     try:
-        yield
+        yield outcome
     finally:
         if watchdog is not None:
             watchdog.disarm()
         if soft is not None:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous if previous is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _green(
+    timeout_class: Any, hard: float, on_hard: Callable[[float], None], outcome: Outcome
+) -> Iterator[None]:
+    """A green ``Timeout`` of ``hard`` seconds around the call; when it fires, ``on_hard``
+    (the tracer lets a ``Timeout``, a ``BaseException``, through to here)."""
+    timer = timeout_class(hard)
+    timer.start()
+    try:
+        yield
+    except BaseException as exc:
+        if exc is not timer:
+            raise
+        outcome.timed_out = True
+        on_hard(hard)
+    finally:
+        timer.cancel()

@@ -5,8 +5,9 @@ a Ranch signature applied by Celery's canvas) before anything is stored and
 turns them into :class:`Prepared`: what goes into the stored call (the parts
 of a Celery message a worker's ``self.request`` is built from: callbacks,
 errbacks, chain, chord, group, time limits, shadow, ...), the call's task
-id, its Ranch expiry and the queue that picks its backlog. An option that
-cannot apply to a stored call raises ``TypeError`` naming it.
+id, its Ranch expiry, its delay (``countdown``/``eta``: a delayed call,
+stored now and runnable at its time) and the queue that picks its backlog.
+An option that cannot apply to a stored call raises ``TypeError`` naming it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ SUPPORTED = (
     "task_id",
     "headers",
     "expires",
+    "countdown",
+    "eta",
     "link",
     "link_error",
     "time_limit",
@@ -48,11 +51,6 @@ CANVAS = (
 )
 #: Accepted and unused: the call is stored, not published (wake-ups use Celery's own producers).
 UNUSED = ("producer", "publisher", "connection")
-#: Refused until delayed calls exist in the storage (issue 15, storage half).
-NOT_YET = {
-    "countdown": "a delayed call needs delayed calls in the storage",
-    "eta": "a delayed call needs delayed calls in the storage",
-}
 #: Refused: meaningless for a call that waits in a fair backlog, with the reason.
 REFUSED = {
     "priority": "the fair order decides when a stored call runs, not a broker priority",
@@ -75,6 +73,8 @@ class Prepared:
     task_id: Optional[str]
     #: Ranch's expiry in seconds (``expires=`` or ``expiry=``), ``None``: never.
     expiry: Optional[float]
+    #: Seconds until the call may run (``countdown=`` or ``eta=``), ``None``: at once.
+    delay: Optional[float]
     #: The queue whose backlog the call joins (``None``: the task's own backlog).
     queue: Optional[str]
     add_to_parent: bool
@@ -84,8 +84,13 @@ def prepare_options(
     options: Mapping[str, Any],
     expiry: Optional[float] = None,
     now: Optional[datetime.datetime] = None,
+    timezone: Optional[datetime.tzinfo] = None,
 ) -> Prepared:
-    """Check ``options`` (Celery's names) and ``expiry`` (Ranch's); nothing is stored or published."""
+    """Check ``options`` (Celery's names) and ``expiry`` (Ranch's); nothing is stored or published.
+
+    ``timezone`` is the app's (``app.timezone``): a naive ``eta`` is read in
+    it, as Celery's worker reads it (default UTC).
+    """
     # As in Celery's Signature.apply_async, options set to None are dismissed.
     opts = {name: value for name, value in options.items() if value is not None}
     stamps = _stamps(opts)
@@ -103,6 +108,13 @@ def prepare_options(
                 "give expires= (Celery's name) or expiry= (Ranch's), not both: they are the same limit"
             )
         expiry = expires_seconds(opts["expires"], now)
+    if "countdown" in opts and "eta" in opts:
+        raise TypeError("give countdown= or eta=, not both: they set the same moment")
+    delay: Optional[float] = None
+    if "countdown" in opts:
+        delay = countdown_seconds(opts["countdown"])
+    elif "eta" in opts:
+        delay = eta_seconds(opts["eta"], timezone or datetime.timezone.utc, now)
     for option, name in (("link", "callbacks"), ("link_error", "errbacks")):
         if option in opts:
             stored[name] = signatures(opts[option], option)
@@ -134,6 +146,7 @@ def prepare_options(
         stored=stored,
         task_id=optional_str(opts.get("task_id"), "task_id"),
         expiry=expiry,
+        delay=delay or None,
         queue=None if queue is None else queue_name(queue),
         add_to_parent=_flag(opts.get("add_to_parent", True), "add_to_parent"),
     )
@@ -141,11 +154,6 @@ def prepare_options(
 
 def _refuse_unknown(opts: Mapping[str, Any]) -> None:
     for name in sorted(opts):
-        if name in NOT_YET:
-            raise TypeError(
-                f"lru_apply_async does not support {name}= yet: {NOT_YET[name]} (not done; "
-                "store the call when it is due, or use expiry=/expires= for a deadline)"
-            )
         if name in REFUSED:
             raise TypeError(f"lru_apply_async does not support {name}=: {REFUSED[name]}")
     unknown = sorted(set(opts) - set(SUPPORTED) - set(CANVAS) - set(UNUSED))
@@ -198,6 +206,37 @@ def expires_seconds(expires: Any, now: Optional[datetime.datetime] = None) -> fl
     if expires < 0:
         raise ValueError(f"expires must be >= 0 seconds, not {expires!r}")
     return float(expires)
+
+
+def countdown_seconds(countdown: Any) -> float:
+    """Celery's ``countdown``: seconds from now (a past moment, < 0, runs at once)."""
+    if isinstance(countdown, bool) or not isinstance(countdown, (int, float)) or not math.isfinite(countdown):
+        raise TypeError(f"countdown must be a number of seconds, not {countdown!r:.80}")
+    return max(0.0, float(countdown))
+
+
+def eta_seconds(eta: Any, timezone: datetime.tzinfo, now: Optional[datetime.datetime] = None) -> float:
+    """Celery's ``eta`` (``datetime`` or ISO 8601 string; naive: in ``timezone``) as seconds from now.
+
+    A moment already past gives 0: the call may run at once, as in Celery.
+    """
+    moment: datetime.datetime
+    if isinstance(eta, str):
+        try:
+            moment = datetime.datetime.fromisoformat(eta)
+        except ValueError:
+            raise ValueError(f"eta must be a datetime or an ISO 8601 string, not {eta!r:.80}") from None
+    elif isinstance(eta, datetime.datetime):
+        moment = eta
+    else:
+        raise TypeError(f"eta must be a datetime or an ISO 8601 string, not {eta!r:.80}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone)
+    if now is None:
+        now = datetime.datetime.now(datetime.timezone.utc)
+    elif now.tzinfo is None:
+        now = now.replace(tzinfo=timezone)
+    return max(0.0, (moment - now).total_seconds())
 
 
 def signatures(value: Any, option: str) -> List[Dict[str, Any]]:

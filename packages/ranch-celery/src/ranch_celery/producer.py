@@ -32,9 +32,11 @@ def store_call(
     priority_weight: Optional[float],
     expiry: Optional[float],
     tags: Optional[Mapping[str, str]],
+    delay: Optional[float] = None,
 ) -> str:
     """Store ``call``: now (one submit), or, while a group applies its signatures, with the group's
-    other calls (:mod:`ranch_celery.batching`, checked now). Returns the call's task id."""
+    other calls (:mod:`ranch_celery.batching`, checked now). Returns the call's task id.
+    With ``delay`` (seconds: ``countdown``/``eta``) it is a delayed call."""
     batch = current_batch()
     if batch is not None:
         checked_tags = None if tags is None else validation.check_tags(tags)
@@ -47,10 +49,11 @@ def store_call(
                 priority_weight=validation.check_optional_weight(priority_weight, "priority_weight"),
                 expiry=validation.check_expiry(expiry),
                 tags=None if checked_tags is None else tuple(sorted(checked_tags.items())),
+                delay=validation.check_delay(delay),
             )
         )
         return task_id
-    store = functools.partial(_submit, backlog, lru_key, call, task_id, priority_weight, expiry, tags)
+    store = functools.partial(_submit, backlog, lru_key, call, task_id, priority_weight, expiry, tags, delay)
     if replacing.defer(task_id, store):
         # Task.replace of the running call: stored once its lease is acknowledged (replacing.py).
         serializer = backlog.serializer
@@ -69,11 +72,18 @@ def _submit(
     priority_weight: Optional[float],
     expiry: Optional[float],
     tags: Optional[Mapping[str, str]],
+    delay: Optional[float] = None,
 ) -> str:
     announce(backlog.app, [call], [task_id])
     try:
         return backlog.dispatcher().submit(
-            lru_key, call, priority_weight=priority_weight, expiry=expiry, tags=tags, task_id=task_id
+            lru_key,
+            call,
+            priority_weight=priority_weight,
+            expiry=expiry,
+            tags=tags,
+            task_id=task_id,
+            delay=delay,
         )
     except REFUSED as exc:
         withdraw(backlog.app, [task_id], exc)

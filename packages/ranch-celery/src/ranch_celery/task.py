@@ -179,12 +179,13 @@ class LRUTaskMixin(KeyManagement):
         ``add_to_parent``, ``argsrepr``/``kwargsrepr``, and ``queue`` (the
         call joins the backlog of that queue); plus those Celery's canvas
         sets (``chain``, ``chord``, ``group_id``, ...). ``countdown``/``eta``
-        are not supported yet; any other option raises ``TypeError`` naming
-        it (:mod:`ranch_celery.options`), and nothing is stored.
+        make a delayed call: stored now, it joins the key's backlog at its
+        time (README, "Delayed calls"). Any other option raises ``TypeError``
+        naming it (:mod:`ranch_celery.options`), and nothing is stored.
         """
         call_args, call_kwargs = check_arguments(args, kwargs)
-        prepared = prepare_options(options, expiry)
         task = cast(Any, self)
+        prepared = prepare_options(options, expiry, timezone=task.app.timezone)
         call_options = self._call_options()
         call_options.update(prepared.stored)
         if "shadow" not in call_options:
@@ -194,7 +195,9 @@ class LRUTaskMixin(KeyManagement):
         backlog = self._backlog_for(prepared.queue)
         call = Call(args=call_args, kwargs=call_kwargs, options=call_options)
         task_id = prepared.task_id or str(uuid.uuid4())
-        task_id = store_call(backlog, lru_key, call, task_id, priority_weight, prepared.expiry, tags)
+        task_id = store_call(
+            backlog, lru_key, call, task_id, priority_weight, prepared.expiry, tags, prepared.delay
+        )
         result = task.AsyncResult(task_id)
         if prepared.add_to_parent:
             parent = task.app.current_worker_task

@@ -70,10 +70,13 @@ class AsyncFairScheduler(SchedulerBase):
         expiry: Optional[float] = None,
         task_id: Optional[str] = None,
         tags: Optional[Mapping[str, str]] = None,
+        delay: Optional[float] = None,
     ) -> str:
         """As :meth:`ranch_core.FairScheduler.push`."""
         task_ids = None if task_id is None else [task_id]
-        ids = await self.push_many(key, [payload], weight=weight, expiry=expiry, tags=tags, task_ids=task_ids)
+        ids = await self.push_many(
+            key, [payload], weight=weight, expiry=expiry, tags=tags, task_ids=task_ids, delay=delay
+        )
         return ids[0]
 
     async def push_many(
@@ -85,10 +88,11 @@ class AsyncFairScheduler(SchedulerBase):
         expiry: Optional[float] = None,
         tags: Optional[Mapping[str, str]] = None,
         task_ids: Optional[Sequence[str]] = None,
+        delay: Optional[float] = None,
     ) -> List[str]:
         """As :meth:`ranch_core.FairScheduler.push_many` (one storage step per
         :data:`~ranch_core.protocols.MAX_BATCH` payloads)."""
-        tasks, weight, checked_tags = self._tasks(key, payloads, weight, expiry, tags, task_ids)
+        tasks, weight, checked_tags = self._tasks(key, payloads, weight, expiry, tags, task_ids, delay)
         for start in range(0, len(tasks), MAX_BATCH):
             await self.storage.push_many(tasks[start : start + MAX_BATCH], weight=weight, tags=checked_tags)
         return [task.task_id for task in tasks]

@@ -145,6 +145,7 @@ class FairDispatcher(RetryRule):
         expiry: Optional[float] = None,
         tags: Optional[Mapping[str, str]] = None,
         task_id: Optional[str] = None,
+        delay: Optional[float] = None,
     ) -> str:
         """Validate and store one call, then publish a wake-up if the
         storage minted a token; return the call's task id.
@@ -152,9 +153,13 @@ class FairDispatcher(RetryRule):
         Every argument is checked before anything is written; the call, its
         weight and its tags are stored in one storage step. A publish that
         fails is logged and the call stays stored: the sweep publishes a
-        replacement (DESIGN.md "Wake-ups"), so the call runs.
+        replacement (DESIGN.md "Wake-ups"), so the call runs. With ``delay``
+        (seconds) the call is a delayed call (README, "Delayed calls"): a
+        token the storage minted for its due time is published with that
+        delay (``wake_later``).
         """
         validation.check_key(key, "lru_key")
+        delay = validation.check_delay(delay)
         self._size_to_fleet()
         task_id, minted = self.scheduler.store_one(
             key,
@@ -164,10 +169,19 @@ class FairDispatcher(RetryRule):
             tags=tags,
             task_id=task_id,
             wakeups=self.producer_wakeups,
+            delay=delay,
         )
         if minted:
-            self.publish(minted, f"call {task_id} of key {key!r}")
+            self._publish_stored(minted, delay, f"call {task_id} of key {key!r}")
         return task_id
+
+    def _publish_stored(self, tokens: Sequence[str], delay: Optional[float], what: str) -> None:
+        """Publish the tokens a store minted: now, or, for delayed calls, when they are due."""
+        if delay is None:
+            self.publish(tokens, what)
+        else:
+            for token in tokens:
+                self._wake_later(token, delay)
 
     def submit_many(
         self,
@@ -178,6 +192,7 @@ class FairDispatcher(RetryRule):
         expiry: Optional[float] = None,
         tags: Optional[Mapping[str, str]] = None,
         task_ids: Optional[Sequence[str]] = None,
+        delay: Optional[float] = None,
     ) -> List[str]:
         """Store ``calls`` under ``key`` in order; return their task ids.
 
@@ -190,6 +205,7 @@ class FairDispatcher(RetryRule):
         validation.check_key(key, "lru_key")
         priority_weight = validation.check_optional_weight(priority_weight, "priority_weight")
         expiry = validation.check_expiry(expiry)
+        delay = validation.check_delay(delay)
         checked_tags = validation.check_tags(tags)
         payloads = [call.to_payload() for call in calls]
         if task_ids is not None:
@@ -205,9 +221,10 @@ class FairDispatcher(RetryRule):
                 tags=checked_tags,
                 task_ids=None if task_ids is None else task_ids[start : start + MAX_BATCH],
                 wakeups=self.producer_wakeups,
+                delay=delay,
             )
             ids += stored.task_ids
-            self.publish(stored.wakeups, f"calls of key {key!r}")
+            self._publish_stored(stored.wakeups, delay, f"calls of key {key!r}")
         return ids
 
     # -- worker side -------------------------------------------------------

@@ -92,9 +92,9 @@ class KeyManagement:
         return self._fair_dispatcher().revoke_call(task_id)
 
     def get_client_metadata(self, lru_key: str) -> Dict[str, Any]:
-        """``lru_key``, ``weight``, ``last_execution``, ``pending_tasks``, ``served_total``,
-        ``tags``, ``custom_data`` and the controls in force (``concurrency_limit``,
-        ``running``, ``rate_limit``, ``paused``, ``max_backlog``) of a key."""
+        """``lru_key``, ``weight``, ``last_execution``, ``pending_tasks``, ``delayed_tasks``,
+        ``served_total``, ``tags``, ``custom_data`` and the controls in force
+        (``concurrency_limit``, ``running``, ``rate_limit``, ``paused``, ``max_backlog``) of a key."""
         meta = self._fair_scheduler().metadata(lru_key)
         return {
             "lru_key": meta.key,
@@ -102,6 +102,7 @@ class KeyManagement:
             "weight": meta.weight,
             "last_execution": meta.last_served,
             "pending_tasks": meta.pending_tasks,
+            "delayed_tasks": meta.delayed_tasks,
             "served_total": meta.served_total,
             "tags": dict(meta.tags),
             "custom_data": dict(meta.custom_data),
@@ -114,7 +115,8 @@ class KeyManagement:
 
     def get_system_status(self) -> Dict[str, Any]:
         """``initialized``, ``storage_type``, ``backlog``, ``backlog_size``, ``unique_lru_keys``
-        (active keys), ``leased``, ``expired_total``, ``served_total`` and ``health``
+        (active keys), ``leased``, ``expired_total``, ``served_total``, ``delayed`` (delayed
+        calls not yet due) and ``health``
         (``True``, or ``False`` with an ``error``: a bool, as in celery-ranch)."""
         status: Dict[str, Any] = {"backlog": self._fair_backlog()}
         try:
@@ -134,6 +136,7 @@ class KeyManagement:
             leased=counts.leased,
             expired_total=counts.expired_total,
             served_total=counts.served_total,
+            delayed=counts.delayed,
             health=True,
         )
         return status

@@ -14,6 +14,9 @@ class ScheduledTask:
     ``payload`` is whatever the producer pushed (after a round trip through
     the storage's serializer). ``expires_at`` is an absolute time on the
     scheduler's clock, or ``None`` for a task that never expires.
+    ``not_before`` (same clock) makes a *delayed* call: stored at once, it
+    joins its key's backlog only when that time comes (``None``, or a time
+    not after ``enqueued_at``: at once). A popped task has ``None``: it is due.
     """
 
     task_id: str
@@ -21,6 +24,7 @@ class ScheduledTask:
     payload: Any
     enqueued_at: float
     expires_at: Optional[float] = None
+    not_before: Optional[float] = None
 
     def expired(self, now: float) -> bool:
         """Whether the task must be dropped instead of run at time ``now``."""
@@ -43,7 +47,8 @@ class PopResult:
     #: Wake-up token ids minted by this step (fan-out): publish one wake-up each.
     minted: Tuple[str, ...] = ()
     #: With no task: the earliest time a call of a rate-limited key becomes
-    #: runnable (``None``: no such call waits). See the README's "Per-key controls".
+    #: runnable or a delayed call is due (``None``: no such call waits). See
+    #: the README's "Per-key controls" and "Delayed calls".
     retry_at: Optional[float] = None
     #: The token of this pop was kept for ``retry_at`` (a :class:`WakeupPolicy`
     #: with ``defer``): publish it again with a delay of ``retry_at - now``.
@@ -70,8 +75,9 @@ class WakeupPolicy:
     max_wakeups: int = attrs.field(default=64, validator=_positive)
     ttl: float = attrs.field(default=60.0, validator=_positive)
     #: The caller can publish a wake-up with a delay: a token that finds only
-    #: rate-limited calls is kept for the time they become runnable
-    #: (:attr:`PopResult.deferred`) instead of being retired.
+    #: rate-limited or delayed calls is kept for the time they become runnable
+    #: (:attr:`PopResult.deferred`) instead of being retired, and a push of
+    #: delayed calls may return a token deferred to their due time.
     defer: bool = False
 
 
@@ -157,6 +163,8 @@ class LRUKeyMetadata:
     rate_limit: Optional[str] = None
     paused: bool = False
     max_backlog: Optional[int] = None
+    #: Delayed calls of the key not yet due (not in ``pending_tasks``).
+    delayed_tasks: int = 0
 
     @property
     def lru_key(self) -> str:
@@ -182,6 +190,8 @@ class SystemStatus:
     leased: int
     expired_total: int
     served_total: int
+    #: Delayed calls not yet due (not in ``backlog_size``).
+    delayed: int = 0
 
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-ready copy."""

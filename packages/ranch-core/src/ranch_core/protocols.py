@@ -37,8 +37,9 @@ REPAIR_BATCH = 100
 MAX_BATCH = 1000
 #: At most this many tokens are minted by one :meth:`Backlog.pop` (fan-out).
 FANOUT = 8
-#: At most this many keys parked by their rate are moved back by one
-#: :meth:`Backlog.pop` or :meth:`Backlog.sweep_wakeups` (those due first).
+#: At most this many keys parked by their rate, and this many delayed calls
+#: that are due, are moved back by one :meth:`Backlog.pop` or
+#: :meth:`Backlog.sweep_wakeups` (those due first).
 UNPARK_BATCH = 100
 #: At most this many calls are deleted by one :meth:`Controls.purge_key` step.
 PURGE_BATCH = 1000
@@ -75,6 +76,18 @@ class Backlog(Protocol):
         (deadline ``task.enqueued_at + wakeups.ttl``) if fewer tokens are in
         flight than calls wait and fewer than ``max_wakeups`` are
         outstanding; returns the minted ids (``[]`` without ``wakeups``).
+
+        A *delayed* task (``not_before > enqueued_at``) is stored but does
+        not wait in its key: it is not counted waiting or runnable, and each
+        :meth:`pop` and :meth:`sweep_wakeups` first moves up to
+        :data:`UNPARK_BATCH` calls due at ``now`` (by ``(not_before,
+        task_id)``) to the tail of their keys, as a push at ``now`` would.
+        Its push mints no token to publish now; with ``wakeups.defer`` it
+        returns at most one token *deferred* to ``not_before`` (publish it
+        with that delay), unless a deferred token is due at that time or
+        sooner or ``max_wakeups`` are outstanding. ``max_backlog`` counts a
+        key's delayed calls; :meth:`Controls.purge_key`,
+        :meth:`Controls.revoke` and :meth:`remove` reach them.
         """
 
     def push_many(
@@ -90,7 +103,8 @@ class Backlog(Protocol):
         none. Mints at most one token (as :meth:`push`; workers fan out).
 
         ``ValueError`` (more than :data:`MAX_BATCH` tasks, tasks of several
-        keys, a ``task_id`` twice or already waiting or leased) or
+        keys or of several ``not_before``, a ``task_id`` twice or already
+        waiting, delayed or leased) or
         ``TypeError`` (a payload not encodable), before anything is written.
         """
 

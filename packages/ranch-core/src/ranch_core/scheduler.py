@@ -105,11 +105,13 @@ class SchedulerBase:
         expiry: Optional[float],
         tags: Optional[Mapping[str, str]],
         task_ids: Optional[Sequence[str]],
+        delay: Optional[float] = None,
     ) -> Tuple[List[ScheduledTask], Optional[float], Optional[Dict[str, str]]]:
         """Check a push's arguments; the tasks to store, the weight and the tags."""
         validation.check_key(key)
         weight = validation.check_optional_weight(weight)
         expiry = validation.check_expiry(expiry)
+        delay = validation.check_delay(delay)
         checked_tags = validation.check_tags(tags) or None
         payloads = list(payloads)
         if task_ids is None:
@@ -120,7 +122,10 @@ class SchedulerBase:
                 raise ValueError(f"task_ids has {len(ids)} ids for {len(payloads)} payloads")
         now = self.clock()
         expires_at = None if expiry is None else now + expiry
-        tasks = [ScheduledTask(tid, key, payload, now, expires_at) for tid, payload in zip(ids, payloads)]
+        due = None if delay is None else now + delay
+        tasks = [
+            ScheduledTask(tid, key, payload, now, expires_at, due) for tid, payload in zip(ids, payloads)
+        ]
         return tasks, weight, checked_tags
 
     def _task(
@@ -131,6 +136,7 @@ class SchedulerBase:
         expiry: Optional[float],
         tags: Optional[Mapping[str, str]],
         task_id: Optional[str],
+        delay: Optional[float] = None,
     ) -> Tuple[ScheduledTask, Optional[float], Optional[Dict[str, str]]]:
         """:meth:`_tasks` of one payload (every ``push``, ``lru_delay`` and
         ``lru_send`` runs it: no lists, the same checks)."""
@@ -139,9 +145,17 @@ class SchedulerBase:
         expiry = validation.check_expiry(expiry)
         checked_tags = validation.check_tags(tags) or None
         task_id = new_task_id() if task_id is None else validation.check_name(task_id, "task_id")
+        delay = None if delay is None else validation.check_delay(delay)
         now = self.clock()
         return (
-            ScheduledTask(task_id, key, payload, now, None if expiry is None else now + expiry),
+            ScheduledTask(
+                task_id,
+                key,
+                payload,
+                now,
+                None if expiry is None else now + expiry,
+                None if delay is None else now + delay,
+            ),
             weight,
             checked_tags,
         )
@@ -261,16 +275,21 @@ class FairScheduler(SchedulerBase):
         expiry: Optional[float] = None,
         task_id: Optional[str] = None,
         tags: Optional[Mapping[str, str]] = None,
+        delay: Optional[float] = None,
     ) -> str:
         """Store ``payload`` at the tail of ``key``'s backlog; return its task id.
 
         ``weight`` (if given) becomes the key's weight and ``tags``
         (``name -> value``) tag the key, in the same atomic step as the
         store. ``expiry`` is seconds from now after which the task is
-        dropped instead of run; ``None`` never expires. Bad arguments raise
-        ``TypeError``/``ValueError`` and store nothing (no weight, no tag).
+        dropped instead of run; ``None`` never expires. ``delay`` (seconds)
+        stores a delayed call: it joins the tail of its key's backlog only
+        ``delay`` seconds from now (README, "Delayed calls"). Bad arguments
+        raise ``TypeError``/``ValueError`` and store nothing (no weight, no tag).
         """
-        return self.store_one(key, payload, weight=weight, expiry=expiry, task_id=task_id, tags=tags)[0]
+        return self.store_one(
+            key, payload, weight=weight, expiry=expiry, task_id=task_id, tags=tags, delay=delay
+        )[0]
 
     def push_many(
         self,
@@ -281,6 +300,7 @@ class FairScheduler(SchedulerBase):
         expiry: Optional[float] = None,
         tags: Optional[Mapping[str, str]] = None,
         task_ids: Optional[Sequence[str]] = None,
+        delay: Optional[float] = None,
     ) -> List[str]:
         """Store ``payloads`` at the tail of ``key``'s backlog, in order; return their task ids.
 
@@ -289,7 +309,9 @@ class FairScheduler(SchedulerBase):
         that size (each all or none). Arguments as :meth:`push`;
         ``task_ids`` (one per payload) replaces the random ids.
         """
-        return self.store(key, payloads, weight=weight, expiry=expiry, tags=tags, task_ids=task_ids).task_ids
+        return self.store(
+            key, payloads, weight=weight, expiry=expiry, tags=tags, task_ids=task_ids, delay=delay
+        ).task_ids
 
     def store(
         self,
@@ -301,10 +323,13 @@ class FairScheduler(SchedulerBase):
         tags: Optional[Mapping[str, str]] = None,
         task_ids: Optional[Sequence[str]] = None,
         wakeups: Optional[WakeupPolicy] = None,
+        delay: Optional[float] = None,
     ) -> Stored:
         """:meth:`push_many` that also mints wake-up tokens (``wakeups``): at
-        most one per storage step, see :meth:`ranch_core.protocols.Backlog.push_many`."""
-        tasks, weight, checked_tags = self._tasks(key, payloads, weight, expiry, tags, task_ids)
+        most one per storage step, see :meth:`ranch_core.protocols.Backlog.push_many`.
+        With ``delay``, a token is one deferred to the calls' due time: publish
+        it with that delay."""
+        tasks, weight, checked_tags = self._tasks(key, payloads, weight, expiry, tags, task_ids, delay)
         minted: List[str] = []
         for start in range(0, len(tasks), MAX_BATCH):
             minted += self.storage.push_many(
@@ -322,11 +347,13 @@ class FairScheduler(SchedulerBase):
         tags: Optional[Mapping[str, str]] = None,
         task_id: Optional[str] = None,
         wakeups: Optional[WakeupPolicy] = None,
+        delay: Optional[float] = None,
     ) -> Tuple[str, List[str]]:
         """:meth:`store` of one payload, in the storage's one-task step
         (:meth:`ranch_core.protocols.Backlog.push`): the task id and the
-        wake-up token ids minted (at most one)."""
-        task, weight, checked_tags = self._task(key, payload, weight, expiry, tags, task_id)
+        wake-up token ids minted (at most one; with ``delay``, deferred to
+        the call's due time)."""
+        task, weight, checked_tags = self._task(key, payload, weight, expiry, tags, task_id, delay)
         return task.task_id, self.storage.push(task, weight=weight, tags=checked_tags, wakeups=wakeups)
 
     def remove(self, key: str, task_id: str) -> bool:

@@ -80,6 +80,13 @@ def check_expiry(expiry: Any, name: str = "expiry") -> Optional[float]:
     return number
 
 
+def check_delay(delay: Any, name: str = "delay") -> Optional[float]:
+    """A delay is ``None`` or ``0`` (at once; both give ``None``) or a finite
+    number of seconds in ``(0, MAX_EXPIRY]``."""
+    checked = check_expiry(delay, name)
+    return checked if checked else None
+
+
 def check_lease(lease_seconds: Any) -> float:
     """A lease lasts a finite, positive number of seconds."""
     number = _check_number(lease_seconds, "lease_seconds")

@@ -124,6 +124,7 @@ class LRUActor(Actor[P, R], KeyManagement):
         priority_weight: Optional[float] = None,
         expiry: Optional[float] = None,
         tags: Optional[Mapping[str, str]] = None,
+        delay: Optional[float] = None,
         **options: Any,
     ) -> Message[R]:
         """:meth:`lru_send` with Dramatiq message ``options``, like
@@ -135,12 +136,15 @@ class LRUActor(Actor[P, R], KeyManagement):
         (:mod:`ranch_dramatiq.options`). They act on the call when it runs,
         with Dramatiq's meaning. ``args`` is a list or tuple, ``kwargs`` any
         mapping with ``str`` keys (:func:`ranch_core.calls.check_arguments`).
-        ``delay`` is not supported yet, and an option that cannot apply to a
-        stored call raises ``TypeError`` naming it: nothing is stored."""
+        ``delay`` (milliseconds, as Dramatiq's) makes a delayed call: stored
+        now, it joins the key's backlog at its time (README, "Delayed
+        calls"). An option that cannot apply to a stored call raises
+        ``TypeError`` naming it: nothing is stored."""
         settings = options_module.settings(lru_key, priority_weight, expiry, tags)
+        seconds = options_module.delay_seconds(delay)
         message = self._checked_message(args, kwargs, options, "lru_send_with_options")
         call = execution.call_for(message, self.options)
-        Pending(self._ranch_backlog, settings, call, message.message_id).store()
+        Pending(self._ranch_backlog, settings, call, message.message_id, seconds).store()
         return message
 
     def lru_message(

@@ -12,8 +12,8 @@ so nothing else changes for the group; plain messages in it are enqueued
 as Dramatiq enqueues them.
 
 If the calls cannot all be encoded, none is stored and ``group.run``
-raises ``TypeError`` naming the message. ``group.run(delay=...)`` with a
-Ranch message in it raises ``TypeError`` before anything is enqueued.
+raises ``TypeError`` naming the message. ``group.run(delay=...)`` stores
+its Ranch messages as delayed calls (one bulk submit per key).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class Batch:
         pending, self.pending = self.pending, []
         groups: Dict[Tuple[Any, ...], List[Pending]] = {}
         for item in pending:
-            groups.setdefault((id(item.backlog), item.settings), []).append(item)
+            groups.setdefault((id(item.backlog), item.settings, item.delay), []).append(item)
 
         def label(index: int) -> str:
             return f"Ranch message {index} of the group (message id {pending[index].message_id})"
@@ -69,6 +69,7 @@ class Batch:
                     expiry=first.settings.expiry,
                     tags=first.settings.tag_map(),
                     task_ids=[member.message_id for member in members],
+                    delay=first.delay,
                 )
             except TypeError:
                 check_encodable(pending, label)
@@ -110,11 +111,6 @@ def install_group_batching() -> None:
             return
 
         def run(self: Any, *, delay: Optional[int] = None) -> Any:
-            if delay and any(has_ranch_message(child) for child in self.children):
-                raise TypeError(
-                    "group.run(delay=...) with Ranch messages is not supported yet: a delayed call needs "
-                    "delayed calls in the storage (not done)"
-                )
             if current_batch() is not None:  # a nested group: the outer group stores it all
                 return original(self, delay=delay)
             batch = _local.batch = Batch()

@@ -32,7 +32,7 @@ from dramatiq.errors import ActorNotFound
 from ranch_dramatiq import execution
 from ranch_dramatiq.backlog import DramatiqBacklog
 from ranch_dramatiq.batching import current_batch, install_group_batching
-from ranch_dramatiq.options import RanchSettings, check_options, ranch_settings, without_ranch
+from ranch_dramatiq.options import RanchSettings, check_options, delay_seconds, ranch_settings, without_ranch
 from ranch_dramatiq.pending import Pending
 
 logger = logging.getLogger("ranch_dramatiq")
@@ -47,11 +47,14 @@ def prepare(
     settings: RanchSettings,
     declared: Any,
     who: str,
+    delay: Optional[float] = None,
 ) -> Pending:
-    """Check ``message``'s options (``TypeError`` naming a bad one) and build its stored call."""
+    """Check ``message``'s options (``TypeError`` naming a bad one) and build its stored call
+    (``delay``: seconds until it may run)."""
     options = check_options(without_ranch(message.options), declared, who=who)
     stored = dataclasses.replace(message, options=options)
-    return Pending(backlog, settings, execution.call_for(stored, actor_options), message.message_id)
+    call = execution.call_for(stored, actor_options)
+    return Pending(backlog, settings, call, message.message_id, delay)
 
 
 class RanchEnqueue:
@@ -79,11 +82,7 @@ class RanchEnqueue:
         """The checked Ranch message; ``None`` if its actor is no ``lru_actor`` in this process."""
         settings = ranch_settings(message.options)
         assert settings is not None
-        if delay:
-            raise TypeError(
-                f"a Ranch message ({message}, key {settings.key!r}) cannot be enqueued with delay= yet: a "
-                "delayed call needs delayed calls in the storage (not done)"
-            )
+        seconds = delay_seconds(delay)
         try:
             actor = self.broker.get_actor(message.actor_name)
         except ActorNotFound:
@@ -99,7 +98,7 @@ class RanchEnqueue:
             )
             return None
         declared = self.broker.actor_options
-        return prepare(backlog, actor.options, message, settings, declared, "a Ranch message")
+        return prepare(backlog, actor.options, message, settings, declared, "a Ranch message", seconds)
 
 
 def install(broker: Broker) -> None:

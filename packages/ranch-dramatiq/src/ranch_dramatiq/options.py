@@ -49,17 +49,16 @@ SET_BY_DRAMATIQ = (
     "traceback",
     "requeue_timestamp",
 )
-#: Refused until delayed calls exist in the storage.
-NOT_YET = {
-    "delay": "a delayed call needs delayed calls in the storage",
-    "eta": "a delayed call needs delayed calls in the storage",
-}
 #: Refused: meaningless for a call that waits in a fair backlog, with the reason.
 REFUSED = {
     "retry_when": "Dramatiq's Retries reads retry_when from the actor's options only, never from a "
     "message: declare it on the actor",
     "broker_priority": "the fair order decides when a stored call runs, not a broker priority",
     "redis_message_id": "the call is stored, not published by the RedisBroker",
+    "eta": "the broker sets eta on a delayed message; delay a stored call with delay= (milliseconds)",
+    "delay": "a message's delay is given where it is enqueued, as in Dramatiq: "
+    "lru_send_with_options(delay=), broker.enqueue(message, delay=), pipeline(...).run(delay=), "
+    "group(...).run(delay=)",
 }
 #: Where a Ranch message keeps its key and Ranch settings (in ``Message.options``).
 RANCH_OPTIONS = ("lru_key", "lru_priority_weight", "lru_expiry", "lru_tags")
@@ -133,11 +132,6 @@ def check_options(
     known = set(SUPPORTED) | set(SET_BY_DRAMATIQ)
     for name in sorted(options):
         value = options[name]
-        if name in NOT_YET:
-            raise TypeError(
-                f"{who} does not support {name}= yet: {NOT_YET[name]} (not done; send the call when it "
-                "is due, or use expiry= for a deadline)"
-            )
         if name in REFUSED:
             raise TypeError(f"{who} does not support {name}=: {REFUSED[name]}")
         if name in RANCH_OPTIONS:
@@ -152,6 +146,17 @@ def check_options(
                 f"(supported: {', '.join(SUPPORTED)}; set by Dramatiq: {', '.join(SET_BY_DRAMATIQ)})"
             )
     return checked
+
+
+def delay_seconds(delay: Any) -> Optional[float]:
+    """Dramatiq's ``delay`` (milliseconds, ``None``: none) as Ranch's delay in seconds (``None``: none)."""
+    if delay is None:
+        return None
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not math.isfinite(delay):
+        raise TypeError(f"delay must be a number of milliseconds, not {delay!r:.80}")
+    if delay < 0:
+        raise ValueError(f"delay must be >= 0 milliseconds, not {delay!r}")
+    return validation.check_delay(delay / 1000.0)
 
 
 def _check(name: str, value: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import attrs
 from ranch_core.calls import Call
 
@@ -17,6 +19,8 @@ class Pending:
     settings: RanchSettings
     call: Call
     message_id: str
+    #: Seconds until the call may run (Dramatiq's ``delay``), ``None``: at once.
+    delay: Optional[float] = None
 
     def store(self) -> None:
         """Store the call alone (publishing a wake-up if the storage minted a token)."""
@@ -27,4 +31,5 @@ class Pending:
             expiry=self.settings.expiry,
             tags=self.settings.tag_map(),
             task_id=self.message_id,
+            delay=self.delay,
         )

@@ -30,6 +30,8 @@ AMBIGUOUS: Dict[str, str] = {
     "pop": MAY_HAVE_RUN + ": a task leased then comes back when its lease runs out",
     "push_many": MAY_HAVE_RUN + ": push again with the same task_ids "
     "(ValueError 'already waiting or leased' means they were stored)",
+    "push_delayed": MAY_HAVE_RUN + ": push again with the same task_ids "
+    "(ValueError 'already waiting or leased' means they were stored)",
     "finish": MAY_HAVE_RUN + ": a wake-up token it passed on is replaced by the next sweep",
     "sweep_wakeups": MAY_HAVE_RUN + ": tokens it minted are replaced by the next sweep",
     "ack": MAY_HAVE_RUN,

@@ -15,7 +15,9 @@ Redis key               type    content
                                 ``vt`` (virtual time), ``expired`` counter,
                                 ``rc`` (the repair sweep's ``SSCAN`` cursor);
                                 per-key controls: ``ctl`` (``1`` once any
-                                control was set), ``dl`` default concurrency
+                                control was set or a delayed call stored:
+                                steps then read the fields below and count
+                                ``…delayed``), ``dl`` default concurrency
                                 limit, ``dr``/``db``/``dt`` default rate
                                 (calls a second, burst, text), ``nr`` waiting
                                 calls not counted runnable, ``np`` parked
@@ -25,6 +27,10 @@ Redis key               type    content
                                 score = pass, member = ``%016x(seq)`` + hex key
 ``…parked``             zset    keys parked by their rate: score = the time
                                 their bucket refills, member = hex key
+``…delayed``            zset    delayed calls not yet due: score = due
+                                time, member = task id (body in ``…tasks``)
+``…d:<hex key>``        zset    the key's part of ``…delayed`` (its count,
+                                ``purge_key``)
 ``…keys``               set     hex keys whose list holds task ids (walked
                                 by the repair sweep)
 ``…leases``             zset    leased task ids, score = lease deadline
@@ -53,8 +59,8 @@ Redis key               type    content
 ``…ww``                 zset    workers that registered their slots, score =
                                 registration deadline
 ``…wn``                 hash    registered worker -> its slots (concurrency)
-``…wd``                 zset    the deferred wake-up token (at most one),
-                                score = the time it is due
+``…wd``                 zset    deferred wake-up tokens (no two due at one
+                                time), score = the time each is due
 ``…wq``                 hash    ``moved``: when a wake-up was last taken from
                                 the broker; ``rounds``, ``retired``: lost-token
                                 retirements since then, and the last one's time
@@ -75,9 +81,10 @@ registry of namespaces that ever stored a call, written by each pushing
 storage at its first push and at most once a minute after (one ``SADD``),
 so ``ranch backlogs`` lists them without scanning the keyspace.
 
-Waiting = ``HLEN tasks - ZCARD leases``; minus ``ZCOUNT expiry -inf now``
-when the caller gives ``now``. Runnable (what wake-up tokens are minted
-for) = waiting - ``nr``. Active keys = ``ZCARD active + np``.
+Waiting = ``HLEN tasks - ZCARD leases`` (``- ZCARD delayed`` once ``ctl``
+is set); minus ``ZCOUNT expiry -inf now`` when the caller gives ``now``.
+Runnable (what wake-up tokens are minted for) = waiting - ``nr``. Active
+keys = ``ZCARD active + np``.
 
 A user key appears in Redis key names only as the lowercase hex of its UTF-8
 bytes: no character of it can end the hash tag or the prefix, two keys never

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ranch_core import validation
+from ranch_core.backends.delayed import delayed_until
 from ranch_core.errors import BacklogFull, CorruptTask, DuplicateTask
 from ranch_core.models import Finished, PopResult, ScheduledTask, WakeupPolicy
 from ranch_core.protocols import MAX_BATCH
@@ -108,8 +109,6 @@ class RedisOperations(RedisWakeups, RedisControls, RedisTracker, RedisInspection
         wakeups: Optional[WakeupPolicy],
     ) -> Steps[List[str]]:
         tasks = list(tasks)
-        if len(tasks) == 1:
-            return (yield from self._push(tasks[0], weight, tags, wakeups))
         if not tasks:
             return []
         if len(tasks) > MAX_BATCH:
@@ -117,6 +116,11 @@ class RedisOperations(RedisWakeups, RedisControls, RedisTracker, RedisInspection
         key = tasks[0].key
         if any(task.key != key for task in tasks):
             raise ValueError("push_many takes tasks of one key")
+        due = delayed_until(tasks)
+        if due is not None:
+            return (yield from self._push_delayed(tasks, due, weight, tags, wakeups))
+        if len(tasks) == 1:
+            return (yield from self._push(tasks[0], weight, tags, wakeups))
         ids = [task.task_id for task in tasks]
         if len(set(ids)) != len(ids):
             raise DuplicateTask("push_many names one task_id twice")
@@ -148,6 +152,47 @@ class RedisOperations(RedisWakeups, RedisControls, RedisTracker, RedisInspection
             raise DuplicateTask("a task_id of the batch is already waiting or leased")
         if reply[0] == layout.PUSH_FULL:
             raise full(key, reply, len(tasks))
+        return [token.decode() for token in reply[1:]]
+
+    def _push_delayed(
+        self,
+        tasks: List[ScheduledTask],
+        due: float,
+        weight: Optional[float],
+        tags: Optional[Mapping[str, str]],
+        wakeups: Optional[WakeupPolicy],
+    ) -> Steps[List[str]]:
+        """Delayed tasks of one key and one due time (``push_delayed.lua``) as a step."""
+        ids = [task.task_id for task in tasks]
+        if len(set(ids)) != len(ids):
+            raise DuplicateTask("push_many names one task_id twice")
+        task_args: List[Any] = []
+        key_hex = ""
+        for task in tasks:
+            task_id, key_hex, body, _ = self._task_args(task)
+            task_args += [task_id, body]
+        weight = validation.check_optional_weight(weight)
+        checked_tags = validation.check_tags(tags)
+        tag_args: List[str] = []
+        for name, value in checked_tags.items():
+            tag_args += [name, layout.hex_key(name), value]
+        weight_arg = "" if weight is None else layout.float_arg(weight)
+        head: List[Any] = [weight_arg, tasks[0].key if tag_args else "", len(checked_tags), *tag_args]
+        if wakeups is None:
+            token_args: List[Any] = ["", "", "0"]
+        else:
+            token_args = [wakeups.max_wakeups, nonce(), "1" if wakeups.defer else "0"]
+        tail = [*token_args, key_hex, layout.float_arg(due), len(tasks), *task_args]
+        reply = yield Step(
+            "push_delayed",
+            lambda retry: ["1" if retry else "0", *head, *tail],
+            note=AMBIGUOUS["push_delayed"],
+            operation="push_delayed",
+        )
+        if reply[0] == layout.PUSH_DUPLICATE:
+            raise DuplicateTask("a task_id of the batch is already waiting, delayed or leased")
+        if reply[0] == layout.PUSH_FULL:
+            raise full(tasks[0].key, reply, len(tasks))
         return [token.decode() for token in reply[1:]]
 
     def _push(

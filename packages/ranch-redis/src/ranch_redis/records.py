@@ -42,9 +42,10 @@ def parse_metadata(key: str, reply: Sequence[Any]) -> Tuple[LRUKeyMetadata, List
     total, running count, last-served time or control setting reads as its
     default; an unreadable tag or custom value (not UTF-8, not JSON) is left
     out. The controls are those in force: the key's own setting, else the
-    namespace's default (``reply[1]``, ``reply[2]``).
+    namespace's default (``reply[1]``, ``reply[2]``); ``reply[3]`` counts the
+    key's delayed calls.
     """
-    state: Dict[bytes, bytes] = dict(zip(reply[3::2], reply[4::2]))
+    state: Dict[bytes, bytes] = dict(zip(reply[4::2], reply[5::2]))
     tags: Dict[str, str] = {}
     custom: Dict[str, Any] = {}
     bad: List[str] = []
@@ -85,6 +86,7 @@ def parse_metadata(key: str, reply: Sequence[Any]) -> Tuple[LRUKeyMetadata, List
         rate_limit=rate,
         paused=state.get(layout.PAUSED_FIELD.encode()) == b"1",
         max_backlog=_count(state.get(layout.MAX_BACKLOG_FIELD.encode()), 0, bad, layout.MAX_BACKLOG_FIELD),
+        delayed_tasks=int(reply[3]),
     )
     return meta, sorted(set(bad))
 

@@ -169,6 +169,8 @@ class RedisStorage(RedisOperations):
         connection drops after the script ran, the retry recognises the
         identical task already stored and succeeds without storing it twice.
         """
+        if task.not_before is not None and task.not_before > task.enqueued_at:
+            return self.push_many([task], weight=weight, tags=tags, wakeups=wakeups)
         # RedisOperations._push without the step: the same arguments, retries and reply
         args = self._push_arguments(task, weight, tags, wakeups)
         reply = self._retry(partial(self._push_once, args), operation="push", note=PUSH_NOTE)

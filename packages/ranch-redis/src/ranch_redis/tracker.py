@@ -60,11 +60,12 @@ class RedisTracker(RedisReports):
         return meta
 
     def _status(self, now: Optional[float]) -> Steps[SystemStatus]:
-        waiting, active, leased, expired, served = yield script("status", layout.now_arg(now))
+        waiting, active, leased, expired, served, delayed = yield script("status", layout.now_arg(now))
         return SystemStatus(
             backlog_size=int(waiting),
             active_keys=int(active),
             leased=int(leased),
             expired_total=int(expired),
             served_total=int(served),
+            delayed=int(delayed),
         )

@@ -129,7 +129,8 @@ class CallPlace:
     """Where one call stands (``ranch why``).
 
     ``state``: ``"waiting"``, ``"running"`` (leased until
-    ``lease_deadline``), ``"missing"`` (not stored: it ran, was revoked,
+    ``lease_deadline``), ``"delayed"`` (a delayed call: it joins its key's
+    backlog at ``due_at``), ``"missing"`` (not stored: it ran, was revoked,
     purged or expired, or never was) or ``"corrupt"``. For a waiting call:
     ``position`` in its key (0 = next of its key), ``key_waiting``, the key's
     ``place`` in the fair order (0 = served next; ``None`` if it is parked or
@@ -158,6 +159,7 @@ class CallPlace:
     rate_limit: Optional[str] = None
     weight: float = 1.0
     expired: bool = False
+    due_at: Optional[float] = None
 
     @property
     def dispatches_ahead(self) -> Optional[int]:
@@ -182,6 +184,17 @@ def parse_why(task_id: str, reply: Sequence[Any], now: float) -> CallPlace:
     key = records.key_name(reply[1])
     if state == "running":
         return CallPlace(task_id, state, key=key, lease_deadline=float(reply[2]))
+    if state == "delayed":
+        expires = _float(reply[4])
+        return CallPlace(
+            task_id,
+            state,
+            key=key,
+            due_at=float(reply[2]),
+            enqueued_at=_float(reply[3]),
+            expires_at=expires,
+            expired=expires is not None and now >= expires,
+        )
     expires = _float(reply[3])
     weight = _float(reply[15])
     return CallPlace(

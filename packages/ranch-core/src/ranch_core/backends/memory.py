@@ -9,8 +9,9 @@ of the storage and one of their key, so that counts leave out due tasks and
 
 Keys that may not run now (paused, at their concurrency cap, their rate
 bucket empty) are parked out of the heap: :mod:`ranch_core.backends.parking`
-holds those steps, :mod:`ranch_core.backends.controls` the rules. Waiters
-sleep on a condition of the storage's lock (:mod:`ranch_core.backends.waiters`).
+holds those steps, :mod:`ranch_core.backends.controls` the rules. Delayed
+calls wait for their time out of their key (:mod:`ranch_core.backends.delayed`).
+Waiters sleep on a condition of the storage's lock (:mod:`ranch_core.backends.waiters`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import attrs
 
 from ranch_core import algorithm
 from ranch_core.backends import controls
+from ranch_core.backends.delayed import DelayedCalls, delayed_until
 from ranch_core.backends.expiry import ExpiryIndex
 from ranch_core.backends.parking import KeyControlSteps
 from ranch_core.backends.records import KeyState, Record
@@ -76,6 +78,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         self._tokens = TokenBook()
         self._defaults = controls.Defaults()
         self._parking = controls.ParkingLot()
+        self._delayed = DelayedCalls()
         #: Waiting calls that could start now (calls of parked keys left out):
         #: what wake-up tokens are minted for.
         self._runnable = 0
@@ -196,6 +199,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         key = tasks[0].key
         if any(task.key != key for task in tasks):
             raise ValueError("push_many takes tasks of one key")
+        due = delayed_until(tasks)
         ids = [task.task_id for task in tasks]
         if len(set(ids)) != len(ids):
             raise DuplicateTask("push_many names one task_id twice")
@@ -203,14 +207,15 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         data = [task.payload if serializer is None else serializer.dumps(task.payload) for task in tasks]
         with self._lock:
             for task_id in ids:
-                if task_id in self._waiting_ids or task_id in self._leases:
+                if task_id in self._waiting_ids or task_id in self._leases or task_id in self._delayed:
                     raise DuplicateTask(f"task_id {task_id!r} is already waiting or leased")
             known = self._keys.get(key)
             if known is not None and known.controls.max_backlog is not None:
                 limit = known.controls.max_backlog
-                if len(known.tasks) + len(tasks) > limit:
+                held = len(known.tasks) + len(known.delayed)
+                if held + len(tasks) > limit:
                     raise BacklogFull(
-                        f"key {key!r} holds {len(known.tasks)} waiting calls, its max_backlog is {limit}: "
+                        f"key {key!r} holds {held} waiting calls, its max_backlog is {limit}: "
                         f"{len(tasks)} more refused",
                         key=key,
                         limit=limit,
@@ -220,12 +225,51 @@ class InMemoryStorage(KeyControlSteps, Waiters):
                 state.weight = weight
             for name, value in (tags or {}).items():
                 self._tag(key, state, name, value)
+            if due is not None:
+                return self._delay(state, tasks, data, due, wakeups)
             for task, encoded in zip(tasks, data):
                 record = Record(task.task_id, key, encoded, task.enqueued_at, task.expires_at)
                 self._wait(record, task.enqueued_at, head=False)
             if wakeups is None:
                 return []
             return self._tokens.mint(tasks[-1].enqueued_at, wakeups, 1, self._runnable)
+
+    def _delay(
+        self,
+        state: KeyState,
+        tasks: Sequence[ScheduledTask],
+        data: Sequence[Any],
+        due: float,
+        wakeups: Optional[WakeupPolicy],
+    ) -> List[str]:
+        """Keep delayed calls until ``due`` (lock held); a token deferred to
+        ``due`` if the caller can publish it later and none is due sooner."""
+        earliest = self._retry_at()
+        for task, encoded in zip(tasks, data):
+            self._delayed.add(due, Record(task.task_id, task.key, encoded, task.enqueued_at, task.expires_at))
+            state.delayed[task.task_id] = due
+        if (self._sleepers or self._wakes) and (earliest is None or due < earliest):
+            self._signal(None)  # waiters shorten their sleep to this time
+        if wakeups is None or not wakeups.defer:
+            return []
+        return self._tokens.defer_new(due, wakeups)
+
+    def _promote_due(self, now: float, limit: int) -> int:
+        """Move up to ``limit`` delayed calls due at ``now`` to the tail of
+        their keys, as a push at ``now``; the runnable calls gained."""
+        gained = 0
+        for record in self._delayed.due(now, limit):
+            del self._keys[record.key].delayed[record.task_id]
+            gained += self._wait(record, now, head=False)
+        return gained
+
+    def _take_delayed(self, task_id: str) -> Optional[Record]:
+        """Remove a delayed call (lock held); ``None`` if it is not delayed."""
+        entry = self._delayed.take(task_id)
+        if entry is None:
+            return None
+        del self._keys[entry[1].key].delayed[task_id]
+        return entry[1]
 
     def pop(
         self,
@@ -264,6 +308,8 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         reclaimed = self._reclaim(now, RECLAIM_BATCH) if lease_heap and lease_heap[0][0] <= now else []
         if len(self._parking):
             self._unpark_due(now, UNPARK_BATCH)
+        if len(self._delayed):
+            self._promote_due(now, UNPARK_BATCH)
         expired: List[ScheduledTask] = []
         while True:
             top = self._top()
@@ -372,6 +418,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         with self._lock:
             self._clock = now
             self._unpark_due(now, UNPARK_BATCH)  # keys whose bucket refilled run again
+            self._promote_due(now, UNPARK_BATCH)  # delayed calls that are due join their keys
             self._tokens.sweep(now, wakeups.ttl)
             return self._tokens.mint(now, wakeups, wakeups.max_wakeups, self._runnable)
 
@@ -432,6 +479,10 @@ class InMemoryStorage(KeyControlSteps, Waiters):
 
     def remove(self, key: str, task_id: str) -> bool:
         with self._lock:
+            entry = self._delayed.records.get(task_id)
+            if entry is not None and entry[1].key == key:
+                self._take_delayed(task_id)
+                return True
             if self._waiting_ids.get(task_id) != key:
                 return False
             self._take_out(key, task_id)
@@ -531,6 +582,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
                 rate_limit=None if rate is None else rate.text,
                 paused=state.controls.paused,
                 max_backlog=state.controls.max_backlog,
+                delayed_tasks=len(state.delayed),
             )
 
     def status(self, now: Optional[float] = None) -> SystemStatus:
@@ -541,4 +593,5 @@ class InMemoryStorage(KeyControlSteps, Waiters):
                 leased=len(self._leases),
                 expired_total=self._expired_total,
                 served_total=self._served_total,
+                delayed=len(self._delayed),
             )

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
 
 from ranch_core import algorithm
 from ranch_core.backends import controls
+from ranch_core.backends.delayed import DelayedCalls
 from ranch_core.backends.records import KeyState, Record
 from ranch_core.backends.tokens import TokenBook
 from ranch_core.models import LRUKeyMetadata, ScheduledTask, WakeupPolicy
@@ -46,6 +47,7 @@ class KeyControlSteps:
     _clock: float
     _defaults: controls.Defaults
     _parking: controls.ParkingLot
+    _delayed: DelayedCalls
     _tokens: TokenBook
     _sleepers: int
     _wakes: Deque[Wake]
@@ -64,6 +66,8 @@ class KeyControlSteps:
         def _deactivate(self, key: str, state: KeyState) -> None: ...
 
         def _unindex(self, record: Record, state: KeyState) -> None: ...
+
+        def _take_delayed(self, task_id: str) -> Optional[Record]: ...
 
     # -- placing a key -----------------------------------------------------
 
@@ -125,8 +129,12 @@ class KeyControlSteps:
         return state.controls.scheduled and state.version == version
 
     def _retry_at(self) -> Optional[float]:
-        """The earliest time a key parked by its rate becomes eligible."""
-        return self._parking.earliest(self._live)
+        """The earliest time a key parked by its rate becomes eligible or a delayed call is due."""
+        parked = self._parking.earliest(self._live) if len(self._parking) else None
+        due = self._delayed.earliest() if len(self._delayed) else None
+        if parked is None or (due is not None and due < parked):
+            return due
+        return parked
 
     def _unpark_due(self, now: float, limit: int) -> int:
         """Move up to ``limit`` keys whose bucket refilled by ``now`` back; the runnable calls gained."""
@@ -180,11 +188,19 @@ class KeyControlSteps:
                     self._settle(key, state, self._clock)
                 else:
                     self._deactivate(key, state)
+            if state is not None and state.delayed and len(purged) < limit:
+                # Then its delayed calls, earliest due first.
+                for _, record in self._delayed.of_key(state.delayed, limit - len(purged)):
+                    self._take_delayed(record.task_id)
+                    purged.append(record)
             return [self._decode(record) for record in purged]
 
     def revoke(self, task_id: str) -> Optional[ScheduledTask]:
         """See :meth:`ranch_core.protocols.Controls.revoke`."""
         with self._lock:
+            record = self._take_delayed(task_id)
+            if record is not None:
+                return self._decode(record)
             key = self._waiting_ids.get(task_id)
             if key is None:
                 return None

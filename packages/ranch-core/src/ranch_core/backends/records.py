@@ -32,6 +32,7 @@ class KeyState:
         "active",
         "controls",
         "custom_data",
+        "delayed",
         "expiring",
         "last_served",
         "pass_",
@@ -59,6 +60,8 @@ class KeyState:
         self.ready = False
         self.controls = KeyControls()
         self.expiring = ExpiryIndex()
+        #: The key's delayed calls not yet due: task id -> due time.
+        self.delayed: Dict[str, float] = {}
         # Heap entries carry the version they were pushed with; a changed pass
         # bumps it, which turns older entries into tombstones (lazy deletion).
         self.version = 0

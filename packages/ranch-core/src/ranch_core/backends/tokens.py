@@ -5,10 +5,13 @@ The in-memory half of the wake-up protocol (see the ranch-core README's
 tokens held by workers (id -> deadline and the task id they run, ``None``
 while kept between two calls of a run budget), and the worker slots that
 registered themselves (worker -> slots and deadline), and when a wake-up
-was last taken from the broker (the queue "moves"). At most one token is
-*deferred* (id -> the time it is due): it found only calls of rate-limited
-keys and its worker publishes it again with a delay (README, "Per-key
-controls"); it counts as outstanding, not as in flight, until it is due.
+was last taken from the broker (the queue "moves"). A token is *deferred*
+(id -> the time it is due) when it found only calls of rate-limited keys
+or delayed calls and its worker publishes it again with a delay, or when a
+push of delayed calls minted it for their due time (README, "Per-key
+controls" and "Delayed calls"); no two deferred tokens serve one moment
+(a token is deferred only if none is due at that time or sooner), and a
+deferred token counts as outstanding, not as in flight, until it is due.
 The owning storage calls every method with its lock held and passes its
 count of runnable waiting calls (calls of parked keys left out).
 """
@@ -94,13 +97,24 @@ class TokenBook:
 
     def defer(self, token: str, due: float) -> bool:
         """Keep ``token`` until ``due`` (its worker publishes it with that
-        delay) unless a token is deferred already; else retire it."""
+        delay) unless another token is deferred to ``due`` or sooner; else retire it."""
         self.flight.pop(token, None)
         self.unhold(token)
-        if self.deferred and token not in self.deferred:
+        if any(when <= due for other, when in self.deferred.items() if other != token):
+            self.deferred.pop(token, None)
             return False
         self.deferred[token] = due
         return True
+
+    def defer_new(self, due: float, policy: WakeupPolicy) -> List[str]:
+        """A new token deferred to ``due`` (delayed calls were stored), unless
+        another token is deferred to ``due`` or sooner or ``max_wakeups`` are
+        outstanding: then ``[]``."""
+        if self.outstanding >= policy.max_wakeups or any(when <= due for when in self.deferred.values()):
+            return []
+        token = os.urandom(8).hex()
+        self.deferred[token] = due
+        return [token]
 
     def hand_back(
         self,

@@ -19,23 +19,30 @@ class BadInputProperties(ConformanceBase):
             scheduler, _ = self.scheduler()
             args: Dict[str, Any] = {
                 "key": "a", "payload": 1, "weight": None, "expiry": None, "task_id": None, "tags": None,
+                "delay": None,
             }  # fmt: skip
             args.update(bad)
             try:
                 scheduler.push(
                     args["key"], args["payload"], weight=args["weight"], expiry=args["expiry"],
-                    task_id=args["task_id"], tags=args["tags"],
+                    task_id=args["task_id"], tags=args["tags"], delay=args["delay"],
                 )  # fmt: skip
             except (TypeError, ValueError) as exc:
                 assert str(exc), "the error must say what is wrong"
                 (argument,) = bad
-                named = {"key": "key", "weight": "weight", "expiry": "expiry", "task_id": "task_id"}
+                named = {
+                    "key": "key",
+                    "weight": "weight",
+                    "expiry": "expiry",
+                    "task_id": "task_id",
+                    "delay": "delay",
+                }
                 named.update(payload="payload", tags="tag")
                 assert named[argument] in str(exc), f"{exc!r} does not name {argument}"
             else:
                 raise AssertionError(f"push accepted {bad!r}")
             assert len(scheduler) == 0
-            assert scheduler.status().backlog_size == 0
+            assert scheduler.status().backlog_size == 0 and scheduler.status().delayed == 0
             assert scheduler.metadata("a").weight == 1.0
             assert scheduler.metadata("a").tags == {}
             assert scheduler.pop() is None
@@ -63,5 +70,5 @@ class BadInputProperties(ConformanceBase):
         assert scheduler.metadata("a").to_dict() == {
             "key": "a", "weight": 1.0, "last_served": None, "pending_tasks": 0,
             "served_total": 0, "tags": {}, "custom_data": {}, "concurrency_limit": None,
-            "running": 0, "rate_limit": None, "paused": False, "max_backlog": None,
+            "running": 0, "rate_limit": None, "paused": False, "max_backlog": None, "delayed_tasks": 0,
         }  # fmt: skip

@@ -49,6 +49,10 @@ BAD_PUSHES: List[Dict[str, Any]] = [
     {"expiry": "soon"},
     {"expiry": 10**400},
     {"expiry": 1e12},
+    {"delay": -1.0},
+    {"delay": math.nan},
+    {"delay": "later"},
+    {"delay": 1e12},
     {"tags": ["plan"]},
     {"tags": {"": "pro"}},
     {"tags": {"plan": 3}},
@@ -174,6 +178,25 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
             for task_id, payload in zip(ids, payloads):
                 self.model.push(ScheduledTask(task_id, key, payload, self.now, expires_at), weight, tags)
 
+        @rule(
+            key=st.sampled_from(KEYS),
+            payloads=st.lists(PAYLOADS, min_size=1, max_size=3),
+            delay=st.sampled_from([0.5, 1.0, 3.0, 7.0]),
+            expiry=EXPIRIES,
+        )
+        def push_delayed(self, key: str, payloads: List[Any], delay: float, expiry: Optional[float]) -> None:
+            """Delayed calls (``delay``): stored now, joining their key when due."""
+            ids = [self._new_id() for _ in payloads]
+            if len(ids) == 1:
+                got = [self.scheduler.push(key, payloads[0], expiry=expiry, task_id=ids[0], delay=delay)]
+            else:
+                got = self.scheduler.push_many(key, payloads, expiry=expiry, task_ids=ids, delay=delay)
+            assert got == ids
+            expires_at = None if expiry is None else self.now + expiry
+            for task_id, payload in zip(ids, payloads):
+                task = ScheduledTask(task_id, key, payload, self.now, expires_at, self.now + delay)
+                self.model.push(task, None)
+
         @rule(data=st.data())
         def push_bad_input(self, data: st.DataObject) -> None:
             live = sorted(self.model.live_ids())
@@ -182,12 +205,13 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
             before = self._read(lambda: (self.scheduler.status(), self.scheduler.metadata("a")))
             args: Dict[str, Any] = {
                 "key": "a", "payload": 1, "weight": None, "expiry": None, "task_id": None, "tags": None,
+                "delay": None,
             }  # fmt: skip
             args.update(bad)
             try:
                 self.scheduler.push(
                     args["key"], args["payload"], weight=args["weight"], expiry=args["expiry"],
-                    task_id=args["task_id"], tags=args["tags"],
+                    task_id=args["task_id"], tags=args["tags"], delay=args["delay"],
                 )  # fmt: skip
             except (TypeError, ValueError):
                 pass
@@ -293,8 +317,10 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
         def wait_answers_at_once(self) -> None:
             # With no time to wait, wait() is the check alone: a call waits
             # (expired or not, until dropped) or a lease's deadline passed.
-            runnable = any(state.tasks for state in self.model.keys.values()) or any(
-                deadline <= self.now for deadline, _ in self.model.leases.values()
+            runnable = (
+                any(state.tasks for state in self.model.keys.values())
+                or any(deadline <= self.now for deadline, _ in self.model.leases.values())
+                or any(due <= self.now for due, _ in self.model.delayed.values())
             )
             assert self.scheduler.storage.wait(self.now, 0) == runnable
 

@@ -13,7 +13,7 @@ import attrs
 
 from ranch_core import algorithm
 from ranch_core.models import LRUKeyMetadata, ScheduledTask, SystemStatus
-from ranch_core.protocols import LOST_AFTER, MAX_BACKOFF, RECLAIM_BATCH
+from ranch_core.protocols import LOST_AFTER, MAX_BACKOFF, RECLAIM_BATCH, UNPARK_BATCH
 
 
 @attrs.define
@@ -50,13 +50,15 @@ class ReferenceModel:
     #: The storage has per-key controls (:class:`~ranch_core.protocols.Controls`):
     #: its metadata counts each key's leased calls in ``running``.
     count_running: bool = False
+    #: Delayed calls not yet due: task id -> (due time, the task as it will pop).
+    delayed: Dict[str, Tuple[float, ScheduledTask]] = attrs.field(factory=dict)
 
     def key(self, key: str) -> ModelKey:
         return self.keys.setdefault(key, ModelKey())
 
     def live_ids(self) -> List[str]:
         waiting = [t.task_id for k in self.keys.values() for t in k.tasks]
-        return waiting + list(self.leases)
+        return waiting + list(self.leases) + list(self.delayed)
 
     def _add(self, task: ScheduledTask, *, head: bool) -> None:
         state = self.key(task.key)
@@ -75,7 +77,17 @@ class ReferenceModel:
         if weight is not None:
             self.key(task.key).weight = weight
         self.key(task.key).tags.update(tags or {})
-        self._add(task, head=False)
+        if task.not_before is not None and task.not_before > task.enqueued_at:
+            self.delayed[task.task_id] = (task.not_before, attrs.evolve(task, not_before=None))
+        else:
+            self._add(attrs.evolve(task, not_before=None), head=False)
+
+    def promote(self, now: float, limit: int = UNPARK_BATCH) -> None:
+        """Delayed calls due at ``now``, the first ``limit`` by ``(due, task_id)``,
+        join the tail of their keys."""
+        due = sorted((d, tid) for tid, (d, _) in self.delayed.items() if d <= now)[:limit]
+        for _, task_id in due:
+            self._add(self.delayed.pop(task_id)[1], head=False)
 
     def expire(self, now: float, limit: int) -> List[ScheduledTask]:
         """Drop the first ``limit`` waiting tasks by ``(expires_at, task_id)`` that are due."""
@@ -101,6 +113,7 @@ class ReferenceModel:
     ) -> Tuple[Optional[ScheduledTask], List[ScheduledTask], List[ScheduledTask]]:
         """Returns (task, expired, reclaimed), as :meth:`FairScheduler.pop` reports them."""
         reclaimed = self.reclaim(now, RECLAIM_BATCH)
+        self.promote(now)
         expired: List[ScheduledTask] = []
         while True:
             active = [
@@ -220,6 +233,9 @@ class ReferenceModel:
         return True
 
     def remove(self, key: str, task_id: str) -> bool:
+        if task_id in self.delayed and self.delayed[task_id][1].key == key:
+            del self.delayed[task_id]
+            return True
         state = self.keys.get(key)
         if state is None:
             return False
@@ -262,6 +278,7 @@ class ReferenceModel:
             tags=dict(state.tags),
             custom_data=dict(state.custom_data),
             running=sum(1 for _, t in self.leases.values() if t.key == key) if self.count_running else 0,
+            delayed_tasks=sum(1 for _, t in self.delayed.values() if t.key == key),
         )
 
     def keys_with_tag(self, name: str, value: Optional[str]) -> List[str]:
@@ -276,4 +293,5 @@ class ReferenceModel:
             leased=len(self.leases),
             expired_total=self.expired_total,
             served_total=self.served_total,
+            delayed=len(self.delayed),
         )

@@ -3,7 +3,7 @@
 The guarantees live in one module per group (:mod:`~ranch_core.testing.fairness`,
 :mod:`~ranch_core.testing.lifecycle`, :mod:`~ranch_core.testing.batches`,
 :mod:`~ranch_core.testing.badinput`, :mod:`~ranch_core.testing.waiting`,
-:mod:`~ranch_core.testing.controls`); this class gathers them with the
+:mod:`~ranch_core.testing.controls`, :mod:`~ranch_core.testing.delayed`); this class gathers them with the
 stateful test that checks every step against the reference model.
 """
 
@@ -14,6 +14,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from ranch_core.testing.badinput import BadInputProperties
 from ranch_core.testing.batches import BatchAndWakeupProperties
 from ranch_core.testing.controls import ControlProperties
+from ranch_core.testing.delayed import DelayedProperties
 from ranch_core.testing.fairness import FairnessProperties
 from ranch_core.testing.lifecycle import LifecycleProperties
 from ranch_core.testing.machine import build_machine
@@ -27,6 +28,7 @@ class StorageConformance(
     BadInputProperties,
     WaitingProperties,
     ControlProperties,
+    DelayedProperties,
 ):
     """Subclass this in a test module and implement :meth:`make_storage`.
 

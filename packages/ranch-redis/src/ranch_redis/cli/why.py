@@ -29,6 +29,17 @@ def explain(place: CallPlace, now: float) -> List[str]:
         return [f"{call}: its record cannot be read (the next pop or repair reports and removes it)"]
     if place.state == "running":
         return [f"{call} of key {place.key!r} is running: leased until {ago(place.lease_deadline, now)}"]
+    if place.state == "delayed":
+        lines = [
+            f"{call} of key {place.key!r} is delayed; stored {ago(place.enqueued_at, now)}",
+            f"held by: its delay (countdown/eta/delay=): it joins the tail of its key "
+            f"{ago(place.due_at, now)}, then takes its fair turn",
+        ]
+        if place.expires_at is not None and place.due_at is not None and place.expires_at <= place.due_at:
+            lines.append(
+                f"its expiry comes first ({ago(place.expires_at, now)}): it will be dropped, never run"
+            )
+        return lines
     lines = [
         f"{call} of key {place.key!r} is waiting; stored {ago(place.enqueued_at, now)}",
         f"position in its key: {place.position} of {place.key_waiting} waiting (0 = next)",

@@ -26,6 +26,7 @@ from ranch_redis import layout
 NAMES = (
     "push",
     "push_many",
+    "push_delayed",
     "pop",
     "finish",
     "release_token",

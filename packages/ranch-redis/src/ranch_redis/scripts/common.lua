@@ -36,10 +36,12 @@ local MOTION = BASE .. 'wq'      -- hash: moved (last wake-up taken), rounds, re
 local WAKE = BASE .. 'wake'      -- list: notification marks for blocked pops (BLPOP)
 local PARKED = BASE .. 'parked'  -- zset: keys parked by their rate, score = eligible time, member = hex key
 local DEFERRED = BASE .. 'wd'    -- zset: deferred wake-up tokens, score = the time they are due
+local DELAYED = BASE .. 'delayed'  -- zset: delayed calls not yet due, score = due time, member = task id
 
 local function qkey(hk) return BASE .. 'q:' .. hk end  -- list of task ids, head first
 local function xkey(hk) return BASE .. 'x:' .. hk end  -- zset: the key's part of EXPIRY
 local function kkey(hk) return BASE .. 'k:' .. hk end  -- hash of the key's state
+local function dkey(hk) return BASE .. 'd:' .. hk end  -- zset: the key's part of DELAYED
 
 -- Listing indexes (ranch keys, the exporter's top keys): KW holds each key
 -- with waiting calls by its list's length, KN each served key by its served
@@ -447,11 +449,52 @@ local function settle_after(hk, dn, now)
     return 0
 end
 
--- The earliest time a key parked by its rate becomes eligible, or nil.
+-- The earliest time a key parked by its rate becomes eligible or a delayed
+-- call is due, or nil.
 local function retry_at()
     local first = redis.call('ZRANGE', PARKED, 0, 0, 'WITHSCORES')
-    if #first == 0 then return nil end
-    return tonumber(first[2])
+    local due = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')
+    local t = nil
+    if #first > 0 then t = tonumber(first[2]) end
+    if #due > 0 and (t == nil or tonumber(due[2]) < t) then t = tonumber(due[2]) end
+    return t
+end
+
+-- Delayed calls (ranch-core README, "Delayed calls"; the reference is
+-- ranch_core/backends/delayed.py): stored in TASKS, out of their key's list,
+-- in DELAYED and the key's dkey zset until due. push_delayed.lua stores them
+-- and marks the namespace (stats field ctl), so every step that counts or
+-- moves them runs only where they may exist. Move up to `limit` calls due
+-- at `now` (by score, then task id) to the tail of their keys, as a push at
+-- `now` would; returns the runnable calls gained.
+local function promote_due(now, limit)
+    local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', fmt(now), 'LIMIT', 0, limit)
+    if #due == 0 then return 0 end
+    redis.call('ZREM', DELAYED, unpack(due))
+    local k = controls()
+    local gained = 0
+    for i = 1, #due do
+        local tid = due[i]
+        local hk, exp = parse(redis.call('HGET', TASKS, tid))
+        if hk then
+            redis.call('ZREM', dkey(hk), tid)
+            index_expiry(tid, hk, exp)
+            local n = redis.call('RPUSH', qkey(hk), tid)
+            counted(hk, n)
+            local c = k.key_controls(hk)
+            if k.controlled(c) then
+                gained = gained + k.settle(hk, c, n, n > 1 and not c.parked, 1, now)
+            else
+                if n == 1 then activate(hk, load().vt) end
+                notify(1)
+                gained = gained + 1
+            end
+        else
+            -- An unreadable record cannot join a key (nor be run): it goes.
+            redis.call('HDEL', TASKS, tid)
+        end
+    end
+    return gained
 end
 
 -- A lease of the key ended (ack, finish, retry, release, lease put back):
@@ -569,7 +612,9 @@ end
 
 -- Wake-up tokens (ranch-core's "Wake-ups"). Waiting = tasks stored but not leased.
 local function n_waiting()
-    return redis.call('HLEN', TASKS) - redis.call('ZCARD', LEASES)
+    local w = redis.call('HLEN', TASKS) - redis.call('ZCARD', LEASES)
+    if ctl_on() then w = w - redis.call('ZCARD', DELAYED) end
+    return w
 end
 
 -- What tokens are minted for: the waiting calls that could start now (calls
@@ -626,12 +671,17 @@ local function retire(tok)
 end
 
 -- Keep a token until `due` (its worker publishes it with that delay), unless
--- another token is deferred already: then it is retired. True if kept.
+-- another token is deferred to `due` or sooner: then it is retired. True if kept.
 local function defer(tok, due)
     redis.call('ZREM', FLIGHT, tok)
     unhold(tok)
-    local d = redis.call('ZCARD', DEFERRED)
-    if d > 0 and not redis.call('ZSCORE', DEFERRED, tok) then return false end
+    local sooner = redis.call('ZRANGEBYSCORE', DEFERRED, '-inf', fmt(due), 'LIMIT', 0, 2)
+    for i = 1, #sooner do
+        if sooner[i] ~= tok then
+            redis.call('ZREM', DEFERRED, tok)
+            return false
+        end
+    end
     redis.call('ZADD', DEFERRED, fmt(due), tok)
     return true
 end
@@ -639,7 +689,8 @@ end
 -- A token after its call: kept (held, unbound) while calls are runnable if
 -- asked; else passed on while more calls are runnable than tokens are in
 -- flight; else, with `may_defer` and nothing runnable but a key parked by its
--- rate, deferred to the time its bucket refills (second value); else retired.
+-- rate or a delayed call, deferred to the time its bucket refills or the call
+-- is due (second value); else retired.
 local function hand_back(tok, deadline, m, keep, may_defer)
     -- Held, or retired meanwhile (its deadline passed) and neither in flight
     -- again nor deferred; kept only while under the bound (a bound that

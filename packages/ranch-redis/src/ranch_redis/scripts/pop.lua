@@ -1,5 +1,6 @@
--- pop: reclaim due leases, move keys whose bucket refilled back, then serve
--- the head of the first active key that may start a call.
+-- pop: reclaim due leases, move keys whose bucket refilled back and delayed
+-- calls that are due to their keys, then serve the head of the first active
+-- key that may start a call.
 -- ARGV: now, deadline (now + lease); optionally the wake-up token ('' =
 --   none), m (max_wakeups), token nonce, token deadline (now + ttl), defer
 --   ('1' = the caller can publish a delayed wake-up: keep the token for the
@@ -10,7 +11,8 @@
 --   expired, reclaimed, minted or corrupt).
 -- state: __POP_SERVED__ = served tid; __POP_EMPTY__ = no call may start
 -- now: tid is then the earliest time a key parked by its rate becomes
--- eligible ('' = none) and body '1' if the token was deferred until then;
+-- eligible or a delayed call is due ('' = none) and body '1' if the token
+-- was deferred until then;
 -- __POP_AGAIN__ = stopped early after EXPIRED_BATCH expired or corrupt
 -- tasks (pop again; the token is left as it was); __POP_STALE__ = the
 -- token may not pop (held for a running task, or unknown while m tokens
@@ -52,7 +54,10 @@ if s.ctl and s.ck ~= now then
 end
 local reclaimed, corrupt = reclaim(now_s, __RECLAIM_BATCH__)
 local K = s.ctl and controls()
-if K then K.unpark_due(now, __UNPARK_BATCH__) end
+if K then
+    K.unpark_due(now, __UNPARK_BATCH__)
+    promote_due(now, __UNPARK_BATCH__)
+end
 local expired = {}
 local dropped = 0
 local seq, _, n_expired = stats()

@@ -11,8 +11,8 @@
 -- Reply: __PUSH_STORED__ (nothing minted) or the minted token id (stored);
 -- __PUSH_ALREADY_STORED__ (a retry found its own earlier, identical write);
 -- __PUSH_DUPLICATE__ (the id is waiting or leased: nothing written, no
--- weight, no tag); {__PUSH_FULL__, waiting calls, max_backlog} (the key
--- is full: nothing written).
+-- weight, no tag); {__PUSH_FULL__, stored calls (waiting and delayed),
+-- max_backlog} (the key is full: nothing written).
 -- Once controls are in use (stats field ctl) the key's controls are read
 -- first: its max backlog, and where it belongs (settled at the task's
 -- enqueued_at: a paused or capped key's push makes nothing runnable and
@@ -22,7 +22,7 @@ local c
 if ctl_on() then
     c = controls().key_controls(hk)
     if c.max_backlog then
-        local len = redis.call('LLEN', qkey(hk))
+        local len = redis.call('LLEN', qkey(hk)) + redis.call('ZCARD', dkey(hk))
         if len + 1 > c.max_backlog then
             local old = redis.call('HGET', TASKS, tid)
             if old then

@@ -10,7 +10,7 @@
 -- Reply: {__PUSH_STORED__, minted token id...}; {__PUSH_ALREADY_STORED__}
 -- (a retry found its own earlier write: the first task's identical body);
 -- {__PUSH_DUPLICATE__} (a task id is waiting or leased: nothing written,
--- no weight, no tag); {__PUSH_FULL__, waiting calls, max_backlog} (the
+-- no weight, no tag); {__PUSH_FULL__, stored calls (waiting and delayed), max_backlog} (the
 -- batch does not fit the key's max backlog: nothing written). Once
 -- controls are in use the key is settled as in push.lua (at the last
 -- task's enqueued_at).
@@ -36,7 +36,7 @@ local c
 if ctl_on() then
     c = controls().key_controls(hk)
     if c.max_backlog then
-        local len = redis.call('LLEN', qkey(hk))
+        local len = redis.call('LLEN', qkey(hk)) + redis.call('ZCARD', dkey(hk))
         if len + n > c.max_backlog then return {__PUSH_FULL__, len, c.max_backlog} end
     end
 end

@@ -1,9 +1,12 @@
--- status: counters {waiting, active keys, leased, expired, served}.
+-- status: counters {waiting, active keys, leased, expired, served, delayed}.
 -- ARGV: now ('' = count expired tasks not yet dropped too).
 -- O(1); O(log N) with now (tasks whose expiry is <= now are not waiting).
 -- Active keys: those in ACTIVE and those parked out of it (stats field np).
+-- Delayed calls (not yet due) are not waiting.
 local s = load()
 local leased = redis.call('ZCARD', LEASES)
-local waiting = redis.call('HLEN', TASKS) - leased
+local delayed = 0
+if s.ctl then delayed = redis.call('ZCARD', DELAYED) end
+local waiting = redis.call('HLEN', TASKS) - leased - delayed
 if ARGV[1] ~= '' then waiting = waiting - redis.call('ZCOUNT', EXPIRY, '-inf', ARGV[1]) end
-return {waiting, redis.call('ZCARD', ACTIVE) + s.np, leased, s.expired, s.seq}
+return {waiting, redis.call('ZCARD', ACTIVE) + s.np, leased, s.expired, s.seq, delayed}

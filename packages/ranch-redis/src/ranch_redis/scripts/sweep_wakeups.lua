@@ -8,8 +8,9 @@
 -- deadline (it is queued behind other messages). None is retired while every
 -- registered worker slot holds a token (a late token then waits for a busy
 -- fleet; replacing it would pile up no-op wake-ups).
--- With controls in use, first: keys whose bucket refilled by now are moved
--- back (at most __UNPARK_BATCH__), and, after the dead held tokens, a
+-- With controls or delayed calls in use, first: keys whose bucket refilled
+-- by now are moved back and delayed calls that are due join their keys (at
+-- most __UNPARK_BATCH__ of each), and, after the dead held tokens, a
 -- deferred token that is due goes in flight (deadline: due + ttl), as its
 -- delayed wake-up is in the broker now. Minting counts runnable calls only.
 -- ARGV: now, m (max_wakeups), token nonce, token deadline (now + ttl), ttl.
@@ -23,6 +24,7 @@ if s.ctl then
         redis.call('HSET', STATS, 'ck', now)
     end
     controls().unpark_due(t, __UNPARK_BATCH__)
+    promote_due(t, __UNPARK_BATCH__)
 end
 local dead = redis.call('ZRANGEBYSCORE', HELD, '-inf', now)
 for i = 1, #dead do unhold(dead[i]) end

@@ -2,7 +2,7 @@
 -- is runnable; then the notification list is emptied (its marks are all
 -- stale) and the caller blocks on it (BLPOP) until a step pushes a mark or
 -- the earliest lease deadline, or the earliest time a key parked by its
--- rate becomes eligible, passes. A step that makes a call runnable
+-- rate becomes eligible or a delayed call is due, passes. A step that makes a call runnable
 -- after this script pushes a mark, so no wake-up is lost between the check
 -- and the BLPOP.
 -- ARGV: now.

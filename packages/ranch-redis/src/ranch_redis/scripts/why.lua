@@ -3,6 +3,8 @@
 -- Reply: {'missing'} if no call of that id is stored (it ran, was
 --   revoked, purged or expired, or never was); {'corrupt'} if its record
 --   cannot be read; {'running', hex key, lease deadline} if it is leased;
+--   {'delayed', hex key, due time, enqueued_at, expires_at ('' = never)} if
+--   it is a delayed call not yet due;
 --   else {'waiting', hex key, enqueued_at, expires_at ('' = never),
 --   position in its key (0 = head; '' = not in its list), the key's
 --   waiting calls, the key's place in the fair order ('' = not in
@@ -18,6 +20,9 @@ if not hk then return {'corrupt'} end
 local deadline = redis.call('ZSCORE', LEASES, tid)
 if deadline then return {'running', hk, deadline} end
 local s = load()
+local enqueued_at = string.sub(body, 1, string.find(body, ',', 1, true) - 1)
+local due = s.ctl and redis.call('ZSCORE', DELAYED, tid)
+if due then return {'delayed', hk, due, enqueued_at, exp} end
 local enqueued = string.sub(body, 1, string.find(body, ',', 1, true) - 1)
 local pos = redis.call('LPOS', qkey(hk), tid) or ''
 local f = redis.call('HMGET', kkey(hk), 's', 'pk', 'ea', 'ps', 'cl', 'r', 'rt', 'w')
