@@ -16,7 +16,9 @@ class ScheduledTask:
     scheduler's clock, or ``None`` for a task that never expires.
     ``not_before`` (same clock) makes a *delayed* call: stored at once, it
     joins its key's backlog only when that time comes (``None``, or a time
-    not after ``enqueued_at``: at once). A popped task has ``None``: it is due.
+    not after ``enqueued_at``: at once). A popped task has ``None``: it is due,
+    and its ``enqueued_at`` is the time it became due (when it started
+    waiting in its key), so wait times count from there.
     """
 
     task_id: str

@@ -57,13 +57,16 @@ class DelayedCalls:
         return heap[0][0] if heap else None
 
     def due(self, now: float, limit: int) -> List[Record]:
-        """Take up to ``limit`` calls due at ``now`` (``due <= now``), earliest first."""
+        """Take up to ``limit`` calls due at ``now`` (``due <= now``), earliest first; each
+        record's ``enqueued_at`` becomes its due time (when it starts waiting in its key)."""
         out: List[Record] = []
         heap = self._heap
         while heap and heap[0][0] <= now and len(out) < limit:
             due, task_id = heapq.heappop(heap)
             if self._live(due, task_id):
-                out.append(self.records.pop(task_id)[1])
+                record = self.records.pop(task_id)[1]
+                record.enqueued_at = due
+                out.append(record)
         return out
 
     def of_key(self, ids: Dict[str, float], limit: int) -> List[Tuple[float, Record]]:

@@ -78,7 +78,8 @@ class ReferenceModel:
             self.key(task.key).weight = weight
         self.key(task.key).tags.update(tags or {})
         if task.not_before is not None and task.not_before > task.enqueued_at:
-            self.delayed[task.task_id] = (task.not_before, attrs.evolve(task, not_before=None))
+            due = task.not_before
+            self.delayed[task.task_id] = (due, attrs.evolve(task, not_before=None, enqueued_at=due))
         else:
             self._add(attrs.evolve(task, not_before=None), head=False)
 

@@ -466,17 +466,23 @@ end
 -- and marks the namespace (stats field ctl), so every step that counts or
 -- moves them runs only where they may exist. Move up to `limit` calls due
 -- at `now` (by score, then task id) to the tail of their keys, as a push at
--- `now` would; returns the runnable calls gained.
+-- `now` would, each body's enqueued_at rewritten to its due time (its wait
+-- starts there); returns the runnable calls gained.
 local function promote_due(now, limit)
-    local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', fmt(now), 'LIMIT', 0, limit)
+    local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', fmt(now), 'WITHSCORES', 'LIMIT', 0, limit)
     if #due == 0 then return 0 end
-    redis.call('ZREM', DELAYED, unpack(due))
+    local ids = {}
+    for i = 1, #due, 2 do ids[#ids + 1] = due[i] end
+    redis.call('ZREM', DELAYED, unpack(ids))
     local k = controls()
     local gained = 0
-    for i = 1, #due do
+    for i = 1, #due, 2 do
         local tid = due[i]
-        local hk, exp = parse(redis.call('HGET', TASKS, tid))
+        local body = redis.call('HGET', TASKS, tid)
+        local hk, exp = parse(body)
         if hk then
+            local comma = string.find(body, ',', 1, true)
+            redis.call('HSET', TASKS, tid, fmt(tonumber(due[i + 1])) .. string.sub(body, comma))
             redis.call('ZREM', dkey(hk), tid)
             index_expiry(tid, hk, exp)
             local n = redis.call('RPUSH', qkey(hk), tid)
