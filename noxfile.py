@@ -32,7 +32,14 @@ PACKAGES = [
 ]  # fmt: skip
 #: gevent: the Celery per-call time limit test on the gevent pool (this version has wheels for 3.9-3.13);
 #: selenium: the dashboard tests in headless Chromium.
-TEST_TOOLS = ["pytest>=7", "pytest-timeout", "hypothesis>=6.80", "gevent==24.11.1", "selenium>=4.11"]
+#: pytest-xdist: the suite runs in PARALLEL processes.
+TEST_TOOLS = [
+    "pytest>=7", "pytest-timeout", "pytest-xdist>=3.5", "hypothesis>=6.80", "gevent==24.11.1", "selenium>=4.11",
+]  # fmt: skip
+#: The whole suite in three pytest-xdist processes, each test module in one of them (a module's
+#: servers and workers stay together). Most of the suite waits on real servers and workers, so
+#: three processes on two cores take about a third of the serial time (README, "Testing").
+PARALLEL = ["-n", "3", "--dist", "loadfile"]
 #: The interpreter whose run is measured: coverage of worker subprocesses needs coverage's "patch".
 COVERAGE_PYTHON = "3.11"
 COVERAGE = "coverage>=7.10"
@@ -71,14 +78,18 @@ nox.options.reuse_existing_virtualenvs = True
 def tests(session: nox.Session) -> None:
     """The whole suite: core properties, real redis-server, real Celery and Dramatiq workers."""
     session.install(*PACKAGES, *TEST_TOOLS)
-    if session.python != COVERAGE_PYTHON or session.posargs:
+    if session.posargs:
         session.run("pytest", *session.posargs)
+        return
+    if session.python != COVERAGE_PYTHON:
+        session.run("pytest", *PARALLEL)
         return
     # The whole suite under coverage (settings: [tool.coverage] in pyproject.toml), worker
     # subprocesses included, then the gates of scripts/coverage_gates.py.
     session.install(COVERAGE)
     session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest", "--durations=25")  # the 15 s rule, in the log
+    # The xdist processes are measured like any Python subprocess (coverage's "patch").
+    session.run("coverage", "run", "-m", "pytest", *PARALLEL, "--durations=25")  # the 15 s rule, in the log
     session.run("coverage", "combine", "--quiet")
     session.run("coverage", "json", "--quiet", "-o", "coverage.json")
     session.run("python", "scripts/coverage_gates.py", "coverage.json")
