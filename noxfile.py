@@ -34,7 +34,8 @@ PACKAGES = [
 #: selenium: the dashboard tests in headless Chromium.
 #: pytest-xdist: the suite runs in PARALLEL processes.
 TEST_TOOLS = [
-    "pytest>=7", "pytest-timeout", "pytest-xdist>=3.5", "hypothesis>=6.80", "gevent==24.11.1", "selenium>=4.11",
+    "pytest>=7", "pytest-timeout", "pytest-xdist>=3.5", "hypothesis>=6.80",
+    "gevent==24.11.1", "selenium>=4.11",
 ]  # fmt: skip
 #: The whole suite in three pytest-xdist processes, each test module in one of them (a module's
 #: servers and workers stay together). Most of the suite waits on real servers and workers, so
