@@ -61,7 +61,7 @@ def cell_text(driver: WebDriver, key: str, column: str) -> str:
     return str(driver.find_element(By.CSS_SELECTOR, f'#keys tr[data-key="{key}"] .{column}').text)
 
 
-def wait_for(driver: WebDriver, condition: Callable[[WebDriver], object], timeout: float = 10.0) -> None:
+def wait_for(driver: WebDriver, condition: Callable[[WebDriver], object], timeout: float = 30.0) -> None:
     """Until ``condition`` holds; rows the page redraws meanwhile are looked up again."""
     WebDriverWait(
         driver, timeout, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)

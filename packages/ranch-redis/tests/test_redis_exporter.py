@@ -44,11 +44,12 @@ def test_scrape_shows_backlogs_and_top_keys(redis_url: str, exporter: Server) ->
         scheduler.push(key, 1)
     clock[0] += 0.3
     served: List[str] = []
-    for _ in range(3):
+    for n in range(3):
         task = scheduler.pop()
         assert task is not None
         served.append(task.key)
-        scheduler.ack(task.task_id)
+        clock[0] += 2.0  # each runs 2 s; the first fails
+        scheduler.finish(task.task_id, failed=n == 0)
     status, text = exporter.get()
     assert status == 200
     got = samples(text)
@@ -59,8 +60,14 @@ def test_scrape_shows_backlogs_and_top_keys(redis_url: str, exporter: Server) ->
     assert got[("ranch_served_total", b)] == 3
     assert got[("ranch_wait_seconds_count", b)] == 3
     assert got[("ranch_wait_seconds_bucket", (*b, ("le", "0.1")))] == 0
-    assert got[("ranch_wait_seconds_bucket", (*b, ("le", "0.5")))] == 3
-    assert abs(got[("ranch_wait_seconds_sum", b)] - 0.9) < 1e-9
+    assert got[("ranch_wait_seconds_bucket", (*b, ("le", "0.5")))] == 1
+    assert got[("ranch_wait_seconds_bucket", (*b, ("le", "5.0")))] == 3
+    assert abs(got[("ranch_wait_seconds_sum", b)] - (0.3 + 2.3 + 4.3)) < 1e-9
+    assert got[("ranch_failed_total", b)] == 1
+    assert got[("ranch_run_seconds_count", b)] == 3
+    assert got[("ranch_run_seconds_bucket", (*b, ("le", "1.0")))] == 0
+    assert got[("ranch_run_seconds_bucket", (*b, ("le", "5.0")))] == 3
+    assert abs(got[("ranch_run_seconds_sum", b)] - 6.0) < 1e-9
     # One round of the keys (calm, flood, quiet: key order at equal pass); per-key
     # series only for the top 2 keys by waiting: flood, then the one quiet key left.
     assert sorted(served) == ["calm", "flood", "quiet"]
@@ -69,6 +76,8 @@ def test_scrape_shows_backlogs_and_top_keys(redis_url: str, exporter: Server) ->
     assert got[("ranch_key_waiting_calls", (*b, ("key", "flood")))] == 39
     assert got[("ranch_key_served_total", (*b, ("key", "flood")))] == 1
     assert got[("ranch_key_wait_seconds_count", (*b, ("key", "flood")))] == 1
+    assert got[("ranch_key_run_seconds_count", (*b, ("key", "flood")))] == 1
+    assert ("ranch_key_failed_total", (*b, ("key", "flood"))) in got
 
 
 def test_top_keys_bound_the_series(redis_url: str, exporter: Server) -> None:

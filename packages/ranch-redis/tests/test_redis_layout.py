@@ -34,7 +34,7 @@ def test_layout_names_every_key_a_namespace_writes(client: redis.Redis) -> None:
         layout.stats_key(ns), layout.tasks_key(ns), layout.leases_key(ns), layout.active_key(ns),
         layout.keys_key(ns), layout.queue_key(ns, "a"), layout.key_state_key(ns, "a"),
         layout.tag_index_key(ns, "plan"), layout.wake_key(ns),
-        layout.waiting_index_key(ns), layout.served_index_key(ns),
+        layout.waiting_index_key(ns), layout.served_index_key(ns), layout.started_key(ns),
     }  # fmt: skip
     written = {k.decode() for k in client.scan_iter(match=layout.base(ns) + "*")}
     assert written == named
@@ -62,9 +62,24 @@ def test_layout_names_every_key_the_controls_write(client: redis.Redis) -> None:
         layout.queue_key(ns, "a"), layout.key_state_key(ns, "a"), layout.wake_key(ns),
         layout.parked_key(ns), layout.deferred_key(ns), layout.flight_key(ns), layout.held_key(ns),
         layout.motion_key(ns), layout.waiting_index_key(ns), layout.served_index_key(ns),
+        layout.started_key(ns),
     }  # fmt: skip
     written = {k.decode() for k in client.scan_iter(match=layout.base(ns) + "*")}
     assert written <= named and layout.parked_key(ns) in written
+
+
+def test_layout_names_the_delayed_calls_keys(client: redis.Redis) -> None:
+    ns = f"lay-{uuid.uuid4().hex}"
+    scheduler = FairScheduler(RedisStorage(client, namespace=ns), clock=lambda: 10.0)
+    scheduler.push("a", 1, delay=5.0, task_id="t1")
+    assert client.zscore(layout.delayed_key(ns), "t1") == 15.0
+    assert client.zscore(layout.key_delayed_key(ns, "a"), "t1") == 15.0
+    named = {
+        layout.stats_key(ns), layout.tasks_key(ns), layout.key_state_key(ns, "a"), layout.wake_key(ns),
+        layout.delayed_key(ns), layout.key_delayed_key(ns, "a"),
+    }  # fmt: skip
+    written = {k.decode() for k in client.scan_iter(match=layout.base(ns) + "*")}
+    assert written <= named
 
 
 def test_reply_codes_are_named_and_written_into_the_scripts() -> None:

@@ -1,4 +1,4 @@
-"""The metrics the steps keep agree with the calls run: waits, served, expired, retried."""
+"""The metrics the steps keep agree with the calls run: waits, run times, served, expired, retried, failed."""
 
 from __future__ import annotations
 
@@ -20,7 +20,19 @@ Op = Tuple[str, int, int]
 ops = st.lists(
     st.tuples(
         st.sampled_from(
-            ["push", "push", "push_expiring", "pop_ack", "pop_retry", "pop_release", "tick", "expire"]
+            [
+                "push",
+                "push",
+                "push_expiring",
+                "push_delayed",
+                "pop_ack",
+                "pop_finish",
+                "pop_fail",
+                "pop_retry",
+                "pop_release",
+                "tick",
+                "expire",
+            ]
         ),
         st.integers(0, len(KEYS) - 1),
         st.integers(1, 400),
@@ -55,11 +67,16 @@ def test_metrics_count_the_calls_run(client: redis.Redis, steps: List[Op]) -> No
     waits: Dict[str, List[float]] = {k: [] for k in KEYS}
     expired: Counter[str] = Counter()
     retried: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    runs: Dict[str, List[float]] = {k: [] for k in KEYS}
+    started: Dict[str, float] = {}  # leased task id -> when its pop leased it
     for n, (op, k, amount) in enumerate(steps):
         key = KEYS[k]
         if op.startswith("push"):
             expires = now + amount / 100 if op == "push_expiring" else None
-            storage.push(ScheduledTask(f"t{n}", key, n, now, expires))
+            # a delayed call's wait counts from its due time (its enqueued_at once it is due)
+            due = now + amount / 100 if op == "push_delayed" else None
+            storage.push(ScheduledTask(f"t{n}", key, n, now, expires, due))
         elif op == "tick":
             now += amount / 100  # 0.01 ... 4 s: waits spread over the buckets
         elif op == "expire":
@@ -71,8 +88,14 @@ def test_metrics_count_the_calls_run(client: redis.Redis, steps: List[Op]) -> No
             if task is None:
                 continue
             waits[task.key].append(max(now - task.enqueued_at, 0.0))
-            if op == "pop_ack":
+            started[task.task_id] = now
+            if op == "pop_ack":  # no time given: no run time counted
                 assert storage.ack(task.task_id)
+            elif op in ("pop_finish", "pop_fail"):
+                now += amount / 200  # it runs a while
+                runs[task.key].append(now - started[task.task_id])
+                failed[task.key] += op == "pop_fail"
+                assert storage.finish(task.task_id, now, failed=op == "pop_fail").done
             elif op == "pop_retry":
                 retried[task.key] += 1
                 assert storage.requeue(task)  # same enqueued_at: its next wait counts from it
@@ -84,10 +107,14 @@ def test_metrics_count_the_calls_run(client: redis.Redis, steps: List[Op]) -> No
     assert got.wait.buckets == histogram(everything)
     assert math.isclose(got.wait.total, sum(everything), abs_tol=1e-6)
     assert got.expired == sum(expired.values())
+    all_runs = [r for rs in runs.values() for r in rs]
+    assert got.run.buckets == histogram(all_runs) and got.failed == sum(failed.values())
+    assert math.isclose(got.run.total, sum(all_runs), abs_tol=1e-6)
     for row in got.top_keys:
         assert row.served == len(waits[row.key]) == row.wait.count
         assert row.wait.buckets == histogram(waits[row.key])
         assert (row.expired, row.retried) == (expired[row.key], retried[row.key])
+        assert row.run.buckets == histogram(runs[row.key]) and row.failed == failed[row.key]
         assert row.waiting == client.llen(layout.queue_key(storage.namespace, row.key))
 
 

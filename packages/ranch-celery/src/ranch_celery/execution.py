@@ -232,7 +232,7 @@ def run_claimed(
                 ),
                 lambda seconds: hard_time_limit(backlog, claimed, task, request, seconds),
             ) as outcome:
-                tracer(claimed.task_id, claimed.call.args, claimed.call.kwargs, request)
+                traced = tracer(claimed.task_id, claimed.call.args, claimed.call.kwargs, request)
     finally:
         # The tracer catches the task's own exceptions; anything raised here is the tracer
         # failing (or the worker shutting down): the lease runs out and the call comes back.
@@ -243,7 +243,7 @@ def run_claimed(
         finish_retry(backlog, claimed, frame.retry)
         return None
     try:
-        finished = dispatcher.finish(claimed, keep_token=keep_token)
+        finished = dispatcher.finish(claimed, keep_token=keep_token, failed=ended_in_failure(traced))
     except Exception:
         logger.exception(
             "ranch: call %s ran but its lease could not be released; it may run again when the lease "
@@ -253,6 +253,14 @@ def run_claimed(
         return None
     store_replacements(state, claimed, replaced.deferred)
     return finished
+
+
+def ended_in_failure(traced: Any) -> bool:
+    """Whether Celery's tracer stored a failure (its ``trace_ok_t.info`` is a ``FAILURE`` TraceInfo)."""
+    from celery import states
+
+    info = getattr(traced, "info", None)
+    return bool(getattr(info, "state", None) == states.FAILURE)
 
 
 def store_replacements(state: RanchState, claimed: Claimed, deferred: List[Callable[[], object]]) -> None:

@@ -72,6 +72,7 @@ class AsyncStorage(Protocol):
         token: Optional[str] = None,
         wakeups: Optional[WakeupPolicy] = None,
         keep_token: bool = False,
+        failed: bool = False,
     ) -> Finished:
         """As :meth:`Storage.finish`."""
 

@@ -278,9 +278,10 @@ class FairDispatcher(RetryRule):
             with self._running_lock:
                 self._running.discard(claimed.task_id)
 
-    def finish(self, claimed: Claimed, *, keep_token: bool = False) -> Finished:
-        """The call ended (success or final failure): ack its lease and pass
-        its token on (published) while calls wait, or retire it; one storage step.
+    def finish(self, claimed: Claimed, *, keep_token: bool = False, failed: bool = False) -> Finished:
+        """The call ended (success, or final failure: ``failed``, for the
+        metrics): ack its lease and pass its token on (published) while calls
+        wait, or retire it; one storage step.
 
         With ``keep_token=True`` (a run budget) the token stays held while
         calls wait (``Finished.kept``): call :meth:`take` with
@@ -288,7 +289,7 @@ class FairDispatcher(RetryRule):
         the budget is spent. Returns what the storage did.
         """
         finished = self.scheduler.finish(
-            claimed.task_id, token=claimed.token, wakeups=self.wakeups, keep_token=keep_token
+            claimed.task_id, token=claimed.token, wakeups=self.wakeups, keep_token=keep_token, failed=failed
         )
         if not finished.done:
             logger.warning(

@@ -151,6 +151,7 @@ class Backlog(Protocol):
         token: Optional[str] = None,
         wakeups: Optional[WakeupPolicy] = None,
         keep_token: bool = False,
+        failed: bool = False,
     ) -> Finished:
         """Finish a call and decide its token's fate, in one step.
 
@@ -163,7 +164,10 @@ class Backlog(Protocol):
         ``now + ttl``, in :attr:`Finished.publish`); otherwise it is retired. A token that is no longer
         held (the sweep retired it) is taken back only if fewer than
         ``max_wakeups`` are outstanding. A requeue without ``token`` mints at
-        most one token, as :meth:`push`.
+        most one token, as :meth:`push`. ``failed`` says the call ended in
+        failure: a storage that keeps metrics counts it (and the call's run
+        time, ``now`` minus when the pop leased it); one that keeps none
+        ignores it.
         """
 
     def release_token(self, token: str, now: float, wakeups: WakeupPolicy) -> List[str]:

@@ -411,11 +411,19 @@ class FairScheduler(SchedulerBase):
         token: Optional[str] = None,
         wakeups: Optional[WakeupPolicy] = None,
         keep_token: bool = False,
+        failed: bool = False,
     ) -> Finished:
         """Ack (or, with ``requeue``, retry) a leased task and decide its
-        token's fate in one step (:meth:`ranch_core.protocols.Backlog.finish`)."""
+        token's fate in one step (:meth:`ranch_core.protocols.Backlog.finish`);
+        ``failed``: the call ended in failure (counted by storages that keep metrics)."""
         return self.storage.finish(
-            task_id, self.clock(), requeue=requeue, token=token, wakeups=wakeups, keep_token=keep_token
+            task_id,
+            self.clock(),
+            requeue=requeue,
+            token=token,
+            wakeups=wakeups,
+            keep_token=keep_token,
+            failed=failed,
         )
 
     def release_token(self, token: str, wakeups: WakeupPolicy) -> List[str]:

@@ -182,7 +182,7 @@ class DramatiqBacklog:
                     self.dispatcher.retry(claimed, call, delay=delay_ms / 1000, defer=self.defer)
                     return None
                 execution.settle(self.broker, message)
-                return self.dispatcher.finish(claimed, keep_token=keep_token)
+                return self.dispatcher.finish(claimed, keep_token=keep_token, failed=message.failed)
             finally:
                 message.clear_exception()
 

@@ -34,6 +34,8 @@ Redis key               type    content
 ``…keys``               set     hex keys whose list holds task ids (walked
                                 by the repair sweep)
 ``…leases``             zset    leased task ids, score = lease deadline
+``…st``                 hash    leased task id -> when its run started (for
+                                the run-time metric; gone with the lease)
 ``…tasks``              hash    task id -> body (waiting and leased tasks)
 ``…expiry``             zset    waiting tasks that expire: score = expires_at,
                                 member = task id
@@ -200,6 +202,21 @@ def tasks_key(namespace: str) -> str:
     return base(namespace) + "tasks"
 
 
+def started_key(namespace: str) -> str:
+    """Hash of leased task ids -> the time their run started (the run-time metric)."""
+    return base(namespace) + "st"
+
+
+def delayed_key(namespace: str) -> str:
+    """Zset of the delayed calls not yet due, by due time."""
+    return base(namespace) + "delayed"
+
+
+def key_delayed_key(namespace: str, key: str) -> str:
+    """Zset of one key's delayed calls not yet due, by due time."""
+    return base(namespace) + "d:" + hex_key(key)
+
+
 def leases_key(namespace: str) -> str:
     """Zset of leased task ids by deadline."""
     return base(namespace) + "leases"
@@ -305,11 +322,12 @@ def tag_index_key(namespace: str, name: str) -> str:
     return f"{base(namespace)}tag:{hex_key(name)}"
 
 
-#: Upper bounds (seconds) of the wait histogram's buckets: a key's state hash
-#: and the stats hash count the waits (stored -> started) up to each bound in
-#: ``h0`` ... (``h<len>``: longer) and their sum in ``hs``; a key's ``me``
-#: counts its expired calls and ``mt`` its retries (``scripts/common.lua``,
-#: "Metrics", holds the same bounds).
+#: Upper bounds (seconds) of the wait and run-time histograms' buckets: a key's
+#: state hash and the stats hash count the waits (stored -> started) up to each
+#: bound in ``h0`` ... (``h<len>``: longer) and their sum in ``hs``, the run
+#: times (started -> finished, counted by ``finish``) in ``u0`` ... and ``us``,
+#: and failed calls in ``mf``; a key's ``me`` counts its expired calls and
+#: ``mt`` its retries (``scripts/common.lua``, "Metrics", holds the same bounds).
 WAIT_BOUNDS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 
 #: Fields of a key's state hash.

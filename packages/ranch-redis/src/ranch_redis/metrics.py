@@ -1,8 +1,9 @@
 """Per-backlog and per-key metrics as the ``metrics.lua`` step reads them.
 
 Bounded summaries the pop, finish and expire steps keep in Redis (see
-:data:`ranch_redis.layout.WAIT_BOUNDS`): counters and a wait histogram per
-key and per namespace, never a per-call log. :meth:`RedisStorage.metrics`
+:data:`ranch_redis.layout.WAIT_BOUNDS`): counters (served, expired,
+retried, failed) and two histograms, wait (stored -> started) and run time
+(started -> finished), per key and per namespace, never a per-call log. :meth:`RedisStorage.metrics`
 returns a :class:`BacklogMetrics`; the exporter and the dashboard read it.
 """
 
@@ -34,16 +35,16 @@ def _seconds(raw: Any) -> float:
 
 @attrs.frozen
 class WaitHistogram:
-    """Waits (stored -> started): ``buckets[i]`` counts those up to
-    ``layout.WAIT_BOUNDS[i]`` (the last one: longer), not cumulative;
-    ``total`` their sum in seconds."""
+    """Durations (waits: stored -> started; run times: started -> finished):
+    ``buckets[i]`` counts those up to ``layout.WAIT_BOUNDS[i]`` (the last
+    one: longer), not cumulative; ``total`` their sum in seconds."""
 
     buckets: Tuple[int, ...] = (0,) * (len(layout.WAIT_BOUNDS) + 1)
     total: float = 0.0
 
     @classmethod
     def read(cls, raw: Sequence[Any]) -> WaitHistogram:
-        """From ``[hs, h0, ..., hN]`` as stored (unreadable fields as 0)."""
+        """From ``[sum, bucket 0, ..., bucket N]`` as stored (unreadable fields as 0)."""
         return cls(tuple(_count(x) for x in raw[1:]), _seconds(raw[0]))
 
     @property
@@ -80,8 +81,8 @@ class WaitHistogram:
 
 @attrs.frozen
 class KeyMetrics:
-    """One key's metrics: waiting and running now, served, expired and retried
-    totals, and its wait histogram."""
+    """One key's metrics: waiting and running now, served, expired, retried and
+    failed totals, and its wait and run-time histograms."""
 
     key: str
     waiting: int
@@ -90,10 +91,12 @@ class KeyMetrics:
     expired: int
     retried: int
     wait: WaitHistogram
+    failed: int = 0
+    run: WaitHistogram = WaitHistogram()
 
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-ready copy."""
-        return {**attrs.asdict(self, recurse=False), "wait": self.wait.to_dict()}
+        return {**attrs.asdict(self, recurse=False), "wait": self.wait.to_dict(), "run": self.run.to_dict()}
 
 
 @attrs.frozen
@@ -108,22 +111,26 @@ class BacklogMetrics:
     expired: int
     wait: WaitHistogram
     top_keys: Tuple[KeyMetrics, ...] = ()
+    failed: int = 0
+    run: WaitHistogram = WaitHistogram()
 
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-ready copy."""
         return {
             **attrs.asdict(self, recurse=False),
             "wait": self.wait.to_dict(),
+            "run": self.run.to_dict(),
             "top_keys": [k.to_dict() for k in self.top_keys],
         }
 
 
 def parse_metrics(backlog: str, reply: Sequence[Any]) -> BacklogMetrics:
     """``metrics.lua``'s reply as :class:`BacklogMetrics`."""
-    width = len(layout.WAIT_BOUNDS) + 2  # hs, h0 ... hN
+    width = len(layout.WAIT_BOUNDS) + 2  # hs, h0 ... hN (and us, u0 ... uN)
+    summaries = 2 * width + 1  # wait histogram, failed, run histogram
     keys: List[KeyMetrics] = []
-    at = 5 + width
-    per_key = 6 + width
+    at = 5 + summaries
+    per_key = 6 + summaries
     while at + per_key <= len(reply):
         f = reply[at : at + per_key]
         keys.append(
@@ -134,7 +141,9 @@ def parse_metrics(backlog: str, reply: Sequence[Any]) -> BacklogMetrics:
                 served=_count(f[3]),
                 expired=_count(f[4]),
                 retried=_count(f[5]),
-                wait=WaitHistogram.read(f[6:]),
+                wait=WaitHistogram.read(f[6 : 6 + width]),
+                failed=_count(f[6 + width]),
+                run=WaitHistogram.read(f[7 + width :]),
             )
         )
         at += per_key
@@ -147,4 +156,6 @@ def parse_metrics(backlog: str, reply: Sequence[Any]) -> BacklogMetrics:
         expired=int(reply[4]),
         wait=WaitHistogram.read(reply[5 : 5 + width]),
         top_keys=tuple(keys),
+        failed=_count(reply[5 + width]),
+        run=WaitHistogram.read(reply[6 + width : 5 + summaries]),
     )

@@ -327,6 +327,7 @@ class RedisOperations(RedisWakeups, RedisControls, RedisTracker, RedisInspection
         token: Optional[str],
         wakeups: Optional[WakeupPolicy],
         keep_token: bool,
+        failed: bool = False,
     ) -> Steps[Finished]:
         if requeue is not None and requeue.task_id != task_id:
             raise ValueError("finish: requeue.task_id must be task_id")
@@ -335,11 +336,12 @@ class RedisOperations(RedisWakeups, RedisControls, RedisTracker, RedisInspection
             _, key_hex, body, expires = self._task_args(requeue)
             requeue_args = [key_hex, body, expires]
         now_arg = layout.float_arg(now)
+        failure = "1" if failed else "0"
         if wakeups is None:
-            token_args: List[Any] = [now_arg, "", "", "", "0", ""]
+            token_args: List[Any] = [now_arg, "", "", "", "00" + failure, ""]
         else:
             deadline = layout.float_arg(float(now) + wakeups.ttl)
-            keep = ("1" if keep_token else "0") + ("1" if wakeups.defer else "0")
+            keep = ("1" if keep_token else "0") + ("1" if wakeups.defer else "0") + failure
             token_args = [now_arg, token or "", wakeups.max_wakeups, deadline, keep, nonce()]
         mode = "ack" if requeue is None else "requeue"
 

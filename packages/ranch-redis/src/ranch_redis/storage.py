@@ -229,10 +229,12 @@ class RedisStorage(RedisOperations):
         token: Optional[str] = None,
         wakeups: Optional[WakeupPolicy] = None,
         keep_token: bool = False,
+        failed: bool = False,
     ) -> Finished:
         """Ack (or requeue) a lease and decide its token's fate in one script
-        (``finish.lua``; see :meth:`ranch_core.protocols.Backlog.finish`)."""
-        return self._drive(self._finish(task_id, now, requeue, token, wakeups, keep_token))
+        (``finish.lua``; see :meth:`ranch_core.protocols.Backlog.finish`);
+        the call's run time, and ``failed``, go into the metrics."""
+        return self._drive(self._finish(task_id, now, requeue, token, wakeups, keep_token, failed))
 
     def ack(self, task_id: str) -> bool:
         """Finish a leased task; ``False`` if it holds no lease (a retried ack whose

@@ -120,10 +120,11 @@ class AsyncInMemoryStorage:
         token: Optional[str] = None,
         wakeups: Optional[WakeupPolicy] = None,
         keep_token: bool = False,
+        failed: bool = False,
     ) -> Finished:
         """As :meth:`ranch_core.protocols.Backlog.finish`."""
         return self.sync.finish(
-            task_id, now, requeue=requeue, token=token, wakeups=wakeups, keep_token=keep_token
+            task_id, now, requeue=requeue, token=token, wakeups=wakeups, keep_token=keep_token, failed=failed
         )
 
     async def release_token(self, token: str, now: float, wakeups: WakeupPolicy) -> List[str]:

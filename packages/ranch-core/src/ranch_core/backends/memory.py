@@ -390,6 +390,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         token: Optional[str] = None,
         wakeups: Optional[WakeupPolicy] = None,
         keep_token: bool = False,
+        failed: bool = False,
     ) -> Finished:
         if requeue is not None and requeue.task_id != task_id:
             raise ValueError("finish: requeue.task_id must be task_id")

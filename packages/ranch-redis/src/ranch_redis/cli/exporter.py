@@ -78,6 +78,8 @@ BACKLOG_SERIES: Tuple[Series, ...] = (
     ("counter", "ranch_served", "Calls dispatched", "served"),
     ("counter", "ranch_expired", "Calls dropped at their expiry", "expired"),
     ("histogram", "ranch_wait_seconds", "Wait from stored to started", "wait"),
+    ("counter", "ranch_failed", "Calls that ended in failure", "failed"),
+    ("histogram", "ranch_run_seconds", "Run time from started to finished", "run"),
 )
 
 #: The series of each of a backlog's top keys by waiting calls.
@@ -88,6 +90,8 @@ KEY_SERIES: Tuple[Series, ...] = (
     ("counter", "ranch_key_expired", "Calls expired, top keys by waiting", "expired"),
     ("counter", "ranch_key_retried", "Calls retried, top keys by waiting", "retried"),
     ("histogram", "ranch_key_wait_seconds", "Wait from stored to started, top keys by waiting", "wait"),
+    ("counter", "ranch_key_failed", "Calls failed, top keys by waiting", "failed"),
+    ("histogram", "ranch_key_run_seconds", "Run time from started to finished, top keys by waiting", "run"),
 )
 
 KINDS = {"gauge": "GaugeMetricFamily", "counter": "CounterMetricFamily", "histogram": "HistogramMetricFamily"}

@@ -6,5 +6,6 @@ local tid = ARGV[1]
 if redis.call('ZREM', LEASES, tid) == 0 then return __NOT_FOUND__ end
 local hk = parse(redis.call('HGET', TASKS, tid))
 redis.call('HDEL', TASKS, tid)
+redis.call('HDEL', STARTED, tid)  -- no time given: no run time counted
 if hk then lease_ended(hk, 0, nil, nil) end
 return __DONE__

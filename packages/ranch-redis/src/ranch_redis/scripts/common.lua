@@ -49,11 +49,13 @@ local function dkey(hk) return BASE .. 'd:' .. hk end  -- zset: the key's part o
 -- new length (one ZADD or ZREM); the repair sweep rewrites the entries it walks.
 local KW = BASE .. 'kw'
 local KN = BASE .. 'kn'
+local STARTED = BASE .. 'st'  -- hash: leased task id -> the time its run started (run-time metric)
 local function counted(hk, n)
     if n > 0 then redis.call('ZADD', KW, n, hk) else redis.call('ZREM', KW, hk) end
 end
 -- Defined under "Metrics" at the end (used by requeue_task before that).
 local count_metric
+local ran
 
 local function fmt(x) return string.format('%.17g', x) end
 
@@ -528,6 +530,7 @@ end
 
 -- Put a leased task back at the head of its key (its lease ended).
 local function put_back(tid, hk, exp, now)
+    redis.call('HDEL', STARTED, tid)
     index_expiry(tid, hk, exp)
     local n = redis.call('LPUSH', qkey(hk), tid)
     counted(hk, n)
@@ -566,6 +569,7 @@ local function reclaim(now, limit)
             bodies[i] = body
         else
             redis.call('HDEL', TASKS, tid)
+            redis.call('HDEL', STARTED, tid)
             bodies[i] = false
             table.insert(corrupt, tid)
             table.insert(corrupt, body or '')
@@ -587,6 +591,7 @@ end
 local function requeue_task(tid, hk, body, retry, exp, now)
     if redis.call('ZSCORE', LEASES, tid) then
         redis.call('ZREM', LEASES, tid)
+        ran(hk, tid, now, false)
         local leased = parse(redis.call('HGET', TASKS, tid)) or hk
         redis.call('HSET', TASKS, tid, body)
         index_expiry(tid, hk, exp)
@@ -726,8 +731,26 @@ end
 -- count the waits up to each bound of WAIT_BOUNDS (hN: longer; not
 -- cumulative), hs their sum in seconds (written with the fields the pop
 -- writes anyway); a key's me counts its expired calls, mt its retries.
--- Served is the key's n. Each pop adds two HINCRBY (its key, the namespace).
+-- Served is the key's n. Each pop adds two HINCRBY (its key, the namespace)
+-- and records when the run started (STARTED); the step that ends the lease
+-- with a time (finish, a retry) counts the run time in u0 ... uN, us (same
+-- bounds) and a failed call in mf; every other end of a lease (ack without
+-- a time, release, a lease put back) only forgets the start.
 local WAIT_BOUNDS = {0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800}
+
+-- The field of the bucket of `x` seconds: prefix .. index (the last: longer).
+local function bucket(prefix, x)
+    for i = 1, #WAIT_BOUNDS do
+        if x <= WAIT_BOUNDS[i] then return prefix .. (i - 1) end
+    end
+    return prefix .. #WAIT_BOUNDS
+end
+
+-- Add `x` to a float sum; a corrupt one starts again at `x`.
+local function add_seconds(hash, field, x)
+    local r = redis.pcall('HINCRBYFLOAT', hash, field, fmt(x))
+    if type(r) == 'table' and r.err then redis.call('HSET', hash, field, fmt(x)) end
+end
 
 -- Add 1 to a counter; a corrupt one (not an integer) starts again at 1.
 count_metric = function(hash, field)
@@ -740,14 +763,32 @@ end
 local function waited(hk, body, now)
     local w = now - (num(string.sub(body, 1, (string.find(body, ',', 1, true) or 1) - 1)) or now)
     if w < 0 then w = 0 end
-    local field = 'h' .. #WAIT_BOUNDS
-    for i = 1, #WAIT_BOUNDS do
-        if w <= WAIT_BOUNDS[i] then
-            field = 'h' .. (i - 1)
-            break
-        end
-    end
+    local field = bucket('h', w)
     count_metric(kkey(hk), field)
     count_metric(STATS, field)
     return w
+end
+
+-- The lease of task tid (key hk) ends at `now` after its run (finish or a
+-- retry; `now` nil: no time, the start is only forgotten): its run time goes
+-- into the key's and the namespace's run histogram, a failed run into mf.
+ran = function(hk, tid, now, failed)
+    if now == nil then
+        redis.call('HDEL', STARTED, tid)
+        return
+    end
+    local started = num(redis.call('HGET', STARTED, tid))
+    redis.call('HDEL', STARTED, tid)
+    if failed then
+        count_metric(kkey(hk), 'mf')
+        count_metric(STATS, 'mf')
+    end
+    if started == nil then return end
+    local r = now - started
+    if r < 0 then r = 0 end
+    local field = bucket('u', r)
+    count_metric(kkey(hk), field)
+    count_metric(STATS, field)
+    add_seconds(kkey(hk), 'us', r)
+    add_seconds(STATS, 'us', r)
 end

@@ -3,7 +3,8 @@
 -- ARGV: task id, mode ('ack' or 'requeue'), now, token ('' = none), m
 --       (max_wakeups, '' = no tokens), token deadline (now + ttl), keep
 --       (first character '1': keep the token held while calls are runnable;
---       second '1': it may be deferred, see hand_back), token nonce;
+--       second '1': it may be deferred, see hand_back; third '1': the call
+--       failed, for the metrics), token nonce;
 --       for 'requeue' then: hex key, body, retry ('1' = a retry), expires_at.
 -- Reply: {done (1/0), fate, minted token id...}; fate: __TOKEN_PASSED__
 -- (publish the token again), __TOKEN_KEPT__, __TOKEN_RETIRED__,
@@ -24,7 +25,12 @@ if mode == 'requeue' then
 elseif redis.call('ZREM', LEASES, tid) == 1 then
     local hk = parse(redis.call('HGET', TASKS, tid))
     redis.call('HDEL', TASKS, tid)
-    if hk then gained = lease_ended(hk, 0, nil, now) end
+    if hk then
+        gained = lease_ended(hk, 0, nil, now)
+        ran(hk, tid, now, string.sub(ARGV[7], 3, 3) == '1')
+    else
+        redis.call('HDEL', STARTED, tid)
+    end
     done = 1
 end
 if m == '' then return {done, __TOKEN_NONE__} end

@@ -171,6 +171,7 @@ while true do
                 notify_deadline(deadline)
             end
             redis.call('ZADD', LEASES, deadline, tid)
+            redis.call('HSET', STARTED, tid, now_s)
             unindex_expiry(tid, hk, exp)
             if ready then redis.call('ZADD', ACTIVE, np, member(seq, hk)) end
             -- Parked at its cap or by its rate, or idle; or recounted.

@@ -8,6 +8,7 @@ local hk, exp = parse(redis.call('HGET', TASKS, tid))
 redis.call('ZREM', LEASES, tid)
 if not hk then
     redis.call('HDEL', TASKS, tid)
+    redis.call('HDEL', STARTED, tid)
     return __RELEASE_CORRUPT__
 end
 put_back(tid, hk, exp, nil)
