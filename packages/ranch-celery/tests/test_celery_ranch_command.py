@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from ranch_celery_testapp import make_app
 from ranch_celery_testkit import wait_for
+from ranch_redis import RedisStorage
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -31,20 +32,28 @@ def test_the_command_reads_and_controls_a_celery_backlog(redis_url: str, start_w
     add = app.tasks["t.add"]
     flood = [add.lru_delay("flood", i, 1) for i in range(30)]
     quiet = [add.lru_delay("quiet", i, 2) for i in range(3)]
-    [backlog] = [b for b in ranch(redis_url, "backlogs") if b["backlog_size"] == 33]
+    failing = app.tasks["t.fail"].lru_delay("flood", "no luck")  # same queue, same backlog
+    [backlog] = [b for b in ranch(redis_url, "backlogs") if b["backlog_size"] == 34]
     name = backlog["backlog"]
     assert name.startswith("celery:")  # the namespace of a backlog on a Redis broker
     keys = ranch(redis_url, "keys", name)["keys"]
-    assert [(k["key"], k["waiting"]) for k in keys] == [("flood", 30), ("quiet", 3)]
+    assert [(k["key"], k["waiting"]) for k in keys] == [("flood", 31), ("quiet", 3)]
     ranch(redis_url, "pause", name, "quiet")
     worker = start_worker("w1")
     assert [r.get(timeout=30) for r in flood] == [i + 1 for i in range(30)]
+    with pytest.raises(ValueError, match="no luck"):
+        failing.get(timeout=30)
     why = ranch(redis_url, "why", name, quiet[0].id)
     assert (why["state"], why["key"], why["blocked_by"]) == ("waiting", "quiet", "paused")
     ranch(redis_url, "resume", name, "quiet")  # the worker's sweep publishes the wake-up
     assert [r.get(timeout=30) for r in quiet] == [i + 2 for i in range(3)]
     wait_for(lambda: ranch(redis_url, "status", name)["running"] == 0, 10, "leases acked", worker)
     status = ranch(redis_url, "status", name)
-    assert (status["waiting"], status["served_total"]) == (0, 33)
+    assert (status["waiting"], status["served_total"]) == (0, 34)
     served = {k["key"]: k["served"] for k in ranch(redis_url, "keys", name, "--sort", "served")["keys"]}
-    assert served == {"flood": 30, "quiet": 3}
+    assert served == {"flood": 31, "quiet": 3}
+    # The worker's finishes counted every run and the one failure.
+    storage = RedisStorage.from_url(redis_url, namespace=name)
+    metrics = storage.metrics(0)
+    storage.close()
+    assert (metrics.failed, metrics.run.count, metrics.wait.count) == (1, 34, 34)
