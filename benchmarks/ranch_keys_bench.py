@@ -9,7 +9,7 @@ listing indexes cost each push, pop and ack.
    commandstats``: exact, machine-independent), the server time per page
    and the round trip per page. Flat in K means the page reads only what it
    shows.
-2. Step cost: server time of ``push``, ``pop`` and ``ack`` scripts over 100
+2. Step cost: server time of ``push``, ``pop``, ``ack`` and ``finish`` scripts over 100
    keys (``INFO commandstats``, ``usec_per_call`` of ``evalsha``, each phase
    measured alone). Run it on the commit before the indexes (``--label``) to
    compare.
@@ -111,6 +111,19 @@ def step_cost(url: str, calls: int) -> Dict[str, float]:
     for task_id in leased:
         storage.ack(task_id)
     out["ack_server_us"] = commands(client)["cmdstat_evalsha"]["usec_per_call"]
+    # finish (what the adapters end a call with: the ack with a time, which
+    # also counts the run time) on as many calls popped again
+    for i in range(calls):
+        storage.push(ScheduledTask(f"f{i}", f"k{i % 100}", i, 2.0))
+    again = []
+    for _ in range(calls):
+        popped = storage.pop(3.0, 60.0).task
+        assert popped is not None
+        again.append(popped.task_id)
+    client.config_resetstat()
+    for task_id in again:
+        storage.finish(task_id, 4.0)
+    out["finish_server_us"] = commands(client)["cmdstat_evalsha"]["usec_per_call"]
     client.close()
     return out
 
