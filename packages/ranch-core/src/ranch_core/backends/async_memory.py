@@ -106,7 +106,7 @@ class AsyncInMemoryStorage:
         wakeups: Optional[WakeupPolicy] = None,
         runtime: Optional[RuntimeCost] = None,
     ) -> PopResult:
-        """As :meth:`ranch_core.protocols.Backlog.pop` (``runtime``: :class:`~ranch_core.protocols.RuntimeCosts`)."""
+        """As :meth:`ranch_core.protocols.RuntimeCosts.pop`."""
         return self.sync.pop(now, lease_seconds, token=token, wakeups=wakeups, runtime=runtime)
 
     async def ack(self, task_id: str) -> bool:
@@ -125,7 +125,7 @@ class AsyncInMemoryStorage:
         failed: bool = False,
         cost: Optional[float] = None,
     ) -> Finished:
-        """As :meth:`ranch_core.protocols.Backlog.finish` (``cost``: :class:`~ranch_core.protocols.RuntimeCosts`)."""
+        """As :meth:`ranch_core.protocols.RuntimeCosts.finish`."""
         return self.sync.finish(
             task_id,
             now,
