@@ -251,18 +251,18 @@ class RuntimeCostProperties(ConformanceBase):
                     for pair in both:
                         stretch.setdefault(pair, [0.0, 0.0, 0.0])
                     # Each key's calls take the run times of its list, in turn.
-                    key = sim.dispatch(
+                    got = sim.dispatch(
                         lambda k: keys[k][2][served[k] % len(keys[k][2])],
                         measured_by_caller[step % len(measured_by_caller)],
                     )
-                    if key is None:
+                    if got is None:
                         break
-                    served[key] += 1
+                    served[got] += 1
                     cost = sim.dispatched[-1][1]
                     for (i, j), span in stretch.items():
-                        if key == i:
+                        if got == i:
                             span[0] += cost * weights[i]
-                        elif key == j:
+                        elif got == j:
                             span[0] -= cost * weights[j]
                         span[1], span[2] = min(span[1], span[0]), max(span[2], span[0])
                         widest[(i, j)] = max(widest.get((i, j), 0.0), span[2] - span[1])
@@ -293,9 +293,9 @@ class RuntimeCostProperties(ConformanceBase):
                 if sim.pending.get(key, 0) < 8:
                     sim.push(key, 50)
             while len(sim.running) < 4:
-                key = sim.dispatch(run_time.__getitem__, True)
-                assert key is not None
-                busy[key] += run_time[key]
+                served = sim.dispatch(run_time.__getitem__, True)
+                assert served is not None
+                busy[served] += run_time[served]
             sim.finish_next()
         share = busy["slow"] / sum(busy.values())
         assert 0.45 <= share <= 0.55, share
