@@ -362,8 +362,9 @@ class RuntimeCosts(Protocol):
     :func:`~ranch_core.algorithm.runtime` of ``cost`` (``None``: ``now``
     minus the start) and folds ``c`` into the key's and the storage-wide
     averages; a lease put back after its deadline (a killed worker) is
-    charged ``deadline - start`` and feeds no average; a released call
-    keeps its estimate. A key in the selection order is re-placed.
+    charged ``deadline - start`` and feeds no average; a released call,
+    and one ended by the steps that take no time (:meth:`Backlog.ack`,
+    :meth:`Backlog.requeue`), keeps its estimate. A key in the selection order is re-placed.
     Without ``runtime`` (and for leases taken without it) every step is
     the plain one.
     """

@@ -407,6 +407,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
 
     def ack(self, task_id: str) -> bool:
         with self._lock:
+            self._charges.pop(task_id, None)  # no time given: the estimate stands
             return self._ack(task_id, self._clock)[0]
 
     def _ack(self, task_id: str, now: float, cost: Optional[float] = None) -> Tuple[bool, int]:
@@ -494,6 +495,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
     def requeue(self, task: ScheduledTask) -> bool:
         data = self._encode(task.payload)
         with self._lock:
+            self._charges.pop(task.task_id, None)  # no time given: the estimate stands
             return self._requeue(task, data, self._clock)[0]
 
     def _requeue(

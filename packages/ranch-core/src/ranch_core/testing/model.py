@@ -155,6 +155,8 @@ class ReferenceModel:
             return task, expired, reclaimed
 
     def ack(self, task_id: str) -> bool:
+        """An ack without a time: a runtime charge keeps its estimate."""
+        self.charges.pop(task_id, None)
         return self.leases.pop(task_id, None) is not None
 
     # -- runtime cost (README, "Fair by time") -----------------------------
@@ -276,6 +278,7 @@ class ReferenceModel:
         return True
 
     def requeue(self, task: ScheduledTask) -> bool:
+        self.charges.pop(task.task_id, None)
         if self.leases.pop(task.task_id, None) is None:
             return False
         self._add(task, head=False)
