@@ -210,7 +210,7 @@ def started_key(namespace: str) -> str:
 def runtime_charges_key(namespace: str) -> str:
     """Hash of leased task ids charged by run time -> ``started estimate
     weight`` (ranch-core README, "Fair by time")."""
-    return base(namespace) + "rc"
+    return base(namespace) + "rt"
 
 
 def delayed_key(namespace: str) -> str:

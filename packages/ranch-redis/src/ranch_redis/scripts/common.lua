@@ -50,7 +50,7 @@ local function dkey(hk) return BASE .. 'd:' .. hk end  -- zset: the key's part o
 local KW = BASE .. 'kw'
 local KN = BASE .. 'kn'
 local STARTED = BASE .. 'st'  -- hash: leased task id -> the time its run started (run-time metric)
-local RC = BASE .. 'rc'  -- hash: leased task id -> 'started estimate weight' charged by run time
+local RC = BASE .. 'rt'  -- hash: leased task id -> 'started estimate weight' charged by run time
 local function counted(hk, n)
     if n > 0 then redis.call('ZADD', KW, n, hk) else redis.call('ZREM', KW, hk) end
 end
@@ -115,21 +115,28 @@ end
 -- Whether controls are in use: the stats field ctl alone, unless the stats
 -- were read already (a push or an ack of a namespace without controls reads
 -- one field).
--- The same read tells whether any pop charged by run time (stats field rn).
 local CTL, RT
 local function ctl_on()
     if S then return S.ctl end
-    if CTL == nil then
-        local f = redis.call('HMGET', STATS, 'ctl', 'rn')
-        CTL, RT = f[1] == '1', f[2] == '1'
-    end
+    if CTL == nil then CTL = redis.call('HGET', STATS, 'ctl') == '1' end
     if CTL then load() end
     return CTL
 end
 
+-- Whether any pop charged by run time (stats field rn); read with ctl when
+-- neither was read yet, so a step that ends a lease reads one field more
+-- in one command.
 local function rt_on()
     if S then return S.rt end
-    if RT == nil then ctl_on() end
+    if RT == nil then
+        if CTL == nil then
+            local f = redis.call('HMGET', STATS, 'ctl', 'rn')
+            CTL, RT = f[1] == '1', f[2] == '1'
+            if CTL then load() end
+        else
+            RT = redis.call('HGET', STATS, 'rn') == '1'
+        end
+    end
     if S then return S.rt end
     return RT
 end

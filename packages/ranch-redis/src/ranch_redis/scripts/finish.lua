@@ -17,6 +17,7 @@
 local tid, mode, now_s, tok, m, deadline = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local now = tonumber(now_s)
 local cost = num(ARGV[13] or '')
+rt_on()  -- reads the stats fields ctl and rn in one command
 if ctl_on() and load().ck ~= now then
     load().ck = now
     redis.call('HSET', STATS, 'ck', now_s)
