@@ -1,23 +1,12 @@
-"""Runtime cost (``cost="runtime"``) on the in-memory storages, until the Redis
-storage has it too and ``RuntimeCostProperties`` joins ``StorageConformance``."""
+"""Runtime cost (``cost="runtime"``) at the facade: what the conformance suite's
+``ranch_core.testing.runtime`` (run on every storage) does not cover."""
 
 from __future__ import annotations
 
 import pytest
-from ranch_core import AsyncInMemoryStorage, FairScheduler, InMemoryStorage, RuntimeCost
+from ranch_core import FairScheduler, InMemoryStorage, RuntimeCost
 from ranch_core.protocols import Storage
-from ranch_core.testing import BlockingFacade
 from ranch_core.testing.runtime import RuntimeCostProperties
-
-
-class TestInMemoryRuntimeCost(RuntimeCostProperties):
-    def make_storage(self) -> Storage:
-        return InMemoryStorage()
-
-
-class TestAsyncInMemoryRuntimeCost(RuntimeCostProperties):
-    def make_storage(self) -> Storage:
-        return BlockingFacade.of(AsyncInMemoryStorage)
 
 
 class NoRuntime:
@@ -35,6 +24,15 @@ class NoRuntime:
 def test_runtime_cost_needs_a_storage_that_has_it() -> None:
     with pytest.raises(TypeError, match="RuntimeCosts"):
         FairScheduler(NoRuntime(), cost="runtime")  # type: ignore[arg-type]
+
+
+def test_a_storage_without_runtime_costs_fails_the_runtime_tests() -> None:
+    class Suite(RuntimeCostProperties):
+        def make_storage(self) -> Storage:
+            return NoRuntime()  # type: ignore[return-value]
+
+    with pytest.raises(pytest.fail.Exception, match=r"ranch_core\.protocols\.RuntimeCosts"):
+        Suite().test_charges_the_estimate_and_corrects_it_at_finish()
 
 
 def test_runtime_cost_takes_no_weight_function() -> None:

@@ -1,9 +1,7 @@
 """Runtime cost (README, "Fair by time"): the model step for step, the SFQ(D) bound, bad input.
 
-Not yet part of :class:`~ranch_core.testing.StorageConformance`: it joins
-the suite once the Redis storage charges by run time. Until then
-``packages/ranch-core/tests/test_core_runtime.py`` runs it against the
-in-memory storages.
+Part of :class:`~ranch_core.testing.StorageConformance`: a storage passes
+it by implementing :class:`~ranch_core.protocols.RuntimeCosts`.
 """
 
 from __future__ import annotations
@@ -12,11 +10,13 @@ import heapq
 import math
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ranch_core import algorithm
 from ranch_core.models import RuntimeCost, ScheduledTask
+from ranch_core.protocols import RuntimeCosts
 from ranch_core.scheduler import FairScheduler
 from ranch_core.testing.base import KEY_NAMES, POW2_WEIGHTS, Clock, ConformanceBase
 from ranch_core.testing.model import ReferenceModel
@@ -81,8 +81,18 @@ class RuntimeCostProperties(ConformanceBase):
     """``cost="runtime"``: what a storage with :class:`~ranch_core.protocols.RuntimeCosts` keeps."""
 
     def runtime_scheduler(self) -> Tuple[FairScheduler, Clock]:
-        """A runtime-cost scheduler on a new storage, with a clock the test moves."""
-        return self.scheduler(cost=RUNTIME, lease_seconds=LEASE_SECONDS)
+        """A runtime-cost scheduler on a new storage, with a clock the test moves;
+        the test fails if the storage cannot charge by run time."""
+        storage = self.make_storage()
+        if not isinstance(storage, RuntimeCosts):
+            pytest.fail(
+                f"{type(storage).__name__} cannot charge by run time: a storage must implement "
+                "ranch_core.protocols.RuntimeCosts (pop(runtime=), finish(cost=), run_estimate) "
+                "to pass the conformance suite",
+                pytrace=False,
+            )
+        clock = Clock()
+        return FairScheduler(storage, clock=clock, cost=RUNTIME, lease_seconds=LEASE_SECONDS), clock
 
     def test_charges_the_estimate_and_corrects_it_at_finish(self) -> None:
         """The first call is charged the first estimate, the finish corrects it to the
