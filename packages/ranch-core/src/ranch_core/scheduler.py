@@ -85,9 +85,15 @@ class SchedulerBase:
         on_expired: Optional[TaskCallback] = None,
         on_reclaimed: Optional[TaskCallback] = None,
         on_revoked: Optional[RevokedCallback] = None,
+        cost: Any = "calls",
     ) -> None:
         if weight_function is not None and not callable(weight_function):
             raise TypeError("weight_function must be callable")
+        runtime = validation.check_cost_mode(cost)
+        if runtime is not None and weight_function is not None:
+            raise ValueError("cost='runtime' takes no weight_function (not supported yet)")
+        #: ``None`` for ``cost="calls"``.
+        self.runtime: Optional[RuntimeCost] = runtime
         self.weight_function = weight_function
         self.lease_seconds = validation.check_lease(lease_seconds)
         self.clock = clock
@@ -181,6 +187,13 @@ class SchedulerBase:
             if self.on_revoked is not None:
                 self.on_revoked(task, reason)
 
+    def _checked_cost(self, cost: Any) -> Optional[float]:
+        """A run time given to an ack or a finish, checked (``cost="runtime"`` only)."""
+        checked = validation.check_cost(cost)
+        if checked is not None and self.runtime is None:
+            raise ValueError("cost (a run time) needs cost='runtime'")
+        return checked
+
     def _correction(self, key: str, meta: LRUKeyMetadata) -> Optional[float]:
         """What to charge ``key`` beyond its stored weight after a dispatch
         (the weight function's result minus the weight); ``None``: nothing."""
@@ -259,9 +272,6 @@ class FairScheduler(SchedulerBase):
         default_rate_limit: Optional[str] = None,
         cost: Any = "calls",
     ) -> None:
-        runtime = validation.check_cost_mode(cost)
-        if runtime is not None and weight_function is not None:
-            raise ValueError("cost='runtime' takes no weight_function (not supported yet)")
         super().__init__(
             weight_function=weight_function,
             lease_seconds=lease_seconds,
@@ -269,13 +279,12 @@ class FairScheduler(SchedulerBase):
             on_expired=on_expired,
             on_reclaimed=on_reclaimed,
             on_revoked=on_revoked,
+            cost=cost,
         )
         limit = validation.check_concurrency_limit(default_concurrency_limit, "default_concurrency_limit")
         rate = validation.check_rate_limit(default_rate_limit, name="default_rate_limit")
         self.storage: Storage = InMemoryStorage() if storage is None else storage
-        #: ``None`` for ``cost="calls"``.
-        self.runtime: Optional[RuntimeCost] = runtime
-        if runtime is not None:
+        if self.runtime is not None:
             self._costs()
         if limit is not None:
             self._controls().set_control(None, controls.CONCURRENCY_LIMIT, limit, self.clock())
@@ -493,12 +502,6 @@ class FairScheduler(SchedulerBase):
         if self.runtime is not None:
             return self.finish(task_id, cost=checked).done
         return self.storage.ack(task_id)
-
-    def _checked_cost(self, cost: Any) -> Optional[float]:
-        checked = validation.check_cost(cost)
-        if checked is not None and self.runtime is None:
-            raise ValueError("cost (a run time) needs FairScheduler(cost='runtime')")
-        return checked
 
     def _costs(self) -> RuntimeCosts:
         if not isinstance(self.storage, RuntimeCosts):
