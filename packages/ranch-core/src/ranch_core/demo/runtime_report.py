@@ -39,7 +39,7 @@ def format_runtime_report(workload: RuntimeWorkload, runs: Sequence[RuntimeRun])
     for run in runs:
         shares = ", ".join(f"{key} {run.time_share(key):.2f}" for key in workload.keys)
         lines.append(f"{RUNTIME_TITLES[run.mode]}: {shares} of the worker time (fair: {fair:.2f} each)")
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def write_runtime_chart(path: str, workload: RuntimeWorkload, runs: Sequence[RuntimeRun]) -> bool:
