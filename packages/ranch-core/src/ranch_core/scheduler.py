@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -452,18 +453,10 @@ class FairScheduler(SchedulerBase):
         ``cost``: with ``cost="runtime"``, the call's measured run time in
         seconds (``None``: the storage measures it from its pop)."""
         checked = self._checked_cost(cost)
+        finish: Callable[..., Finished] = self.storage.finish
         if self.runtime is not None:
-            return self._costs().finish(
-                task_id,
-                self.clock(),
-                requeue=requeue,
-                token=token,
-                wakeups=wakeups,
-                keep_token=keep_token,
-                failed=failed,
-                cost=checked,
-            )
-        return self.storage.finish(
+            finish = functools.partial(self._costs().finish, cost=checked)
+        return finish(
             task_id,
             self.clock(),
             requeue=requeue,

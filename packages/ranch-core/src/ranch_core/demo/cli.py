@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import attrs
 
@@ -130,6 +130,19 @@ def _write_json(path: str, numbers: Dict[str, Any], out: Any) -> None:
     print(f"numbers written to {path}", file=out)
 
 
+def _outputs(
+    args: argparse.Namespace, out: Any, draw: Callable[[str], bool], numbers: Callable[[], Dict[str, Any]]
+) -> None:
+    """The chart (``--chart``: ``draw(path)``, ``False`` without matplotlib) and the numbers (``--json``)."""
+    if args.chart:
+        if draw(args.chart):
+            print(f"chart written to {args.chart}", file=out)
+        else:
+            print("chart skipped: matplotlib is not installed (pip install matplotlib)", file=out)
+    if args.json:
+        _write_json(args.json, numbers(), out)
+
+
 def _limits(args: argparse.Namespace, workers: int, out: Any) -> int:
     if args.redis:
         raise SystemExit(
@@ -140,18 +153,16 @@ def _limits(args: argparse.Namespace, workers: int, out: Any) -> int:
     free, limited = run_free_and_limited(workload, workers=workers)
     print(file=out)
     print(format_limits_report(workload, free, limited), file=out)
-    if args.chart:
-        if write_limits_chart(args.chart, workload, free, limited):
-            print(f"chart written to {args.chart}", file=out)
-        else:
-            print("chart skipped: matplotlib is not installed (pip install matplotlib)", file=out)
-    if args.json:
-        numbers = {
+    _outputs(
+        args,
+        out,
+        lambda path: write_limits_chart(path, workload, free, limited),
+        lambda: {
             "scenario": "limits",
             "workload": attrs.asdict(workload),
             "runs": [run.to_dict(workload) for run in (free, limited)],
-        }
-        _write_json(args.json, numbers, out)
+        },
+    )
     return 1 if free.problems(workload) or limited.problems(workload) else 0
 
 
@@ -170,18 +181,16 @@ def _runtime(args: argparse.Namespace, workers: int, out: Any) -> int:
     runs = run_all(workload)
     print(file=out)
     print(format_runtime_report(workload, runs), file=out)
-    if args.chart:
-        if write_runtime_chart(args.chart, workload, runs):
-            print(f"chart written to {args.chart}", file=out)
-        else:
-            print("chart skipped: matplotlib is not installed (pip install matplotlib)", file=out)
-    if args.json:
-        numbers = {
+    _outputs(
+        args,
+        out,
+        lambda path: write_runtime_chart(path, workload, runs),
+        lambda: {
             "scenario": "runtime",
             "workload": attrs.asdict(workload),
             "runs": [r.to_dict() for r in runs],
-        }
-        _write_json(args.json, numbers, out)
+        },
+    )
     return 1 if any(not calls for run in runs for calls in run.calls.values()) else 0
 
 
@@ -200,14 +209,12 @@ def _flood(args: argparse.Namespace, workers: int, out: Any) -> int:
     plain, fair = run_both(backend, workload, redis_url=args.redis, workers=workers)
     print(file=out)
     print(format_report(workload, plain, fair), file=out)
-    if args.chart:
-        if write_chart(args.chart, workload, plain, fair):
-            print(f"chart written to {args.chart}", file=out)
-        else:
-            print("chart skipped: matplotlib is not installed (pip install matplotlib)", file=out)
-    if args.json:
-        numbers = {"workload": attrs.asdict(workload), "runs": [r.to_dict(workload) for r in (plain, fair)]}
-        _write_json(args.json, numbers, out)
+    _outputs(
+        args,
+        out,
+        lambda path: write_chart(path, workload, plain, fair),
+        lambda: {"workload": attrs.asdict(workload), "runs": [r.to_dict(workload) for r in (plain, fair)]},
+    )
     problems = plain.check_complete(workload) + fair.check_complete(workload)
     return 1 if problems else 0
 
