@@ -9,6 +9,7 @@ from typing import AsyncIterator, List, Optional, Tuple
 import pytest
 from ranch_core import AsyncFairScheduler, FairScheduler, InMemoryStorage, RuntimeCost
 from ranch_core.protocols import Storage
+from ranch_core.testing.base import Clock
 from ranch_core.testing.runtime import RuntimeCostProperties
 
 
@@ -48,14 +49,6 @@ def test_first_estimate_must_be_positive() -> None:
         with pytest.raises(ValueError, match="first_estimate"):
             RuntimeCost(first_estimate=bad)
     assert FairScheduler(cost=RuntimeCost(first_estimate=0.01)).runtime == RuntimeCost(0.01)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_async_scheduler_charges_by_run_time_as_the_blocking_one() -> None:
