@@ -13,6 +13,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import CurrentMessage
 from ranch_core import InMemoryStorage, LRUKeyMetadata
 from ranch_dramatiq import BacklogConflict, Ranch, lru_actor
+from ranch_redis import layout
 
 TIMEOUT_MS = 20_000
 
@@ -74,3 +75,37 @@ def test_cost_is_checked_and_belongs_to_the_backlog(broker: StubBroker) -> None:
     with pytest.raises(BacklogConflict, match="cost"):
         lru_actor(job, actor_name="b", backlog="shared", cost="calls")
     lru_actor(job, actor_name="c", backlog="shared")  # leaves it to the backlog
+
+
+@pytest.mark.redis
+def test_runtime_cost_on_redis_with_retries(real: Any, run_worker: Any) -> None:
+    """RedisBroker and RedisStorage (the Lua steps), a real worker: the charges are settled
+    at each finish, a failure and a retry included, and leave no lease or charge behind."""
+    broker, _backend, client = real
+    order: List[str] = []
+
+    @lru_actor(broker=broker, cost="runtime", max_retries=1, min_backoff=10, max_backoff=20)
+    def job(key: str, seconds: float) -> None:
+        order.append(key)
+        time.sleep(seconds)
+        if key == "flaky" and client.incr("rt:flaky") == 1:
+            raise ConnectionError("once")
+
+    for _ in range(12):
+        for key, seconds in (("slow", 0.05), ("fast", 0.0)):
+            job.lru_send(key, key, seconds)
+    job.lru_send("flaky", "flaky", 0.0)
+    with run_worker(broker, threads=1):
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while len(order) < 26 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert len(order) == 26, order
+    assert [key for key in order if key != "flaky"][:12].count("slow") <= 3, order
+    storage = job.dispatcher.scheduler.storage
+    slow, fast = storage.run_estimate("slow"), storage.run_estimate("fast")
+    assert slow is not None and fast is not None and slow > 0.04 > fast
+    assert storage.run_estimate("flaky") is not None  # the failed run and the retry were measured
+    status = job.get_system_status()
+    assert status["backlog_size"] == 0 and status["leased"] == 0
+    assert client.hlen(layout.runtime_charges_key(storage.namespace)) == 0
+    assert client.hget(layout.stats_key(storage.namespace), "rn") == b"1"  # the pops charged by run time
