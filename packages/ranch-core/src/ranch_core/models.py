@@ -181,6 +181,9 @@ class LRUKeyMetadata:
     max_backlog: Optional[int] = None
     #: Delayed calls of the key not yet due (not in ``pending_tasks``).
     delayed_tasks: int = 0
+    #: The key's moving average of measured run times, in seconds
+    #: (``cost="runtime"``; ``None`` until a call of the key was measured).
+    run_estimate: Optional[float] = None
 
     @property
     def lru_key(self) -> str:

@@ -635,6 +635,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
                 paused=state.controls.paused,
                 max_backlog=state.controls.max_backlog,
                 delayed_tasks=len(state.delayed),
+                run_estimate=state.run_estimate,
             )
 
     def status(self, now: Optional[float] = None) -> SystemStatus:

@@ -337,6 +337,7 @@ class ReferenceModel:
             custom_data=dict(state.custom_data),
             running=sum(1 for _, t in self.leases.values() if t.key == key) if self.count_running else 0,
             delayed_tasks=sum(1 for _, t in self.delayed.values() if t.key == key),
+            run_estimate=state.run_estimate,
         )
 
     def keys_with_tag(self, name: str, value: Optional[str]) -> List[str]:

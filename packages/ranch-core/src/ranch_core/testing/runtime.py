@@ -216,6 +216,8 @@ class RuntimeCostProperties(ConformanceBase):
                         assert scheduler.release(task_id) is model.release(task_id)
                 for name in ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"]:
                     assert scheduler.run_estimate(name) == model.key(name).run_estimate, name
+            for name in ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"]:
+                assert scheduler.metadata(name).run_estimate == model.key(name).run_estimate, name
 
         check()
 
