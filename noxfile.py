@@ -151,7 +151,13 @@ def typecheck(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: tables on stdout, JSON under benchmarks/results/. ``-- --quick`` for a short run."""
     session.install(*PACKAGES)
-    for script in ("core_bench.py", "redis_bench.py", "celery_bench.py", "dramatiq_bench.py"):
+    for script in (
+        "core_bench.py",
+        "runtime_share.py",
+        "redis_bench.py",
+        "celery_bench.py",
+        "dramatiq_bench.py",
+    ):
         session.run("python", f"benchmarks/{script}", *session.posargs)
 
 

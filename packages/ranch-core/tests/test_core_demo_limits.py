@@ -271,5 +271,5 @@ def test_python_m_ranch_core_demo_is_the_same_command(monkeypatch, capsys) -> No
         runpy.run_module("ranch_core.demo", run_name="__main__")
     assert done.value.code == 0
     assert capsys.readouterr().out.startswith(
-        "usage: python -m ranch_core.demo [-h] [--scenario {flood,limits}]"
+        "usage: python -m ranch_core.demo [-h] [--scenario {flood,limits,runtime}]"
     )

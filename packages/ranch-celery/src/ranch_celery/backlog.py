@@ -127,6 +127,12 @@ class CeleryBacklog:
         return self._settings().default_rate_limit if value is None else value
 
     @property
+    def cost(self) -> str:
+        """What a dispatch costs its key: ``lru_task(..., cost=)``, else ``"calls"``."""
+        value: Optional[str] = self.explicit_options.get("cost")
+        return "calls" if value is None else value
+
+    @property
     def token_ttl(self) -> float:
         """How long a wake-up may travel before a sweep replaces it: the sweep interval."""
         settings = self._settings()
@@ -148,6 +154,7 @@ class CeleryBacklog:
                     lease_seconds=self.lease_seconds,
                     default_concurrency_limit=self.default_concurrency_limit,
                     default_rate_limit=self.default_rate_limit,
+                    cost=self.cost,
                 )
                 self._dispatcher = FairDispatcher(
                     scheduler,

@@ -42,6 +42,7 @@ class Declaration:
     max_wakeups: Optional[int] = None
     default_concurrency_limit: Optional[int] = None
     default_rate_limit: Optional[str] = None
+    cost: Optional[str] = None
 
     def backlog_options(self) -> Dict[str, Any]:
         """The per-backlog options this task gives (``None``: left to the backlog or the app)."""
@@ -49,7 +50,7 @@ class Declaration:
 
 
 #: ``lru_task`` arguments that belong to the whole backlog: tasks sharing one must agree.
-BACKLOG_OPTIONS = ("max_wakeups", "default_concurrency_limit", "default_rate_limit")
+BACKLOG_OPTIONS = ("max_wakeups", "default_concurrency_limit", "default_rate_limit", "cost")
 
 
 def check_backlog_options(

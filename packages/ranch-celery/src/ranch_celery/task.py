@@ -23,7 +23,7 @@ from typing import (
 )
 
 from ranch_core import validation
-from ranch_core.backlogs import check_backlog_name, check_weight_function
+from ranch_core.backlogs import check_backlog_name, check_cost, check_weight_function
 from ranch_core.calls import Call, check_arguments
 from ranch_core.dispatcher import FairDispatcher
 from ranch_core.management import KeyManagement
@@ -335,6 +335,7 @@ def _make_decorator(
     max_wakeups: Optional[int],
     default_concurrency_limit: Optional[int],
     default_rate_limit: Optional[str],
+    cost: Optional[str],
     task_options: Dict[str, Any],
 ) -> Callable[[Callable[..., Any]], Any]:
     checked_config = check_config(config)
@@ -344,6 +345,7 @@ def _make_decorator(
     validation.check_rate_limit(default_rate_limit, name="default_rate_limit")
     check_explicit(storage)
     check_weight_function(weight_function)
+    check_cost(cost, weight_function)
     if backlog is not None:
         check_backlog_name(backlog)
     state = install(app)
@@ -363,6 +365,7 @@ def _make_decorator(
                 max_wakeups,
                 default_concurrency_limit=default_concurrency_limit,
                 default_rate_limit=default_rate_limit,
+                cost=cost,
             )
         )
         options = dict(task_options)
@@ -388,6 +391,7 @@ def lru_task(
     max_wakeups: Optional[int] = None,
     default_concurrency_limit: Optional[int] = None,
     default_rate_limit: Optional[str] = None,
+    cost: Optional[str] = None,
     **task_options: Any,
 ) -> Callable[[Callable[P, R]], LRUTask[P, R]]: ...
 
@@ -403,6 +407,7 @@ def lru_task(
     max_wakeups: Optional[int] = None,
     default_concurrency_limit: Optional[int] = None,
     default_rate_limit: Optional[str] = None,
+    cost: Optional[str] = None,
     **task_options: Any,
 ) -> Union[Any, Callable[[Callable[..., Any]], Any]]:
     """Decorate a function as a Celery task of ``app`` with a fair backlog.
@@ -426,6 +431,9 @@ def lru_task(
     they belong to the backlog (``BacklogConflict`` if two tasks differ).
     ``weight_function(lru_key, LRUKeyMetadata) -> float`` is what serving a
     key costs (default: its stored weight); tasks sharing a backlog share it.
+    ``cost="runtime"`` makes a call cost its key its run time times its
+    weight (ranch-core README, "Fair by time"; default ``"calls"``); it
+    belongs to the backlog and takes no ``weight_function``.
     ``config`` takes celery-ranch's settings for the whole app
     (:mod:`ranch_celery.config`). Storage is resolved at first use
     (:mod:`ranch_celery.storage`), so the app may get its broker later
@@ -440,6 +448,7 @@ def lru_task(
         max_wakeups,
         default_concurrency_limit,
         default_rate_limit,
+        cost,
         task_options,
     )
     if fun is not None:

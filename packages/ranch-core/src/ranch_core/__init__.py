@@ -31,8 +31,8 @@ from ranch_core.errors import (
     StorageUnavailable,
     UnknownBacklog,
 )
-from ranch_core.models import LRUKeyMetadata, PopResult, RateLimit, ScheduledTask, SystemStatus
-from ranch_core.protocols import Backlog, Controls, Storage, Tracker
+from ranch_core.models import LRUKeyMetadata, PopResult, RateLimit, RuntimeCost, ScheduledTask, SystemStatus
+from ranch_core.protocols import Backlog, Controls, RuntimeCosts, Storage, Tracker
 from ranch_core.scheduler import FairScheduler, WeightFunction
 from ranch_core.serializers import JSONSerializer, PickleSerializer, Serializer, get_serializer
 
@@ -60,6 +60,8 @@ __all__ = [
     "PublishFailed",
     "RanchError",
     "RateLimit",
+    "RuntimeCost",
+    "RuntimeCosts",
     "ScheduledTask",
     "Serializer",
     "Storage",

@@ -38,7 +38,7 @@ O(log K) and never depends on how many tasks wait behind a key.
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 #: ``last_served_seq`` of a key that was never served; sorts before any real serve.
 NEVER_SERVED = 0
@@ -67,3 +67,31 @@ def activation_pass(own_pass: float, virtual_time: float) -> float:
 def charged_pass(pass_: float, weight: float) -> float:
     """Pass of a key after one dispatch of weight ``weight``."""
     return pass_ + weight
+
+
+# -- runtime cost (README, "Fair by time") ----------------------------------
+
+#: How much one measured run time moves a moving average: ``e += 0.25 * (c - e)``
+#: (a dyadic constant: every storage computes the same doubles).
+RUNTIME_SMOOTHING = 0.25
+
+#: Shortest run time charged, in seconds: a call measured as 0 s still moves
+#: its key's pass, so no key is ever free to serve.
+MIN_RUNTIME = 0.0001
+
+
+def runtime(seconds: float) -> float:
+    """The run time charged for a call measured at ``seconds``."""
+    return max(seconds, MIN_RUNTIME)
+
+
+def smoothed(average: Optional[float], seconds: float) -> float:
+    """A moving average of run times after one more run of ``seconds`` (the
+    first run is the average)."""
+    return seconds if average is None else average + RUNTIME_SMOOTHING * (seconds - average)
+
+
+def corrected_pass(pass_: float, estimate: float, seconds: float, weight: float) -> float:
+    """Pass of a key whose call was charged ``estimate * weight`` at dispatch
+    and ran ``seconds``."""
+    return pass_ + (seconds - estimate) * weight

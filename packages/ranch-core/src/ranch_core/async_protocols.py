@@ -16,6 +16,7 @@ from ranch_core.models import (
     Finished,
     LRUKeyMetadata,
     PopResult,
+    RuntimeCost,
     ScheduledTask,
     SystemStatus,
     WakeupPolicy,
@@ -23,7 +24,7 @@ from ranch_core.models import (
 )
 from ranch_core.protocols import Storage
 
-__all__ = ["AsyncControls", "AsyncStorage", "Storage"]
+__all__ = ["AsyncControls", "AsyncRuntimeCosts", "AsyncStorage", "Storage"]
 
 
 @runtime_checkable
@@ -157,3 +158,39 @@ class AsyncControls(Protocol):
 
     async def revoke(self, task_id: str) -> Optional[ScheduledTask]:
         """As :meth:`ranch_core.protocols.Controls.revoke`."""
+
+
+@runtime_checkable
+class AsyncRuntimeCosts(Protocol):
+    """:class:`~ranch_core.protocols.RuntimeCosts` with coroutines.
+
+    What ``AsyncFairScheduler(cost="runtime")`` needs of its storage.
+    """
+
+    async def pop(
+        self,
+        now: float,
+        lease_seconds: float,
+        *,
+        token: Optional[str] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+        runtime: Optional[RuntimeCost] = None,
+    ) -> PopResult:
+        """As :meth:`ranch_core.protocols.RuntimeCosts.pop`."""
+
+    async def finish(
+        self,
+        task_id: str,
+        now: float,
+        *,
+        requeue: Optional[ScheduledTask] = None,
+        token: Optional[str] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+        keep_token: bool = False,
+        failed: bool = False,
+        cost: Optional[float] = None,
+    ) -> Finished:
+        """As :meth:`ranch_core.protocols.RuntimeCosts.finish`."""
+
+    async def run_estimate(self, key: str) -> Optional[float]:
+        """As :meth:`ranch_core.protocols.RuntimeCosts.run_estimate`."""

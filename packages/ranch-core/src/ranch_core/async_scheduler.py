@@ -16,7 +16,7 @@ import time
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence
 
 from ranch_core import validation
-from ranch_core.async_protocols import AsyncControls, AsyncStorage
+from ranch_core.async_protocols import AsyncControls, AsyncRuntimeCosts, AsyncStorage
 from ranch_core.backends import controls
 from ranch_core.backends.async_memory import AsyncInMemoryStorage
 from ranch_core.errors import CorruptTask
@@ -35,7 +35,9 @@ class AsyncFairScheduler(SchedulerBase):
     blocking adapter internals. The per-key controls are here
     (:meth:`set_concurrency_limit` ... :meth:`revoke_call`); defaults for
     keys without a setting are set through a :class:`~ranch_core.FairScheduler`
-    on the same storage (``AsyncInMemoryStorage.sync``).
+    on the same storage (``AsyncInMemoryStorage.sync``). ``cost="runtime"``
+    charges by run time as there (the storage needs
+    :class:`~ranch_core.async_protocols.AsyncRuntimeCosts`).
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class AsyncFairScheduler(SchedulerBase):
         on_expired: Optional[TaskCallback] = None,
         on_reclaimed: Optional[TaskCallback] = None,
         on_revoked: Optional[RevokedCallback] = None,
+        cost: Any = "calls",
     ) -> None:
         super().__init__(
             weight_function=weight_function,
@@ -56,8 +59,19 @@ class AsyncFairScheduler(SchedulerBase):
             on_expired=on_expired,
             on_reclaimed=on_reclaimed,
             on_revoked=on_revoked,
+            cost=cost,
         )
         self.storage: AsyncStorage = AsyncInMemoryStorage() if storage is None else storage
+        if self.runtime is not None:
+            self._costs()
+
+    def _costs(self) -> AsyncRuntimeCosts:
+        if not isinstance(self.storage, AsyncRuntimeCosts):
+            raise TypeError(
+                f"{type(self.storage).__name__} cannot charge by run time "
+                "(ranch_core.async_protocols.AsyncRuntimeCosts)"
+            )
+        return self.storage
 
     # -- producing ---------------------------------------------------------
 
@@ -130,7 +144,10 @@ class AsyncFairScheduler(SchedulerBase):
     async def _take(self) -> Optional[ScheduledTask]:
         now = self.clock()
         while True:
-            result = await self.storage.pop(now, self.lease_seconds)
+            if self.runtime is None:
+                result = await self.storage.pop(now, self.lease_seconds)
+            else:
+                result = await self._costs().pop(now, self.lease_seconds, runtime=self.runtime)
             self._report(result.expired, result.reclaimed)
             if result.task is not None or not result.expired:
                 break
@@ -141,9 +158,16 @@ class AsyncFairScheduler(SchedulerBase):
                 await self.storage.charge(task.key, extra)
         return task
 
-    async def ack(self, task_id: str) -> bool:
-        """As :meth:`ranch_core.FairScheduler.ack`."""
+    async def ack(self, task_id: str, *, cost: Optional[float] = None) -> bool:
+        """As :meth:`ranch_core.FairScheduler.ack` (``cost``: the run time, ``cost="runtime"`` only)."""
+        checked = self._checked_cost(cost)
+        if self.runtime is not None:
+            return (await self._costs().finish(task_id, self.clock(), cost=checked)).done
         return await self.storage.ack(task_id)
+
+    async def run_estimate(self, key: str) -> Optional[float]:
+        """As :meth:`ranch_core.FairScheduler.run_estimate`."""
+        return await self._costs().run_estimate(validation.check_key(key))
 
     async def release(self, task_id: str) -> bool:
         """As :meth:`ranch_core.FairScheduler.release`."""
@@ -151,6 +175,9 @@ class AsyncFairScheduler(SchedulerBase):
 
     async def requeue(self, task: ScheduledTask, payload: Any) -> bool:
         """As :meth:`ranch_core.FairScheduler.requeue`."""
+        if self.runtime is not None:
+            retried = self.retried(task, payload)
+            return (await self._costs().finish(task.task_id, self.clock(), requeue=retried)).done
         return await self.storage.requeue(self.retried(task, payload))
 
     async def extend(self, task_id: str) -> bool:

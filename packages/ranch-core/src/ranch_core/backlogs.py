@@ -31,6 +31,17 @@ def check_weight_function(weight_function: Any) -> None:
         raise TypeError("weight_function must be callable: (lru_key, LRUKeyMetadata) -> float")
 
 
+def check_cost(cost: Any, weight_function: Any = None) -> None:
+    """An adapter's ``cost``: ``None`` (not given), ``"calls"`` or ``"runtime"``
+    (README, "Fair by time"); ``"runtime"`` takes no ``weight_function`` yet."""
+    if cost is None:
+        return
+    if not isinstance(cost, str):
+        raise TypeError(f"cost must be 'calls' or 'runtime', not {type(cost).__name__}")
+    if validation.check_cost_mode(cost) is not None and weight_function is not None:
+        raise ValueError("cost='runtime' takes no weight_function (not supported yet)")
+
+
 @attrs.frozen
 class BacklogSettings:
     """What a task or actor says about the backlog it names.

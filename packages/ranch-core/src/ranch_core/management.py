@@ -94,7 +94,8 @@ class KeyManagement:
     def get_client_metadata(self, lru_key: str) -> Dict[str, Any]:
         """``lru_key``, ``weight``, ``last_execution``, ``pending_tasks``, ``delayed_tasks``,
         ``served_total``, ``tags``, ``custom_data`` and the controls in force
-        (``concurrency_limit``, ``running``, ``rate_limit``, ``paused``, ``max_backlog``) of a key."""
+        (``concurrency_limit``, ``running``, ``rate_limit``, ``paused``, ``max_backlog``) of a key,
+        and its ``run_estimate`` (seconds; ``cost="runtime"``, else ``None``)."""
         meta = self._fair_scheduler().metadata(lru_key)
         return {
             "lru_key": meta.key,
@@ -111,6 +112,7 @@ class KeyManagement:
             "rate_limit": meta.rate_limit,
             "paused": meta.paused,
             "max_backlog": meta.max_backlog,
+            "run_estimate": meta.run_estimate,
         }
 
     def get_system_status(self) -> Dict[str, Any]:

@@ -84,6 +84,20 @@ class WakeupPolicy:
 
 
 @attrs.frozen
+class RuntimeCost:
+    """How a storage charges a dispatch by run time (``FairScheduler(cost="runtime")``,
+    the README's "Fair by time").
+
+    At dispatch a key is charged its moving average of measured run times
+    times its weight; a key never measured is charged the storage-wide
+    average, and before any call was measured ``first_estimate`` seconds.
+    The finish corrects the charge to the measured run time.
+    """
+
+    first_estimate: float = attrs.field(default=1.0, validator=_positive)
+
+
+@attrs.frozen
 class Finished:
     """What one :meth:`~ranch_core.protocols.Backlog.finish` step did.
 
@@ -167,6 +181,9 @@ class LRUKeyMetadata:
     max_backlog: Optional[int] = None
     #: Delayed calls of the key not yet due (not in ``pending_tasks``).
     delayed_tasks: int = 0
+    #: The key's moving average of measured run times, in seconds
+    #: (``cost="runtime"``; ``None`` until a call of the key was measured).
+    run_estimate: Optional[float] = None
 
     @property
     def lru_key(self) -> str:

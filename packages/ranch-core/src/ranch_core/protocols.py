@@ -17,6 +17,7 @@ from ranch_core.models import (
     Finished,
     LRUKeyMetadata,
     PopResult,
+    RuntimeCost,
     ScheduledTask,
     SystemStatus,
     WakeupPolicy,
@@ -344,6 +345,58 @@ class Controls(Protocol):
     def revoke(self, task_id: str) -> Optional[ScheduledTask]:
         """Delete the waiting call ``task_id`` and return it; ``None`` if no
         call of that id waits (a leased call is not touched)."""
+
+
+@runtime_checkable
+class RuntimeCosts(Protocol):
+    """Optional: a storage that charges a dispatch by run time (README,
+    "Fair by time"; ``FairScheduler(cost="runtime")`` needs it).
+
+    With ``runtime``, :meth:`pop` charges the served key ``estimate *
+    weight`` instead of ``weight`` (``estimate``: the key's moving average
+    of run times, else the storage-wide one, else
+    ``runtime.first_estimate``) and remembers ``(now, estimate, weight)``
+    with the lease. Whichever step ends that lease settles the charge in
+    the same step: :meth:`finish` (ack or retry) moves the key's pass by
+    ``(c - estimate) * weight`` with ``c =``
+    :func:`~ranch_core.algorithm.runtime` of ``cost`` (``None``: ``now``
+    minus the start) and folds ``c`` into the key's and the storage-wide
+    averages; a lease put back after its deadline (a killed worker) is
+    charged ``deadline - start`` and feeds no average; a released call,
+    and one ended by the steps that take no time (:meth:`Backlog.ack`,
+    :meth:`Backlog.requeue`), keeps its estimate. A key in the selection order is re-placed.
+    Without ``runtime`` (and for leases taken without it) every step is
+    the plain one.
+    """
+
+    def pop(
+        self,
+        now: float,
+        lease_seconds: float,
+        *,
+        token: Optional[str] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+        runtime: Optional[RuntimeCost] = None,
+    ) -> PopResult:
+        """:meth:`Backlog.pop`, charging the estimate with ``runtime``."""
+
+    def finish(
+        self,
+        task_id: str,
+        now: float,
+        *,
+        requeue: Optional[ScheduledTask] = None,
+        token: Optional[str] = None,
+        wakeups: Optional[WakeupPolicy] = None,
+        keep_token: bool = False,
+        failed: bool = False,
+        cost: Optional[float] = None,
+    ) -> Finished:
+        """:meth:`Backlog.finish`, settling a runtime charge with ``cost``
+        (seconds, checked by the caller; ``None``: measured by the storage)."""
+
+    def run_estimate(self, key: str) -> Optional[float]:
+        """The key's moving average of run times; ``None`` if none was measured."""
 
 
 @runtime_checkable

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -15,7 +16,7 @@ from ranch_core import validation
 from ranch_core.backends import controls
 from ranch_core.backends.memory import InMemoryStorage
 from ranch_core.errors import CorruptTask
-from ranch_core.models import Finished, LRUKeyMetadata, ScheduledTask, SystemStatus, WakeupPolicy
+from ranch_core.models import Finished, LRUKeyMetadata, RuntimeCost, ScheduledTask, SystemStatus, WakeupPolicy
 from ranch_core.protocols import (
     EXPIRE_ON_READ,
     EXPIRED_BATCH,
@@ -24,6 +25,7 @@ from ranch_core.protocols import (
     REPAIR_BATCH,
     Controls,
     Repairable,
+    RuntimeCosts,
     Storage,
 )
 
@@ -84,9 +86,15 @@ class SchedulerBase:
         on_expired: Optional[TaskCallback] = None,
         on_reclaimed: Optional[TaskCallback] = None,
         on_revoked: Optional[RevokedCallback] = None,
+        cost: Any = "calls",
     ) -> None:
         if weight_function is not None and not callable(weight_function):
             raise TypeError("weight_function must be callable")
+        runtime = validation.check_cost_mode(cost)
+        if runtime is not None and weight_function is not None:
+            raise ValueError("cost='runtime' takes no weight_function (not supported yet)")
+        #: ``None`` for ``cost="calls"``.
+        self.runtime: Optional[RuntimeCost] = runtime
         self.weight_function = weight_function
         self.lease_seconds = validation.check_lease(lease_seconds)
         self.clock = clock
@@ -180,6 +188,13 @@ class SchedulerBase:
             if self.on_revoked is not None:
                 self.on_revoked(task, reason)
 
+    def _checked_cost(self, cost: Any) -> Optional[float]:
+        """A run time given to an ack or a finish, checked (``cost="runtime"`` only)."""
+        checked = validation.check_cost(cost)
+        if checked is not None and self.runtime is None:
+            raise ValueError("cost (a run time) needs cost='runtime'")
+        return checked
+
     def _correction(self, key: str, meta: LRUKeyMetadata) -> Optional[float]:
         """What to charge ``key`` beyond its stored weight after a dispatch
         (the weight function's result minus the weight); ``None``: nothing."""
@@ -233,6 +248,15 @@ class FairScheduler(SchedulerBase):
     ``default_concurrency_limit`` and ``default_rate_limit`` (``"10/s"``,
     burst 1) apply to every key without a setting of its own; given here,
     they are written to the storage, shared by every scheduler of it.
+
+    ``cost`` is what a dispatch costs its key: ``"calls"`` (the default) its
+    weight; ``"runtime"`` (or a :class:`~ranch_core.models.RuntimeCost`)
+    its run time times its weight, charged as an estimate at :meth:`pop`
+    and corrected when the call ends (:meth:`ack` and :meth:`finish` take
+    the measured ``cost`` in seconds, else the storage measures it; README,
+    "Fair by time"). It needs a storage with
+    :class:`~ranch_core.protocols.RuntimeCosts` (the in-memory ones) and
+    takes no ``weight_function`` yet.
     """
 
     def __init__(
@@ -247,6 +271,7 @@ class FairScheduler(SchedulerBase):
         on_revoked: Optional[RevokedCallback] = None,
         default_concurrency_limit: Optional[int] = None,
         default_rate_limit: Optional[str] = None,
+        cost: Any = "calls",
     ) -> None:
         super().__init__(
             weight_function=weight_function,
@@ -255,10 +280,13 @@ class FairScheduler(SchedulerBase):
             on_expired=on_expired,
             on_reclaimed=on_reclaimed,
             on_revoked=on_revoked,
+            cost=cost,
         )
         limit = validation.check_concurrency_limit(default_concurrency_limit, "default_concurrency_limit")
         rate = validation.check_rate_limit(default_rate_limit, name="default_rate_limit")
         self.storage: Storage = InMemoryStorage() if storage is None else storage
+        if self.runtime is not None:
+            self._costs()
         if limit is not None:
             self._controls().set_control(None, controls.CONCURRENCY_LIMIT, limit, self.clock())
         if rate is not None:
@@ -393,7 +421,12 @@ class FairScheduler(SchedulerBase):
         now = self.clock()
         minted: List[str] = []
         while True:
-            result = self.storage.pop(now, self.lease_seconds, token=token, wakeups=wakeups)
+            if self.runtime is None:
+                result = self.storage.pop(now, self.lease_seconds, token=token, wakeups=wakeups)
+            else:
+                result = self._costs().pop(
+                    now, self.lease_seconds, token=token, wakeups=wakeups, runtime=self.runtime
+                )
             minted += result.minted
             self._report(result.expired, result.reclaimed)
             if result.task is not None or not result.expired:
@@ -412,11 +445,18 @@ class FairScheduler(SchedulerBase):
         wakeups: Optional[WakeupPolicy] = None,
         keep_token: bool = False,
         failed: bool = False,
+        cost: Optional[float] = None,
     ) -> Finished:
         """Ack (or, with ``requeue``, retry) a leased task and decide its
         token's fate in one step (:meth:`ranch_core.protocols.Backlog.finish`);
-        ``failed``: the call ended in failure (counted by storages that keep metrics)."""
-        return self.storage.finish(
+        ``failed``: the call ended in failure (counted by storages that keep metrics);
+        ``cost``: with ``cost="runtime"``, the call's measured run time in
+        seconds (``None``: the storage measures it from its pop)."""
+        checked = self._checked_cost(cost)
+        finish: Callable[..., Finished] = self.storage.finish
+        if self.runtime is not None:
+            finish = functools.partial(self._costs().finish, cost=checked)
+        return finish(
             task_id,
             self.clock(),
             requeue=requeue,
@@ -446,9 +486,27 @@ class FairScheduler(SchedulerBase):
         """The live workers' registered slots (:meth:`ranch_core.protocols.Backlog.live_slots`)."""
         return self.storage.live_slots(self.clock())
 
-    def ack(self, task_id: str) -> bool:
-        """Finish a leased task. ``False`` if its lease was already gone."""
+    def ack(self, task_id: str, *, cost: Optional[float] = None) -> bool:
+        """Finish a leased task. ``False`` if its lease was already gone.
+
+        ``cost`` (``cost="runtime"`` only): the call's run time in seconds,
+        when the caller measured it; ``None``: the storage measures it."""
+        checked = self._checked_cost(cost)
+        if self.runtime is not None:
+            return self.finish(task_id, cost=checked).done
         return self.storage.ack(task_id)
+
+    def _costs(self) -> RuntimeCosts:
+        if not isinstance(self.storage, RuntimeCosts):
+            raise TypeError(
+                f"{type(self.storage).__name__} cannot charge by run time (ranch_core.protocols.RuntimeCosts)"
+            )
+        return self.storage
+
+    def run_estimate(self, key: str) -> Optional[float]:
+        """``key``'s moving average of run times (``cost="runtime"``); ``None``
+        if none was measured yet."""
+        return self._costs().run_estimate(validation.check_key(key))
 
     def release(self, task_id: str) -> bool:
         """Give a leased task back: it goes to the head of its key."""
@@ -459,8 +517,11 @@ class FairScheduler(SchedulerBase):
         to the tail of its key in one step (same id, same expiry).
 
         ``False`` (nothing written) if the lease was already gone: the task
-        went back on its own and will run again anyway.
+        went back on its own and will run again anyway. With
+        ``cost="runtime"`` the run that ends is charged as :meth:`ack` does.
         """
+        if self.runtime is not None:
+            return self.finish(task.task_id, requeue=self.retried(task, payload)).done
         return self.storage.requeue(self.retried(task, payload))
 
     def extend(self, task_id: str) -> bool:

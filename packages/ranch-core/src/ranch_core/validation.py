@@ -11,7 +11,7 @@ import math
 from typing import Any, Dict, Mapping, Optional
 
 from ranch_core.algorithm import MAX_WEIGHT, MIN_WEIGHT
-from ranch_core.models import RateLimit
+from ranch_core.models import RateLimit, RuntimeCost
 
 #: Longest expiry accepted, in seconds (10 years); ``None`` means never.
 MAX_EXPIRY = 10 * 365.25 * 86400.0
@@ -85,6 +85,32 @@ def check_delay(delay: Any, name: str = "delay") -> Optional[float]:
     number of seconds in ``(0, MAX_EXPIRY]``."""
     checked = check_expiry(delay, name)
     return checked if checked else None
+
+
+def check_cost(cost: Any, name: str = "cost") -> Optional[float]:
+    """A measured run time: ``None`` (the storage measures it) or a finite
+    number of seconds in ``[0, MAX_EXPIRY]``."""
+    if cost is None:
+        return None
+    number = _check_number(cost, name, f"between 0 and {MAX_EXPIRY:.0f} seconds (10 years)")
+    if not 0 <= number <= MAX_EXPIRY:
+        raise ValueError(f"{name} must be between 0 and {MAX_EXPIRY:.0f} seconds (10 years), got {cost!r}")
+    return number
+
+
+def check_cost_mode(cost: Any, name: str = "cost") -> Optional[RuntimeCost]:
+    """What a dispatch costs: ``"calls"`` (its weight; gives ``None``),
+    ``"runtime"`` (its run time times its weight; gives ``RuntimeCost()``)
+    or a :class:`~ranch_core.models.RuntimeCost`."""
+    if isinstance(cost, RuntimeCost):
+        return cost
+    if not isinstance(cost, str):
+        raise TypeError(f"{name} must be 'calls', 'runtime' or a RuntimeCost, not {type(cost).__name__}")
+    if cost == "calls":
+        return None
+    if cost == "runtime":
+        return RuntimeCost()
+    raise ValueError(f"{name} must be 'calls' or 'runtime', not {cost!r}")
 
 
 def check_lease(lease_seconds: Any) -> float:

@@ -311,6 +311,7 @@ def lru_actor(
     max_wakeups: Optional[int] = None,
     default_concurrency_limit: Optional[int] = None,
     default_rate_limit: Optional[str] = None,
+    cost: Optional[str] = None,
     queue_name: str = "default",
     actor_name: Optional[str] = None,
     priority: int = 0,
@@ -328,6 +329,7 @@ def lru_actor(
     max_wakeups: Optional[int] = None,
     default_concurrency_limit: Optional[int] = None,
     default_rate_limit: Optional[str] = None,
+    cost: Optional[str] = None,
     **actor_options: Any,
 ) -> Any:
     """Declare a Dramatiq actor with fair scheduling, like ``dramatiq.actor``.
@@ -356,6 +358,12 @@ def lru_actor(
     storage without per-key controls ``TypeError``, before anything is
     declared.
 
+    ``cost="runtime"`` makes a call cost its key its run time times its
+    weight (ranch-core README, "Fair by time"; default ``"calls"``): it
+    belongs to the backlog (``BacklogConflict`` if two actors differ), takes
+    no ``weight_function`` and needs a storage with
+    :class:`~ranch_core.protocols.RuntimeCosts` (``TypeError``).
+
     Storage: ``storage`` if given; else a ``RedisBroker``'s own Redis
     (namespace ``<broker namespace>:<backlog>``, needs ranch-redis:
     :class:`~ranch_core.errors.MissingExtra` otherwise); else, for a
@@ -383,6 +391,7 @@ def lru_actor(
             max_wakeups=max_wakeups,
             default_concurrency_limit=default_concurrency_limit,
             default_rate_limit=default_rate_limit,
+            cost=cost,
         )
         declare = dramatiq.actor(broker=the_broker, actor_class=LRUActor, **actor_options)
         actor = cast("LRUActor[Any, Any]", declare(function))
@@ -397,6 +406,7 @@ def lru_actor(
             max_wakeups=max_wakeups,
             default_concurrency_limit=default_concurrency_limit,
             default_rate_limit=default_rate_limit,
+            cost=cost,
         )
         return actor
 

@@ -53,6 +53,7 @@ class DramatiqBacklog:
         budget: int = 1,
         default_concurrency_limit: Optional[int] = None,
         default_rate_limit: Optional[RateLimit] = None,
+        cost: str = "calls",
     ) -> None:
         self.broker = broker
         self.name = name
@@ -63,12 +64,15 @@ class DramatiqBacklog:
         self.budget = budget
         self.default_concurrency_limit = default_concurrency_limit
         self.default_rate_limit = default_rate_limit
+        #: What a dispatch costs its key: ``"calls"`` or ``"runtime"``.
+        self.cost = cost
         scheduler = FairScheduler(
             storage,
             weight_function=weight_function,
             lease_seconds=lease_seconds,
             default_concurrency_limit=default_concurrency_limit,
             default_rate_limit=None if default_rate_limit is None else default_rate_limit.text,
+            cost=cost,
         )
         self.dispatcher = FairDispatcher(
             scheduler,

@@ -13,6 +13,7 @@ from ranch_core import validation
 from ranch_core.backlogs import (
     BacklogSettings,
     check_backlog_name,
+    check_cost,
     check_join,
     check_storage_unshared,
     check_weight_function,
@@ -21,7 +22,7 @@ from ranch_core.dispatcher import MAX_WAKEUPS, FairDispatcher
 from ranch_core.errors import BacklogConflict
 from ranch_core.leases import LeaseKeeper
 from ranch_core.models import RateLimit
-from ranch_core.protocols import Controls, Storage
+from ranch_core.protocols import Controls, RuntimeCosts, Storage
 from ranch_core.scheduler import WeightFunction
 
 from ranch_dramatiq.backlog import RESUBMIT, DramatiqBacklog
@@ -185,6 +186,7 @@ class Ranch(Middleware):
         max_wakeups: Optional[int] = None,
         default_concurrency_limit: Optional[int] = None,
         default_rate_limit: Optional[str] = None,
+        cost: Optional[str] = None,
     ) -> Optional[Storage]:
         """Refuse a declaration (by ``who``) that conflicts with the backlogs already here.
 
@@ -200,6 +202,7 @@ class Ranch(Middleware):
         """
         check_backlog_name(name)
         check_weight_function(weight_function)
+        check_cost(cost, weight_function)
         if max_wakeups is not None:
             check_count(max_wakeups, "max_wakeups")
         limit = validation.check_concurrency_limit(default_concurrency_limit, "default_concurrency_limit")
@@ -220,6 +223,11 @@ class Ranch(Middleware):
                         f"max_wakeups={existing.max_wakeups}: pass it only once"
                     )
                 check_defaults(existing, limit, rate, who)
+                if cost is not None and cost != existing.cost:
+                    raise BacklogConflict(
+                        f"{who} names backlog {name!r} with cost={cost!r}, but the backlog has "
+                        f"cost={existing.cost!r}: pass it only once"
+                    )
                 return None
             resolved = resolve_storage(broker, name, storage)
             if (limit is not None or rate is not None) and not isinstance(resolved, Controls):
@@ -227,6 +235,11 @@ class Ranch(Middleware):
                 raise TypeError(
                     f"{who} passes {argument}, but {type(resolved).__name__} has no per-key controls "
                     "(ranch_core.protocols.Controls)"
+                )
+            if cost == "runtime" and not isinstance(resolved, RuntimeCosts):
+                raise TypeError(
+                    f"{who} passes cost='runtime', but {type(resolved).__name__} cannot charge by run "
+                    "time (ranch_core.protocols.RuntimeCosts)"
                 )
             check_storage_unshared(
                 name, resolved, ((other.name, other.storage) for other in self._backlogs.values())
@@ -246,6 +259,7 @@ class Ranch(Middleware):
         max_wakeups: Optional[int] = None,
         default_concurrency_limit: Optional[int] = None,
         default_rate_limit: Optional[str] = None,
+        cost: Optional[str] = None,
     ) -> DramatiqBacklog:
         """Register backlog ``name`` (after :meth:`check_backlog`) or return it.
 
@@ -273,6 +287,7 @@ class Ranch(Middleware):
                 budget=self.wakeup_budget,
                 default_concurrency_limit=default_concurrency_limit,
                 default_rate_limit=validation.check_rate_limit(default_rate_limit, name="default_rate_limit"),
+                cost="calls" if cost is None else cost,
             )
             if self.slots:
                 backlog.set_slots(self.slots)

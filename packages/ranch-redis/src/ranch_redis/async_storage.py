@@ -15,6 +15,7 @@ from ranch_core.models import (
     Finished,
     LRUKeyMetadata,
     PopResult,
+    RuntimeCost,
     ScheduledTask,
     SystemStatus,
     WakeupPolicy,
@@ -173,10 +174,12 @@ class AsyncRedisStorage(RedisOperations):
         *,
         token: Optional[str] = None,
         wakeups: Optional[WakeupPolicy] = None,
+        runtime: Optional[RuntimeCost] = None,
     ) -> PopResult:
         """The fair choice at ``now``, leased, with the wake-up ``token`` if
-        given (see :meth:`ranch_core.protocols.Backlog.pop`)."""
-        return await self._drive(self._pop(now, lease_seconds, token, wakeups))
+        given (see :meth:`ranch_core.protocols.Backlog.pop`); with ``runtime``
+        the key is charged its run-time estimate (:class:`ranch_core.protocols.RuntimeCosts`)."""
+        return await self._drive(self._pop(now, lease_seconds, token, wakeups, runtime))
 
     async def finish(
         self,
@@ -188,11 +191,19 @@ class AsyncRedisStorage(RedisOperations):
         wakeups: Optional[WakeupPolicy] = None,
         keep_token: bool = False,
         failed: bool = False,
+        cost: Optional[float] = None,
     ) -> Finished:
         """Ack (or requeue) a lease and decide its token's fate in one script
         (``finish.lua``; see :meth:`ranch_core.protocols.Backlog.finish`);
-        the call's run time, and ``failed``, go into the metrics."""
-        return await self._drive(self._finish(task_id, now, requeue, token, wakeups, keep_token, failed))
+        the call's run time, and ``failed``, go into the metrics; a call
+        charged by run time is settled with ``cost`` (:class:`ranch_core.protocols.RuntimeCosts`)."""
+        return await self._drive(
+            self._finish(task_id, now, requeue, token, wakeups, keep_token, failed, cost)
+        )
+
+    async def run_estimate(self, key: str) -> Optional[float]:
+        """The key's moving average of run times (:class:`ranch_core.protocols.RuntimeCosts`)."""
+        return await self._drive(self._run_estimate(key))
 
     async def ack(self, task_id: str) -> bool:
         """Finish a leased task; ``False`` if it holds no lease (a retried ack whose

@@ -207,6 +207,12 @@ def started_key(namespace: str) -> str:
     return base(namespace) + "st"
 
 
+def runtime_charges_key(namespace: str) -> str:
+    """Hash of leased task ids charged by run time -> ``started estimate
+    weight`` (ranch-core README, "Fair by time")."""
+    return base(namespace) + "rt"
+
+
 def delayed_key(namespace: str) -> str:
     """Zset of the delayed calls not yet due, by due time."""
     return base(namespace) + "delayed"
@@ -340,6 +346,8 @@ RATE_FIELD = "rr"
 RATE_TEXT_FIELD = "rt"
 PAUSED_FIELD = "ps"
 MAX_BACKLOG_FIELD = "mb"
+#: The key's moving average of run times (``cost="runtime"``).
+RUN_ESTIMATE_FIELD = "re"
 
 # -- bodies ----------------------------------------------------------------
 

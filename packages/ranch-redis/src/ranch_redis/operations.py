@@ -14,7 +14,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Set, Tuple
 from ranch_core import validation
 from ranch_core.backends.delayed import delayed_until
 from ranch_core.errors import BacklogFull, CorruptTask, DuplicateTask
-from ranch_core.models import Finished, PopResult, ScheduledTask, WakeupPolicy
+from ranch_core.models import Finished, PopResult, RuntimeCost, ScheduledTask, WakeupPolicy
 from ranch_core.protocols import MAX_BATCH
 from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
 
@@ -259,7 +259,12 @@ class RedisOperations(RedisWakeups, RedisControls, RedisTracker, RedisInspection
         return [task_id, key_hex, body, expires]
 
     def _pop(
-        self, now: float, lease_seconds: float, token: Optional[str], wakeups: Optional[WakeupPolicy]
+        self,
+        now: float,
+        lease_seconds: float,
+        token: Optional[str],
+        wakeups: Optional[WakeupPolicy],
+        runtime: Optional[RuntimeCost] = None,
     ) -> Steps[PopResult]:
         if token is not None and wakeups is None:
             raise ValueError("pop with a token needs wakeups (a WakeupPolicy)")
@@ -268,6 +273,8 @@ class RedisOperations(RedisWakeups, RedisControls, RedisTracker, RedisInspection
         if token is not None and wakeups is not None:
             deferring = "1" if wakeups.defer else "0"
             args += [token, wakeups.max_wakeups, nonce(), layout.float_arg(now + wakeups.ttl), deferring]
+        if runtime is not None:
+            args += [""] * (7 - len(args)) + [layout.float_arg(runtime.first_estimate)]
         reclaimed: List[ScheduledTask] = []
         minted: List[str] = []
         corrupt: Set[bytes] = set()
@@ -328,6 +335,7 @@ class RedisOperations(RedisWakeups, RedisControls, RedisTracker, RedisInspection
         wakeups: Optional[WakeupPolicy],
         keep_token: bool,
         failed: bool = False,
+        cost: Optional[float] = None,
     ) -> Steps[Finished]:
         if requeue is not None and requeue.task_id != task_id:
             raise ValueError("finish: requeue.task_id must be task_id")
@@ -347,6 +355,8 @@ class RedisOperations(RedisWakeups, RedisControls, RedisTracker, RedisInspection
 
         def arguments(retry: bool) -> List[Any]:
             tail = [*requeue_args[:2], "1" if retry else "0", *requeue_args[2:]] if requeue_args else []
+            if cost is not None:
+                tail = [*(tail or ["", "", "", ""]), layout.float_arg(cost)]
             return [task_id, mode, *token_args, *tail]
 
         reply = yield Step("finish", arguments, note=AMBIGUOUS["finish"])

@@ -87,6 +87,9 @@ def parse_metadata(key: str, reply: Sequence[Any]) -> Tuple[LRUKeyMetadata, List
         paused=state.get(layout.PAUSED_FIELD.encode()) == b"1",
         max_backlog=_count(state.get(layout.MAX_BACKLOG_FIELD.encode()), 0, bad, layout.MAX_BACKLOG_FIELD),
         delayed_tasks=int(reply[3]),
+        run_estimate=_number(
+            state.get(layout.RUN_ESTIMATE_FIELD.encode()), None, bad, layout.RUN_ESTIMATE_FIELD
+        ),
     )
     return meta, sorted(set(bad))
 

@@ -49,6 +49,10 @@ class RedisTracker(RedisReports):
         wanted = None if value is None else value.encode("utf-8")
         return sorted(k.decode("utf-8") for k, v in tagged.items() if wanted is None or v == wanted)
 
+    def _run_estimate(self, key: str) -> Steps[Optional[float]]:
+        raw = yield command("HGET", layout.key_state_key(self.namespace, key), layout.RUN_ESTIMATE_FIELD)
+        return None if raw is None else float(raw)
+
     def _metadata(self, key: str, now: Optional[float]) -> Steps[LRUKeyMetadata]:
         reply = yield script("metadata", layout.hex_key(key), layout.now_arg(now))
         meta, bad = records.parse_metadata(key, reply)

@@ -18,6 +18,7 @@ from ranch_core.models import (
     Finished,
     LRUKeyMetadata,
     PopResult,
+    RuntimeCost,
     ScheduledTask,
     SystemStatus,
     WakeupPolicy,
@@ -103,9 +104,10 @@ class AsyncInMemoryStorage:
         *,
         token: Optional[str] = None,
         wakeups: Optional[WakeupPolicy] = None,
+        runtime: Optional[RuntimeCost] = None,
     ) -> PopResult:
-        """As :meth:`ranch_core.protocols.Backlog.pop`."""
-        return self.sync.pop(now, lease_seconds, token=token, wakeups=wakeups)
+        """As :meth:`ranch_core.protocols.RuntimeCosts.pop`."""
+        return self.sync.pop(now, lease_seconds, token=token, wakeups=wakeups, runtime=runtime)
 
     async def ack(self, task_id: str) -> bool:
         """As :meth:`ranch_core.protocols.Backlog.ack`."""
@@ -121,11 +123,23 @@ class AsyncInMemoryStorage:
         wakeups: Optional[WakeupPolicy] = None,
         keep_token: bool = False,
         failed: bool = False,
+        cost: Optional[float] = None,
     ) -> Finished:
-        """As :meth:`ranch_core.protocols.Backlog.finish`."""
+        """As :meth:`ranch_core.protocols.RuntimeCosts.finish`."""
         return self.sync.finish(
-            task_id, now, requeue=requeue, token=token, wakeups=wakeups, keep_token=keep_token, failed=failed
+            task_id,
+            now,
+            requeue=requeue,
+            token=token,
+            wakeups=wakeups,
+            keep_token=keep_token,
+            failed=failed,
+            cost=cost,
         )
+
+    async def run_estimate(self, key: str) -> Optional[float]:
+        """As :meth:`ranch_core.protocols.RuntimeCosts.run_estimate`."""
+        return self.sync.run_estimate(key)
 
     async def release_token(self, token: str, now: float, wakeups: WakeupPolicy) -> List[str]:
         """As :meth:`ranch_core.protocols.Backlog.release_token`."""

@@ -37,6 +37,7 @@ from ranch_core.models import (
     Finished,
     LRUKeyMetadata,
     PopResult,
+    RuntimeCost,
     ScheduledTask,
     SystemStatus,
     WakeupPolicy,
@@ -84,6 +85,10 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         self._runnable = 0
         #: The latest time a step was given, for steps that take none (ack).
         self._clock = 0.0
+        #: ``cost="runtime"``: lease task id -> (started, estimate charged,
+        #: weight charged at), and the moving average of every measured run.
+        self._charges: Dict[str, Tuple[float, float, float]] = {}
+        self._run_average: Optional[float] = None
 
     # -- helpers -----------------------------------------------------------
 
@@ -165,6 +170,8 @@ class InMemoryStorage(KeyControlSteps, Waiters):
             lease = self._leases.get(task_id)
             if lease is not None and lease[0] == deadline:
                 del self._leases[task_id]
+                if self._charges:
+                    self._settle_charge(lease[1], deadline, None, learn=False)  # killed: its lease time
                 due.append(lease[1])
         # Re-insert latest first so the earliest lease ends at the head.
         for record in reversed(due):
@@ -278,17 +285,18 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         *,
         token: Optional[str] = None,
         wakeups: Optional[WakeupPolicy] = None,
+        runtime: Optional[RuntimeCost] = None,
     ) -> PopResult:
         if token is not None and wakeups is None:
             raise ValueError("pop with a token needs wakeups (a WakeupPolicy)")
         with self._lock:
             if token is None or wakeups is None:
-                return self._pop(now, lease_seconds)
+                return self._pop(now, lease_seconds, runtime)
             tokens = self._tokens
             tokens.delivered(token, now)
             if not tokens.usable(token, wakeups):
                 return PopResult(None)
-            result = self._pop(now, lease_seconds)
+            result = self._pop(now, lease_seconds, runtime)
             task = result.task
             if task is not None:
                 tokens.hold(token, task.task_id, now + lease_seconds)
@@ -301,7 +309,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
                 tokens.retire(token)
             return result
 
-    def _pop(self, now: float, lease_seconds: float) -> PopResult:
+    def _pop(self, now: float, lease_seconds: float, runtime: Optional[RuntimeCost] = None) -> PopResult:
         """The pop of :meth:`pop` (lock held)."""
         self._clock = now
         lease_heap = self._lease_heap
@@ -336,7 +344,12 @@ class InMemoryStorage(KeyControlSteps, Waiters):
                     return PopResult(None, tuple(expired), tuple(reclaimed))
                 continue
             self._virtual_time = state.pass_
-            state.pass_ = algorithm.charged_pass(state.pass_, state.weight)
+            if runtime is None:
+                state.pass_ = algorithm.charged_pass(state.pass_, state.weight)
+            else:
+                estimate = self._estimate(state, runtime)
+                state.pass_ = algorithm.charged_pass(state.pass_, estimate * state.weight)
+                self._charges[record.task_id] = (now, estimate, state.weight)
             self._serve_seq += 1
             state.seq = self._serve_seq
             state.last_served = now
@@ -364,15 +377,46 @@ class InMemoryStorage(KeyControlSteps, Waiters):
                 self._leave_heap(key, state, now)  # parked at its cap or by its rate, or idle
             return PopResult(self._decode(record), tuple(expired), tuple(reclaimed))
 
+    def _estimate(self, state: KeyState, runtime: RuntimeCost) -> float:
+        """What a dispatch of the key is charged per unit of weight."""
+        if state.run_estimate is not None:
+            return state.run_estimate
+        return runtime.first_estimate if self._run_average is None else self._run_average
+
+    def _settle_charge(self, record: Record, now: float, cost: Optional[float], *, learn: bool) -> None:
+        """A lease charged by run time ends (lock held): correct the key's
+        pass to the run time (``cost``, else ``now`` minus the start) and,
+        with ``learn``, fold it into the averages."""
+        charge = self._charges.pop(record.task_id, None)
+        if charge is None:
+            return
+        started, estimate, weight = charge
+        seconds = algorithm.runtime(now - started if cost is None else cost)
+        state = self._keys[record.key]
+        state.pass_ = algorithm.corrected_pass(state.pass_, estimate, seconds, weight)
+        if state.ready:
+            self._enqueue_heap(record.key, state)
+        if learn:
+            state.run_estimate = algorithm.smoothed(state.run_estimate, seconds)
+            self._run_average = algorithm.smoothed(self._run_average, seconds)
+
+    def run_estimate(self, key: str) -> Optional[float]:
+        with self._lock:
+            state = self._keys.get(key)
+            return None if state is None else state.run_estimate
+
     def ack(self, task_id: str) -> bool:
         with self._lock:
+            self._charges.pop(task_id, None)  # no time given: the estimate stands
             return self._ack(task_id, self._clock)[0]
 
-    def _ack(self, task_id: str, now: float) -> Tuple[bool, int]:
+    def _ack(self, task_id: str, now: float, cost: Optional[float] = None) -> Tuple[bool, int]:
         """Finish a lease; whether it was held, and the runnable calls its key gained."""
         lease = self._leases.pop(task_id, None)
         if lease is None:
             return False, 0
+        if self._charges:
+            self._settle_charge(lease[1], now, cost, learn=True)
         if len(self._lease_heap) > 2 * len(self._leases) + 1024:
             # Drop the tombstones of finished leases so the heap stays small.
             self._lease_heap = [(d, t) for t, (d, _) in self._leases.items()]
@@ -391,6 +435,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         wakeups: Optional[WakeupPolicy] = None,
         keep_token: bool = False,
         failed: bool = False,
+        cost: Optional[float] = None,
     ) -> Finished:
         if requeue is not None and requeue.task_id != task_id:
             raise ValueError("finish: requeue.task_id must be task_id")
@@ -398,9 +443,9 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         with self._lock:
             self._clock = now
             if requeue is not None:
-                done, gained = self._requeue(requeue, data, now)
+                done, gained = self._requeue(requeue, data, now, cost)
             else:
-                done, gained = self._ack(task_id, now)
+                done, gained = self._ack(task_id, now, cost)
             if wakeups is None:
                 return Finished(done)
             if token is None:
@@ -440,6 +485,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
             lease = self._leases.pop(task_id, None)
             if lease is None:
                 return False
+            self._charges.pop(task_id, None)  # a released call keeps the estimate it was charged
             self._put_back(lease[1], self._clock)
             return True
 
@@ -449,15 +495,20 @@ class InMemoryStorage(KeyControlSteps, Waiters):
     def requeue(self, task: ScheduledTask) -> bool:
         data = self._encode(task.payload)
         with self._lock:
+            self._charges.pop(task.task_id, None)  # no time given: the estimate stands
             return self._requeue(task, data, self._clock)[0]
 
-    def _requeue(self, task: ScheduledTask, data: Any, now: float) -> Tuple[bool, int]:
+    def _requeue(
+        self, task: ScheduledTask, data: Any, now: float, cost: Optional[float] = None
+    ) -> Tuple[bool, int]:
         """End the lease and append the retry (``max_backlog`` does not apply:
         the call was let in already); whether the lease was held, and the
         runnable calls gained."""
         lease = self._leases.pop(task.task_id, None)
         if lease is None:
             return False, 0
+        if self._charges:
+            self._settle_charge(lease[1], now, cost, learn=True)
         self._end_lease(lease[1])
         gained = self._settle(lease[1].key, self._keys[lease[1].key], now)
         record = Record(task.task_id, task.key, data, task.enqueued_at, task.expires_at)
@@ -584,6 +635,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
                 paused=state.controls.paused,
                 max_backlog=state.controls.max_backlog,
                 delayed_tasks=len(state.delayed),
+                run_estimate=state.run_estimate,
             )
 
     def status(self, now: Optional[float] = None) -> SystemStatus:

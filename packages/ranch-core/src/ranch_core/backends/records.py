@@ -37,6 +37,7 @@ class KeyState:
         "last_served",
         "pass_",
         "ready",
+        "run_estimate",
         "seq",
         "served_total",
         "tags",
@@ -65,3 +66,5 @@ class KeyState:
         # Heap entries carry the version they were pushed with; a changed pass
         # bumps it, which turns older entries into tombstones (lazy deletion).
         self.version = 0
+        #: Moving average of the key's measured run times (``cost="runtime"``).
+        self.run_estimate: Optional[float] = None

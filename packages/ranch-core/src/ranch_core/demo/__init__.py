@@ -1,8 +1,9 @@
 """The demo every adapter runs: a flood, a few quiet keys, two runs, one report.
 
-This package knows no task queue. Two scenarios: ``flood`` (plain FIFO vs
-Ranch on a task queue) and ``limits`` (without vs with per-key controls, on
-ranch-core alone). Read it in this order:
+This package knows no task queue. Three scenarios: ``flood`` (plain FIFO vs
+Ranch on a task queue), ``limits`` (without vs with per-key controls, on
+ranch-core alone) and ``runtime`` (plain vs fair by count vs fair by time,
+on ranch-core alone). Read it in this order:
 
 * :mod:`~ranch_core.demo.workload`: what a run sends (:class:`Workload`,
   :class:`Submission`) and the producer loop (:func:`drive`);
@@ -20,6 +21,9 @@ ranch-core alone). Read it in this order:
   running at once, starts per second, waits), :mod:`~ranch_core.demo.limits_run`
   (:func:`run_limits`: worker threads on the in-memory storage),
   :mod:`~ranch_core.demo.limits_report` and :mod:`~ranch_core.demo.limits_chart`;
+* the ``runtime`` scenario: :mod:`~ranch_core.demo.runtime_run`
+  (:class:`RuntimeWorkload`, :func:`run_runtime`: worker threads, three
+  modes) and :mod:`~ranch_core.demo.runtime_report` (the table and the chart);
 * :mod:`~ranch_core.demo.cli`: the command line behind ``ranch-demo``.
 
 Imports run one way, down this list; nothing here imports back.
@@ -42,6 +46,8 @@ from ranch_core.demo.limits_run import run_free_and_limited, run_limits
 from ranch_core.demo.limits_stats import LIMITS_MODES, LIMITS_TITLES, LimitsRun
 from ranch_core.demo.limits_workload import LimitsWorkload
 from ranch_core.demo.report import format_report
+from ranch_core.demo.runtime_report import format_runtime_report, write_runtime_chart
+from ranch_core.demo.runtime_run import RUNTIME_MODES, RuntimeRun, RuntimeWorkload, run_runtime
 from ranch_core.demo.stats import MODE_TITLES, MODES, KeyStats, RunResult
 from ranch_core.demo.workload import Submission, Submit, Workload, drive
 
@@ -51,6 +57,7 @@ __all__ = [
     "MODES",
     "MODE_TITLES",
     "NAMES",
+    "RUNTIME_MODES",
     "SCENARIOS",
     "DemoBackend",
     "Execution",
@@ -58,6 +65,8 @@ __all__ = [
     "LimitsRun",
     "LimitsWorkload",
     "RunResult",
+    "RuntimeRun",
+    "RuntimeWorkload",
     "Submission",
     "Submit",
     "Workload",
@@ -66,6 +75,7 @@ __all__ = [
     "drive",
     "format_limits_report",
     "format_report",
+    "format_runtime_report",
     "limits_workload_from_args",
     "load_backend",
     "main",
@@ -73,7 +83,9 @@ __all__ = [
     "run_both",
     "run_free_and_limited",
     "run_limits",
+    "run_runtime",
     "workload_from_args",
     "write_chart",
     "write_limits_chart",
+    "write_runtime_chart",
 ]

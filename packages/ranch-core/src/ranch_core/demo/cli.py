@@ -1,9 +1,11 @@
 """The ``ranch-demo`` command line: :func:`main`.
 
-Two scenarios. ``flood`` (the default) runs the same flood twice on a task
+Three scenarios. ``flood`` (the default) runs the same flood twice on a task
 queue, plain FIFO vs Ranch. ``limits`` runs a capped flood, a rate-limited
 key and a paused key next to free keys twice on ranch-core alone (worker
 threads on the in-memory storage), without and with the per-key controls.
+``runtime`` keeps a key of 100 ms calls and one of short calls backlogged,
+three times on ranch-core alone: plain FIFO, fair by count, fair by time.
 
 It writes nothing but its report on stdout, unless asked: the chart only
 with ``--chart PATH``, the numbers only with ``--json PATH``.
@@ -14,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import attrs
 
@@ -25,19 +27,24 @@ from ranch_core.demo.limits_report import format_limits_report, headline
 from ranch_core.demo.limits_run import run_free_and_limited
 from ranch_core.demo.limits_workload import LimitsWorkload
 from ranch_core.demo.report import format_report
+from ranch_core.demo.runtime_report import format_runtime_report, runtime_headline, write_runtime_chart
+from ranch_core.demo.runtime_run import RuntimeWorkload, run_all
 from ranch_core.demo.workload import Workload
 
 #: Names of the interactive keys, in order (``user<N>`` after these).
 NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy")
 
 #: What ``ranch-demo --scenario NAME`` runs.
-SCENARIOS = ("flood", "limits")
+SCENARIOS = ("flood", "limits", "runtime")
 
 #: Each scenario's value of the options left out (``work_ms`` is ``--work-ms``).
 DEFAULTS: Dict[str, Dict[str, Union[int, float]]] = {
     "flood": {"bulk": 300, "keys": 5, "calls": 3, "work_ms": 5.0, "workers": 2},
     "limits": {"bulk": 1000, "keys": 3, "calls": 3, "work_ms": 2.0, "workers": 8},
+    "runtime": {"bulk": 0, "keys": 0, "calls": 0, "work_ms": 5.0, "workers": 4, "seconds": 3.0},
 }
+#: The ``runtime`` scenario's slow key and the time its calls take (ms).
+SLOW_KEY, SLOW_MS = "slow", 100.0
 
 
 def build_parser(prog: str, default_backend: str) -> argparse.ArgumentParser:
@@ -54,7 +61,8 @@ def build_parser(prog: str, default_backend: str) -> argparse.ArgumentParser:
         choices=SCENARIOS,
         default="flood",
         help="flood: plain vs Ranch on a task queue (default); limits: a capped flood, a rate-limited "
-        "and a paused key next to free keys, without vs with the controls (ranch-core, worker threads)",
+        "and a paused key next to free keys, without vs with the controls (ranch-core, worker threads); "
+        "runtime: 100 ms calls vs short ones, plain vs fair by count vs fair by time (ranch-core)",
     )
     parser.add_argument("--backend", default=default_backend, help=f"task queue (default: {default_backend})")
     parser.add_argument("--redis", metavar="URL", help="run on this Redis with worker processes")
@@ -64,7 +72,10 @@ def build_parser(prog: str, default_backend: str) -> argparse.ArgumentParser:
     parser.add_argument("--bulk", type=int, help="calls of the bulk key (default: 300; limits: 1000)")
     parser.add_argument("--keys", type=int, help="number of interactive keys (default: 5; limits: 3)")
     parser.add_argument("--calls", type=int, help="calls per interactive key (default: 3)")
-    parser.add_argument("--work-ms", type=float, help="work per call in ms (default: 5; limits: 2)")
+    parser.add_argument(
+        "--work-ms", type=float, help="work per call in ms (default: 5; limits: 2; runtime: the fast key's)"
+    )
+    parser.add_argument("--seconds", type=float, help="runtime: seconds per run (default: 3)")
     parser.add_argument("--chart", metavar="PATH", help="draw the two runs to this PNG (matplotlib)")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON here")
     return parser
@@ -119,6 +130,19 @@ def _write_json(path: str, numbers: Dict[str, Any], out: Any) -> None:
     print(f"numbers written to {path}", file=out)
 
 
+def _outputs(
+    args: argparse.Namespace, out: Any, draw: Callable[[str], bool], numbers: Callable[[], Dict[str, Any]]
+) -> None:
+    """The chart (``--chart``: ``draw(path)``, ``False`` without matplotlib) and the numbers (``--json``)."""
+    if args.chart:
+        if draw(args.chart):
+            print(f"chart written to {args.chart}", file=out)
+        else:
+            print("chart skipped: matplotlib is not installed (pip install matplotlib)", file=out)
+    if args.json:
+        _write_json(args.json, numbers(), out)
+
+
 def _limits(args: argparse.Namespace, workers: int, out: Any) -> int:
     if args.redis:
         raise SystemExit(
@@ -129,19 +153,45 @@ def _limits(args: argparse.Namespace, workers: int, out: Any) -> int:
     free, limited = run_free_and_limited(workload, workers=workers)
     print(file=out)
     print(format_limits_report(workload, free, limited), file=out)
-    if args.chart:
-        if write_limits_chart(args.chart, workload, free, limited):
-            print(f"chart written to {args.chart}", file=out)
-        else:
-            print("chart skipped: matplotlib is not installed (pip install matplotlib)", file=out)
-    if args.json:
-        numbers = {
+    _outputs(
+        args,
+        out,
+        lambda path: write_limits_chart(path, workload, free, limited),
+        lambda: {
             "scenario": "limits",
             "workload": attrs.asdict(workload),
             "runs": [run.to_dict(workload) for run in (free, limited)],
-        }
-        _write_json(args.json, numbers, out)
+        },
+    )
     return 1 if free.problems(workload) or limited.problems(workload) else 0
+
+
+def _runtime(args: argparse.Namespace, workers: int, out: Any) -> int:
+    if args.redis:
+        raise SystemExit(
+            "ranch-demo: --scenario runtime runs in memory only (worker threads, no server); drop --redis"
+        )
+    try:
+        workload = RuntimeWorkload(
+            {SLOW_KEY: SLOW_MS, "fast": setting(args, "work_ms")}, setting(args, "seconds"), workers
+        )
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"ranch-demo: {exc}") from None
+    print(runtime_headline(workload), file=out)
+    runs = run_all(workload)
+    print(file=out)
+    print(format_runtime_report(workload, runs), file=out)
+    _outputs(
+        args,
+        out,
+        lambda path: write_runtime_chart(path, workload, runs),
+        lambda: {
+            "scenario": "runtime",
+            "workload": attrs.asdict(workload),
+            "runs": [r.to_dict() for r in runs],
+        },
+    )
+    return 1 if any(not calls for run in runs for calls in run.calls.values()) else 0
 
 
 def _flood(args: argparse.Namespace, workers: int, out: Any) -> int:
@@ -159,14 +209,12 @@ def _flood(args: argparse.Namespace, workers: int, out: Any) -> int:
     plain, fair = run_both(backend, workload, redis_url=args.redis, workers=workers)
     print(file=out)
     print(format_report(workload, plain, fair), file=out)
-    if args.chart:
-        if write_chart(args.chart, workload, plain, fair):
-            print(f"chart written to {args.chart}", file=out)
-        else:
-            print("chart skipped: matplotlib is not installed (pip install matplotlib)", file=out)
-    if args.json:
-        numbers = {"workload": attrs.asdict(workload), "runs": [r.to_dict(workload) for r in (plain, fair)]}
-        _write_json(args.json, numbers, out)
+    _outputs(
+        args,
+        out,
+        lambda path: write_chart(path, workload, plain, fair),
+        lambda: {"workload": attrs.asdict(workload), "runs": [r.to_dict(workload) for r in (plain, fair)]},
+    )
     problems = plain.check_complete(workload) + fair.check_complete(workload)
     return 1 if problems else 0
 
@@ -186,4 +234,6 @@ def main(
         raise SystemExit("ranch-demo: --workers must be >= 1")
     if args.scenario == "limits":
         return _limits(args, workers, out)
+    if args.scenario == "runtime":
+        return _runtime(args, workers, out)
     return _flood(args, workers, out)

@@ -12,7 +12,8 @@ pytest then runs a stateful Hypothesis test comparing every operation with
 :class:`ReferenceModel` (the spec, written naively), plus one property test
 per guarantee: least-recently-served order at equal weights, weighted shares,
 bounded lag, a new key served within one round, no banking of credit, FIFO
-within a key, expiry, and leases that lose and duplicate nothing; and the
+within a key, expiry, and leases that lose and duplicate nothing; runtime
+cost (:mod:`ranch_core.testing.runtime`: the SFQ(D) bound with D slots); and the
 bad-input checks, and the waiting properties of ``pop(timeout=)``. An
 async storage runs the same suite through :class:`BlockingFacade`. Needs
 ``hypothesis`` (``pip install "ranch-core[testing]"``).

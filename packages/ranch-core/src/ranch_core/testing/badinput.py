@@ -71,4 +71,5 @@ class BadInputProperties(ConformanceBase):
             "key": "a", "weight": 1.0, "last_served": None, "pending_tasks": 0,
             "served_total": 0, "tags": {}, "custom_data": {}, "concurrency_limit": None,
             "running": 0, "rate_limit": None, "paused": False, "max_backlog": None, "delayed_tasks": 0,
+            "run_estimate": None,
         }  # fmt: skip

@@ -66,7 +66,8 @@ class BlockingFacade:
     """A blocking view of an async storage (see the module's docstring).
 
     The optional protocols (:class:`~ranch_core.protocols.Controls`,
-    :class:`~ranch_core.protocols.Repairable`) are methods of the facade's
+    :class:`~ranch_core.protocols.Repairable`,
+    :class:`~ranch_core.protocols.RuntimeCosts`) are methods of the facade's
     class when the wrapped storage has them: from Python 3.12 ``isinstance``
     with a runtime-checkable protocol looks the methods up on the class and
     no longer sees what ``__getattr__`` forwards.
@@ -127,7 +128,20 @@ class _RepairMethods:
         def __getattr__(self, name: str) -> Any: ...
 
 
-_OPTIONAL = ((("set_control", "purge_key", "revoke"), _ControlsMethods), (("repair",), _RepairMethods))
+class _RuntimeMethods:
+    def run_estimate(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("run_estimate")(*args, **kwargs)
+
+    if TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any: ...
+
+
+_OPTIONAL = (
+    (("set_control", "purge_key", "revoke"), _ControlsMethods),
+    (("repair",), _RepairMethods),
+    (("run_estimate",), _RuntimeMethods),
+)
 
 
 @functools.cache

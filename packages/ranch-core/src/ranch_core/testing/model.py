@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import attrs
 
 from ranch_core import algorithm
-from ranch_core.models import LRUKeyMetadata, ScheduledTask, SystemStatus
+from ranch_core.models import LRUKeyMetadata, RuntimeCost, ScheduledTask, SystemStatus
 from ranch_core.protocols import LOST_AFTER, MAX_BACKOFF, RECLAIM_BATCH, UNPARK_BATCH
 
 
@@ -26,6 +26,8 @@ class ModelKey:
     tasks: List[ScheduledTask] = attrs.field(factory=list)
     tags: Dict[str, str] = attrs.field(factory=dict)
     custom_data: Dict[str, Any] = attrs.field(factory=dict)
+    #: Moving average of measured run times (``cost="runtime"``).
+    run_estimate: Optional[float] = None
 
 
 @attrs.define
@@ -52,6 +54,10 @@ class ReferenceModel:
     count_running: bool = False
     #: Delayed calls not yet due: task id -> (due time, the task as it will pop).
     delayed: Dict[str, Tuple[float, ScheduledTask]] = attrs.field(factory=dict)
+    #: ``cost="runtime"``: lease task id -> (started, estimate, weight) as
+    #: charged at the pop, and the moving average of every measured run.
+    charges: Dict[str, Tuple[float, float, float]] = attrs.field(factory=dict)
+    run_average: Optional[float] = None
 
     def key(self, key: str) -> ModelKey:
         return self.keys.setdefault(key, ModelKey())
@@ -104,15 +110,19 @@ class ReferenceModel:
         due = sorted((deadline, tid) for tid, (deadline, _) in self.leases.items() if deadline <= now)
         if limit is not None:
             due = due[:limit]
-        tasks = [self.leases.pop(tid)[1] for _, tid in due]
+        tasks = []
+        for deadline, tid in due:
+            tasks.append(self.leases.pop(tid)[1])
+            self.settle_charge(tasks[-1], deadline, None, learn=False)
         for task in reversed(tasks):
             self._add(task, head=True)
         return tasks
 
     def pop(
-        self, now: float, lease_seconds: float
+        self, now: float, lease_seconds: float, runtime: Optional[RuntimeCost] = None
     ) -> Tuple[Optional[ScheduledTask], List[ScheduledTask], List[ScheduledTask]]:
-        """Returns (task, expired, reclaimed), as :meth:`FairScheduler.pop` reports them."""
+        """Returns (task, expired, reclaimed), as :meth:`FairScheduler.pop` reports them;
+        with ``runtime``, the key is charged its run-time estimate (:meth:`estimate`)."""
         reclaimed = self.reclaim(now, RECLAIM_BATCH)
         self.promote(now)
         expired: List[ScheduledTask] = []
@@ -130,7 +140,12 @@ class ReferenceModel:
                 expired.append(task)
                 continue
             self.virtual_time = state.pass_
-            state.pass_ = algorithm.charged_pass(state.pass_, state.weight)
+            if runtime is None:
+                state.pass_ = algorithm.charged_pass(state.pass_, state.weight)
+            else:
+                estimate = self.estimate(key, runtime)
+                state.pass_ = algorithm.charged_pass(state.pass_, estimate * state.weight)
+                self.charges[task.task_id] = (now, estimate, state.weight)
             self.serve_seq += 1
             state.seq = self.serve_seq
             state.last_served = now
@@ -140,7 +155,47 @@ class ReferenceModel:
             return task, expired, reclaimed
 
     def ack(self, task_id: str) -> bool:
+        """An ack without a time: a runtime charge keeps its estimate."""
+        self.charges.pop(task_id, None)
         return self.leases.pop(task_id, None) is not None
+
+    # -- runtime cost (README, "Fair by time") -----------------------------
+
+    def estimate(self, key: str, runtime: RuntimeCost) -> float:
+        """Per unit of weight, what a dispatch of ``key`` is charged: its
+        average, else the storage-wide one, else the first estimate."""
+        own = self.key(key).run_estimate
+        if own is not None:
+            return own
+        return runtime.first_estimate if self.run_average is None else self.run_average
+
+    def settle_charge(self, task: ScheduledTask, now: float, cost: Optional[float], *, learn: bool) -> None:
+        """The lease of ``task`` ends: its key's pass moves from the estimate
+        to the run time (``cost``, else ``now`` minus the start); with
+        ``learn`` the run time feeds the averages."""
+        charge = self.charges.pop(task.task_id, None)
+        if charge is None:
+            return
+        started, estimate, weight = charge
+        seconds = algorithm.runtime(now - started if cost is None else cost)
+        state = self.key(task.key)
+        state.pass_ = algorithm.corrected_pass(state.pass_, estimate, seconds, weight)
+        if learn:
+            state.run_estimate = algorithm.smoothed(state.run_estimate, seconds)
+            self.run_average = algorithm.smoothed(self.run_average, seconds)
+
+    def finish(
+        self, task_id: str, now: float, cost: Optional[float], requeue: Optional[ScheduledTask] = None
+    ) -> bool:
+        """A finish step: the lease ends (acknowledged, or retried with
+        ``requeue``), its runtime charge settled at ``now`` with ``cost``."""
+        lease = self.leases.pop(task_id, None)
+        if lease is None:
+            return False
+        self.settle_charge(lease[1], now, cost, learn=True)
+        if requeue is not None:
+            self._add(requeue, head=False)
+        return True
 
     # -- wake-up tokens (ranch-core README, "Wake-ups") --------------------
 
@@ -218,10 +273,12 @@ class ReferenceModel:
         lease = self.leases.pop(task_id, None)
         if lease is None:
             return False
+        self.charges.pop(task_id, None)
         self._add(lease[1], head=True)
         return True
 
     def requeue(self, task: ScheduledTask) -> bool:
+        self.charges.pop(task.task_id, None)
         if self.leases.pop(task.task_id, None) is None:
             return False
         self._add(task, head=False)
@@ -280,6 +337,7 @@ class ReferenceModel:
             custom_data=dict(state.custom_data),
             running=sum(1 for _, t in self.leases.values() if t.key == key) if self.count_running else 0,
             delayed_tasks=sum(1 for _, t in self.delayed.values() if t.key == key),
+            run_estimate=state.run_estimate,
         )
 
     def keys_with_tag(self, name: str, value: Optional[str]) -> List[str]:

@@ -3,7 +3,8 @@
 The guarantees live in one module per group (:mod:`~ranch_core.testing.fairness`,
 :mod:`~ranch_core.testing.lifecycle`, :mod:`~ranch_core.testing.batches`,
 :mod:`~ranch_core.testing.badinput`, :mod:`~ranch_core.testing.waiting`,
-:mod:`~ranch_core.testing.controls`, :mod:`~ranch_core.testing.delayed`); this class gathers them with the
+:mod:`~ranch_core.testing.controls`, :mod:`~ranch_core.testing.delayed`,
+:mod:`~ranch_core.testing.runtime`); this class gathers them with the
 stateful test that checks every step against the reference model.
 """
 
@@ -18,6 +19,7 @@ from ranch_core.testing.delayed import DelayedProperties
 from ranch_core.testing.fairness import FairnessProperties
 from ranch_core.testing.lifecycle import LifecycleProperties
 from ranch_core.testing.machine import build_machine
+from ranch_core.testing.runtime import RuntimeCostProperties
 from ranch_core.testing.waiting import WaitingProperties
 
 
@@ -29,6 +31,7 @@ class StorageConformance(
     WaitingProperties,
     ControlProperties,
     DelayedProperties,
+    RuntimeCostProperties,
 ):
     """Subclass this in a test module and implement :meth:`make_storage`.
 

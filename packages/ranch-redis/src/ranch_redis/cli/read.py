@@ -127,6 +127,7 @@ def key(connection: Connection, backlog: str, name: str, as_json: bool) -> str:
             ("concurrency limit", meta.concurrency_limit),
             ("rate limit", meta.rate_limit),
             ("max backlog", meta.max_backlog),
+            ("run estimate", None if meta.run_estimate is None else f"{meta.run_estimate * 1000:.1f} ms"),
             ("tags", ", ".join(f"{k}={v}" for k, v in sorted(meta.tags.items())) or None),
         ]
     )

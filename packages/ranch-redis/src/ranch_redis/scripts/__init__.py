@@ -17,7 +17,7 @@ import re
 from importlib import resources
 from typing import Any, Dict, Union
 
-from ranch_core.algorithm import MAX_WEIGHT, MIN_WEIGHT
+from ranch_core.algorithm import MAX_WEIGHT, MIN_RUNTIME, MIN_WEIGHT, RUNTIME_SMOOTHING
 from ranch_core.protocols import EXPIRED_BATCH, FANOUT, LOST_AFTER, MAX_BACKOFF, RECLAIM_BATCH, UNPARK_BATCH
 
 from ranch_redis import layout
@@ -67,6 +67,8 @@ CONSTANTS: Dict[str, Union[int, float]] = {
     "__NOTIFY_BOUND__": layout.NOTIFY_BOUND,
     "__MIN_WEIGHT__": MIN_WEIGHT,
     "__MAX_WEIGHT__": MAX_WEIGHT,
+    "__MIN_RUNTIME__": MIN_RUNTIME,
+    "__RUNTIME_SMOOTHING__": RUNTIME_SMOOTHING,
     **{f"__{name}__": value for name, value in layout.REPLIES.items()},
 }
 

@@ -7,5 +7,6 @@ if redis.call('ZREM', LEASES, tid) == 0 then return __NOT_FOUND__ end
 local hk = parse(redis.call('HGET', TASKS, tid))
 redis.call('HDEL', TASKS, tid)
 redis.call('HDEL', STARTED, tid)  -- no time given: no run time counted
+settle_charge(tid, hk, nil, nil, false)  -- nor charged: the estimate stands
 if hk then lease_ended(hk, 0, nil, nil) end
 return __DONE__

@@ -50,6 +50,7 @@ local function dkey(hk) return BASE .. 'd:' .. hk end  -- zset: the key's part o
 local KW = BASE .. 'kw'
 local KN = BASE .. 'kn'
 local STARTED = BASE .. 'st'  -- hash: leased task id -> the time its run started (run-time metric)
+local RC = BASE .. 'rt'  -- hash: leased task id -> 'started estimate weight' charged by run time
 local function counted(hk, n)
     if n > 0 then redis.call('ZADD', KW, n, hk) else redis.call('ZREM', KW, hk) end
 end
@@ -97,9 +98,9 @@ local S
 local controls
 local function load()
     if S then return S end
-    local st = redis.call('HMGET', STATS, 'seq', 'vt', 'expired', 'ctl', 'hs')
+    local st = redis.call('HMGET', STATS, 'seq', 'vt', 'expired', 'ctl', 'hs', 'rn')
     S = {seq = whole(st[1]) or 0, vt = num(st[2]) or 0, expired = whole(st[3]) or 0, ctl = st[4] == '1',
-         nr = 0, np = 0, ck = 0, plain = true, hs = num(st[5]) or 0}
+         nr = 0, np = 0, ck = 0, plain = true, hs = num(st[5]) or 0, rt = st[6] == '1'}
     if S.ctl then
         st = redis.call('HMGET', STATS, 'dl', 'dr', 'db', 'dt', 'nr', 'np', 'ck')
         local dl = whole(st[1])
@@ -114,12 +115,30 @@ end
 -- Whether controls are in use: the stats field ctl alone, unless the stats
 -- were read already (a push or an ack of a namespace without controls reads
 -- one field).
-local CTL
+local CTL, RT
 local function ctl_on()
     if S then return S.ctl end
     if CTL == nil then CTL = redis.call('HGET', STATS, 'ctl') == '1' end
     if CTL then load() end
     return CTL
+end
+
+-- Whether any pop charged by run time (stats field rn); read with ctl when
+-- neither was read yet, so a step that ends a lease reads one field more
+-- in one command.
+local function rt_on()
+    if S then return S.rt end
+    if RT == nil then
+        if CTL == nil then
+            local f = redis.call('HMGET', STATS, 'ctl', 'rn')
+            CTL, RT = f[1] == '1', f[2] == '1'
+            if CTL then load() end
+        else
+            RT = redis.call('HGET', STATS, 'rn') == '1'
+        end
+    end
+    if S then return S.rt end
+    return RT
 end
 
 -- The stats fields every step may need: serve sequence, virtual time, expired total.
@@ -528,6 +547,41 @@ local function lease_ended(hk, dn, n, now)
     return k.settle(hk, c, n, n - dn > 0 and not c.parked, dn, now)
 end
 
+-- cost="runtime" (ranch-core README, "Fair by time"; the reference is
+-- InMemoryStorage._settle_charge, mirrored expression for expression): the
+-- lease of task tid (key hk), charged its estimate at the pop, ends at
+-- `now`. The key's pass moves from the estimate to the run time (`cost`,
+-- else now - started; at least MIN_RUNTIME) and, with `learn`, the run time
+-- feeds the key's moving average (field re) and the namespace's (stats
+-- field ra). `now` nil: no time given, the estimate stands. A namespace in
+-- which no pop charged by run time (stats field rn) reads nothing more.
+local function settle_charge(tid, hk, now, cost, learn)
+    if not rt_on() then return end
+    local raw = redis.call('HGET', RC, tid)
+    if not raw then return end
+    redis.call('HDEL', RC, tid)
+    if now == nil or not hk then return end
+    local started, estimate, w = string.match(raw, '^(%S+) (%S+) (%S+)$')
+    started, estimate, w = num(started), num(estimate), num(w)
+    if not (started and estimate and w) then return end
+    local c = cost
+    if c == nil then c = now - started end
+    if c < __MIN_RUNTIME__ then c = __MIN_RUNTIME__ end
+    local k = kkey(hk)
+    local f = redis.call('HMGET', k, 'p', 's', 're')
+    local p = fmt(stored_pass(f[1], load().vt) + (c - estimate) * w)
+    redis.call('HSET', k, 'p', p)
+    redis.call('ZADD', ACTIVE, 'XX', p, member(f[2], hk))
+    if learn then
+        local e = num(f[3])
+        if e == nil then e = c else e = e + __RUNTIME_SMOOTHING__ * (c - e) end
+        local a = num(redis.call('HGET', STATS, 'ra'))
+        if a == nil then a = c else a = a + __RUNTIME_SMOOTHING__ * (c - a) end
+        redis.call('HSET', k, 're', fmt(e))
+        redis.call('HSET', STATS, 'ra', fmt(a))
+    end
+end
+
 -- Put a leased task back at the head of its key (its lease ended).
 local function put_back(tid, hk, exp, now)
     redis.call('HDEL', STARTED, tid)
@@ -556,6 +610,14 @@ local function reclaim(now, limit)
         if #due == 0 then return due, {} end
     else
         due = redis.call('ZRANGEBYSCORE', LEASES, '-inf', now)
+    end
+    if rt_on() then
+        -- Killed calls are charged their lease time, earliest lease first,
+        -- before any goes back (as the reference does).
+        for i = 1, #due do
+            local hk = parse(redis.call('HGET', TASKS, due[i]))
+            settle_charge(due[i], hk, tonumber(redis.call('ZSCORE', LEASES, due[i])), nil, false)
+        end
     end
     local bodies = {}
     local corrupt = {}
@@ -588,11 +650,12 @@ end
 -- Finish a lease and append the task, with a new body, to the tail of its
 -- key (a retry) at `now`; see requeue.lua for the replies and the retry
 -- flag. Returns the reply and the runnable calls gained (-1: a plain key).
-local function requeue_task(tid, hk, body, retry, exp, now)
+local function requeue_task(tid, hk, body, retry, exp, now, cost)
     if redis.call('ZSCORE', LEASES, tid) then
         redis.call('ZREM', LEASES, tid)
         ran(hk, tid, now, false)
         local leased = parse(redis.call('HGET', TASKS, tid)) or hk
+        settle_charge(tid, leased, now, cost, true)
         redis.call('HSET', TASKS, tid, body)
         index_expiry(tid, hk, exp)
         local n = redis.call('RPUSH', qkey(hk), tid)

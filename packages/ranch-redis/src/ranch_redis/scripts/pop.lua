@@ -4,7 +4,9 @@
 -- ARGV: now, deadline (now + lease); optionally the wake-up token ('' =
 --   none), m (max_wakeups), token nonce, token deadline (now + ttl), defer
 --   ('1' = the caller can publish a delayed wake-up: keep the token for the
---   time a rate-limited call may start).
+--   time a rate-limited call may start); then the first estimate of a
+--   pop that charges by run time ('' or absent: charge the weight; see
+--   common.lua, settle_charge).
 -- Reply: the flat array {state, tid, body, #expired, #reclaimed, #minted,
 --   expired tid, body, ..., reclaimed tid, body, ..., minted token id, ...,
 --   corrupt tid, body, ...} (only the first three when nothing was
@@ -33,6 +35,7 @@
 local now_s, deadline = ARGV[1], ARGV[2]
 local now = tonumber(now_s)
 local tok, max_wakeups = ARGV[3] or '', tonumber(ARGV[4] or '')
+local first_estimate = ARGV[8] or ''
 local s = load()
 if tok ~= '' then
     local usable
@@ -145,7 +148,21 @@ while true do
                 return reply(__POP_AGAIN__, '', '')
             end
         else
-            local np = fmt(tonumber(ps) + (weight(c.w) or 1))
+            local wt = weight(c.w) or 1
+            local np
+            if first_estimate == '' then
+                np = fmt(tonumber(ps) + wt)
+            else
+                -- Charged by run time: the key's average, else the namespace's, else the first estimate.
+                local est = num(redis.call('HGET', k, 're')) or num(redis.call('HGET', STATS, 'ra'))
+                    or tonumber(first_estimate)
+                np = fmt(tonumber(ps) + est * wt)
+                redis.call('HSET', RC, tid, fmt(now) .. ' ' .. fmt(est) .. ' ' .. fmt(wt))
+                if not s.rt then
+                    s.rt = true
+                    redis.call('HSET', STATS, 'rn', '1')
+                end
+            end
             seq = seq + 1
             local w = waited(hk, body, now)
             s.hs = s.hs + w

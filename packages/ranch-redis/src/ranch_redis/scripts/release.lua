@@ -6,6 +6,7 @@ local tid = ARGV[1]
 if not redis.call('ZSCORE', LEASES, tid) then return __NOT_FOUND__ end
 local hk, exp = parse(redis.call('HGET', TASKS, tid))
 redis.call('ZREM', LEASES, tid)
+settle_charge(tid, hk, nil, nil, false)  -- a released call keeps the estimate it was charged
 if not hk then
     redis.call('HDEL', TASKS, tid)
     redis.call('HDEL', STARTED, tid)

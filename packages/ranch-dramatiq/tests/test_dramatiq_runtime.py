@@ -1,0 +1,111 @@
+"""``lru_actor(cost="runtime")``: a real ``dramatiq.Worker`` (StubBroker, in-memory
+storage, this process) charges each key its calls' run time, so a key of slow calls
+no longer gets as many turns as a key of fast ones."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator, List
+
+import dramatiq
+import pytest
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import CurrentMessage
+from ranch_core import InMemoryStorage, LRUKeyMetadata
+from ranch_dramatiq import BacklogConflict, Ranch, lru_actor
+from ranch_redis import layout
+
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture
+def broker() -> Iterator[StubBroker]:
+    broker = StubBroker()
+    broker.add_middleware(CurrentMessage())
+    broker.add_middleware(Ranch(lease_seconds=5))
+    previous = dramatiq.get_broker() if dramatiq.broker.global_broker is not None else None
+    dramatiq.set_broker(broker)
+    yield broker
+    broker.close()
+    if previous is not None:
+        dramatiq.set_broker(previous)
+
+
+def _first_turns(broker: StubBroker, run_worker: Any, cost: str) -> List[str]:
+    order: List[str] = []
+
+    @lru_actor(backlog=f"rt-{cost}", cost=cost, actor_name=f"rt_{cost}", storage=InMemoryStorage())
+    def job(key: str, seconds: float) -> None:
+        order.append(key)
+        time.sleep(seconds)
+
+    for _ in range(12):
+        for key, seconds in (("slow", 0.05), ("fast", 0.0)):
+            job.lru_send(key, key, seconds)
+    with run_worker(broker, threads=1):
+        broker.join("default", timeout=TIMEOUT_MS)
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while len(order) < 24 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert len(order) == 24
+    return order[:12]
+
+
+def test_runtime_cost_gives_fast_calls_more_turns_than_slow_ones(broker: StubBroker, run_worker: Any) -> None:
+    # By count, one worker thread alternates the keys; by run time, a 50 ms call of
+    # "slow" costs as much as dozens of "fast" calls, so "fast" takes nearly every early turn.
+    assert _first_turns(broker, run_worker, "calls").count("slow") == 6
+    runtime = _first_turns(broker, run_worker, "runtime")
+    assert runtime.count("slow") <= 3, runtime
+
+
+def test_cost_is_checked_and_belongs_to_the_backlog(broker: StubBroker) -> None:
+    def job() -> None: ...
+
+    for bad, error in (("time", ValueError), (1, TypeError)):
+        with pytest.raises(error, match="cost"):
+            lru_actor(job, actor_name=f"bad_{bad}", cost=bad)
+
+    def weigh(key: str, meta: LRUKeyMetadata) -> float:
+        return 1.0
+
+    with pytest.raises(ValueError, match="weight_function"):
+        lru_actor(job, actor_name="weighed", cost="runtime", weight_function=weigh)
+    lru_actor(job, actor_name="a", backlog="shared", cost="runtime")
+    with pytest.raises(BacklogConflict, match="cost"):
+        lru_actor(job, actor_name="b", backlog="shared", cost="calls")
+    lru_actor(job, actor_name="c", backlog="shared")  # leaves it to the backlog
+
+
+@pytest.mark.redis
+def test_runtime_cost_on_redis_with_retries(real: Any, run_worker: Any) -> None:
+    """RedisBroker and RedisStorage (the Lua steps), a real worker: the charges are settled
+    at each finish, a failure and a retry included, and leave no lease or charge behind."""
+    broker, _backend, client = real
+    order: List[str] = []
+
+    @lru_actor(broker=broker, cost="runtime", max_retries=1, min_backoff=10, max_backoff=20)
+    def job(key: str, seconds: float) -> None:
+        order.append(key)
+        time.sleep(seconds)
+        if key == "flaky" and client.incr("rt:flaky") == 1:
+            raise ConnectionError("once")
+
+    for _ in range(12):
+        for key, seconds in (("slow", 0.05), ("fast", 0.0)):
+            job.lru_send(key, key, seconds)
+    job.lru_send("flaky", "flaky", 0.0)
+    with run_worker(broker, threads=1):
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while len(order) < 26 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert len(order) == 26, order
+    assert [key for key in order if key != "flaky"][:12].count("slow") <= 3, order
+    storage = job.dispatcher.scheduler.storage
+    slow, fast = storage.run_estimate("slow"), storage.run_estimate("fast")
+    assert slow is not None and fast is not None and slow > 0.04 > fast
+    assert storage.run_estimate("flaky") is not None  # the failed run and the retry were measured
+    status = job.get_system_status()
+    assert status["backlog_size"] == 0 and status["leased"] == 0
+    assert client.hlen(layout.runtime_charges_key(storage.namespace)) == 0
+    assert client.hget(layout.stats_key(storage.namespace), "rn") == b"1"  # the pops charged by run time
