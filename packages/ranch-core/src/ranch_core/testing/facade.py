@@ -129,6 +129,13 @@ class _RepairMethods:
 
 
 class _RuntimeMethods:
+    # RuntimeCosts names pop and finish too: on the class, or isinstance misses them (3.12+).
+    def pop(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("pop")(*args, **kwargs)
+
+    def finish(self, *args: Any, **kwargs: Any) -> Any:
+        return self.__getattr__("finish")(*args, **kwargs)
+
     def run_estimate(self, *args: Any, **kwargs: Any) -> Any:
         return self.__getattr__("run_estimate")(*args, **kwargs)
 
