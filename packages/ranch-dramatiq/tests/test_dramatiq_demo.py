@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,10 @@ def test_in_process_fair_run_serves_the_quiet_keys_first() -> None:
 def test_redis_run_with_worker_processes(redis_url: str) -> None:
     fair = demo.run(WORKLOAD, "fair", redis_url=redis_url, workers=2)
     assert fair.check_complete(WORKLOAD) == []
-    assert len({e.worker for e in fair.executions}) == 2
+    # Run by the two worker processes, not here (under load one of them may take every call:
+    # which process gets a wake-up is the broker's choice, not a guarantee of Ranch).
+    workers = {e.worker for e in fair.executions}
+    assert 1 <= len(workers) <= 2 and f"pid{os.getpid()}" not in workers
     for key in WORKLOAD.interactive_keys:
         assert fair.stats(key).worst_exec <= 12
     assert redis.Redis.from_url(redis_url).dbsize() == 0  # the run cleaned up after itself
