@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, List, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
+from ranch_core.keys import Key
 from ranch_core.models import (
     Finished,
     LRUKeyMetadata,
@@ -104,10 +105,10 @@ class AsyncStorage(Protocol):
     async def reclaim(self, now: float) -> List[ScheduledTask]:
         """As :meth:`Storage.reclaim`."""
 
-    async def remove(self, key: str, task_id: str) -> bool:
+    async def remove(self, key: Key, task_id: str) -> bool:
         """As :meth:`Storage.remove`."""
 
-    async def charge(self, key: str, extra: float) -> None:
+    async def charge(self, key: Key, extra: float) -> None:
         """As :meth:`Storage.charge`."""
 
     async def expire(self, now: float, limit: int) -> List[ScheduledTask]:
@@ -119,19 +120,19 @@ class AsyncStorage(Protocol):
     async def wait(self, now: float, timeout: Optional[float]) -> bool:
         """As :meth:`Storage.wait`."""
 
-    async def set_weight(self, key: str, weight: float) -> None:
+    async def set_weight(self, key: Key, weight: float) -> None:
         """As :meth:`Storage.set_weight`."""
 
-    async def set_custom_data(self, key: str, name: str, value: Any) -> None:
+    async def set_custom_data(self, key: Key, name: str, value: Any) -> None:
         """As :meth:`Storage.set_custom_data`."""
 
-    async def add_tag(self, key: str, name: str, value: str) -> None:
+    async def add_tag(self, key: Key, name: str, value: str) -> None:
         """As :meth:`Storage.add_tag`."""
 
-    async def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[str]:
+    async def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[Key]:
         """As :meth:`Storage.keys_with_tag`."""
 
-    async def metadata(self, key: str, now: Optional[float] = None) -> LRUKeyMetadata:
+    async def metadata(self, key: Key, now: Optional[float] = None) -> LRUKeyMetadata:
         """As :meth:`Storage.metadata`."""
 
     async def status(self, now: Optional[float] = None) -> SystemStatus:
@@ -144,7 +145,7 @@ class AsyncControls(Protocol):
 
     async def set_control(
         self,
-        key: Optional[str],
+        key: Optional[Key],
         name: str,
         value: Any,
         now: float,
@@ -153,7 +154,7 @@ class AsyncControls(Protocol):
     ) -> List[str]:
         """As :meth:`ranch_core.protocols.Controls.set_control`."""
 
-    async def purge_key(self, key: str, limit: int) -> List[ScheduledTask]:
+    async def purge_key(self, key: Key, limit: int) -> List[ScheduledTask]:
         """As :meth:`ranch_core.protocols.Controls.purge_key`."""
 
     async def revoke(self, task_id: str) -> Optional[ScheduledTask]:
@@ -192,5 +193,5 @@ class AsyncRuntimeCosts(Protocol):
     ) -> Finished:
         """As :meth:`ranch_core.protocols.RuntimeCosts.finish`."""
 
-    async def run_estimate(self, key: str) -> Optional[float]:
+    async def run_estimate(self, key: Key) -> Optional[float]:
         """As :meth:`ranch_core.protocols.RuntimeCosts.run_estimate`."""

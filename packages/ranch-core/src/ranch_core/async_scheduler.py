@@ -20,6 +20,7 @@ from ranch_core.async_protocols import AsyncControls, AsyncRuntimeCosts, AsyncSt
 from ranch_core.backends import controls
 from ranch_core.backends.async_memory import AsyncInMemoryStorage
 from ranch_core.errors import CorruptTask
+from ranch_core.keys import Key, group_of
 from ranch_core.models import LRUKeyMetadata, ScheduledTask, SystemStatus
 from ranch_core.protocols import EXPIRE_ON_READ, EXPIRED_BATCH, MAX_BATCH, PURGE_BATCH, REPAIR_BATCH
 from ranch_core.scheduler import RevokedCallback, SchedulerBase, TaskCallback, WeightFunction
@@ -77,7 +78,7 @@ class AsyncFairScheduler(SchedulerBase):
 
     async def push(
         self,
-        key: str,
+        key: Key,
         payload: Any,
         *,
         weight: Optional[float] = None,
@@ -95,7 +96,7 @@ class AsyncFairScheduler(SchedulerBase):
 
     async def push_many(
         self,
-        key: str,
+        key: Key,
         payloads: Iterable[Any],
         *,
         weight: Optional[float] = None,
@@ -111,9 +112,11 @@ class AsyncFairScheduler(SchedulerBase):
             await self.storage.push_many(tasks[start : start + MAX_BATCH], weight=weight, tags=checked_tags)
         return [task.task_id for task in tasks]
 
-    async def remove(self, key: str, task_id: str) -> bool:
+    async def remove(self, key: Key, task_id: str) -> bool:
         """As :meth:`ranch_core.FairScheduler.remove`."""
-        return await self.storage.remove(validation.check_key(key), validation.check_name(task_id, "task_id"))
+        return await self.storage.remove(
+            validation.check_any_key(key), validation.check_name(task_id, "task_id")
+        )
 
     # -- consuming ---------------------------------------------------------
 
@@ -153,9 +156,10 @@ class AsyncFairScheduler(SchedulerBase):
                 break
         task = result.task
         if task is not None and self.weight_function is not None:
-            extra = self._correction(task.key, await self.storage.metadata(task.key))
+            group = group_of(task.key)
+            extra = self._correction(group, await self.storage.metadata(group))
             if extra is not None:
-                await self.storage.charge(task.key, extra)
+                await self.storage.charge(group, extra)
         return task
 
     async def ack(self, task_id: str, *, cost: Optional[float] = None) -> bool:
@@ -165,9 +169,9 @@ class AsyncFairScheduler(SchedulerBase):
             return (await self._costs().finish(task_id, self.clock(), cost=checked)).done
         return await self.storage.ack(task_id)
 
-    async def run_estimate(self, key: str) -> Optional[float]:
+    async def run_estimate(self, key: Key) -> Optional[float]:
         """As :meth:`ranch_core.FairScheduler.run_estimate`."""
-        return await self._costs().run_estimate(validation.check_key(key))
+        return await self._costs().run_estimate(validation.check_any_key(key))
 
     async def release(self, task_id: str) -> bool:
         """As :meth:`ranch_core.FairScheduler.release`."""
@@ -219,36 +223,36 @@ class AsyncFairScheduler(SchedulerBase):
             )
         return self.storage
 
-    async def _control(self, key: str, name: str, value: Any) -> None:
+    async def _control(self, key: Key, name: str, value: Any) -> None:
         await self._controls().set_control(key, name, value, self.clock())
 
-    async def set_concurrency_limit(self, key: str, limit: Optional[int]) -> None:
+    async def set_concurrency_limit(self, key: Key, limit: Optional[int]) -> None:
         """As :meth:`ranch_core.FairScheduler.set_concurrency_limit`."""
         checked = validation.check_concurrency_limit(limit)
-        await self._control(validation.check_key(key), controls.CONCURRENCY_LIMIT, checked)
+        await self._control(validation.check_any_key(key), controls.CONCURRENCY_LIMIT, checked)
 
-    async def set_rate_limit(self, key: str, rate: Optional[str], *, burst: int = 1) -> None:
+    async def set_rate_limit(self, key: Key, rate: Optional[str], *, burst: int = 1) -> None:
         """As :meth:`ranch_core.FairScheduler.set_rate_limit`."""
         checked = validation.check_rate_limit(rate, burst)
-        await self._control(validation.check_key(key), controls.RATE_LIMIT, checked)
+        await self._control(validation.check_any_key(key), controls.RATE_LIMIT, checked)
 
-    async def pause_key(self, key: str) -> None:
+    async def pause_key(self, key: Key) -> None:
         """As :meth:`ranch_core.FairScheduler.pause_key`."""
-        await self._control(validation.check_key(key), controls.PAUSE, True)
+        await self._control(validation.check_any_key(key), controls.PAUSE, True)
 
-    async def resume_key(self, key: str) -> None:
+    async def resume_key(self, key: Key) -> None:
         """As :meth:`ranch_core.FairScheduler.resume_key`."""
-        await self._control(validation.check_key(key), controls.PAUSE, False)
+        await self._control(validation.check_any_key(key), controls.PAUSE, False)
 
-    async def set_max_backlog(self, key: str, limit: Optional[int]) -> None:
+    async def set_max_backlog(self, key: Key, limit: Optional[int]) -> None:
         """As :meth:`ranch_core.FairScheduler.set_max_backlog`."""
         checked = validation.check_max_backlog(limit)
-        await self._control(validation.check_key(key), controls.MAX_BACKLOG, checked)
+        await self._control(validation.check_any_key(key), controls.MAX_BACKLOG, checked)
 
-    async def purge_key(self, key: str) -> int:
+    async def purge_key(self, key: Key) -> int:
         """As :meth:`ranch_core.FairScheduler.purge_key`."""
         storage = self._controls()
-        key = validation.check_key(key)
+        key = validation.check_any_key(key)
         total = 0
         while True:
             purged = await storage.purge_key(key, PURGE_BATCH)
@@ -267,34 +271,34 @@ class AsyncFairScheduler(SchedulerBase):
 
     # -- tracking ----------------------------------------------------------
 
-    async def set_weight(self, key: str, weight: float) -> None:
+    async def set_weight(self, key: Key, weight: float) -> None:
         """As :meth:`ranch_core.FairScheduler.set_weight`."""
-        await self.storage.set_weight(validation.check_key(key), validation.check_weight(weight))
+        await self.storage.set_weight(validation.check_any_key(key), validation.check_weight(weight))
 
-    async def set_custom_data(self, key: str, name: str, value: Any) -> None:
+    async def set_custom_data(self, key: Key, name: str, value: Any) -> None:
         """As :meth:`ranch_core.FairScheduler.set_custom_data`."""
         await self.storage.set_custom_data(
-            validation.check_key(key), validation.check_name(name, "name"), value
+            validation.check_any_key(key), validation.check_name(name, "name"), value
         )
 
-    async def add_tag(self, key: str, name: str, value: str) -> None:
+    async def add_tag(self, key: Key, name: str, value: str) -> None:
         """As :meth:`ranch_core.FairScheduler.add_tag`."""
         await self.storage.add_tag(
-            validation.check_key(key),
+            validation.check_any_key(key),
             validation.check_name(name, "tag name"),
             validation.check_tag_value(value),
         )
 
-    async def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[str]:
+    async def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[Key]:
         """As :meth:`ranch_core.FairScheduler.keys_with_tag`."""
         validation.check_name(name, "tag name")
         if value is not None:
             validation.check_tag_value(value)
         return await self.storage.keys_with_tag(name, value)
 
-    async def metadata(self, key: str) -> LRUKeyMetadata:
+    async def metadata(self, key: Key) -> LRUKeyMetadata:
         """As :meth:`ranch_core.FairScheduler.metadata`."""
-        validation.check_key(key)
+        key = validation.check_any_key(key)
         now = self.clock()
         await self._expire(now, EXPIRE_ON_READ)
         return await self.storage.metadata(key, now=now)

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import attrs
 
 from ranch_core import validation
+from ranch_core.keys import Key
 from ranch_core.models import ScheduledTask
 
 
@@ -62,7 +63,7 @@ class Claimed:
         return self.task.task_id
 
     @property
-    def key(self) -> str:
+    def key(self) -> Key:
         """The key the call was stored under."""
         return self.task.key
 

@@ -36,6 +36,7 @@ import attrs
 from ranch_core import validation
 from ranch_core.calls import Call, Claimed
 from ranch_core.errors import BacklogFull
+from ranch_core.keys import Key
 from ranch_core.models import Finished, ScheduledTask, WakeupPolicy
 from ranch_core.protocols import MAX_BATCH
 from ranch_core.retries import Defer, RetryOutcome, RetryRule
@@ -138,7 +139,7 @@ class FairDispatcher(RetryRule):
 
     def submit(
         self,
-        key: str,
+        key: Key,
         call: Call,
         *,
         priority_weight: Optional[float] = None,
@@ -158,7 +159,7 @@ class FairDispatcher(RetryRule):
         token the storage minted for its due time is published with that
         delay (``wake_later``).
         """
-        validation.check_key(key, "lru_key")
+        key = validation.check_any_key(key, "lru_key")
         delay = validation.check_delay(delay)
         self._size_to_fleet()
         task_id, minted = self.scheduler.store_one(
@@ -185,7 +186,7 @@ class FairDispatcher(RetryRule):
 
     def submit_many(
         self,
-        key: str,
+        key: Key,
         calls: Iterable[Call],
         *,
         priority_weight: Optional[float] = None,
@@ -202,7 +203,7 @@ class FairDispatcher(RetryRule):
         most one wake-up published per batch: the worker that takes it fans
         out. Arguments as :meth:`submit`; ``task_ids`` gives one id per call.
         """
-        validation.check_key(key, "lru_key")
+        key = validation.check_any_key(key, "lru_key")
         priority_weight = validation.check_optional_weight(priority_weight, "priority_weight")
         expiry = validation.check_expiry(expiry)
         delay = validation.check_delay(delay)
@@ -381,33 +382,33 @@ class FairDispatcher(RetryRule):
 
     # -- per-key controls (published: the tokens a change mints, as a producer) --
 
-    def set_concurrency_limit(self, key: str, limit: Optional[int]) -> None:
+    def set_concurrency_limit(self, key: Key, limit: Optional[int]) -> None:
         """As :meth:`FairScheduler.set_concurrency_limit`; publishes the wake-ups it mints."""
         self._size_to_fleet()
         self.publish(self.scheduler.set_concurrency_limit(key, limit, wakeups=self.producer_wakeups), "limit")
 
-    def set_rate_limit(self, key: str, rate: Optional[str], *, burst: int = 1) -> None:
+    def set_rate_limit(self, key: Key, rate: Optional[str], *, burst: int = 1) -> None:
         """As :meth:`FairScheduler.set_rate_limit`; publishes the wake-ups it mints."""
         self._size_to_fleet()
         minted = self.scheduler.set_rate_limit(key, rate, burst=burst, wakeups=self.producer_wakeups)
         self.publish(minted, "rate")
 
-    def pause_key(self, key: str) -> None:
+    def pause_key(self, key: Key) -> None:
         """As :meth:`FairScheduler.pause_key`."""
         self.scheduler.pause_key(key)
 
-    def resume_key(self, key: str) -> None:
+    def resume_key(self, key: Key) -> None:
         """As :meth:`FairScheduler.resume_key`; publishes the wake-ups it mints."""
         self._size_to_fleet()
         self.publish(self.scheduler.resume_key(key, wakeups=self.producer_wakeups), "resume")
 
-    def check_room(self, key: str, count: int) -> None:
+    def check_room(self, key: Key, count: int) -> None:
         """Raise :class:`~ranch_core.errors.BacklogFull` if ``count`` more calls
         do not fit under ``key``'s ``max_backlog``, before the first of several
         storage steps is written (each step is refused whole by the storage
         itself; this read covers them together, and a push racing it may still
         fill the key in between)."""
-        meta = self.scheduler.metadata(validation.check_key(key, "lru_key"))
+        meta = self.scheduler.metadata(validation.check_any_key(key, "lru_key"))
         limit = meta.max_backlog
         if limit is not None and meta.pending_tasks + count > limit:
             raise BacklogFull(
@@ -417,11 +418,11 @@ class FairDispatcher(RetryRule):
                 limit=limit,
             )
 
-    def set_max_backlog(self, key: str, limit: Optional[int]) -> None:
+    def set_max_backlog(self, key: Key, limit: Optional[int]) -> None:
         """As :meth:`FairScheduler.set_max_backlog`."""
         self.scheduler.set_max_backlog(key, limit)
 
-    def purge_key(self, key: str) -> int:
+    def purge_key(self, key: Key) -> int:
         """As :meth:`FairScheduler.purge_key` (each call reported through ``on_revoked``)."""
         return self.scheduler.purge_key(key)
 

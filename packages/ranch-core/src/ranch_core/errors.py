@@ -7,6 +7,8 @@ LookupError``/``ValueError``/``ImportError`` keeps working.
 
 from __future__ import annotations
 
+from ranch_core.keys import Key
+
 
 class RanchError(Exception):
     """Base class of every exception Ranch raises on purpose."""
@@ -50,7 +52,7 @@ class BacklogFull(RanchError):
     not fit whole is refused whole.
     """
 
-    def __init__(self, message: str, *, key: str, limit: int) -> None:
+    def __init__(self, message: str, *, key: Key, limit: int) -> None:
         super().__init__(message)
         self.key = key
         self.limit = limit
@@ -83,7 +85,7 @@ class PublishFailed(RanchError):
     (``FairScheduler.remove(key, task_id)``).
     """
 
-    def __init__(self, message: str, *, task_id: str, key: str) -> None:
+    def __init__(self, message: str, *, task_id: str, key: Key) -> None:
         super().__init__(message)
         self.task_id = task_id
         self.key = key

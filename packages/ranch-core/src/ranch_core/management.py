@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ranch_core.errors import RanchError
+from ranch_core.keys import Key
 
 if TYPE_CHECKING:
     from ranch_core.dispatcher import FairDispatcher
@@ -51,7 +52,7 @@ class KeyManagement:
         self._fair_scheduler().add_tag(lru_key, name, value)
         return True
 
-    def get_tagged_clients(self, tag: str, value: Optional[str] = None) -> List[str]:
+    def get_tagged_clients(self, tag: str, value: Optional[str] = None) -> List[Key]:
         """Keys carrying ``tag`` (equal to ``value`` if given), sorted."""
         return self._fair_scheduler().keys_with_tag(tag, value)
 

@@ -6,6 +6,8 @@ from typing import Any, Dict, Optional, Tuple
 
 import attrs
 
+from ranch_core.keys import Key
+
 
 @attrs.frozen
 class ScheduledTask:
@@ -22,7 +24,7 @@ class ScheduledTask:
     """
 
     task_id: str
-    key: str
+    key: Key
     payload: Any
     enqueued_at: float
     expires_at: Optional[float] = None
@@ -167,7 +169,7 @@ class LRUKeyMetadata:
     (``None``: no limit).
     """
 
-    key: str
+    key: Key
     weight: float = 1.0
     last_served: Optional[float] = None
     pending_tasks: int = 0
@@ -186,7 +188,7 @@ class LRUKeyMetadata:
     run_estimate: Optional[float] = None
 
     @property
-    def lru_key(self) -> str:
+    def lru_key(self) -> Key:
         """The key (celery-ranch's name for it)."""
         return self.key
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, List, Mapping, Optional, Protocol, Sequence, runtime_checkable
 
 from ranch_core.errors import CorruptTask
+from ranch_core.keys import Key
 from ranch_core.models import (
     Finished,
     LRUKeyMetadata,
@@ -225,10 +226,10 @@ class Backlog(Protocol):
     def reclaim(self, now: float) -> List[ScheduledTask]:
         """Put back every lease whose deadline is ``<= now``; return them."""
 
-    def remove(self, key: str, task_id: str) -> bool:
+    def remove(self, key: Key, task_id: str) -> bool:
         """Delete a waiting task (a producer whose publish failed). ``False`` if absent."""
 
-    def charge(self, key: str, extra: float) -> None:
+    def charge(self, key: Key, extra: float) -> None:
         """Add ``extra`` to the key's pass (a weight function's correction)."""
 
     def expire(self, now: float, limit: int) -> List[ScheduledTask]:
@@ -268,19 +269,19 @@ class Backlog(Protocol):
 class Tracker(Protocol):
     """Per-key weights, tags, custom data and counters."""
 
-    def set_weight(self, key: str, weight: float) -> None:
+    def set_weight(self, key: Key, weight: float) -> None:
         """Set the key's weight; its pass is left alone."""
 
-    def set_custom_data(self, key: str, name: str, value: Any) -> None:
+    def set_custom_data(self, key: Key, name: str, value: Any) -> None:
         """Store one JSON-encodable value under ``name`` for the key."""
 
-    def add_tag(self, key: str, name: str, value: str) -> None:
+    def add_tag(self, key: Key, name: str, value: str) -> None:
         """Tag the key ``name=value`` (replacing an earlier value of ``name``)."""
 
-    def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[str]:
+    def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[Key]:
         """Keys tagged ``name`` (with ``value``, if given), sorted."""
 
-    def metadata(self, key: str, now: Optional[float] = None) -> LRUKeyMetadata:
+    def metadata(self, key: Key, now: Optional[float] = None) -> LRUKeyMetadata:
         """What is known of ``key``; defaults for a key never seen.
 
         With ``now``, ``pending_tasks`` leaves out the key's tasks whose
@@ -318,7 +319,7 @@ class Controls(Protocol):
 
     def set_control(
         self,
-        key: Optional[str],
+        key: Optional[Key],
         name: str,
         value: Any,
         now: float,
@@ -338,7 +339,7 @@ class Controls(Protocol):
         wait and fewer than ``max_wakeups`` are outstanding); returns them.
         """
 
-    def purge_key(self, key: str, limit: int) -> List[ScheduledTask]:
+    def purge_key(self, key: Key, limit: int) -> List[ScheduledTask]:
         """Delete up to ``limit`` waiting calls of ``key``, from its head; return
         them. Leased calls are not touched (they run)."""
 
@@ -395,7 +396,7 @@ class RuntimeCosts(Protocol):
         """:meth:`Backlog.finish`, settling a runtime charge with ``cost``
         (seconds, checked by the caller; ``None``: measured by the storage)."""
 
-    def run_estimate(self, key: str) -> Optional[float]:
+    def run_estimate(self, key: Key) -> Optional[float]:
         """The key's moving average of run times; ``None`` if none was measured."""
 
 

@@ -16,6 +16,7 @@ from ranch_core import validation
 from ranch_core.backends import controls
 from ranch_core.backends.memory import InMemoryStorage
 from ranch_core.errors import CorruptTask
+from ranch_core.keys import Key, group_of
 from ranch_core.models import Finished, LRUKeyMetadata, RuntimeCost, ScheduledTask, SystemStatus, WakeupPolicy
 from ranch_core.protocols import (
     EXPIRE_ON_READ,
@@ -107,7 +108,7 @@ class SchedulerBase:
 
     def _tasks(
         self,
-        key: str,
+        key: Key,
         payloads: Iterable[Any],
         weight: Optional[float],
         expiry: Optional[float],
@@ -116,7 +117,7 @@ class SchedulerBase:
         delay: Optional[float] = None,
     ) -> Tuple[List[ScheduledTask], Optional[float], Optional[Dict[str, str]]]:
         """Check a push's arguments; the tasks to store, the weight and the tags."""
-        validation.check_key(key)
+        key = validation.check_any_key(key)
         weight = validation.check_optional_weight(weight)
         expiry = validation.check_expiry(expiry)
         delay = validation.check_delay(delay)
@@ -138,7 +139,7 @@ class SchedulerBase:
 
     def _task(
         self,
-        key: str,
+        key: Key,
         payload: Any,
         weight: Optional[float],
         expiry: Optional[float],
@@ -148,7 +149,7 @@ class SchedulerBase:
     ) -> Tuple[ScheduledTask, Optional[float], Optional[Dict[str, str]]]:
         """:meth:`_tasks` of one payload (every ``push``, ``lru_delay`` and
         ``lru_send`` runs it: no lists, the same checks)."""
-        validation.check_key(key)
+        key = validation.check_any_key(key)
         weight = validation.check_optional_weight(weight)
         expiry = validation.check_expiry(expiry)
         checked_tags = validation.check_tags(tags) or None
@@ -231,8 +232,10 @@ class FairScheduler(SchedulerBase):
 
     ``weight_function(key, metadata) -> float``, if given, is called for the
     served key only, after each dispatch; its result is what that dispatch
-    costs the key. If it raises or returns a weight that is not finite and
-    positive, the stored weight is used and a (rate-limited) warning logged.
+    costs the key. It weighs groups: for a two-level key ``(group, member)``
+    it is called with the group's name and metadata, and charges the group.
+    If it raises or returns a weight that is not finite and positive, the
+    stored weight is used and a (rate-limited) warning logged.
 
     ``on_expired`` and ``on_reclaimed`` are called with each task dropped as
     expired and each lease put back, whichever call did it; ``on_revoked(task,
@@ -296,7 +299,7 @@ class FairScheduler(SchedulerBase):
 
     def push(
         self,
-        key: str,
+        key: Key,
         payload: Any,
         *,
         weight: Optional[float] = None,
@@ -321,7 +324,7 @@ class FairScheduler(SchedulerBase):
 
     def push_many(
         self,
-        key: str,
+        key: Key,
         payloads: Iterable[Any],
         *,
         weight: Optional[float] = None,
@@ -343,7 +346,7 @@ class FairScheduler(SchedulerBase):
 
     def store(
         self,
-        key: str,
+        key: Key,
         payloads: Iterable[Any],
         *,
         weight: Optional[float] = None,
@@ -367,7 +370,7 @@ class FairScheduler(SchedulerBase):
 
     def store_one(
         self,
-        key: str,
+        key: Key,
         payload: Any,
         *,
         weight: Optional[float] = None,
@@ -384,9 +387,9 @@ class FairScheduler(SchedulerBase):
         task, weight, checked_tags = self._task(key, payload, weight, expiry, tags, task_id, delay)
         return task.task_id, self.storage.push(task, weight=weight, tags=checked_tags, wakeups=wakeups)
 
-    def remove(self, key: str, task_id: str) -> bool:
+    def remove(self, key: Key, task_id: str) -> bool:
         """Delete a waiting task, e.g. when publishing its wake-up message failed."""
-        return self.storage.remove(validation.check_key(key), validation.check_name(task_id, "task_id"))
+        return self.storage.remove(validation.check_any_key(key), validation.check_name(task_id, "task_id"))
 
     # -- consuming ---------------------------------------------------------
 
@@ -433,7 +436,7 @@ class FairScheduler(SchedulerBase):
                 break
         task = result.task
         if task is not None and self.weight_function is not None:
-            self._apply_weight_function(task.key)
+            self._apply_weight_function(group_of(task.key))
         return Taken(task, tuple(minted), result.retry_at, result.deferred)
 
     def finish(
@@ -503,10 +506,10 @@ class FairScheduler(SchedulerBase):
             )
         return self.storage
 
-    def run_estimate(self, key: str) -> Optional[float]:
+    def run_estimate(self, key: Key) -> Optional[float]:
         """``key``'s moving average of run times (``cost="runtime"``); ``None``
         if none was measured yet."""
-        return self._costs().run_estimate(validation.check_key(key))
+        return self._costs().run_estimate(validation.check_any_key(key))
 
     def release(self, task_id: str) -> bool:
         """Give a leased task back: it goes to the head of its key."""
@@ -569,11 +572,11 @@ class FairScheduler(SchedulerBase):
             )
         return self.storage
 
-    def _control(self, key: str, name: str, value: Any, wakeups: Optional[WakeupPolicy]) -> List[str]:
+    def _control(self, key: Key, name: str, value: Any, wakeups: Optional[WakeupPolicy]) -> List[str]:
         return self._controls().set_control(key, name, value, self.clock(), wakeups=wakeups)
 
     def set_concurrency_limit(
-        self, key: str, limit: Optional[int], *, wakeups: Optional[WakeupPolicy] = None
+        self, key: Key, limit: Optional[int], *, wakeups: Optional[WakeupPolicy] = None
     ) -> List[str]:
         """At most ``limit`` calls of ``key`` leased at once, across every
         worker of the storage; ``None`` removes the key's own limit (the
@@ -581,10 +584,10 @@ class FairScheduler(SchedulerBase):
         calls ends. Returns the wake-up token ids minted if the change made
         calls runnable (``wakeups`` given; publish one wake-up each)."""
         checked = validation.check_concurrency_limit(limit)
-        return self._control(validation.check_key(key), controls.CONCURRENCY_LIMIT, checked, wakeups)
+        return self._control(validation.check_any_key(key), controls.CONCURRENCY_LIMIT, checked, wakeups)
 
     def set_rate_limit(
-        self, key: str, rate: Optional[str], *, burst: int = 1, wakeups: Optional[WakeupPolicy] = None
+        self, key: Key, rate: Optional[str], *, burst: int = 1, wakeups: Optional[WakeupPolicy] = None
     ) -> List[str]:
         """At most ``burst + r * T`` calls of ``key`` start in any ``T``
         seconds, where ``rate`` is Celery's syntax (``"10/s"``, ``"100/m"``,
@@ -592,31 +595,31 @@ class FairScheduler(SchedulerBase):
         by every worker. ``None`` removes the key's own limit (the default
         applies). Returns the token ids minted, as :meth:`set_concurrency_limit`."""
         checked = validation.check_rate_limit(rate, burst)
-        return self._control(validation.check_key(key), controls.RATE_LIMIT, checked, wakeups)
+        return self._control(validation.check_any_key(key), controls.RATE_LIMIT, checked, wakeups)
 
-    def pause_key(self, key: str) -> List[str]:
+    def pause_key(self, key: Key) -> List[str]:
         """Hold every call of ``key`` (they wait and keep their place); other
         keys are unaffected. Returns ``[]`` (pausing makes nothing runnable)."""
-        return self._control(validation.check_key(key), controls.PAUSE, True, None)
+        return self._control(validation.check_any_key(key), controls.PAUSE, True, None)
 
-    def resume_key(self, key: str, *, wakeups: Optional[WakeupPolicy] = None) -> List[str]:
+    def resume_key(self, key: Key, *, wakeups: Optional[WakeupPolicy] = None) -> List[str]:
         """Let a paused key's calls run again; it rejoins the current round
         (no credit for the pause). Returns the token ids minted."""
-        return self._control(validation.check_key(key), controls.PAUSE, False, wakeups)
+        return self._control(validation.check_any_key(key), controls.PAUSE, False, wakeups)
 
-    def set_max_backlog(self, key: str, limit: Optional[int]) -> List[str]:
+    def set_max_backlog(self, key: Key, limit: Optional[int]) -> List[str]:
         """At most ``limit`` calls of ``key`` wait: a push beyond it raises
         :class:`~ranch_core.errors.BacklogFull` and stores nothing (a batch
         is refused whole). ``None``: no limit. Retries and calls put back
         are not refused. Returns ``[]``."""
         checked = validation.check_max_backlog(limit)
-        return self._control(validation.check_key(key), controls.MAX_BACKLOG, checked, None)
+        return self._control(validation.check_any_key(key), controls.MAX_BACKLOG, checked, None)
 
-    def purge_key(self, key: str) -> int:
+    def purge_key(self, key: Key) -> int:
         """Delete every waiting call of ``key`` (running ones finish); report
         each through ``on_revoked(task, "purged")``; return how many."""
         storage = self._controls()
-        key = validation.check_key(key)
+        key = validation.check_any_key(key)
         total = 0
         while True:
             purged = storage.purge_key(key, PURGE_BATCH)
@@ -639,32 +642,34 @@ class FairScheduler(SchedulerBase):
 
     # -- tracking ----------------------------------------------------------
 
-    def set_weight(self, key: str, weight: float) -> None:
+    def set_weight(self, key: Key, weight: float) -> None:
         """Set ``key``'s weight (lower = served more often)."""
-        self.storage.set_weight(validation.check_key(key), validation.check_weight(weight))
+        self.storage.set_weight(validation.check_any_key(key), validation.check_weight(weight))
 
-    def set_custom_data(self, key: str, name: str, value: Any) -> None:
+    def set_custom_data(self, key: Key, name: str, value: Any) -> None:
         """Attach a JSON-encodable value to ``key`` (readable by weight functions)."""
-        self.storage.set_custom_data(validation.check_key(key), validation.check_name(name, "name"), value)
+        self.storage.set_custom_data(
+            validation.check_any_key(key), validation.check_name(name, "name"), value
+        )
 
-    def add_tag(self, key: str, name: str, value: str) -> None:
+    def add_tag(self, key: Key, name: str, value: str) -> None:
         """Tag ``key`` with ``name=value``."""
         self.storage.add_tag(
-            validation.check_key(key),
+            validation.check_any_key(key),
             validation.check_name(name, "tag name"),
             validation.check_tag_value(value),
         )
 
-    def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[str]:
+    def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[Key]:
         """Keys carrying tag ``name`` (equal to ``value`` if given), sorted."""
         validation.check_name(name, "tag name")
         if value is not None:
             validation.check_tag_value(value)
         return self.storage.keys_with_tag(name, value)
 
-    def metadata(self, key: str) -> LRUKeyMetadata:
+    def metadata(self, key: Key) -> LRUKeyMetadata:
         """What is known of ``key``; ``pending_tasks`` leaves out expired tasks."""
-        validation.check_key(key)
+        key = validation.check_any_key(key)
         now = self.clock()
         self._expire(now, EXPIRE_ON_READ)
         return self.storage.metadata(key, now=now)

@@ -11,6 +11,7 @@ import math
 from typing import Any, Dict, Mapping, Optional
 
 from ranch_core.algorithm import MAX_WEIGHT, MIN_WEIGHT
+from ranch_core.keys import Key
 from ranch_core.models import RateLimit, RuntimeCost
 
 #: Longest expiry accepted, in seconds (10 years); ``None`` means never.
@@ -27,8 +28,13 @@ MIN_RATE = 1 / (365.25 * 86400.0)
 
 
 def check_key(key: Any, name: str = "key") -> str:
-    """A key is a non-empty string that encodes to UTF-8."""
+    """A one-level key is a non-empty string that encodes to UTF-8."""
     if not isinstance(key, str):
+        if isinstance(key, (tuple, list)):
+            raise TypeError(
+                f"{name} must be a str here, not a {type(key).__name__}: two-level "
+                "(group, member) keys work with the in-memory storages only, for now"
+            )
         raise TypeError(f"{name} must be a str, not {type(key).__name__}")
     if not key:
         raise ValueError(f"{name} must not be empty")
@@ -37,6 +43,24 @@ def check_key(key: Any, name: str = "key") -> str:
     except UnicodeEncodeError as exc:
         raise ValueError(f"{name} is not valid UTF-8 text: {exc.reason}") from None
     return key
+
+
+def check_any_key(key: Any, name: str = "key") -> Key:
+    """A key of either shape (:mod:`ranch_core.keys`): a one-level key, or a
+    pair ``(group, member)`` of one-level keys (a list of two, as JSON
+    carries a pair, becomes a tuple)."""
+    if isinstance(key, str):
+        return check_key(key, name)
+    if not isinstance(key, (tuple, list)):
+        raise TypeError(f"{name} must be a str or a (group, member) pair, not {type(key).__name__}")
+    if len(key) != 2:
+        raise ValueError(f"{name} must be a (group, member) pair: 2 items, not {len(key)}")
+    group, member = key
+    for part, what in ((group, "group"), (member, "member")):
+        if not isinstance(part, str):
+            raise TypeError(f"{name}'s {what} must be a str, not {type(part).__name__}")
+        check_key(part, f"{name}'s {what}")
+    return (group, member)
 
 
 def _check_number(value: Any, name: str, allowed: str = "a finite number") -> float:

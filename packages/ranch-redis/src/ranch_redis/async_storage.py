@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any, List, Mapping, Optional, Sequence, TypeVar
 
+from ranch_core import validation
 from ranch_core.errors import CorruptTask, StorageUnavailable
+from ranch_core.keys import Key
 from ranch_core.models import (
     Finished,
     LRUKeyMetadata,
@@ -201,9 +203,9 @@ class AsyncRedisStorage(RedisOperations):
             self._finish(task_id, now, requeue, token, wakeups, keep_token, failed, cost)
         )
 
-    async def run_estimate(self, key: str) -> Optional[float]:
+    async def run_estimate(self, key: Key) -> Optional[float]:
         """The key's moving average of run times (:class:`ranch_core.protocols.RuntimeCosts`)."""
-        return await self._drive(self._run_estimate(key))
+        return await self._drive(self._run_estimate(validation.check_key(key)))
 
     async def ack(self, task_id: str) -> bool:
         """Finish a leased task; ``False`` if it holds no lease (a retried ack whose
@@ -228,13 +230,13 @@ class AsyncRedisStorage(RedisOperations):
         """Put back every lease whose deadline is ``<= now``; return those tasks."""
         return await self._drive(self._reclaim(now))
 
-    async def remove(self, key: str, task_id: str) -> bool:
+    async def remove(self, key: Key, task_id: str) -> bool:
         """Delete a waiting task of ``key``; ``False`` if it is not waiting there."""
-        return await self._drive(self._remove(key, task_id))
+        return await self._drive(self._remove(validation.check_key(key), task_id))
 
-    async def charge(self, key: str, extra: float) -> None:
+    async def charge(self, key: Key, extra: float) -> None:
         """Add ``extra`` to the key's pass. A retry after a lost reply may charge twice."""
-        await self._drive(self._charge(key, extra))
+        await self._drive(self._charge(validation.check_key(key), extra))
 
     async def expire(self, now: float, limit: int) -> List[ScheduledTask]:
         """Drop up to ``limit`` waiting tasks whose expiry is ``<= now``; return them
@@ -295,7 +297,7 @@ class AsyncRedisStorage(RedisOperations):
 
     async def set_control(
         self,
-        key: Optional[str],
+        key: Optional[Key],
         name: str,
         value: Any,
         now: float,
@@ -306,12 +308,14 @@ class AsyncRedisStorage(RedisOperations):
         and settle the key, in one script (``set_control.lua``); returns the
         tokens minted if calls became runnable (see
         :meth:`ranch_core.protocols.Controls.set_control`)."""
-        return await self._drive(self._set_control(key, name, value, now, wakeups))
+        return await self._drive(
+            self._set_control(None if key is None else validation.check_key(key), name, value, now, wakeups)
+        )
 
-    async def purge_key(self, key: str, limit: int) -> List[ScheduledTask]:
+    async def purge_key(self, key: Key, limit: int) -> List[ScheduledTask]:
         """Delete up to ``limit`` waiting calls of ``key`` from its head in one
         script (``purge_key.lua``); return them. Leased calls run on."""
-        return await self._drive(self._purge_key(key, limit))
+        return await self._drive(self._purge_key(validation.check_key(key), limit))
 
     async def revoke(self, task_id: str) -> Optional[ScheduledTask]:
         """Delete the waiting call ``task_id`` (``revoke.lua``) and return it;
@@ -320,23 +324,23 @@ class AsyncRedisStorage(RedisOperations):
 
     # -- Tracker -----------------------------------------------------------
 
-    async def set_weight(self, key: str, weight: float) -> None:
+    async def set_weight(self, key: Key, weight: float) -> None:
         """Set the key's weight; its pass is left alone."""
-        await self._drive(self._set_weight(key, weight))
+        await self._drive(self._set_weight(validation.check_key(key), weight))
 
-    async def set_custom_data(self, key: str, name: str, value: Any) -> None:
+    async def set_custom_data(self, key: Key, name: str, value: Any) -> None:
         """Store a JSON-encodable ``value`` under ``name``; ``TypeError`` otherwise."""
-        await self._drive(self._set_custom_data(key, name, value))
+        await self._drive(self._set_custom_data(validation.check_key(key), name, value))
 
-    async def add_tag(self, key: str, name: str, value: str) -> None:
+    async def add_tag(self, key: Key, name: str, value: str) -> None:
         """Tag ``key`` with ``name=value`` (replacing an earlier value)."""
-        await self._drive(self._add_tag(key, name, value))
+        await self._drive(self._add_tag(validation.check_key(key), name, value))
 
-    async def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[str]:
+    async def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[Key]:
         """Keys tagged ``name`` (with ``value``, if given), sorted."""
         return await self._drive(self._keys_with_tag(name, value))
 
-    async def metadata(self, key: str, now: Optional[float] = None) -> LRUKeyMetadata:
+    async def metadata(self, key: Key, now: Optional[float] = None) -> LRUKeyMetadata:
         """What is known of ``key``; defaults for a key never seen. With
         ``now``, ``pending_tasks`` leaves out tasks whose expiry is ``<= now``.
 
@@ -345,7 +349,7 @@ class AsyncRedisStorage(RedisOperations):
         reported through ``on_corrupt`` and read as its default (skipped,
         for tags and custom data), as the scripts do.
         """
-        return await self._drive(self._metadata(key, now))
+        return await self._drive(self._metadata(validation.check_key(key), now))
 
     # -- operators' views (see RedisStorage) ---------------------------------
 

@@ -14,6 +14,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Set, Tuple
 from ranch_core import validation
 from ranch_core.backends.delayed import delayed_until
 from ranch_core.errors import BacklogFull, CorruptTask, DuplicateTask
+from ranch_core.keys import Key
 from ranch_core.models import Finished, PopResult, RuntimeCost, ScheduledTask, WakeupPolicy
 from ranch_core.protocols import MAX_BATCH
 from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
@@ -38,7 +39,7 @@ def retry_push(args: List[Any]) -> List[Any]:
     return [*head, *[""] * (7 - len(head)), "1", *args[8:]]
 
 
-def pushed(reply: Any, task_id: str, key: str) -> List[str]:
+def pushed(reply: Any, task_id: str, key: Key) -> List[str]:
     """The token ids a ``push.lua`` reply minted; ``DuplicateTask`` if it
     refused the id, ``BacklogFull`` if the key is full."""
     if isinstance(reply, bytes):
@@ -50,7 +51,7 @@ def pushed(reply: Any, task_id: str, key: str) -> List[str]:
     return []
 
 
-def full(key: str, reply: Sequence[Any], count: int) -> BacklogFull:
+def full(key: Key, reply: Sequence[Any], count: int) -> BacklogFull:
     """The error for a ``{PUSH_FULL, waiting, limit}`` reply to a push of ``count`` calls."""
     waiting, limit = int(reply[1]), int(reply[2])
     return BacklogFull(

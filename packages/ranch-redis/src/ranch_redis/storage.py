@@ -9,7 +9,9 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, List, Mapping, Optional, Sequence, TypeVar
 
+from ranch_core import validation
 from ranch_core.errors import CorruptTask, StorageUnavailable
+from ranch_core.keys import Key
 from ranch_core.models import (
     Finished,
     LRUKeyMetadata,
@@ -241,9 +243,9 @@ class RedisStorage(RedisOperations):
         charged by run time is settled with ``cost`` (:class:`ranch_core.protocols.RuntimeCosts`)."""
         return self._drive(self._finish(task_id, now, requeue, token, wakeups, keep_token, failed, cost))
 
-    def run_estimate(self, key: str) -> Optional[float]:
+    def run_estimate(self, key: Key) -> Optional[float]:
         """The key's moving average of run times (:class:`ranch_core.protocols.RuntimeCosts`)."""
-        return self._drive(self._run_estimate(key))
+        return self._drive(self._run_estimate(validation.check_key(key)))
 
     def ack(self, task_id: str) -> bool:
         """Finish a leased task; ``False`` if it holds no lease (a retried ack whose
@@ -268,13 +270,13 @@ class RedisStorage(RedisOperations):
         """Put back every lease whose deadline is ``<= now``; return those tasks."""
         return self._drive(self._reclaim(now))
 
-    def remove(self, key: str, task_id: str) -> bool:
+    def remove(self, key: Key, task_id: str) -> bool:
         """Delete a waiting task of ``key``; ``False`` if it is not waiting there."""
-        return self._drive(self._remove(key, task_id))
+        return self._drive(self._remove(validation.check_key(key), task_id))
 
-    def charge(self, key: str, extra: float) -> None:
+    def charge(self, key: Key, extra: float) -> None:
         """Add ``extra`` to the key's pass. A retry after a lost reply may charge twice."""
-        self._drive(self._charge(key, extra))
+        self._drive(self._charge(validation.check_key(key), extra))
 
     def expire(self, now: float, limit: int) -> List[ScheduledTask]:
         """Drop up to ``limit`` waiting tasks whose expiry is ``<= now``; return them
@@ -342,7 +344,7 @@ class RedisStorage(RedisOperations):
 
     def set_control(
         self,
-        key: Optional[str],
+        key: Optional[Key],
         name: str,
         value: Any,
         now: float,
@@ -353,12 +355,14 @@ class RedisStorage(RedisOperations):
         and settle the key, in one script (``set_control.lua``); returns the
         tokens minted if calls became runnable (see
         :meth:`ranch_core.protocols.Controls.set_control`)."""
-        return self._drive(self._set_control(key, name, value, now, wakeups))
+        return self._drive(
+            self._set_control(None if key is None else validation.check_key(key), name, value, now, wakeups)
+        )
 
-    def purge_key(self, key: str, limit: int) -> List[ScheduledTask]:
+    def purge_key(self, key: Key, limit: int) -> List[ScheduledTask]:
         """Delete up to ``limit`` waiting calls of ``key`` from its head in one
         script (``purge_key.lua``); return them. Leased calls run on."""
-        return self._drive(self._purge_key(key, limit))
+        return self._drive(self._purge_key(validation.check_key(key), limit))
 
     def revoke(self, task_id: str) -> Optional[ScheduledTask]:
         """Delete the waiting call ``task_id`` (``revoke.lua``) and return it;
@@ -367,23 +371,23 @@ class RedisStorage(RedisOperations):
 
     # -- Tracker -----------------------------------------------------------
 
-    def set_weight(self, key: str, weight: float) -> None:
+    def set_weight(self, key: Key, weight: float) -> None:
         """Set the key's weight; its pass is left alone."""
-        self._drive(self._set_weight(key, weight))
+        self._drive(self._set_weight(validation.check_key(key), weight))
 
-    def set_custom_data(self, key: str, name: str, value: Any) -> None:
+    def set_custom_data(self, key: Key, name: str, value: Any) -> None:
         """Store a JSON-encodable ``value`` under ``name``; ``TypeError`` otherwise."""
-        self._drive(self._set_custom_data(key, name, value))
+        self._drive(self._set_custom_data(validation.check_key(key), name, value))
 
-    def add_tag(self, key: str, name: str, value: str) -> None:
+    def add_tag(self, key: Key, name: str, value: str) -> None:
         """Tag ``key`` with ``name=value`` (replacing an earlier value)."""
-        self._drive(self._add_tag(key, name, value))
+        self._drive(self._add_tag(validation.check_key(key), name, value))
 
-    def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[str]:
+    def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[Key]:
         """Keys tagged ``name`` (with ``value``, if given), sorted."""
         return self._drive(self._keys_with_tag(name, value))
 
-    def metadata(self, key: str, now: Optional[float] = None) -> LRUKeyMetadata:
+    def metadata(self, key: Key, now: Optional[float] = None) -> LRUKeyMetadata:
         """What is known of ``key``; defaults for a key never seen. With
         ``now``, ``pending_tasks`` leaves out tasks whose expiry is ``<= now``.
 
@@ -392,7 +396,7 @@ class RedisStorage(RedisOperations):
         reported through ``on_corrupt`` and read as its default (skipped,
         for tags and custom data), as the scripts do.
         """
-        return self._drive(self._metadata(key, now))
+        return self._drive(self._metadata(validation.check_key(key), now))
 
     # -- operators' views --------------------------------------------------
 

@@ -11,6 +11,7 @@ import json
 from typing import Any, Dict, List, Optional
 
 from ranch_core import validation
+from ranch_core.keys import Key
 from ranch_core.models import LRUKeyMetadata, SystemStatus
 
 from ranch_redis import layout, records
@@ -43,11 +44,14 @@ class RedisTracker(RedisReports):
         validation.check_tag_value(value)
         yield script("tag", layout.hex_key(key), key, name, layout.hex_key(name), value)
 
-    def _keys_with_tag(self, name: str, value: Optional[str]) -> Steps[List[str]]:
+    def _keys_with_tag(self, name: str, value: Optional[str]) -> Steps[List[Key]]:
         reply = yield command("HGETALL", layout.tag_index_key(self.namespace, name))
         tagged: Dict[bytes, bytes] = reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2]))
         wanted = None if value is None else value.encode("utf-8")
-        return sorted(k.decode("utf-8") for k, v in tagged.items() if wanted is None or v == wanted)
+        keys: List[Key] = sorted(
+            k.decode("utf-8") for k, v in tagged.items() if wanted is None or v == wanted
+        )
+        return keys
 
     def _run_estimate(self, key: str) -> Steps[Optional[float]]:
         raw = yield command("HGET", layout.key_state_key(self.namespace, key), layout.RUN_ESTIMATE_FIELD)

@@ -14,6 +14,7 @@ import asyncio
 from typing import Any, List, Mapping, Optional, Sequence
 
 from ranch_core.backends.memory import InMemoryStorage
+from ranch_core.keys import Key
 from ranch_core.models import (
     Finished,
     LRUKeyMetadata,
@@ -137,7 +138,7 @@ class AsyncInMemoryStorage:
             cost=cost,
         )
 
-    async def run_estimate(self, key: str) -> Optional[float]:
+    async def run_estimate(self, key: Key) -> Optional[float]:
         """As :meth:`ranch_core.protocols.RuntimeCosts.run_estimate`."""
         return self.sync.run_estimate(key)
 
@@ -177,11 +178,11 @@ class AsyncInMemoryStorage:
         """As :meth:`ranch_core.protocols.Backlog.reclaim`."""
         return self.sync.reclaim(now)
 
-    async def remove(self, key: str, task_id: str) -> bool:
+    async def remove(self, key: Key, task_id: str) -> bool:
         """As :meth:`ranch_core.protocols.Backlog.remove`."""
         return self.sync.remove(key, task_id)
 
-    async def charge(self, key: str, extra: float) -> None:
+    async def charge(self, key: Key, extra: float) -> None:
         """As :meth:`ranch_core.protocols.Backlog.charge`."""
         self.sync.charge(key, extra)
 
@@ -197,7 +198,7 @@ class AsyncInMemoryStorage:
 
     async def set_control(
         self,
-        key: Optional[str],
+        key: Optional[Key],
         name: str,
         value: Any,
         now: float,
@@ -207,7 +208,7 @@ class AsyncInMemoryStorage:
         """As :meth:`ranch_core.protocols.Controls.set_control`."""
         return self.sync.set_control(key, name, value, now, wakeups=wakeups)
 
-    async def purge_key(self, key: str, limit: int) -> List[ScheduledTask]:
+    async def purge_key(self, key: Key, limit: int) -> List[ScheduledTask]:
         """As :meth:`ranch_core.protocols.Controls.purge_key`."""
         return self.sync.purge_key(key, limit)
 
@@ -217,23 +218,23 @@ class AsyncInMemoryStorage:
 
     # -- Tracker -----------------------------------------------------------
 
-    async def set_weight(self, key: str, weight: float) -> None:
+    async def set_weight(self, key: Key, weight: float) -> None:
         """As :meth:`ranch_core.protocols.Tracker.set_weight`."""
         self.sync.set_weight(key, weight)
 
-    async def set_custom_data(self, key: str, name: str, value: Any) -> None:
+    async def set_custom_data(self, key: Key, name: str, value: Any) -> None:
         """As :meth:`ranch_core.protocols.Tracker.set_custom_data`."""
         self.sync.set_custom_data(key, name, value)
 
-    async def add_tag(self, key: str, name: str, value: str) -> None:
+    async def add_tag(self, key: Key, name: str, value: str) -> None:
         """As :meth:`ranch_core.protocols.Tracker.add_tag`."""
         self.sync.add_tag(key, name, value)
 
-    async def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[str]:
+    async def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[Key]:
         """As :meth:`ranch_core.protocols.Tracker.keys_with_tag`."""
         return self.sync.keys_with_tag(name, value)
 
-    async def metadata(self, key: str, now: Optional[float] = None) -> LRUKeyMetadata:
+    async def metadata(self, key: Key, now: Optional[float] = None) -> LRUKeyMetadata:
         """As :meth:`ranch_core.protocols.Tracker.metadata`."""
         return self.sync.metadata(key, now)
 

@@ -27,6 +27,7 @@ import heapq
 import math
 from typing import Callable, List, Optional, Tuple
 
+from ranch_core.keys import Key, key_order
 from ranch_core.models import RateLimit
 
 #: Why a key is parked (``None``: it is not).
@@ -208,35 +209,36 @@ def room(controls: KeyControls, defaults: Defaults, waiting: int, now: float) ->
 
 
 class ParkingLot:
-    """Keys parked by their rate, earliest eligible first: ``(eligible_at,
-    key, version)`` in a heap. An entry whose key has moved on (its version
-    changed) is a tombstone, dropped when it reaches the top."""
+    """Keys parked by their rate, earliest eligible first (then by key, as in
+    Redis): ``(eligible_at, key order, version, key)`` in a heap. An entry
+    whose key has moved on (its version changed) is a tombstone, dropped
+    when it reaches the top."""
 
     __slots__ = ("_heap",)
 
     def __init__(self) -> None:
-        self._heap: List[Tuple[float, str, int]] = []
+        self._heap: List[Tuple[float, Tuple[str, str], int, Key]] = []
 
     def __len__(self) -> int:
         return len(self._heap)
 
-    def park(self, eligible_at: float, key: str, version: int) -> None:
+    def park(self, eligible_at: float, key: Key, version: int) -> None:
         """``key`` (at ``version``) becomes eligible at ``eligible_at``."""
-        heapq.heappush(self._heap, (eligible_at, key, version))
+        heapq.heappush(self._heap, (eligible_at, key_order(key), version, key))
 
-    def earliest(self, live: Callable[[str, int], bool]) -> Optional[float]:
+    def earliest(self, live: Callable[[Key, int], bool]) -> Optional[float]:
         """The earliest time a live entry becomes eligible (tombstones on top are dropped)."""
         heap = self._heap
-        while heap and not live(heap[0][1], heap[0][2]):
+        while heap and not live(heap[0][3], heap[0][2]):
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
-    def due(self, now: float, limit: int, live: Callable[[str, int], bool]) -> List[str]:
+    def due(self, now: float, limit: int, live: Callable[[Key, int], bool]) -> List[Key]:
         """Take up to ``limit`` live keys whose time is ``<= now``, earliest first."""
-        keys: List[str] = []
+        keys: List[Key] = []
         heap = self._heap
         while heap and heap[0][0] <= now and len(keys) < limit:
-            _, key, version = heapq.heappop(heap)
+            _, _, version, key = heapq.heappop(heap)
             if live(key, version):
                 keys.append(key)
         return keys

@@ -1,8 +1,10 @@
 """In-memory storage: one process, thread-safe, O(log K) selection.
 
-The reference implementation of :class:`~ranch_core.protocols.Storage`. Active
-keys sit in a binary heap ordered by
-:func:`~ranch_core.algorithm.selection_order`; each key's tasks in a deque.
+The reference implementation of :class:`~ranch_core.protocols.Storage`. Groups
+with a ready member sit in a binary heap ordered by
+:func:`~ranch_core.algorithm.selection_order`, and each group's ready members
+in a heap of the group's (:class:`~ranch_core.backends.records.GroupState`;
+a string key is its group's one member); each key's tasks in a deque.
 Waiting tasks that expire are also in an :class:`~ranch_core.backends.expiry.ExpiryIndex`
 of the storage and one of their key, so that counts leave out due tasks and
 :meth:`InMemoryStorage.expire` finds them without a scan.
@@ -29,10 +31,11 @@ from ranch_core.backends import controls
 from ranch_core.backends.delayed import DelayedCalls, delayed_until
 from ranch_core.backends.expiry import ExpiryIndex
 from ranch_core.backends.parking import KeyControlSteps
-from ranch_core.backends.records import KeyState, Record
+from ranch_core.backends.records import GroupState, HeapEntry, KeyState, Record
 from ranch_core.backends.tokens import TokenBook
 from ranch_core.backends.waiters import Waiters, Wake
 from ranch_core.errors import BacklogFull, DuplicateTask
+from ranch_core.keys import Key, group_of, is_pair, key_order, member_of
 from ranch_core.models import (
     Finished,
     LRUKeyMetadata,
@@ -45,8 +48,6 @@ from ranch_core.models import (
 )
 from ranch_core.protocols import EXPIRED_BATCH, FANOUT, MAX_BATCH, RECLAIM_BATCH, UNPARK_BATCH
 from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
-
-_HeapEntry = Tuple[float, int, str, int]
 
 
 class InMemoryStorage(KeyControlSteps, Waiters):
@@ -63,14 +64,16 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         self._ready = threading.Condition(self._lock)
         self._sleepers = 0
         self._wakes: Deque[Wake] = deque()
-        self._keys: Dict[str, KeyState] = {}
-        self._heap: List[_HeapEntry] = []
+        self._keys: Dict[Key, KeyState] = {}
+        self._groups: Dict[str, GroupState] = {}
+        #: The groups with a ready member, by the group's pass.
+        self._heap: List[HeapEntry] = []
         self._virtual_time = 0.0
         self._serve_seq = algorithm.NEVER_SERVED
         self._leases: Dict[str, Tuple[float, Record]] = {}
         self._lease_heap: List[Tuple[float, str]] = []
-        self._waiting_ids: Dict[str, str] = {}
-        self._tag_index: Dict[str, Dict[str, str]] = {}
+        self._waiting_ids: Dict[str, Key] = {}
+        self._tag_index: Dict[str, Dict[Key, str]] = {}
         self._expiring = ExpiryIndex()
         self._waiting = 0
         self._active = 0
@@ -86,35 +89,60 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         #: The latest time a step was given, for steps that take none (ack).
         self._clock = 0.0
         #: ``cost="runtime"``: lease task id -> (started, estimate charged,
-        #: weight charged at), and the moving average of every measured run.
-        self._charges: Dict[str, Tuple[float, float, float]] = {}
+        #: group weight and key weight charged at), and the moving average of
+        #: every measured run.
+        self._charges: Dict[str, Tuple[float, float, float, float]] = {}
         self._run_average: Optional[float] = None
 
     # -- helpers -----------------------------------------------------------
 
-    def _state(self, key: str) -> KeyState:
+    def _state(self, key: Key) -> KeyState:
         state = self._keys.get(key)
         if state is None:
-            state = self._keys[key] = KeyState()
+            name = group_of(key)
+            group = self._groups.get(name)
+            if group is None:
+                group = self._groups[name] = GroupState(name)
+            state = self._keys[key] = group.members[member_of(key)] = KeyState(key, group)
         return state
 
-    def _enqueue_heap(self, key: str, state: KeyState) -> None:
+    def _enqueue_heap(self, key: Key, state: KeyState) -> None:
+        """The ready key's pass changed: re-place it in its group, and the group."""
         state.version += 1
-        heapq.heappush(self._heap, (*algorithm.selection_order(state.pass_, state.seq, key), state.version))
+        group = state.group
+        heapq.heappush(
+            group.heap, (*algorithm.selection_order(state.pass_, state.seq, state.member), state.version)
+        )
+        self._enqueue_group(group)
 
-    def _deactivate(self, key: str, state: KeyState) -> None:
+    def _deactivate(self, key: Key, state: KeyState) -> None:
         """The key's last waiting call left: out of the heap and the parking lot."""
         state.active = False
         self._active -= 1
         self._settle(key, state, self._clock)
 
-    def _top(self) -> Optional[Tuple[str, KeyState]]:
-        while self._heap:
-            *_, key, version = self._heap[0]
-            state = self._keys[key]
-            if state.ready and state.version == version:
-                return key, state
-            heapq.heappop(self._heap)
+    def _enqueue_group(self, group: GroupState) -> None:
+        """The ready group's pass changed: re-place it."""
+        group.version += 1
+        heapq.heappush(
+            self._heap, (*algorithm.selection_order(group.pass_, group.seq, group.name), group.version)
+        )
+
+    def _top(self) -> Optional[KeyState]:
+        """The fair choice: the first member of the first group (tombstones dropped)."""
+        heap = self._heap
+        while heap:
+            *_, name, version = heap[0]
+            group = self._groups[name]
+            if group.ready and group.version == version:
+                members = group.heap
+                while True:
+                    *_, member, member_version = members[0]
+                    state = group.members[member]
+                    if state.ready and state.version == member_version:
+                        return state
+                    heapq.heappop(members)
+            heapq.heappop(heap)
         return None
 
     def _decode(self, record: Record) -> ScheduledTask:
@@ -229,7 +257,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
                     )
             state = self._state(key)
             if weight is not None:
-                state.weight = weight
+                self._weigh(state, weight)
             for name, value in (tags or {}).items():
                 self._tag(key, state, name, value)
             if due is not None:
@@ -320,14 +348,14 @@ class InMemoryStorage(KeyControlSteps, Waiters):
             self._promote_due(now, UNPARK_BATCH)
         expired: List[ScheduledTask] = []
         while True:
-            top = self._top()
-            if top is None:
+            state = self._top()
+            if state is None:
                 return PopResult(None, tuple(expired), tuple(reclaimed), retry_at=self._retry_at())
-            key, state = top
+            key, group = state.key, state.group
             plain = state.controls.plain and self._defaults.plain
             if not plain and controls.blocked(state.controls, self._defaults, now)[0] is not None:
                 # A default changed since the key was placed: park it now, once.
-                heapq.heappop(self._heap)
+                heapq.heappop(group.heap)
                 self._leave_heap(key, state, now)
                 continue
             record = state.tasks.popleft()
@@ -336,24 +364,27 @@ class InMemoryStorage(KeyControlSteps, Waiters):
                 self._expired_total += 1
                 expired.append(self._decode(record))
                 if not state.tasks:
-                    heapq.heappop(self._heap)
+                    heapq.heappop(group.heap)
                     self._deactivate(key, state)
                 else:
                     self._settle(key, state, now)
                 if len(expired) >= EXPIRED_BATCH:
                     return PopResult(None, tuple(expired), tuple(reclaimed))
                 continue
-            self._virtual_time = state.pass_
-            if runtime is None:
-                state.pass_ = algorithm.charged_pass(state.pass_, state.weight)
-            else:
-                estimate = self._estimate(state, runtime)
-                state.pass_ = algorithm.charged_pass(state.pass_, estimate * state.weight)
-                self._charges[record.task_id] = (now, estimate, state.weight)
+            # Serve the group among the groups, then the key among its group's members.
+            self._virtual_time = group.pass_
+            group.virtual_time = state.pass_
+            cost = 1.0
+            if runtime is not None:
+                cost = self._estimate(state, runtime)
+                self._charges[record.task_id] = (now, cost, group.weight, state.weight)
+            group.pass_ = algorithm.charged_pass(group.pass_, cost * group.weight)
+            state.pass_ = algorithm.charged_pass(state.pass_, cost * state.weight)
             self._serve_seq += 1
-            state.seq = self._serve_seq
-            state.last_served = now
+            state.seq = group.seq = self._serve_seq
+            state.last_served = group.last_served = now
             state.served_total += 1
+            group.served_total += 1
             self._served_total += 1
             if plain:
                 state.controls.running += 1
@@ -364,17 +395,24 @@ class InMemoryStorage(KeyControlSteps, Waiters):
             self._leases[record.task_id] = (deadline, record)
             heapq.heappush(self._lease_heap, (deadline, record.task_id))
             if state.tasks and (plain or controls.blocked(state.controls, self._defaults, now)[0] is None):
-                # The served key is the heap's top: re-sift it in one step.
+                # The served key is its group's top: re-sift it in one step.
                 state.version += 1
-                entry = (*algorithm.selection_order(state.pass_, state.seq, key), state.version)
-                heapq.heapreplace(self._heap, entry)
+                entry = (*algorithm.selection_order(state.pass_, state.seq, state.member), state.version)
+                heapq.heapreplace(group.heap, entry)
                 self._settle(key, state, now)
             else:
-                heapq.heappop(self._heap)
+                heapq.heappop(group.heap)
                 if not state.tasks:
                     state.active = False
                     self._active -= 1
                 self._leave_heap(key, state, now)  # parked at its cap or by its rate, or idle
+            # The served group is the heap's top: re-sift it, or drop it with its last ready member.
+            if group.ready:
+                group.version += 1
+                entry = (*algorithm.selection_order(group.pass_, group.seq, group.name), group.version)
+                heapq.heapreplace(self._heap, entry)
+            else:
+                heapq.heappop(self._heap)
             return PopResult(self._decode(record), tuple(expired), tuple(reclaimed))
 
     def _estimate(self, state: KeyState, runtime: RuntimeCost) -> float:
@@ -390,17 +428,21 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         charge = self._charges.pop(record.task_id, None)
         if charge is None:
             return
-        started, estimate, weight = charge
+        started, estimate, group_weight, weight = charge
         seconds = algorithm.runtime(now - started if cost is None else cost)
         state = self._keys[record.key]
+        group = state.group
+        group.pass_ = algorithm.corrected_pass(group.pass_, estimate, seconds, group_weight)
         state.pass_ = algorithm.corrected_pass(state.pass_, estimate, seconds, weight)
         if state.ready:
             self._enqueue_heap(record.key, state)
+        elif group.ready:
+            self._enqueue_group(group)
         if learn:
             state.run_estimate = algorithm.smoothed(state.run_estimate, seconds)
             self._run_average = algorithm.smoothed(self._run_average, seconds)
 
-    def run_estimate(self, key: str) -> Optional[float]:
+    def run_estimate(self, key: Key) -> Optional[float]:
         with self._lock:
             state = self._keys.get(key)
             return None if state is None else state.run_estimate
@@ -529,7 +571,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         with self._lock:
             return self._reclaim(now, None)
 
-    def remove(self, key: str, task_id: str) -> bool:
+    def remove(self, key: Key, task_id: str) -> bool:
         with self._lock:
             entry = self._delayed.records.get(task_id)
             if entry is not None and entry[1].key == key:
@@ -540,7 +582,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
             self._take_out(key, task_id)
             return True
 
-    def _take_out(self, key: str, task_id: str) -> Record:
+    def _take_out(self, key: Key, task_id: str) -> Record:
         """Delete a waiting record of ``key`` (lock held; it is there)."""
         state = self._keys[key]
         # Scan from the tail: a failed publish removes the task it just pushed.
@@ -575,12 +617,18 @@ class InMemoryStorage(KeyControlSteps, Waiters):
                 dropped.append(self._decode(record))
             return dropped
 
-    def charge(self, key: str, extra: float) -> None:
+    def charge(self, key: Key, extra: float) -> None:
         with self._lock:
             state = self._state(key)
-            state.pass_ += extra
-            if state.ready:
-                self._enqueue_heap(key, state)
+            if is_pair(key):
+                state.pass_ += extra
+                if state.ready:
+                    self._enqueue_heap(key, state)
+            else:  # a string key's pass is its group's
+                group = state.group
+                group.pass_ += extra
+                if group.ready:
+                    self._enqueue_group(group)
 
     def waiting(self, now: Optional[float] = None) -> int:
         with self._lock:
@@ -588,11 +636,19 @@ class InMemoryStorage(KeyControlSteps, Waiters):
 
     # -- Tracker -----------------------------------------------------------
 
-    def set_weight(self, key: str, weight: float) -> None:
+    def set_weight(self, key: Key, weight: float) -> None:
         with self._lock:
-            self._state(key).weight = weight
+            self._weigh(self._state(key), weight)
 
-    def set_custom_data(self, key: str, name: str, value: Any) -> None:
+    @staticmethod
+    def _weigh(state: KeyState, weight: float) -> None:
+        """Weight a pair within its group, a string key's group among the groups."""
+        if is_pair(state.key):
+            state.weight = weight
+        else:
+            state.group.weight = weight
+
+    def set_custom_data(self, key: Key, name: str, value: Any) -> None:
         # Same rule as a shared storage: custom data must survive JSON.
         try:
             value = json.loads(json.dumps(value, allow_nan=False))
@@ -601,40 +657,44 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         with self._lock:
             self._state(key).custom_data[name] = value
 
-    def _tag(self, key: str, state: KeyState, name: str, value: str) -> None:
+    def _tag(self, key: Key, state: KeyState, name: str, value: str) -> None:
         state.tags[name] = value
         self._tag_index.setdefault(name, {})[key] = value
 
-    def add_tag(self, key: str, name: str, value: str) -> None:
+    def add_tag(self, key: Key, name: str, value: str) -> None:
         with self._lock:
             self._tag(key, self._state(key), name, value)
 
-    def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[str]:
+    def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[Key]:
         with self._lock:
             tagged = self._tag_index.get(name, {})
-            return sorted(k for k, v in tagged.items() if value is None or v == value)
+            return sorted((k for k, v in tagged.items() if value is None or v == value), key=key_order)
 
-    def metadata(self, key: str, now: Optional[float] = None) -> LRUKeyMetadata:
+    def metadata(self, key: Key, now: Optional[float] = None) -> LRUKeyMetadata:
         with self._lock:
             state = self._keys.get(key)
             if state is None:
                 return self._unseen(key)
-            due = 0 if now is None else state.expiring.count_due(now)
+            group = state.group
+            # A string key's counts, served and weight are its whole group's.
+            covered = [state] if is_pair(key) else list(group.members.values())
+            top = state if is_pair(key) else group
+            due = 0 if now is None else sum(s.expiring.count_due(now) for s in covered)
             rate = controls.rate_of(state.controls, self._defaults)
             return LRUKeyMetadata(
                 key=key,
-                weight=state.weight,
-                last_served=state.last_served,
-                pending_tasks=len(state.tasks) - due,
-                served_total=state.served_total,
+                weight=top.weight,
+                last_served=top.last_served,
+                pending_tasks=sum(len(s.tasks) for s in covered) - due,
+                served_total=top.served_total,
                 tags=dict(state.tags),
                 custom_data=dict(state.custom_data),
                 concurrency_limit=controls.limit_of(state.controls, self._defaults),
-                running=state.controls.running,
+                running=sum(s.controls.running for s in covered),
                 rate_limit=None if rate is None else rate.text,
                 paused=state.controls.paused,
                 max_backlog=state.controls.max_backlog,
-                delayed_tasks=len(state.delayed),
+                delayed_tasks=sum(len(s.delayed) for s in covered),
                 run_estimate=state.run_estimate,
             )
 

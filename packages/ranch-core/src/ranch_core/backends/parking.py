@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import heapq
 import threading
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional
 
 from ranch_core import algorithm
 from ranch_core.backends import controls
 from ranch_core.backends.delayed import DelayedCalls
-from ranch_core.backends.records import KeyState, Record
+from ranch_core.backends.records import HeapEntry, KeyState, Record
 from ranch_core.backends.tokens import TokenBook
+from ranch_core.keys import Key
 from ranch_core.models import LRUKeyMetadata, ScheduledTask, WakeupPolicy
 from ranch_core.protocols import FANOUT
 
@@ -40,8 +41,8 @@ class KeyControlSteps:
 
     # Provided by InMemoryStorage.
     _lock: threading.RLock
-    _keys: Dict[str, KeyState]
-    _heap: List[Tuple[float, int, str, int]]
+    _keys: Dict[Key, KeyState]
+    _heap: List[HeapEntry]
     _virtual_time: float
     _runnable: int
     _clock: float
@@ -51,19 +52,19 @@ class KeyControlSteps:
     _tokens: TokenBook
     _sleepers: int
     _wakes: Deque[Wake]
-    _waiting_ids: Dict[str, str]
+    _waiting_ids: Dict[str, Key]
 
     if TYPE_CHECKING:
 
-        def _state(self, key: str) -> KeyState: ...
+        def _state(self, key: Key) -> KeyState: ...
 
         def _signal(self, n: Optional[int]) -> None: ...
 
         def _decode(self, record: Record) -> ScheduledTask: ...
 
-        def _take_out(self, key: str, task_id: str) -> Record: ...
+        def _take_out(self, key: Key, task_id: str) -> Record: ...
 
-        def _deactivate(self, key: str, state: KeyState) -> None: ...
+        def _deactivate(self, key: Key, state: KeyState) -> None: ...
 
         def _unindex(self, record: Record, state: KeyState) -> None: ...
 
@@ -71,7 +72,7 @@ class KeyControlSteps:
 
     # -- placing a key -----------------------------------------------------
 
-    def _settle(self, key: str, state: KeyState, now: float) -> int:
+    def _settle(self, key: Key, state: KeyState, now: float) -> int:
         """Put ``key`` where its controls say at ``now`` (the heap, or parked)
         and recount its runnable calls; returns how many it gained."""
         c = state.controls
@@ -79,13 +80,21 @@ class KeyControlSteps:
         reason, eligible_at = controls.OPEN if plain else controls.blocked(c, self._defaults, now)
         if state.active and reason is None:
             if not state.ready:
-                # It turns active or comes back: it joins the current round, no earlier.
+                # It turns active or comes back: it joins the current round of
+                # its group, no earlier, and the group the current round of groups.
                 c.scheduled = False
                 state.ready = True
-                state.pass_ = algorithm.activation_pass(state.pass_, self._virtual_time)
+                group = state.group
+                state.pass_ = algorithm.activation_pass(state.pass_, group.virtual_time)
                 state.version += 1
-                entry = (*algorithm.selection_order(state.pass_, state.seq, key), state.version)
-                heapq.heappush(self._heap, entry)
+                entry = (*algorithm.selection_order(state.pass_, state.seq, state.member), state.version)
+                heapq.heappush(group.heap, entry)
+                group.ready += 1
+                if group.ready == 1:
+                    group.pass_ = algorithm.activation_pass(group.pass_, self._virtual_time)
+                    group.version += 1
+                    entry = (*algorithm.selection_order(group.pass_, group.seq, group.name), group.version)
+                    heapq.heappush(self._heap, entry)
         elif state.active and reason == controls.RATE:
             assert eligible_at is not None
             if state.ready or not c.scheduled or c.eligible_at != eligible_at:
@@ -113,18 +122,28 @@ class KeyControlSteps:
 
     @staticmethod
     def _invalidate(state: KeyState) -> None:
-        """Out of the heap and the parking lot: their entries become tombstones."""
+        """Out of the heaps and the parking lot: their entries become tombstones."""
+        if state.ready:
+            KeyControlSteps._unready(state)
         state.version += 1
-        state.ready = False
         state.controls.scheduled = False
 
-    def _leave_heap(self, key: str, state: KeyState, now: float) -> None:
-        """The key's entry was just popped off the heap's top: park or idle it."""
+    @staticmethod
+    def _unready(state: KeyState) -> None:
+        """The key leaves its group's heap, and the group the storage's with its last ready member."""
         state.ready = False
         state.version += 1
+        group = state.group
+        group.ready -= 1
+        if not group.ready:
+            group.version += 1
+
+    def _leave_heap(self, key: Key, state: KeyState, now: float) -> None:
+        """The key's entry was just popped off its group's heap: park or idle it."""
+        self._unready(state)
         self._settle(key, state, now)
 
-    def _live(self, key: str, version: int) -> bool:
+    def _live(self, key: Key, version: int) -> bool:
         state = self._keys[key]
         return state.controls.scheduled and state.version == version
 
@@ -149,7 +168,7 @@ class KeyControlSteps:
 
     def set_control(
         self,
-        key: Optional[str],
+        key: Optional[Key],
         name: str,
         value: Any,
         now: float,
@@ -174,7 +193,7 @@ class KeyControlSteps:
                 return []
             return self._tokens.mint(now, wakeups, FANOUT, self._runnable)
 
-    def purge_key(self, key: str, limit: int) -> List[ScheduledTask]:
+    def purge_key(self, key: Key, limit: int) -> List[ScheduledTask]:
         """See :meth:`ranch_core.protocols.Controls.purge_key`."""
         with self._lock:
             state = self._keys.get(key)
@@ -206,7 +225,7 @@ class KeyControlSteps:
                 return None
             return self._decode(self._take_out(key, task_id))
 
-    def _unseen(self, key: str) -> LRUKeyMetadata:
+    def _unseen(self, key: Key) -> LRUKeyMetadata:
         """Metadata of a key never seen: the defaults in force."""
         rate = self._defaults.rate
         return LRUKeyMetadata(

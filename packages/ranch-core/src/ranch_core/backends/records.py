@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Deque, Dict, Optional
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 from ranch_core import algorithm
 from ranch_core.backends.controls import KeyControls
 from ranch_core.backends.expiry import ExpiryIndex
+from ranch_core.keys import Key, member_of
+
+#: A selection heap's entry: ``selection_order`` of a group (or a member,
+#: by its member name), then the version it was pushed with.
+HeapEntry = Tuple[float, int, str, int]
 
 
 class Record:
@@ -16,7 +21,7 @@ class Record:
     __slots__ = ("data", "enqueued_at", "expires_at", "key", "task_id")
 
     def __init__(
-        self, task_id: str, key: str, data: Any, enqueued_at: float, expires_at: Optional[float]
+        self, task_id: str, key: Key, data: Any, enqueued_at: float, expires_at: Optional[float]
     ) -> None:
         self.task_id = task_id
         self.key = key
@@ -25,8 +30,51 @@ class Record:
         self.expires_at = expires_at
 
 
+class GroupState:
+    """The fairness state of one group (:mod:`ranch_core.keys`): its pass
+    among the groups, and its ready members in a heap of their own.
+
+    A string key is its group's own member, so in a key space of strings
+    every group has one member and the group's pass is the key's pass.
+    """
+
+    __slots__ = (
+        "heap",
+        "last_served",
+        "members",
+        "name",
+        "pass_",
+        "ready",
+        "seq",
+        "served_total",
+        "version",
+        "virtual_time",
+        "weight",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.weight = algorithm.DEFAULT_WEIGHT
+        self.pass_ = 0.0
+        self.seq = algorithm.NEVER_SERVED
+        self.last_served: Optional[float] = None
+        self.served_total = 0
+        #: The members' virtual time: the pass the last member served had.
+        self.virtual_time = 0.0
+        #: Members that are ready (in ``heap``); the group is in the
+        #: storage's heap while there is one.
+        self.ready = 0
+        self.heap: List[HeapEntry] = []
+        self.members: Dict[str, KeyState] = {}
+        #: As :attr:`KeyState.version`, for the group's entries in the storage's heap.
+        self.version = 0
+
+
 class KeyState:
-    """What the in-memory storage keeps of one key: fairness state, tracker data, controls, its tasks."""
+    """What the in-memory storage keeps of one key: fairness state, tracker data, controls, its tasks.
+
+    ``pass_``, ``seq`` and ``weight`` are the key's place among its group's
+    members; a string key's weight is its group's (:class:`GroupState`)."""
 
     __slots__ = (
         "active",
@@ -34,7 +82,10 @@ class KeyState:
         "custom_data",
         "delayed",
         "expiring",
+        "group",
+        "key",
         "last_served",
+        "member",
         "pass_",
         "ready",
         "run_estimate",
@@ -46,7 +97,10 @@ class KeyState:
         "weight",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, key: Key, group: GroupState) -> None:
+        self.key = key
+        self.group = group
+        self.member = member_of(key)
         self.weight = algorithm.DEFAULT_WEIGHT
         self.pass_ = 0.0
         self.seq = algorithm.NEVER_SERVED

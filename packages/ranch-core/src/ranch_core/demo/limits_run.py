@@ -16,6 +16,7 @@ from typing import List, Optional, Tuple
 from ranch_core.demo.execution import Execution, perform
 from ranch_core.demo.limits_stats import LIMITS_MODES, LimitsRun
 from ranch_core.demo.limits_workload import LimitsWorkload
+from ranch_core.keys import one_level
 from ranch_core.scheduler import FairScheduler
 
 #: Seconds a run may take beyond its work before it is given up.
@@ -62,7 +63,7 @@ def run_limits(workload: LimitsWorkload, mode: str, *, workers: int = 8) -> Limi
                 continue
             payload = task.payload
             record = perform(
-                task.key,
+                one_level(task.key),
                 payload["index"],
                 payload["submitted_at"],
                 workload.work_seconds,

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import attrs
 
+from ranch_core.keys import one_level
 from ranch_core.scheduler import FairScheduler
 
 #: The three runs, in the order the report shows them.
@@ -129,7 +130,7 @@ def _fair(cost: str) -> Tuple[Take, Callable[[str], int], Callable[[str], None]]
         task = scheduler.pop(timeout=TAKE_TIMEOUT)
         if task is None:
             return None
-        return task.key, lambda: scheduler.ack(task.task_id)  # run time measured by the storage
+        return one_level(task.key), lambda: scheduler.ack(task.task_id)  # run time measured by the storage
 
     def refill(key: str) -> None:
         scheduler.push_many(key, [None] * REFILL)

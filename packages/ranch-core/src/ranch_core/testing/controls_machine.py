@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from ranch_core.errors import BacklogFull
+from ranch_core.keys import one_level
 from ranch_core.models import ScheduledTask
 from ranch_core.protocols import Storage
 from ranch_core.scheduler import FairScheduler
@@ -128,7 +129,7 @@ def build_controls_machine(make_storage: Callable[[], Storage]) -> Type[RuleBase
             if task.task_id in self.dead:  # put back by this pop, and dropped at once
                 self.gone.add(task.task_id)
                 return
-            assert self.waiting[task.key].pop(task.task_id, "gone") != "gone", "expired twice"
+            assert self.waiting[one_level(task.key)].pop(task.task_id, "gone") != "gone", "expired twice"
 
         def _on_reclaimed(self, task: ScheduledTask) -> None:
             assert self.running.pop(task.task_id) == task.key
@@ -207,7 +208,7 @@ def build_controls_machine(make_storage: Callable[[], Storage]) -> Type[RuleBase
                         f"pop returned nothing while {key!r} may start one of {live}"
                     )
                 return
-            key = task.key
+            key = one_level(task.key)
             assert task.task_id in self.waiting[key], f"popped {task.task_id}, not waiting"
             assert not self.paused[key], f"popped {task.task_id} of paused key {key!r}"
             limit = self.limit[key]

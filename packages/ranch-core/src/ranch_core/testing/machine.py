@@ -293,7 +293,7 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
         def track(self, key: str, op: str, weight: float, cost: Any, tag: Tuple[str, str]) -> None:
             if op == "weight":
                 self.scheduler.set_weight(key, weight)
-                self.model.key(key).weight = weight
+                self.model.set_weight(key, weight)
             elif op == "cost":
                 # An invalid weight-function result must fall back to the stored weight.
                 self.scheduler.set_custom_data(key, "cost", cost)

@@ -2,6 +2,10 @@
 
 It scans every key to select (O(K)) and keeps plain lists. Storage
 implementations must behave exactly like it, step for step.
+
+Two-level keys (:mod:`ranch_core.keys`): it selects the group with the
+smallest pass among the groups with a waiting call, then that group's member
+with the smallest pass; a dispatch charges both, each at its own weight.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import attrs
 
 from ranch_core import algorithm
+from ranch_core.keys import Key, group_of, is_pair, key_order, member_of
 from ranch_core.models import LRUKeyMetadata, RuntimeCost, ScheduledTask, SystemStatus
 from ranch_core.protocols import LOST_AFTER, MAX_BACKOFF, RECLAIM_BATCH, UNPARK_BATCH
 
@@ -31,10 +36,22 @@ class ModelKey:
 
 
 @attrs.define
+class ModelGroup:
+    weight: float = algorithm.DEFAULT_WEIGHT
+    pass_: float = 0.0
+    seq: int = algorithm.NEVER_SERVED
+    last_served: Optional[float] = None
+    served_total: int = 0
+    #: The members' virtual time.
+    virtual_time: float = 0.0
+
+
+@attrs.define
 class ReferenceModel:
     """The reference behaviour of :class:`~ranch_core.protocols.Storage`."""
 
-    keys: Dict[str, ModelKey] = attrs.field(factory=dict)
+    keys: Dict[Key, ModelKey] = attrs.field(factory=dict)
+    groups: Dict[str, ModelGroup] = attrs.field(factory=dict)
     virtual_time: float = 0.0
     serve_seq: int = algorithm.NEVER_SERVED
     leases: Dict[str, Tuple[float, ScheduledTask]] = attrs.field(factory=dict)
@@ -54,13 +71,35 @@ class ReferenceModel:
     count_running: bool = False
     #: Delayed calls not yet due: task id -> (due time, the task as it will pop).
     delayed: Dict[str, Tuple[float, ScheduledTask]] = attrs.field(factory=dict)
-    #: ``cost="runtime"``: lease task id -> (started, estimate, weight) as
-    #: charged at the pop, and the moving average of every measured run.
-    charges: Dict[str, Tuple[float, float, float]] = attrs.field(factory=dict)
+    #: ``cost="runtime"``: lease task id -> (started, estimate, group
+    #: weight, key weight) as charged at the pop, and the moving average of
+    #: every measured run.
+    charges: Dict[str, Tuple[float, float, float, float]] = attrs.field(factory=dict)
     run_average: Optional[float] = None
 
-    def key(self, key: str) -> ModelKey:
+    def key(self, key: Key) -> ModelKey:
+        self.group(group_of(key))
         return self.keys.setdefault(key, ModelKey())
+
+    def group(self, name: str) -> ModelGroup:
+        return self.groups.setdefault(name, ModelGroup())
+
+    def members(self, name: str) -> List[Tuple[Key, ModelKey]]:
+        return [(k, s) for k, s in self.keys.items() if group_of(k) == name]
+
+    def _group_active(self, name: str) -> bool:
+        return any(s.tasks for _, s in self.members(name))
+
+    def set_weight(self, key: Key, weight: float) -> None:
+        """A pair's weight is within its group; a string key's is its group's."""
+        if is_pair(key):
+            self.key(key).weight = weight
+        else:
+            self.key(key)
+            self.group(group_of(key)).weight = weight
+
+    def weight_of(self, key: Key) -> float:
+        return self.key(key).weight if is_pair(key) else self.group(group_of(key)).weight
 
     def live_ids(self) -> List[str]:
         waiting = [t.task_id for k in self.keys.values() for t in k.tasks]
@@ -68,8 +107,11 @@ class ReferenceModel:
 
     def _add(self, task: ScheduledTask, *, head: bool) -> None:
         state = self.key(task.key)
+        group = self.group(group_of(task.key))
+        if not self._group_active(group_of(task.key)):
+            group.pass_ = algorithm.activation_pass(group.pass_, self.virtual_time)
         if not state.tasks:
-            state.pass_ = algorithm.activation_pass(state.pass_, self.virtual_time)
+            state.pass_ = algorithm.activation_pass(state.pass_, group.virtual_time)
         if head:
             state.tasks.insert(0, task)
         else:
@@ -81,7 +123,7 @@ class ReferenceModel:
         if task.task_id in self.live_ids():
             raise ValueError("duplicate task id")
         if weight is not None:
-            self.key(task.key).weight = weight
+            self.set_weight(task.key, weight)
         self.key(task.key).tags.update(tags or {})
         if task.not_before is not None and task.not_before > task.enqueued_at:
             due = task.not_before
@@ -127,29 +169,40 @@ class ReferenceModel:
         self.promote(now)
         expired: List[ScheduledTask] = []
         while True:
-            active = [
-                (algorithm.selection_order(s.pass_, s.seq, k), k) for k, s in self.keys.items() if s.tasks
+            groups = [
+                (algorithm.selection_order(g.pass_, g.seq, name), name)
+                for name, g in self.groups.items()
+                if self._group_active(name)
             ]
-            if not active:
+            if not groups:
                 return None, expired, reclaimed
-            key = min(active)[1]
+            name = min(groups)[1]
+            group = self.groups[name]
+            members = [
+                (algorithm.selection_order(s.pass_, s.seq, member_of(k)), key_order(k), k)
+                for k, s in self.members(name)
+                if s.tasks
+            ]
+            key = min(members)[2]
             state = self.keys[key]
             task = state.tasks.pop(0)
             if task.expired(now):
                 self.expired_total += 1
                 expired.append(task)
                 continue
-            self.virtual_time = state.pass_
-            if runtime is None:
-                state.pass_ = algorithm.charged_pass(state.pass_, state.weight)
-            else:
-                estimate = self.estimate(key, runtime)
-                state.pass_ = algorithm.charged_pass(state.pass_, estimate * state.weight)
-                self.charges[task.task_id] = (now, estimate, state.weight)
+            self.virtual_time = group.pass_
+            group.virtual_time = state.pass_
+            cost = 1.0
+            if runtime is not None:
+                cost = self.estimate(key, runtime)
+                self.charges[task.task_id] = (now, cost, group.weight, state.weight)
+            group.pass_ = algorithm.charged_pass(group.pass_, cost * group.weight)
+            state.pass_ = algorithm.charged_pass(state.pass_, cost * state.weight)
             self.serve_seq += 1
-            state.seq = self.serve_seq
-            state.last_served = now
+            state.seq = group.seq = self.serve_seq
+            state.last_served = group.last_served = now
             state.served_total += 1
+            group.served_total += 1
             self.served_total += 1
             self.leases[task.task_id] = (now + lease_seconds, task)
             return task, expired, reclaimed
@@ -161,7 +214,7 @@ class ReferenceModel:
 
     # -- runtime cost (README, "Fair by time") -----------------------------
 
-    def estimate(self, key: str, runtime: RuntimeCost) -> float:
+    def estimate(self, key: Key, runtime: RuntimeCost) -> float:
         """Per unit of weight, what a dispatch of ``key`` is charged: its
         average, else the storage-wide one, else the first estimate."""
         own = self.key(key).run_estimate
@@ -176,9 +229,11 @@ class ReferenceModel:
         charge = self.charges.pop(task.task_id, None)
         if charge is None:
             return
-        started, estimate, weight = charge
+        started, estimate, group_weight, weight = charge
         seconds = algorithm.runtime(now - started if cost is None else cost)
         state = self.key(task.key)
+        group = self.group(group_of(task.key))
+        group.pass_ = algorithm.corrected_pass(group.pass_, estimate, seconds, group_weight)
         state.pass_ = algorithm.corrected_pass(state.pass_, estimate, seconds, weight)
         if learn:
             state.run_estimate = algorithm.smoothed(state.run_estimate, seconds)
@@ -290,7 +345,7 @@ class ReferenceModel:
         self.leases[task_id] = (deadline, self.leases[task_id][1])
         return True
 
-    def remove(self, key: str, task_id: str) -> bool:
+    def remove(self, key: Key, task_id: str) -> bool:
         if task_id in self.delayed and self.delayed[task_id][1].key == key:
             del self.delayed[task_id]
             return True
@@ -303,16 +358,22 @@ class ReferenceModel:
                 return True
         return False
 
-    def charge(self, key: str, extra: float) -> None:
-        self.key(key).pass_ += extra
+    def charge(self, key: Key, extra: float) -> None:
+        if is_pair(key):
+            self.key(key).pass_ += extra
+        else:  # a string key's pass is its group's
+            self.key(key)
+            self.group(group_of(key)).pass_ += extra
 
-    def apply_weight_function(self, key: str, cost: Any) -> None:
-        """What :class:`FairScheduler` does after a pop with a weight function."""
+    def apply_weight_function(self, key: Key, cost: Any) -> None:
+        """What :class:`FairScheduler` does after a pop with a weight function
+        (it weighs the served key's group)."""
         if isinstance(cost, bool) or not isinstance(cost, (int, float)):
             return
         if not math.isfinite(cost) or cost <= 0:
             return
-        weight = self.key(key).weight
+        key = group_of(key)
+        weight = self.weight_of(key)
         if float(cost) != weight:
             self.charge(key, float(cost) - weight)
 
@@ -323,26 +384,36 @@ class ReferenceModel:
     def waiting(self, now: Optional[float] = None) -> int:
         return sum(self._pending(s.tasks, now) for s in self.keys.values())
 
-    def metadata(self, key: str, now: Optional[float] = None) -> LRUKeyMetadata:
+    def metadata(self, key: Key, now: Optional[float] = None) -> LRUKeyMetadata:
+        """A pair's own; a string key's counts, served and weight are its whole group's."""
         state = self.keys.get(key)
         if state is None:
             return LRUKeyMetadata(key=key)
+        if is_pair(key):
+            covered: List[Key] = [key]
+            weight, last_served, served = state.weight, state.last_served, state.served_total
+        else:
+            group = self.groups[group_of(key)]
+            covered = [k for k, _ in self.members(group_of(key))]
+            weight, last_served, served = group.weight, group.last_served, group.served_total
+        running = sum(1 for _, t in self.leases.values() if t.key in covered) if self.count_running else 0
         return LRUKeyMetadata(
             key=key,
-            weight=state.weight,
-            last_served=state.last_served,
-            pending_tasks=self._pending(state.tasks, now),
-            served_total=state.served_total,
+            weight=weight,
+            last_served=last_served,
+            pending_tasks=sum(self._pending(self.keys[k].tasks, now) for k in covered),
+            served_total=served,
             tags=dict(state.tags),
             custom_data=dict(state.custom_data),
-            running=sum(1 for _, t in self.leases.values() if t.key == key) if self.count_running else 0,
-            delayed_tasks=sum(1 for _, t in self.delayed.values() if t.key == key),
+            running=running,
+            delayed_tasks=sum(1 for _, t in self.delayed.values() if t.key in covered),
             run_estimate=state.run_estimate,
         )
 
-    def keys_with_tag(self, name: str, value: Optional[str]) -> List[str]:
+    def keys_with_tag(self, name: str, value: Optional[str]) -> List[Key]:
         return sorted(
-            k for k, s in self.keys.items() if name in s.tags and (value is None or s.tags[name] == value)
+            (k for k, s in self.keys.items() if name in s.tags and (value is None or s.tags[name] == value)),
+            key=key_order,
         )
 
     def status(self, now: Optional[float] = None) -> SystemStatus:

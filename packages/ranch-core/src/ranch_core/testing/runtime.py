@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ranch_core import algorithm
+from ranch_core.keys import one_level
 from ranch_core.models import RuntimeCost, ScheduledTask
 from ranch_core.protocols import RuntimeCosts
 from ranch_core.scheduler import FairScheduler
@@ -61,12 +62,12 @@ class Slots:
         assert task == expected, f"popped {task}, the model says {expected}"
         if task is None:
             return None
-        self.pending[task.key] -= 1
-        run_time = run_time_of(task.key)
+        self.pending[one_level(task.key)] -= 1
+        run_time = run_time_of(one_level(task.key))
         estimate = self.model.charges[task.task_id][1]
-        self.dispatched.append((task.key, algorithm.runtime(run_time), estimate))
+        self.dispatched.append((one_level(task.key), algorithm.runtime(run_time), estimate))
         heapq.heappush(self.running, (self.clock.now + run_time, task.task_id, run_time, caller_measures))
-        return task.key
+        return one_level(task.key)
 
     def finish_next(self) -> None:
         """The call that ends first ends: the clock moves to its end."""
@@ -202,7 +203,7 @@ class RuntimeCostProperties(ConformanceBase):
                     clock.now += arg
                 elif op == "weight":
                     scheduler.set_weight(key, arg)
-                    model.key(key).weight = arg
+                    model.set_weight(key, arg)
                 elif leased:
                     task_id = leased[rnd.randrange(len(leased))]
                     if op == "ack":
