@@ -18,7 +18,7 @@ from ranch_core.testing.controls import ControlProperties
 from ranch_core.testing.delayed import DelayedProperties
 from ranch_core.testing.fairness import FairnessProperties
 from ranch_core.testing.lifecycle import LifecycleProperties
-from ranch_core.testing.machine import build_machine
+from ranch_core.testing.machine import KEYS, TWO_LEVEL_KEYS, build_machine
 from ranch_core.testing.runtime import RuntimeCostProperties
 from ranch_core.testing.waiting import WaitingProperties
 
@@ -45,5 +45,5 @@ class StorageConformance(
 
     def test_matches_reference_model(self) -> None:
         """Every operation, interleaved at random, does what the model does."""
-        machine = build_machine(self.make_storage)
+        machine = build_machine(self.make_storage, TWO_LEVEL_KEYS if self.two_level_keys else KEYS)
         run_state_machine_as_test(machine, settings=self.conformance_settings)
