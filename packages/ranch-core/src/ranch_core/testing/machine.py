@@ -345,7 +345,8 @@ def build_machine(
 
         @invariant()
         def same_metadata(self) -> None:
-            for key in keys:
+            groups = sorted({group_of(k) for k in keys} - set(keys))  # groups pushed only pairs
+            for key in [*keys, *groups]:
                 got = self._read(lambda: self.scheduler.metadata(key))  # noqa: B023 - called at once
                 assert got == self.model.metadata(key, self.now), key
 
