@@ -149,6 +149,9 @@ class LRUTaskMixin(KeyManagement):
     ) -> Any:
         """Store a call of this task under ``lru_key`` and announce it; return its ``AsyncResult``.
 
+        ``lru_key`` is a string or a ``(group, member)`` pair (README, "Two-level
+        keys"); the running call sees it as ``self.request.lru_key``, a pair as a tuple.
+
         ``priority_weight`` sets the key's weight (lower = served more often;
         0.5 = twice as often as 1.0) without charging the key. ``expiry`` is
         seconds after which a call that has not started is dropped and its

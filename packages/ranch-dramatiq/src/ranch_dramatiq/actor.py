@@ -97,6 +97,10 @@ class LRUActor(Actor[P, R], KeyManagement):
     ) -> Message[R]:
         """Queue ``actor(*args, **kwargs)`` fairly under ``lru_key``.
 
+        ``lru_key`` is a string or a ``(group, member)`` pair (README,
+        "Two-level keys"); the running call reads it with
+        :func:`ranch_dramatiq.current_key`, a pair as a tuple.
+
         ``priority_weight`` sets the key's weight (0.5 = served twice as
         often as 1.0); ``expiry`` is seconds after which the call is dropped
         instead of run; ``tags`` tag the key. Returns the call's message:
