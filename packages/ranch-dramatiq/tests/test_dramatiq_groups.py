@@ -220,11 +220,6 @@ def test_metadata_of_a_group_counts_its_members(stub: Any, run_worker: Any) -> N
     assert job.get_client_metadata(("B", "m1"))["served_total"] == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ranch_core (branch groups): metadata of a group that only pairs have used is the "
-    "unseen key's (0 pending); the memory storage and the reference model agree on it",
-)
 def test_metadata_of_a_group_known_only_through_its_members(stub: Any) -> None:
     job, _order = _recorder("grp_meta_members_only", "grp_meta_members_only")
     for member in ("m1", "m2"):
