@@ -28,10 +28,13 @@ Redis key               type    content
                                 key with waiting tasks that may run; parked
                                 keys are not ready): score = the group's
                                 pass, member = ``%016x(seq)`` + hex group
-``…m:<hex group>``      zset    the group's ready keys: score = the key's
-                                pass among the members, member =
-                                ``%016x(seq)`` + hex member (``''`` for the
-                                group's own string key)
+``…m:<hex group>``      zset    the group's ready keys while one of them is
+                                a pair (``gr`` > 0): score = the key's pass
+                                among the members, member = ``%016x(seq)``
+                                + hex member (``''`` for the group's own
+                                string key); absent while the group's only
+                                ready key is its own (it is ready iff the
+                                group is in ``…active``)
 ``…g:<hex group>``      set     hex members of the group's pairs that ever
                                 stored a call (the string key's metadata
                                 sums over them)
@@ -57,8 +60,9 @@ Redis key               type    content
                                 string key's: its group's; a pair's: its
                                 own among its group's members); a string
                                 key's also ``gv`` its group's virtual time,
-                                ``mp``/``ms`` its own pass and seq among the
-                                members (its member weight is 1), ``o``
+                                ``gr`` its group's ready pairs, ``mp``/``ms``
+                                its own pass and seq among the members (its
+                                member weight is 1), ``o``
                                 (charged: it exists); ``r`` calls leased now,
                                 ``t:<name>`` tags, ``d:<name>`` custom data;
                                 controls: ``cl`` concurrency limit,
@@ -111,10 +115,11 @@ A pair ``(group, member)`` is ``<hex group>:<hex member>`` wherever a key's
 hex is (key names, task bodies, indexes); hex has no ``:``, so it never
 collides with a string key. Two-level selection (ranch-core README,
 "Two-level keys"): pop takes the first group of ``active``, then the first
-key of its ``m:`` zset; a string key ``k`` is the own member (hex ``''``,
-first among ties) of group ``k``, and its hash ``k:<hex k>`` holds the
-group's state too, so a key space of strings keeps the one-level layout
-plus one ``m:`` zset per active key. In a tag index a pair's field is the
+key of its ``m:`` zset (the own string key when the group has no ready
+pair); a string key ``k`` is the own member (hex ``''``, first among ties)
+of group ``k``, and its hash ``k:<hex k>`` holds the group's state too, so
+a key space of strings keeps the one-level layout (no ``m:`` zset) and the
+same commands per step. In a tag index a pair's field is the
 byte ``0xff`` (never in UTF-8 text) then its hex key.
 """
 

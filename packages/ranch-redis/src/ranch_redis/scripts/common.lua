@@ -48,12 +48,12 @@ local function dkey(hk) return BASE .. 'd:' .. hk end  -- zset: the key's part o
 -- '<hex group>' for a string key (the group's own member, member hex '')
 -- or '<hex group>:<hex member>' for a pair (hex has no ':', so no pair
 -- shares a name with a string key). ACTIVE holds the groups with a ready
--- member; mkey(hg) the group's ready members (score = member pass, member
--- = %016x(member seq) .. hex member: ties by seq, then member, the own
--- member first). A group's state lives in its string key's hash kkey(hg):
--- p, s, w, l, n are the group's (pass, seq, weight, last served, served),
--- gv the members' virtual time, mp and ms the own member's pass and seq
--- (its weight is 1). A pair's hash holds its own p, s, w, l, n (its place
+-- member; mkey(hg) the group's ready members while one is a pair (score =
+-- member pass, member = %016x(member seq) .. hex member: ties by seq, then
+-- member, the own member first; see activate). A group's state lives in
+-- its string key's hash kkey(hg): p, s, w, l, n are the group's (pass,
+-- seq, weight, last served, served), gv the members' virtual time, gr its
+-- ready pairs, mp and ms the own member's pass and seq (its weight is 1). A pair's hash holds its own p, s, w, l, n (its place
 -- and weight among its group's members). gkey(hg): the group's pair
 -- members (hex member), for the string key's metadata.
 local function mkey(hg) return BASE .. 'm:' .. hg end
@@ -230,60 +230,101 @@ end
 
 -- A key that turns ready starts at max(own pass, its group's virtual time);
 -- a group whose first member turns ready at max(group pass, virtual time).
+-- The group's field gr counts its ready pairs: while it is 0 the group's
+-- ready member, if any, is its own string key, which then has no entry in
+-- mkey(hg) (it is ready iff the group is in ACTIVE): a key space of
+-- strings never writes a members zset. With a ready pair, mkey(hg) holds
+-- every ready member, the own one included.
 local function activate(hk, vt)
     local hg, hm = split(hk)
     local g = kkey(hg)
     local M = mkey(hg)
-    local gf = redis.call('HMGET', g, 'p', 's', 'gv', 'mp', 'ms')
+    local gf = redis.call('HMGET', g, 'p', 's', 'gv', 'mp', 'ms', 'gr')
     local gv = num(gf[3]) or 0
-    local mk, mpf, msf = g, member_fields(hm)
+    local gr = whole(gf[6]) or 0
+    local set, gset = {}, {}
     local mp, ms = gf[4], gf[5]
-    if hm ~= '' then
-        mk = kkey(hk)
-        local f = redis.call('HMGET', mk, 'p', 's')
+    if hm == '' then
+        set = gset
+    else
+        local f = redis.call('HMGET', kkey(hk), 'p', 's')
         mp, ms = f[1], f[2]
     end
+    local mpf, msf = member_fields(hm)
     local p = stored_pass(mp, gv)
     if gv > p then p = gv end
     local ps = fmt(p)
-    local set = {mpf, ps}
+    extend(set, {mpf, ps})
     if ms and not whole(ms) then extend(set, {msf, 0}) end
-    local before = redis.call('ZCARD', M)
-    if redis.call('ZADD', M, ps, member(ms, hm)) == 1 and before > 0 then extra_ready(1) end
-    if before == 0 then
+    local group_turns = false
+    if hm == '' then
+        if gr == 0 then
+            group_turns = true
+        elseif redis.call('ZADD', M, ps, member(ms, hm)) == 1 then
+            extra_ready(1)
+        end
+    elseif redis.call('ZADD', M, ps, member(ms, hm)) == 1 then
+        extend(gset, {'gr', gr + 1})
+        if gr > 0 then
+            extra_ready(1)
+        elseif redis.call('ZSCORE', ACTIVE, member(gf[2], hg)) then
+            -- The own member was the group's ready one: it joins the zset.
+            redis.call('ZADD', M, fmt(stored_pass(gf[4], gv)), member(gf[5], ''))
+            extra_ready(1)
+        else
+            group_turns = true
+        end
+    end
+    if group_turns then
         local gp = stored_pass(gf[1], vt)
         if vt > gp then gp = vt end
         local gps = fmt(gp)
-        local gset = set
-        if hm ~= '' then gset = {} end
         extend(gset, {'p', gps})
         if gf[2] and not whole(gf[2]) then extend(gset, {'s', 0}) end
-        if hm ~= '' then redis.call('HSET', g, unpack(gset)) end
         redis.call('ZADD', ACTIVE, gps, member(gf[2], hg))
     end
-    redis.call('HSET', mk, unpack(set))
+    if hm ~= '' then redis.call('HSET', kkey(hk), unpack(set)) end
+    if #gset > 0 then redis.call('HSET', g, unpack(gset)) end
     redis.call('SADD', KEYSET, hk)
+end
+
+-- A member left mkey(hg) (`pair`: a pair, with the group's fields `gf` =
+-- {s, gr, ms}): the group's count of ready pairs and xm follow; with its
+-- last ready pair gone the own member, if ready, leaves the zset again.
+-- Returns whether the group still has a ready member (it is not touched
+-- in ACTIVE).
+local function left_members(hg, pair, gf)
+    local gr = whole(gf[2]) or 0
+    if pair then
+        gr = math.max(gr - 1, 0)
+        redis.call('HSET', kkey(hg), 'gr', gr)
+    end
+    if gr > 0 then
+        extra_ready(-1)
+        return true
+    end
+    if pair and redis.call('ZREM', mkey(hg), member(gf[3], '')) == 1 then
+        extra_ready(-1)
+        return true
+    end
+    return not pair
 end
 
 -- The key leaves its group's ready members, and the group ACTIVE with its
 -- last ready member.
 local function unready(hk)
     local hg, hm = split(hk)
-    local M = mkey(hg)
-    local ms, gs
-    if hm == '' then
-        local f = redis.call('HMGET', kkey(hg), 'ms', 's')
-        ms, gs = f[1], f[2]
+    local gf = redis.call('HMGET', kkey(hg), 's', 'gr', 'ms')
+    local ready = true
+    if hm == '' and (whole(gf[2]) or 0) == 0 then
+        ready = false
     else
-        ms = redis.call('HGET', kkey(hk), 's')
+        local ms = gf[3]
+        if hm ~= '' then ms = redis.call('HGET', kkey(hk), 's') end
+        if redis.call('ZREM', mkey(hg), member(ms, hm)) == 0 then return end
+        ready = left_members(hg, hm ~= '', gf)
     end
-    if redis.call('ZREM', M, member(ms, hm)) == 0 then return end
-    if redis.call('ZCARD', M) > 0 then
-        extra_ready(-1)
-        return
-    end
-    if hm ~= '' then gs = redis.call('HGET', kkey(hg), 's') end
-    redis.call('ZREM', ACTIVE, member(gs, hg))
+    if not ready then redis.call('ZREM', ACTIVE, member(gf[1], hg)) end
 end
 
 local function deactivate(hk)
@@ -338,7 +379,7 @@ local function build_controls()
         return num(string.sub(body, 1, (string.find(body, ',', 1, true) or 1) - 1)) or load().ck
     end
 
-    local CF = {'w', 'n', 's', 'r', 'cl', 'rr', 'rb', 'rt', 'ps', 'ta', 'br', 'bb', 'bt', 'pk', 'ea', 'ct', 'mb', 'hs', 'ms'}
+    local CF = {'w', 'n', 's', 'r', 'cl', 'rr', 'rb', 'rt', 'ps', 'ta', 'br', 'bb', 'bt', 'pk', 'ea', 'ct', 'mb', 'hs', 'ms', 'mp', 'gr', 'gv'}
     local PARK_REASONS = {p = true, c = true, r = true}
 
     -- A key's controls from the fields CF (as HMGET returned them).
@@ -350,7 +391,7 @@ local function build_controls()
             limit = limit, rate = rate_of_fields(f[6], f[7], f[8]), paused = f[9] == '1',
             tat = num(f[10]), bucket = rate_of_fields(f[11], f[12], f[13]),
             parked = PARK_REASONS[f[14] or ''] and f[14] or nil, eligible = num(f[15]),
-            counted = whole(f[16]), max_backlog = mb, hs = f[18], ms = f[19],
+            counted = whole(f[16]), max_backlog = mb, hs = f[18], ms = f[19], mp = f[20], gr = f[21], gv = f[22],
         }
         if c.bucket == nil then c.tat = nil end
         return c
@@ -664,7 +705,7 @@ local function settle_charge(tid, hk, now, cost, learn)
     local g = kkey(hg)
     local k = kkey(hk)
     local vt = load().vt
-    local gf = redis.call('HMGET', g, 'p', 's', 'gv', 'mp', 'ms', 're')
+    local gf = redis.call('HMGET', g, 'p', 's', 'gv', 'mp', 'ms', 're', 'gr')
     local mp, ms, re = gf[4], gf[5], gf[6]
     if hm ~= '' then
         local f = redis.call('HMGET', k, 'p', 's', 're')
@@ -679,7 +720,7 @@ local function settle_charge(tid, hk, now, cost, learn)
         redis.call('HSET', k, 'p', p)
     end
     redis.call('ZADD', ACTIVE, 'XX', gp, member(gf[2], hg))
-    redis.call('ZADD', mkey(hg), 'XX', p, member(ms, hm))
+    if hm ~= '' or (whole(gf[7]) or 0) > 0 then redis.call('ZADD', mkey(hg), 'XX', p, member(ms, hm)) end
     if learn then
         local e = num(re)
         if e == nil then e = c else e = e + __RUNTIME_SMOOTHING__ * (c - e) end

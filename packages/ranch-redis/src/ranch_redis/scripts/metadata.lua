@@ -20,7 +20,7 @@ local state = redis.call('HGETALL', kkey(hk))
 local running = ''
 local _, hm = split(hk)
 if hm == '' then
-    local GROUP_ONLY = {p = true, s = true, l = true, n = true, gv = true}
+    local GROUP_ONLY = {p = true, s = true, l = true, n = true, gv = true, gr = true}
     local seen = pending > 0 or delayed > 0 or redis.call('LLEN', qkey(hk)) > 0
     for i = 1, #state, 2 do
         if not GROUP_ONLY[state[i]] then seen = true end

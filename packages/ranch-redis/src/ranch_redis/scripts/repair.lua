@@ -108,26 +108,22 @@ for _, hk in ipairs(scan[2]) do
             extend(out, {hk, 'n', ks[4]})
         end
         if #kfix > 0 then redis.call('HSET', k, unpack(kfix)) end
-        -- Ready: in its group's members, and the group in ACTIVE.
-        local ready, grouped = score, score
-        local gs = ks[2]
-        if hm == '' then
-            ready = redis.call('ZSCORE', mkey(hg), member(ks[16], ''))
-        else
-            gs = redis.call('HGET', kkey(hg), 's')
+        -- Ready: the group in ACTIVE, and the key in its group's members
+        -- (a string key whose group has no ready pair (gr 0) has no entry there).
+        local gf = redis.call('HMGET', kkey(hg), 's', 'p', 'gr', 'ms')
+        local gs = gf[1]
+        local grouped = redis.call('ZSCORE', ACTIVE, member(gs, hg))
+        local ready = grouped
+        if hm ~= '' or (whole(gf[3]) or 0) > 0 then
+            ready = redis.call('ZSCORE', mkey(hg), member(hm == '' and gf[4] or ks[2], hm))
         end
-        if hm ~= '' or not whole(gs) then grouped = redis.call('ZSCORE', ACTIVE, member(gs, hg)) end
-        if not ready and not parked then
-            activate(hk, vt)
-            if not redis.call('ZSCORE', ACTIVE, member(redis.call('HGET', kkey(hg), 's'), hg)) then
-                redis.call('ZADD', ACTIVE, fmt(math.max(stored_pass(redis.call('HGET', kkey(hg), 'p'), vt), vt)),
-                           member(redis.call('HGET', kkey(hg), 's'), hg))
+        if not parked and not (ready and grouped) then
+            if not ready then activate(hk, vt) end
+            gs = redis.call('HGET', kkey(hg), 's')
+            if not redis.call('ZSCORE', ACTIVE, member(gs, hg)) then
+                local gp = stored_pass(redis.call('HGET', kkey(hg), 'p'), vt)
+                redis.call('ZADD', ACTIVE, fmt(math.max(gp, vt)), member(gs, hg))
             end
-            notify(1)
-            extend(out, {hk, 'active', ''})
-        elseif not grouped and not parked then
-            local gp = stored_pass(redis.call('HGET', kkey(hg), 'p'), vt)
-            redis.call('ZADD', ACTIVE, fmt(math.max(gp, vt)), member(gs, hg))
             notify(1)
             extend(out, {hk, 'active', ''})
         elseif parked == 'r' and not redis.call('ZSCORE', PARKED, hk) then
