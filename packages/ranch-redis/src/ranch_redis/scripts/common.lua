@@ -122,6 +122,19 @@ local function member(seq, hk)
     return string.format('%016x', whole(seq) or 0) .. hk
 end
 
+-- The group's ready pairs from its field gr; a corrupt count is taken back
+-- from its members' zset (its size, less the own member's entry) and written.
+local function ready_pairs(hg, raw, ms)
+    if not raw then return 0 end
+    local gr = whole(raw)
+    if gr then return gr end
+    local M = mkey(hg)
+    gr = redis.call('ZCARD', M)
+    if gr > 0 and redis.call('ZSCORE', M, member(ms, '')) then gr = gr - 1 end
+    redis.call('HSET', kkey(hg), 'gr', gr)
+    return gr
+end
+
 -- The stats hash, read once per script (one HMGET) and kept current by the
 -- writes below: serve sequence, virtual time, expired total; the controls'
 -- fields: ctl ('1' once any control was set: until then no step reads a
@@ -241,7 +254,7 @@ local function activate(hk, vt)
     local M = mkey(hg)
     local gf = redis.call('HMGET', g, 'p', 's', 'gv', 'mp', 'ms', 'gr')
     local gv = num(gf[3]) or 0
-    local gr = whole(gf[6]) or 0
+    local gr = ready_pairs(hg, gf[6], gf[5])
     local set, gset = {}, {}
     local mp, ms = gf[4], gf[5]
     if hm == '' then
@@ -316,7 +329,8 @@ local function unready(hk)
     local hg, hm = split(hk)
     local gf = redis.call('HMGET', kkey(hg), 's', 'gr', 'ms')
     local ready = true
-    if hm == '' and (whole(gf[2]) or 0) == 0 then
+    gf[2] = ready_pairs(hg, gf[2], gf[3])
+    if hm == '' and gf[2] == 0 then
         ready = false
     else
         local ms = gf[3]
@@ -720,7 +734,7 @@ local function settle_charge(tid, hk, now, cost, learn)
         redis.call('HSET', k, 'p', p)
     end
     redis.call('ZADD', ACTIVE, 'XX', gp, member(gf[2], hg))
-    if hm ~= '' or (whole(gf[7]) or 0) > 0 then redis.call('ZADD', mkey(hg), 'XX', p, member(ms, hm)) end
+    if hm ~= '' or ready_pairs(hg, gf[7], gf[5]) > 0 then redis.call('ZADD', mkey(hg), 'XX', p, member(ms, hm)) end
     if learn then
         local e = num(re)
         if e == nil then e = c else e = e + __RUNTIME_SMOOTHING__ * (c - e) end

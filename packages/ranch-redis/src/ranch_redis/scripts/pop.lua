@@ -108,7 +108,7 @@ while true do
         gc = {w = f[1], n = f[2], s = f[3], running = whole(f[4]) or 0, hs = f[5], ms = f[6], mp = f[7],
               gr = f[8], gv = f[9]}
     end
-    local gr = whole(gc.gr) or 0
+    local gr = ready_pairs(hg, gc.gr, gc.ms)
     local hm, mm, mps = '', false, nil
     local stale = whole(gc.s) and member(gc.s, hg) ~= gm
     if gr > 0 and not stale then

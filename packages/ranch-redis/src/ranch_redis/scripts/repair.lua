@@ -111,10 +111,11 @@ for _, hk in ipairs(scan[2]) do
         -- Ready: the group in ACTIVE, and the key in its group's members
         -- (a string key whose group has no ready pair (gr 0) has no entry there).
         local gf = redis.call('HMGET', kkey(hg), 's', 'p', 'gr', 'ms')
+        if gf[3] and not whole(gf[3]) then extend(out, {hg, 'gr', gf[3]}) end
         local gs = gf[1]
         local grouped = redis.call('ZSCORE', ACTIVE, member(gs, hg))
         local ready = grouped
-        if hm ~= '' or (whole(gf[3]) or 0) > 0 then
+        if hm ~= '' or ready_pairs(hg, gf[3], gf[4]) > 0 then
             ready = redis.call('ZSCORE', mkey(hg), member(hm == '' and gf[4] or ks[2], hm))
         end
         if not parked and not (ready and grouped) then
