@@ -62,8 +62,7 @@ Redis key               type    content
                                 key's also ``gv`` its group's virtual time,
                                 ``gr`` its group's ready pairs, ``mp``/``ms``
                                 its own pass and seq among the members (its
-                                member weight is 1), ``o``
-                                (charged: it exists); ``r`` calls leased now,
+                                member weight is 1); ``r`` calls leased now,
                                 ``t:<name>`` tags, ``d:<name>`` custom data;
                                 controls: ``cl`` concurrency limit,
                                 ``rr``/``rb``/``rt`` rate, ``ps`` paused,

@@ -3,9 +3,8 @@
 -- r), field, value, ...} of its state hash (the defaults '' = none).
 -- ARGV: hex key, now ('' = expired tasks not yet dropped count too).
 -- A string key's counts cover its group's pairs too (common.lua,
--- "Two-level keys"; O(pairs of the group)); its hash also holds the
--- group's state, so a string key that was never used itself (its hash
--- holds the group's fields only, it has no call) reads as unseen.
+-- "Two-level keys"; O(pairs of the group)), also when only pairs of the
+-- group were used (its hash then holds only the group's fields).
 local hk = ARGV[1]
 local s = load()
 local function count(h)
@@ -20,12 +19,6 @@ local state = redis.call('HGETALL', kkey(hk))
 local running = ''
 local _, hm = split(hk)
 if hm == '' then
-    local GROUP_ONLY = {p = true, s = true, l = true, n = true, gv = true, gr = true}
-    local seen = pending > 0 or delayed > 0 or redis.call('LLEN', qkey(hk)) > 0
-    for i = 1, #state, 2 do
-        if not GROUP_ONLY[state[i]] then seen = true end
-    end
-    if not seen then return {0, s.dl or '', s.dr and s.dr.text or '', 0, ''} end
     local members = redis.call('SMEMBERS', gkey(hk))
     if #members > 0 then
         running = whole(redis.call('HGET', kkey(hk), 'r')) or 0
