@@ -130,6 +130,11 @@ BAD_CALLS: Dict[str, Tuple[Send, Type[BaseException], str]] = {
     "empty lru_key": (lambda a, t: a.send(t, ""), ValueError, "lru_key"),
     "lru_key not a str": (lambda a, t: a.send(t, 7), TypeError, "lru_key"),
     "lru_key None": (lambda a, t: a.send(t, None), TypeError, "lru_key"),
+    "lru_key a pair of three": (lambda a, t: a.send(t, ("g", "m", "x")), ValueError, "lru_key"),
+    "lru_key a pair with an empty member": (lambda a, t: a.send(t, ("g", "")), ValueError, "lru_key"),
+    "lru_key a pair with an empty group": (lambda a, t: a.send(t, ("", "m")), ValueError, "lru_key"),
+    "lru_key a pair with a non-str member": (lambda a, t: a.send(t, ("g", 1)), TypeError, "lru_key"),
+    "lru_key a dict": (lambda a, t: a.send(t, {"g": "m"}), TypeError, "lru_key"),
     "weight zero": (lambda a, t: a.send(t, "k", priority_weight=0), ValueError, "priority_weight"),
     "weight negative": (lambda a, t: a.send(t, "k", priority_weight=-1.5), ValueError, "priority_weight"),
     "weight nan": (lambda a, t: a.send(t, "k", priority_weight=math.nan), ValueError, "priority_weight"),
@@ -159,6 +164,8 @@ GOOD_CALLS: Dict[str, Send] = {
     "kwargs as a non-dict Mapping": lambda a, t: a.send_with(t, "k", [1], ReadOnlyKwargs(x=2)),
     "kwargs as a MappingProxyType": lambda a, t: a.send_with(t, "k", (1,), types.MappingProxyType({"x": 2})),
     "kwargs None, args a list": lambda a, t: a.send_with(t, "k", [1, 2], None),
+    "lru_key a (group, member) pair": lambda a, t: a.send(t, ("tenant", "user")),
+    "lru_key a list of two (JSON's pair)": lambda a, t: a.send_with(t, ["tenant", "user"], (), None),
 }
 
 

@@ -17,6 +17,20 @@ CASES: List[Case] = [
     (validation.check_key, "", ValueError, "key must not be empty"),
     (validation.check_key, "\ud800", ValueError, "key is not valid UTF-8"),
     (lambda v: validation.check_key(v, "namespace"), "", ValueError, "namespace must not be empty"),
+    (validation.check_key, ("g", "m"), TypeError, "key must be a str here, not a tuple: two-level"),
+    (validation.check_any_key, 3, TypeError, "key must be a str or a \\(group, member\\) pair, not int"),
+    (validation.check_any_key, ("g",), ValueError, "key must be a \\(group, member\\) pair: 2 items, not 1"),
+    (validation.check_any_key, ["g", "m", "x"], ValueError, "2 items, not 3"),
+    (validation.check_any_key, ("g", 3), TypeError, "key's member must be a str, not int"),
+    (validation.check_any_key, (None, "m"), TypeError, "key's group must be a str, not NoneType"),
+    (validation.check_any_key, ("", "m"), ValueError, "key's group must not be empty"),
+    (validation.check_any_key, ("g", ""), ValueError, "key's member must not be empty"),
+    (
+        lambda v: validation.check_any_key(v, "lru_key"),
+        ("g", "\ud800"),
+        ValueError,
+        "lru_key's member is not valid",
+    ),
     (validation.check_weight, "1", TypeError, "weight must be a number, not str"),
     (validation.check_weight, True, TypeError, "weight must be a number, not bool"),
     (validation.check_weight, math.nan, ValueError, "weight must be finite"),
@@ -85,6 +99,9 @@ def test_bad_value_names_the_argument(
         (validation.check_tags, {"plan": "pro"}, {"plan": "pro"}),
         (validation.check_limit, 1, 1),
         (validation.check_lease, 0.5, 0.5),  # under a second is a lease too
+        (validation.check_any_key, "g", "g"),
+        (validation.check_any_key, ("g", "m"), ("g", "m")),
+        (validation.check_any_key, ["g", "m"], ("g", "m")),  # a pair after JSON
     ],
 )
 def test_good_values_pass(check: Callable[[Any], Any], value: Any, expected: Any) -> None:

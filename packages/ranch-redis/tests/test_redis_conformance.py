@@ -22,6 +22,10 @@ def shared_client(redis_server: Any) -> Iterator[redis.Redis]:
 
 
 class TestRedisConformance(StorageConformance):
+    #: Not yet: RedisStorage refuses (group, member) keys (branch redis-groups
+    #: brings them; ranch-core README, "Two-level keys").
+    two_level_keys = False
+
     @pytest.fixture(autouse=True)
     def _client(self, shared_client: redis.Redis) -> None:
         self.client = shared_client

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 
 import attrs
 from ranch_core.calls import Call
+from ranch_core.keys import Key
 from ranch_core.protocols import MAX_BATCH
 
 from ranch_celery.codec import explain_call
@@ -42,7 +43,7 @@ class Pending:
     """A call waiting in a batch: where and how it will be stored."""
 
     backlog: CeleryBacklog
-    key: str
+    key: Key
     call: Call
     task_id: str
     priority_weight: Optional[float]
@@ -83,7 +84,7 @@ class Batch:
             # max_backlog, before the first is written (one step refuses its calls whole).
             for index, pending in enumerate(self.pending):
                 _check_encodable(pending, index)
-            per_key: Dict[Tuple[Any, str], List[Pending]] = {}
+            per_key: Dict[Tuple[Any, Key], List[Pending]] = {}
             for pending in self.pending:
                 per_key.setdefault((id(pending.backlog), pending.key), []).append(pending)
             for members in per_key.values():

@@ -1,7 +1,9 @@
 """Ranch calls in Celery's canvas: the Ranch signature, and storing one call now or with its group.
 
 A Ranch signature is a plain Celery ``Signature`` whose options carry
-``lru_key`` (and ``priority_weight``, ``expiry``, ``tags`` when given).
+``lru_key`` (and ``priority_weight``, ``expiry``, ``tags`` when given). A pair key
+``(group, member)`` travels as a list once the signature is serialized (JSON);
+it becomes a tuple again where the call is stored.
 Celery applies a signature through its task's ``apply_async``, wherever it
 is applied: by the producer, by the worker that ran the previous step of a
 chain or the task a ``link`` hangs on, by the result backend completing a
@@ -18,6 +20,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from ranch_core import validation
 from ranch_core.calls import check_arguments
+from ranch_core.keys import Key
 
 from ranch_celery.options import prepare_options
 
@@ -29,7 +32,7 @@ _SIGNATURE_ARGUMENTS = ("immutable", "subtask_type", "type", "app")
 
 def lru_signature(
     task: Any,
-    lru_key: str,
+    lru_key: Key,
     args: Sequence[Any],
     kwargs: Optional[Mapping[str, Any]],
     priority_weight: Optional[float],
@@ -38,7 +41,7 @@ def lru_signature(
     options: Mapping[str, Any],
 ) -> Any:
     """``task.signature(args, kwargs, **options)`` with the Ranch options; key and arguments checked now."""
-    validation.check_key(lru_key, "lru_key")
+    lru_key = validation.check_any_key(lru_key, "lru_key")
     check_arguments(args, kwargs)
     # Checked now as well as when applied, so a bad option shows where the signature is made.
     prepare_options({k: v for k, v in options.items() if k not in _SIGNATURE_ARGUMENTS}, expiry)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, 
 
 from ranch_core import validation
 from ranch_core.calls import Call, check_arguments
+from ranch_core.keys import Key
 from ranch_core.protocols import MAX_BATCH
 
 from ranch_celery import replacing
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 def store_call(
     backlog: CeleryBacklog,
-    lru_key: str,
+    lru_key: Key,
     call: Call,
     task_id: str,
     priority_weight: Optional[float],
@@ -36,14 +37,16 @@ def store_call(
 ) -> str:
     """Store ``call``: now (one submit), or, while a group applies its signatures, with the group's
     other calls (:mod:`ranch_celery.batching`, checked now). Returns the call's task id.
-    With ``delay`` (seconds: ``countdown``/``eta``) it is a delayed call."""
+    With ``delay`` (seconds: ``countdown``/``eta``) it is a delayed call. ``lru_key`` is a string or
+    a ``(group, member)`` pair (a list of two, as JSON carries one, becomes a tuple)."""
+    lru_key = validation.check_any_key(lru_key, "lru_key")
     batch = current_batch()
     if batch is not None:
         checked_tags = None if tags is None else validation.check_tags(tags)
         batch.add(
             Pending(
                 backlog=backlog,
-                key=validation.check_key(lru_key, "lru_key"),
+                key=lru_key,
                 call=call,
                 task_id=task_id,
                 priority_weight=validation.check_optional_weight(priority_weight, "priority_weight"),
@@ -66,7 +69,7 @@ def store_call(
 
 def _submit(
     backlog: CeleryBacklog,
-    lru_key: str,
+    lru_key: Key,
     call: Call,
     task_id: str,
     priority_weight: Optional[float],
@@ -97,7 +100,7 @@ def _submit(
 
 def store_many(
     backlog: CeleryBacklog,
-    lru_key: str,
+    lru_key: Key,
     calls: Iterable[Tuple[Sequence[Any], Optional[Mapping[str, Any]]]],
     options: Dict[str, Any],
     priority_weight: Optional[float],
@@ -111,6 +114,7 @@ def store_many(
     A key's ``max_backlog`` refuses the whole list (``BacklogFull``): each storage
     batch is refused whole, and beyond one batch :meth:`FairDispatcher.check_room` checks them all first.
     """
+    lru_key = validation.check_any_key(lru_key, "lru_key")
     if isinstance(calls, (str, bytes, Mapping)) or not isinstance(calls, Iterable):
         raise TypeError(f"calls must be an iterable of (args, kwargs) pairs, not {type(calls).__name__}")
     checked: List[Call] = []

@@ -26,6 +26,7 @@ from ranch_core import validation
 from ranch_core.backlogs import check_backlog_name, check_cost, check_weight_function
 from ranch_core.calls import Call, check_arguments
 from ranch_core.dispatcher import FairDispatcher
+from ranch_core.keys import Key
 from ranch_core.management import KeyManagement
 from ranch_core.protocols import Storage
 from ranch_core.scheduler import WeightFunction
@@ -139,7 +140,7 @@ class LRUTaskMixin(KeyManagement):
 
     def lru_delay(
         self,
-        lru_key: str,
+        lru_key: Key,
         *args: Any,
         priority_weight: Optional[float] = None,
         expiry: Optional[float] = None,
@@ -147,6 +148,9 @@ class LRUTaskMixin(KeyManagement):
         **kwargs: Any,
     ) -> Any:
         """Store a call of this task under ``lru_key`` and announce it; return its ``AsyncResult``.
+
+        ``lru_key`` is a string or a ``(group, member)`` pair (README, "Two-level
+        keys"); the running call sees it as ``self.request.lru_key``, a pair as a tuple.
 
         ``priority_weight`` sets the key's weight (lower = served more often;
         0.5 = twice as often as 1.0) without charging the key. ``expiry`` is
@@ -162,7 +166,7 @@ class LRUTaskMixin(KeyManagement):
 
     def lru_apply_async(
         self,
-        lru_key: str,
+        lru_key: Key,
         args: Sequence[Any] = (),
         kwargs: Optional[Mapping[str, Any]] = None,
         *,
@@ -209,7 +213,7 @@ class LRUTaskMixin(KeyManagement):
 
     def lru_signature(
         self,
-        lru_key: str,
+        lru_key: Key,
         args: Sequence[Any] = (),
         kwargs: Optional[Mapping[str, Any]] = None,
         *,
@@ -228,13 +232,13 @@ class LRUTaskMixin(KeyManagement):
         """
         return lru_signature(self, lru_key, args, kwargs, priority_weight, expiry, tags, options)
 
-    def lru_s(self, lru_key: str, *args: Any, **kwargs: Any) -> Any:
+    def lru_s(self, lru_key: Key, *args: Any, **kwargs: Any) -> Any:
         """``task.s(*args, **kwargs)`` entering the fair backlog under ``lru_key`` (:meth:`lru_signature`)."""
         return self.lru_signature(lru_key, args, kwargs)
 
     def lru_delay_many(
         self,
-        lru_key: str,
+        lru_key: Key,
         calls: Iterable[Tuple[Sequence[Any], Optional[Mapping[str, Any]]]],
         *,
         priority_weight: Optional[float] = None,
@@ -295,7 +299,7 @@ if TYPE_CHECKING:
         def delay(self, *args: P.args, **kwargs: P.kwargs) -> LRUResult[R]: ...
         def lru_delay(
             self,
-            lru_key: str,
+            lru_key: Key,
             *args: Any,
             priority_weight: Optional[float] = None,
             expiry: Optional[float] = None,
@@ -304,7 +308,7 @@ if TYPE_CHECKING:
         ) -> LRUResult[R]: ...
         def lru_apply_async(
             self,
-            lru_key: str,
+            lru_key: Key,
             args: Sequence[Any] = (),
             kwargs: Optional[Mapping[str, Any]] = None,
             *,
@@ -315,7 +319,7 @@ if TYPE_CHECKING:
         ) -> LRUResult[R]: ...
         def lru_delay_many(
             self,
-            lru_key: str,
+            lru_key: Key,
             calls: Iterable[Tuple[Sequence[Any], Optional[Mapping[str, Any]]]],
             *,
             priority_weight: Optional[float] = None,

@@ -19,6 +19,7 @@ import attrs
 
 from ranch_core.calls import Call, Claimed
 from ranch_core.errors import DuplicateTask
+from ranch_core.keys import Key
 from ranch_core.models import Finished, WakeupPolicy
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class RetryRule:
 
         def submit(
             self,
-            key: str,
+            key: Key,
             call: Call,
             *,
             priority_weight: Optional[float] = None,

@@ -10,6 +10,7 @@
         ...
 
     message = render.lru_send("customer-42", 7)   # fair across customers
+    render.lru_send(("customer-42", "user-7"), 8)  # fair across customers, then their users
     message.get_result(block=True)
 
 Read :mod:`ranch_dramatiq.actor` (the API), :mod:`ranch_dramatiq.middleware`
@@ -32,6 +33,7 @@ from ranch_dramatiq.errors import (
     MissingExtra,
     UnknownBacklog,
 )
+from ranch_dramatiq.execution import current_key
 from ranch_dramatiq.middleware import Ranch
 
 __version__ = "0.1.0"
@@ -47,5 +49,6 @@ __all__ = [
     "Ranch",
     "UnknownBacklog",
     "__version__",
+    "current_key",
     "lru_actor",
 ]

@@ -25,6 +25,7 @@ from dramatiq import Actor, Message
 from dramatiq.broker import Broker
 from ranch_core.calls import Call, check_arguments
 from ranch_core.dispatcher import FairDispatcher
+from ranch_core.keys import Key
 from ranch_core.management import KeyManagement
 from ranch_core.protocols import MAX_BATCH
 from ranch_core.scheduler import WeightFunction
@@ -87,7 +88,7 @@ class LRUActor(Actor[P, R], KeyManagement):
 
     def lru_send(
         self,
-        lru_key: str,
+        lru_key: Key,
         *args: Any,
         priority_weight: Optional[float] = None,
         expiry: Optional[float] = None,
@@ -95,6 +96,10 @@ class LRUActor(Actor[P, R], KeyManagement):
         **kwargs: Any,
     ) -> Message[R]:
         """Queue ``actor(*args, **kwargs)`` fairly under ``lru_key``.
+
+        ``lru_key`` is a string or a ``(group, member)`` pair (README,
+        "Two-level keys"); the running call reads it with
+        :func:`ranch_dramatiq.current_key`, a pair as a tuple.
 
         ``priority_weight`` sets the key's weight (0.5 = served twice as
         often as 1.0); ``expiry`` is seconds after which the call is dropped
@@ -117,7 +122,7 @@ class LRUActor(Actor[P, R], KeyManagement):
 
     def lru_send_with_options(
         self,
-        lru_key: str,
+        lru_key: Key,
         args: Sequence[Any] = (),
         kwargs: Optional[Mapping[str, Any]] = None,
         *,
@@ -149,7 +154,7 @@ class LRUActor(Actor[P, R], KeyManagement):
 
     def lru_message(
         self,
-        lru_key: str,
+        lru_key: Key,
         *args: Any,
         priority_weight: Optional[float] = None,
         expiry: Optional[float] = None,
@@ -175,7 +180,7 @@ class LRUActor(Actor[P, R], KeyManagement):
 
     def lru_message_with_options(
         self,
-        lru_key: str,
+        lru_key: Key,
         args: Sequence[Any] = (),
         kwargs: Optional[Mapping[str, Any]] = None,
         *,
@@ -207,7 +212,7 @@ class LRUActor(Actor[P, R], KeyManagement):
 
     def lru_send_many(
         self,
-        lru_key: str,
+        lru_key: Key,
         calls: Iterable[Tuple[Sequence[Any], Optional[Mapping[str, Any]]]],
         *,
         priority_weight: Optional[float] = None,

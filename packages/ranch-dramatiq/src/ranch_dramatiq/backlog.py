@@ -179,7 +179,8 @@ class DramatiqBacklog:
             return self.dispatcher.finish(claimed, keep_token=keep_token)
         with self.dispatcher.running(claimed):
             try:
-                view = execution.process(self.broker, message)
+                with execution.running_key(claimed.key):
+                    view = execution.process(self.broker, message)
                 if view.retry_delay is not None:
                     call, delay_ms = execution.split_retry(view, claimed.call)
                     # a retry passes the token on: the retried call must not run again at once here

@@ -13,12 +13,18 @@ Middleware receive a thin view of the broker whose ``enqueue`` of *this
 call's* message id is captured instead of published: that is how the
 Retries middleware (or any middleware that re-enqueues a failed message)
 sends the call back into its key's backlog rather than onto the FIFO queue.
+
+While the call runs, :func:`current_key` gives its key as the producer
+passed it (a ``(group, member)`` pair as a tuple): the twin of Celery's
+``self.request.lru_key``.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Mapping, Optional, Tuple
+import threading
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from dramatiq import Message
 from dramatiq.broker import Broker, MessageProxy
@@ -26,6 +32,7 @@ from dramatiq.errors import ActorNotFound, Retry
 from dramatiq.middleware import MiddlewareError, SkipMessage
 from dramatiq.results import Results
 from ranch_core.calls import Call
+from ranch_core.keys import Key
 
 logger = logging.getLogger("ranch_dramatiq")
 
@@ -38,6 +45,28 @@ MESSAGE_OPTIONS = "message_options"
 #: does not declare the actor can still store the call's failure.
 RESULT_OPTIONS = "result_options"
 RESULT_OPTION_NAMES = ("store_results", "result_ttl")
+
+_local = threading.local()
+
+
+def current_key() -> Optional[Key]:
+    """The key of the Ranch call this thread is running (a ``str``, or a
+    ``(group, member)`` tuple); ``None`` outside a Ranch call."""
+    keys: List[Key] = getattr(_local, "keys", [])
+    return keys[-1] if keys else None
+
+
+@contextmanager
+def running_key(key: Key) -> Iterator[None]:
+    """Make ``key`` the :func:`current_key` of this thread while the call runs."""
+    keys: Optional[List[Key]] = getattr(_local, "keys", None)
+    if keys is None:
+        keys = _local.keys = []
+    keys.append(key)
+    try:
+        yield
+    finally:
+        keys.pop()
 
 
 def call_for(message: Message[Any], actor_options: Optional[Mapping[str, Any]] = None) -> Call:

@@ -12,7 +12,9 @@ A *Ranch message* (``actor.lru_message``) carries its key and Ranch settings
 in its options (:data:`RANCH_OPTIONS`), so that it stays a Ranch message
 through ``Message.copy``, ``Message.asdict`` (a pipeline's ``pipe_target``,
 a group's completion callbacks) and encoding: :func:`ranch_settings` reads
-them back where the message is enqueued.
+them back where the message is enqueued. A pair key ``(group, member)``
+travels there as a list once the message is encoded (JSON), and is read
+back as a tuple.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 import attrs
 from dramatiq import Actor, Message
 from ranch_core import validation
+from ranch_core.keys import Key
 
 #: Options with Dramatiq's meaning, checked here (the README's table).
 SUPPORTED = (
@@ -72,7 +75,7 @@ _MESSAGE_FIELDS = ("queue_name", "actor_name", "args", "kwargs", "options")
 class RanchSettings:
     """Where and how a Ranch message is stored: its key and per-call settings."""
 
-    key: str
+    key: Key
     priority_weight: Optional[float] = None
     expiry: Optional[float] = None
     tags: Optional[Tuple[Tuple[str, str], ...]] = None
@@ -97,7 +100,7 @@ def settings(key: Any, priority_weight: Any = None, expiry: Any = None, tags: An
     """Checked Ranch settings (``TypeError``/``ValueError`` naming the bad one)."""
     checked_tags = None if tags is None else tuple(sorted(validation.check_tags(tags).items()))
     return RanchSettings(
-        validation.check_key(key, "lru_key"),
+        validation.check_any_key(key, "lru_key"),
         validation.check_optional_weight(priority_weight, "priority_weight"),
         validation.check_expiry(expiry),
         checked_tags,

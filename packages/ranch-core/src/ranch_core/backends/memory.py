@@ -673,30 +673,44 @@ class InMemoryStorage(KeyControlSteps, Waiters):
     def metadata(self, key: Key, now: Optional[float] = None) -> LRUKeyMetadata:
         with self._lock:
             state = self._keys.get(key)
-            if state is None:
+            group = (
+                state.group
+                if state is not None
+                else None
+                if is_pair(key)
+                else self._groups.get(group_of(key))
+            )
+            if group is None:
                 return self._unseen(key)
-            group = state.group
-            # A string key's counts, served and weight are its whole group's.
-            covered = [state] if is_pair(key) else list(group.members.values())
-            top = state if is_pair(key) else group
+            # A pair's own; a string key's counts, served and weight are its
+            # whole group's (also when only pairs were pushed to the group).
+            covered = [state] if state is not None and is_pair(key) else list(group.members.values())
+            top = state if state is not None and is_pair(key) else group
+            own = self._unseen(key) if state is None else self._own(key, state)
             due = 0 if now is None else sum(s.expiring.count_due(now) for s in covered)
-            rate = controls.rate_of(state.controls, self._defaults)
-            return LRUKeyMetadata(
-                key=key,
+            return attrs.evolve(
+                own,
                 weight=top.weight,
                 last_served=top.last_served,
                 pending_tasks=sum(len(s.tasks) for s in covered) - due,
                 served_total=top.served_total,
-                tags=dict(state.tags),
-                custom_data=dict(state.custom_data),
-                concurrency_limit=controls.limit_of(state.controls, self._defaults),
                 running=sum(s.controls.running for s in covered),
-                rate_limit=None if rate is None else rate.text,
-                paused=state.controls.paused,
-                max_backlog=state.controls.max_backlog,
                 delayed_tasks=sum(len(s.delayed) for s in covered),
-                run_estimate=state.run_estimate,
             )
+
+    def _own(self, key: Key, state: KeyState) -> LRUKeyMetadata:
+        """The key's own tracker data and controls."""
+        rate = controls.rate_of(state.controls, self._defaults)
+        return LRUKeyMetadata(
+            key=key,
+            tags=dict(state.tags),
+            custom_data=dict(state.custom_data),
+            concurrency_limit=controls.limit_of(state.controls, self._defaults),
+            rate_limit=None if rate is None else rate.text,
+            paused=state.controls.paused,
+            max_backlog=state.controls.max_backlog,
+            run_estimate=state.run_estimate,
+        )
 
     def status(self, now: Optional[float] = None) -> SystemStatus:
         with self._lock:

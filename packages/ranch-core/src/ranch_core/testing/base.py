@@ -35,12 +35,19 @@ def lag(counts: Dict[str, int], weights: Dict[str, float], i: str, j: str) -> fl
 class ConformanceBase:
     """The storage factory and the Hypothesis budgets every part of the suite uses.
 
+    :attr:`two_level_keys` says whether the storage takes ``(group, member)``
+    keys (:mod:`ranch_core.keys`); the suite then mixes them with string keys.
+
     The budgets take the number of examples from the Hypothesis profile that
     is loaded when a test runs (Hypothesis' default: 100; Ranch's own test
     suite loads ``ci``, ``dev`` or ``deep``), so a profile can raise or lower
     every property at once. Override them in a subclass to fix your own
     (:attr:`controls_settings` budgets the per-key controls machine).
     """
+
+    #: The storage takes two-level keys. Every storage must, in the end; a
+    #: storage that does not yet sets it ``False`` (and refuses pairs).
+    two_level_keys: bool = True
 
     @property
     def conformance_settings(self) -> settings:

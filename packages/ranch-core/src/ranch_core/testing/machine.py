@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Type, TypeVar
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from ranch_core.keys import Key, group_of, key_order
 from ranch_core.models import LRUKeyMetadata, ScheduledTask
 from ranch_core.protocols import EXPIRE_ON_READ, Controls, Storage
 from ranch_core.scheduler import FairScheduler
 from ranch_core.testing.model import ReferenceModel
 
-KEYS = ["a", "b", "c", "d", "{x}:y"]
+KEYS: List[Key] = ["a", "b", "c", "d", "{x}:y"]
+#: :data:`KEYS` and two-level keys: members of the group of the string key
+#: ``"a"``, and of a group ``"e"`` that has no string key of its own.
+TWO_LEVEL_KEYS: List[Key] = [*KEYS, ("a", "u1"), ("a", "{x}:y"), ("e", "u1"), ("e", "u2")]
 WEIGHTS = st.sampled_from([0.25, 0.5, 1.0, 1.5, 2.0, 3.0])
 EXPIRIES = st.one_of(st.none(), st.sampled_from([0.0, 1.0, 2.5, 10.0]))
 PAYLOADS = st.one_of(
@@ -34,6 +38,12 @@ BAD_PUSHES: List[Dict[str, Any]] = [
     {"key": 3},
     {"key": b"bytes"},
     {"key": "\ud800"},
+    {"key": ("a",)},
+    {"key": ("a", "u", "v")},
+    {"key": ("", "u")},
+    {"key": ("a", "")},
+    {"key": ("a", 3)},
+    {"key": [None, "u"]},
     {"weight": 0},
     {"weight": -1.0},
     {"weight": math.nan},
@@ -71,8 +81,12 @@ def _cost(_key: str, meta: LRUKeyMetadata) -> float:
     return cost  # type: ignore[no-any-return]
 
 
-def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMachine]:
-    """A state machine class testing storages made by ``make_storage``."""
+def build_machine(
+    make_storage: Callable[[], Storage], keys: Sequence[Key] = KEYS
+) -> Type[RuleBasedStateMachine]:
+    """A state machine class testing storages made by ``make_storage``, on
+    ``keys`` (:data:`TWO_LEVEL_KEYS` for a storage that takes pairs)."""
+    key_names = st.sampled_from(list(keys))
 
     class StorageMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -117,7 +131,7 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
 
         def _push(
             self,
-            key: str,
+            key: Key,
             payload: Any,
             weight: Optional[float],
             expiry: Optional[float],
@@ -132,7 +146,7 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
             self.model.push(task, weight, tags)
 
         @rule(
-            key=st.sampled_from(KEYS),
+            key=key_names,
             payload=PAYLOADS,
             weight=st.one_of(st.none(), WEIGHTS),
             expiry=EXPIRIES,
@@ -140,7 +154,7 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
         )
         def push(
             self,
-            key: str,
+            key: Key,
             payload: Any,
             weight: Optional[float],
             expiry: Optional[float],
@@ -148,13 +162,13 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
         ) -> None:
             self._push(key, payload, weight, expiry, tags)
 
-        @rule(keys=st.lists(st.sampled_from(KEYS), min_size=1, max_size=6), expiry=EXPIRIES)
-        def push_many(self, keys: List[str], expiry: Optional[float]) -> None:
+        @rule(keys=st.lists(key_names, min_size=1, max_size=6), expiry=EXPIRIES)
+        def push_many(self, keys: List[Key], expiry: Optional[float]) -> None:
             for i, key in enumerate(keys):
                 self._push(key, i, None, expiry)
 
         @rule(
-            key=st.sampled_from(KEYS),
+            key=key_names,
             payloads=st.lists(PAYLOADS, min_size=1, max_size=6),
             weight=st.one_of(st.none(), WEIGHTS),
             expiry=EXPIRIES,
@@ -162,7 +176,7 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
         )
         def push_batch(
             self,
-            key: str,
+            key: Key,
             payloads: List[Any],
             weight: Optional[float],
             expiry: Optional[float],
@@ -179,12 +193,12 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
                 self.model.push(ScheduledTask(task_id, key, payload, self.now, expires_at), weight, tags)
 
         @rule(
-            key=st.sampled_from(KEYS),
+            key=key_names,
             payloads=st.lists(PAYLOADS, min_size=1, max_size=3),
             delay=st.sampled_from([0.5, 1.0, 3.0, 7.0]),
             expiry=EXPIRIES,
         )
-        def push_delayed(self, key: str, payloads: List[Any], delay: float, expiry: Optional[float]) -> None:
+        def push_delayed(self, key: Key, payloads: List[Any], delay: float, expiry: Optional[float]) -> None:
             """Delayed calls (``delay``): stored now, joining their key when due."""
             ids = [self._new_id() for _ in payloads]
             if len(ids) == 1:
@@ -230,7 +244,9 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
             assert task == expected, f"popped {task}, model says {expected}"
             assert task is None or task.task_id not in self.reported, "an expired task was handed out"
             if expected is not None:
-                cost = self.model.key(expected.key).custom_data.get("cost", None)
+                # The weight function weighs the served key's group.
+                own = self.model.keys.get(group_of(expected.key))
+                cost = None if own is None else own.custom_data.get("cost", None)
                 if cost is not None:
                     self.model.apply_weight_function(expected.key, cost)
             return task
@@ -265,7 +281,10 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
         @precondition(lambda self: self.model.waiting() > 0)
         @rule(data=st.data())
         def remove(self, data: st.DataObject) -> None:
-            waiting = sorted((t.key, t.task_id) for s in self.model.keys.values() for t in s.tasks)
+            waiting = sorted(
+                ((t.key, t.task_id) for s in self.model.keys.values() for t in s.tasks),
+                key=lambda pair: (key_order(pair[0]), pair[1]),
+            )
             key, task_id = data.draw(st.sampled_from([*waiting, ("a", "nope")]))
             assert self.scheduler.remove(key, task_id) is self.model.remove(key, task_id)
 
@@ -284,13 +303,13 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
                 assert got == [t.task_id for t in self.model.reclaim(self.now)]
 
         @rule(
-            key=st.sampled_from(KEYS),
+            key=key_names,
             op=st.sampled_from(["weight", "cost", "tag"]),
             weight=WEIGHTS,
             cost=st.sampled_from([0.5, 2.0, 4.0, -1.0, 0, "x", None]),
             tag=st.tuples(st.sampled_from(["plan", "region"]), st.sampled_from(["", "pro", "eu"])),
         )
-        def track(self, key: str, op: str, weight: float, cost: Any, tag: Tuple[str, str]) -> None:
+        def track(self, key: Key, op: str, weight: float, cost: Any, tag: Tuple[str, str]) -> None:
             if op == "weight":
                 self.scheduler.set_weight(key, weight)
                 self.model.set_weight(key, weight)
@@ -326,7 +345,8 @@ def build_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMac
 
         @invariant()
         def same_metadata(self) -> None:
-            for key in KEYS:
+            groups = sorted({group_of(k) for k in keys} - set(keys))  # groups pushed only pairs
+            for key in [*keys, *groups]:
                 got = self._read(lambda: self.scheduler.metadata(key))  # noqa: B023 - called at once
                 assert got == self.model.metadata(key, self.now), key
 

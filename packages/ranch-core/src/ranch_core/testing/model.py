@@ -385,11 +385,13 @@ class ReferenceModel:
         return sum(self._pending(s.tasks, now) for s in self.keys.values())
 
     def metadata(self, key: Key, now: Optional[float] = None) -> LRUKeyMetadata:
-        """A pair's own; a string key's counts, served and weight are its whole group's."""
+        """A pair's own; a string key's counts, served and weight are its whole
+        group's (also when only pairs were pushed to the group)."""
         state = self.keys.get(key)
-        if state is None:
+        if state is None and (is_pair(key) or key not in self.groups):
             return LRUKeyMetadata(key=key)
         if is_pair(key):
+            assert state is not None
             covered: List[Key] = [key]
             weight, last_served, served = state.weight, state.last_served, state.served_total
         else:
@@ -403,11 +405,11 @@ class ReferenceModel:
             last_served=last_served,
             pending_tasks=sum(self._pending(self.keys[k].tasks, now) for k in covered),
             served_total=served,
-            tags=dict(state.tags),
-            custom_data=dict(state.custom_data),
+            tags={} if state is None else dict(state.tags),
+            custom_data={} if state is None else dict(state.custom_data),
             running=running,
             delayed_tasks=sum(1 for _, t in self.delayed.values() if t.key in covered),
-            run_estimate=state.run_estimate,
+            run_estimate=None if state is None else state.run_estimate,
         )
 
     def keys_with_tag(self, name: str, value: Optional[str]) -> List[Key]:

@@ -4,7 +4,7 @@ The guarantees live in one module per group (:mod:`~ranch_core.testing.fairness`
 :mod:`~ranch_core.testing.lifecycle`, :mod:`~ranch_core.testing.batches`,
 :mod:`~ranch_core.testing.badinput`, :mod:`~ranch_core.testing.waiting`,
 :mod:`~ranch_core.testing.controls`, :mod:`~ranch_core.testing.delayed`,
-:mod:`~ranch_core.testing.runtime`); this class gathers them with the
+:mod:`~ranch_core.testing.runtime`, :mod:`~ranch_core.testing.groups`); this class gathers them with the
 stateful test that checks every step against the reference model.
 """
 
@@ -17,8 +17,9 @@ from ranch_core.testing.batches import BatchAndWakeupProperties
 from ranch_core.testing.controls import ControlProperties
 from ranch_core.testing.delayed import DelayedProperties
 from ranch_core.testing.fairness import FairnessProperties
+from ranch_core.testing.groups import TwoLevelKeyProperties
 from ranch_core.testing.lifecycle import LifecycleProperties
-from ranch_core.testing.machine import build_machine
+from ranch_core.testing.machine import KEYS, TWO_LEVEL_KEYS, build_machine
 from ranch_core.testing.runtime import RuntimeCostProperties
 from ranch_core.testing.waiting import WaitingProperties
 
@@ -32,6 +33,7 @@ class StorageConformance(
     ControlProperties,
     DelayedProperties,
     RuntimeCostProperties,
+    TwoLevelKeyProperties,
 ):
     """Subclass this in a test module and implement :meth:`make_storage`.
 
@@ -45,5 +47,5 @@ class StorageConformance(
 
     def test_matches_reference_model(self) -> None:
         """Every operation, interleaved at random, does what the model does."""
-        machine = build_machine(self.make_storage)
+        machine = build_machine(self.make_storage, TWO_LEVEL_KEYS if self.two_level_keys else KEYS)
         run_state_machine_as_test(machine, settings=self.conformance_settings)
