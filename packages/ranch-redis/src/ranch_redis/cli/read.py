@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List
 
-from ranch_core.keys import key_text
+from ranch_core.keys import Key, key_text
 
 from ranch_redis.cli.connect import Connection
 from ranch_redis.cli.tables import ago, dumps, pairs, table
@@ -110,7 +110,7 @@ def key_table(page: KeysPage, now: float) -> str:
     return f"{body}\n{shown} of {page.total} keys by {page.order}; {page.active_keys} active"
 
 
-def key(connection: Connection, backlog: str, name: str, as_json: bool) -> str:
+def key(connection: Connection, backlog: str, name: Key, as_json: bool) -> str:
     """What is known of one key (``metadata``)."""
     storage = connection.backlog(backlog)
     now = time.time()
