@@ -1,6 +1,8 @@
 -- pop: reclaim due leases, move keys whose bucket refilled back and delayed
--- calls that are due to their keys, then serve the head of the first active
--- key that may start a call.
+-- calls that are due to their keys, then serve the head of the first ready
+-- key (the first group of ACTIVE, then its first ready member: common.lua,
+-- "Two-level keys") that may start a call; the group and the key are each
+-- charged at their own weight.
 -- ARGV: now, deadline (now + lease); optionally the wake-up token ('' =
 --   none), m (max_wakeups), token nonce, token deadline (now + ttl), defer
 --   ('1' = the caller can publish a delayed wake-up: keep the token for the
@@ -28,8 +30,8 @@
 -- dropped and nothing served it is left as it was (the caller pops again).
 -- Every field read (stats, the key's weight and served total) is checked
 -- before it is used; a corrupt one takes its safe default (common.lua).
--- Keys with controls (common.lua, "Per-key controls"): a key on top of
--- ACTIVE that may not start a call now (a default changed since it was
+-- Keys with controls (common.lua, "Per-key controls"): a key on top
+-- that may not start a call now (a default changed since it was
 -- placed) is parked and the next one taken; a served key that may not
 -- start another is parked (or idles) instead of going back into ACTIVE.
 local now_s, deadline = ARGV[1], ARGV[2]
