@@ -157,6 +157,16 @@ def make_app(
     def tiered(tag: str, key: str, n: int) -> None:
         rec.rpush(f"order:{tag}", f"{key}:{n}")
 
+    @lru_task(app, name="t.key_seen", shared=False, bind=True, max_retries=1, backlog="t.key_seen")
+    def key_seen(self: Any, *args: Any) -> str:
+        # The two-level keys tests: the key as the running task sees it (``repr`` keeps a
+        # tuple apart from a list). A chain's later step gets the previous result first.
+        label = str(args[-1])
+        rec.rpush("keys", json.dumps([label, repr(self.request.lru_key), self.request.retries]))
+        if label.startswith("retry") and self.request.retries == 0:
+            raise self.retry(countdown=0.2)  # the retry waits in the broker (JSON), then is stored again
+        return label
+
     @lru_task(app, name="t.mark", shared=False, bind=True)
     def mark(self: Any, token: str) -> str:
         rec.rpush("done", token)

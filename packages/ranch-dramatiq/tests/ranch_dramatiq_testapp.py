@@ -17,6 +17,10 @@ when it gets there. ``RANCH_DQ_BUDGET`` and ``RANCH_DQ_MAX_WAKEUPS`` set the
 ``timed_call(key, seconds)`` (the per-key controls' tests) writes one JSON
 row per run to ``timed`` (:func:`record_timed`): its key, start and end
 (``time.time()``), pid, message id and retry count.
+
+``key_seen(label)`` (the two-level keys' tests) writes ``[label, repr of
+current_key(), retries]`` (JSON) per run to ``keys``, and fails its first run
+when the label starts with ``retry`` (one retry, after 200 ms).
 """
 
 from __future__ import annotations
@@ -34,13 +38,14 @@ from dramatiq.middleware import CurrentMessage, GroupCallbacks, Middleware
 from dramatiq.rate_limits.backends import RedisBackend as RateLimiterBackend
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
-from ranch_dramatiq import Ranch, lru_actor
+from ranch_dramatiq import Ranch, current_key, lru_actor
 
 STARTED = "ranch-test:started"
 FINISHED = "ranch-test:finished"
 READY = "ranch-test:ready"
 PAUSED = "ranch-test:paused"
 TIMED = "ranch-test:timed"
+KEYS = "ranch-test:keys"
 PHASES = ("taken", "running", "finishing")
 
 
@@ -112,8 +117,8 @@ def build(
     max_wakeups: int = 64,
 ) -> Tuple[RedisBroker, Any]:
     """A broker with Results, GroupCallbacks, CurrentMessage and Ranch, and the
-    ``record_call`` actor (``add_numbers`` too, for pipelines and groups, and
-    ``timed_call``, for the per-key controls)."""
+    ``record_call`` actor (``add_numbers`` too, for pipelines and groups,
+    ``timed_call``, for the per-key controls, and ``key_seen``, for two-level keys)."""
     broker = RedisBroker(url=url, heartbeat_timeout=heartbeat_ms)
     broker.add_middleware(Results(backend=RedisBackend(url=url)))
     broker.add_middleware(GroupCallbacks(RateLimiterBackend(url=url)))
@@ -152,6 +157,18 @@ def build(
     def add_numbers(a: int, b: int = 0) -> int:
         recorder.rpush("ranch-test:added", f"{os.getpid()} {a}+{b}")
         return a + b
+
+    @lru_actor(broker=broker, store_results=True, max_retries=1, min_backoff=200, max_backoff=200)
+    def key_seen(label: str, *_previous: Any) -> str:
+        # The two-level keys tests: the key as the running call sees it (``repr`` keeps a
+        # tuple apart from a list). A pipeline's later step gets the previous result last.
+        message = CurrentMessage.get_current_message()
+        assert message is not None
+        retries = message.options.get("retries", 0)
+        recorder.rpush(KEYS, json.dumps([label, repr(current_key()), retries]))
+        if label.startswith("retry") and retries == 0:
+            raise RuntimeError("once")  # Retries: the retry waits in the broker (JSON), then is stored again
+        return label
 
     return broker, record_call
 
