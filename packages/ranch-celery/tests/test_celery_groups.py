@@ -2,9 +2,8 @@
 worker (in this process, memory:// broker, in-memory storage; no task_always_eager) runs
 the calls. Fair across groups first, then across the chosen group's members.
 
-On Redis: these tests take the in-memory storage only until branch ``redis-groups``
-lands (the Redis storages refuse pairs with a ``TypeError`` until then); the fairness,
-weight and metadata tests are the ones to run on Redis too, with real worker processes.
+The same fairness, key-as-a-tuple and weight scenarios on Redis (``RedisStorage``, a
+``celery worker`` subprocess with one slot): ``test_celery_groups_redis.py``.
 """
 
 from __future__ import annotations

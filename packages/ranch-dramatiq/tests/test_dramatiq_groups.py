@@ -2,9 +2,9 @@
 ``dramatiq.Worker`` (StubBroker, in-memory storage, this process) runs the calls. Fair
 across groups first, then across the chosen group's members.
 
-On Redis: these tests take the in-memory storage only until branch ``redis-groups``
-lands (the Redis storages refuse pairs with a ``TypeError`` until then); the fairness,
-weight and metadata tests are the ones to run on Redis too (RedisBroker, real workers).
+The same fairness, key-as-a-tuple and weight scenarios on Redis (RedisBroker,
+``RedisStorage``, a ``dramatiq`` CLI worker process with one thread):
+``test_dramatiq_groups_redis.py``.
 """
 
 from __future__ import annotations
