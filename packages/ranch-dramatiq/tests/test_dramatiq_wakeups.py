@@ -5,6 +5,7 @@ sharing the queue, and ``lru_send_many``."""
 from __future__ import annotations
 
 import gc
+import hashlib
 import time
 from typing import Any, Callable, Iterator, List, Tuple
 
@@ -17,6 +18,7 @@ from dramatiq.results import ResultFailure, Results
 from dramatiq.results.backends import RedisBackend
 from ranch_dramatiq import BacklogConflict, Ranch, lru_actor
 from ranch_dramatiq.middleware import WAKE_UP_PREFIX
+from ranch_redis import scripts
 
 pytestmark = pytest.mark.redis
 TIMEOUT_MS = 15_000
@@ -216,7 +218,7 @@ def test_plain_messages_on_the_queue_are_not_starved(
 # -- lru_send_many ----------------------------------------------------------
 
 
-def round_trips(client: redis.Redis, action: Callable[[], Any]) -> List[str]:
+def round_trips(client: redis.Redis, action: Callable[[], Any], *, whole: bool = False) -> List[str]:
     """The commands clients send to Redis while ``action`` runs (from MONITOR;
     commands that scripts run inside Redis and connection set-up are left out,
     and so are pub/sub commands: Celery result consumers of earlier tests in
@@ -234,7 +236,7 @@ def round_trips(client: redis.Redis, action: Callable[[], Any]) -> List[str]:
             name = command.split(" ")[0].upper()
             pubsub = name in ("SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE")
             if entry.get("client_type") != "lua" and name not in ("HELLO", "CLIENT", "ECHO") and not pubsub:
-                seen.append(name)
+                seen.append(command if whole else name)
     return seen
 
 
@@ -271,14 +273,25 @@ def test_lru_send_many_is_one_round_trip_per_batch(redis_url: str, client: redis
     def job(n: int) -> None:
         pass
 
-    job.lru_send("warm", -1)  # loads the scripts
+    # Load the scripts first (Ranch's push and push_many, Dramatiq's enqueue): a first
+    # use adds a NOSCRIPT reply and a SCRIPT LOAD (a push_many of one call runs push).
+    job.lru_send("warm", -1)
+    job.lru_send_many("warm-many", [((-1,), None), ((-2,), None)])
     messages: List[Any] = []
     sent = round_trips(
-        client, lambda: messages.extend(job.lru_send_many("bulk", [((n,), None) for n in range(2500)]))
+        client,
+        lambda: messages.extend(job.lru_send_many("bulk", [((n,), None) for n in range(2500)])),
+        whole=True,
     )
-    # 3 storage steps (1,000 + 1,000 + 500) and at most one publish each (all scripts)
-    assert sent == ["EVALSHA"] * len(sent) and 3 <= len(sent) <= 6, sent
-    assert len(messages) == 2500 and job.get_system_status()["backlog_size"] == 2501
+    assert all(command.split(" ")[0].upper() == "EVALSHA" for command in sent), [c[:40] for c in sent]
+    # Another client's Ranch script (a sweep of an earlier test's lease keeper, under
+    # load) may land in the window: count this producer's steps by their script.
+    ranch = {hashlib.sha1(scripts.source(name).encode()).hexdigest(): name for name in scripts.NAMES}
+    steps = [ranch.get(command.split(" ")[1].strip('"')) for command in sent]
+    # 3 storage steps (1,000 + 1,000 + 500) and at most one publish each (Dramatiq's script)
+    assert steps.count("push_many") == 3, steps
+    assert steps.count(None) <= 3, steps
+    assert len(messages) == 2500 and job.get_system_status()["backlog_size"] == 2503
     broker.close()
 
 
