@@ -350,7 +350,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("--members must be >= 1")
     logging.getLogger("dramatiq").setLevel(logging.ERROR)  # worker start and stop lines
     steps, repeats = (1_000, 10) if args.quick else (2_000, 40)  # per chunk, chunks
-    redis_steps, redis_repeats = (200, 5) if args.quick else (500, 10)
+    redis_steps, redis_repeats = (200, 5) if args.quick else (250, 30)
     print(
         f"CPython {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
