@@ -29,9 +29,8 @@ def async_client(redis_server: Any) -> Iterator[redis.asyncio.Redis]:
 
 
 class TestAsyncRedisConformance(StorageConformance):
-    #: Not yet: RedisStorage refuses (group, member) keys (branch redis-groups
-    #: brings them; ranch-core README, "Two-level keys").
-    two_level_keys = False
+    #: (group, member) keys mixed with string keys (ranch-redis README, "Two-level keys").
+    two_level_keys = True
 
     @pytest.fixture(autouse=True)
     def _client(self, async_client: redis.asyncio.Redis) -> None:

@@ -273,3 +273,31 @@ def test_the_command_on_a_redis_cluster(redis_cluster: RedisClusterServers) -> N
     assert [(k["key"], k["waiting"]) for k in page["keys"]] == [("k", 3)]
     assert ranch(redis_cluster.url, "pause", names[0], "k", "--cluster").returncode == 0
     assert as_json(redis_cluster.url, "key", names[0], "k", "--cluster")["paused"] is True
+
+
+def test_pairs_show_as_group_slash_member_and_as_two_lists(redis_url: str) -> None:
+    """Two-level keys: a table shows ``group/member``, ``--json`` a list of two; ``--member``
+    names a pair on the command line."""
+    storage = RedisStorage.from_url(redis_url, namespace=f"celery:p{uuid.uuid4().hex[:8]}")
+    scheduler = FairScheduler(storage)
+    scheduler.push(("acme", "u1"), 1, task_id="p1")
+    scheduler.push(("acme", "u1"), 2, task_id="p2")
+    scheduler.push("acme", 3, task_id="own")
+    name = ns(scheduler)
+    page = as_json(redis_url, "keys", name)
+    assert [(r["key"], r["waiting"]) for r in page["keys"]] == [(["acme", "u1"], 2), ("acme", 1)]
+    assert page["active_keys"] == 2
+    table = ranch(redis_url, "keys", name)
+    assert table.returncode == 0 and table.stdout.splitlines()[2].split()[:2] == ["acme/u1", "2"]
+    pair = as_json(redis_url, "key", name, "acme", "--member", "u1")
+    assert (pair["key"], pair["pending_tasks"]) == (["acme", "u1"], 2)
+    group = as_json(redis_url, "key", name, "acme")
+    assert (group["key"], group["pending_tasks"]) == ("acme", 3)  # a string key covers its group
+    done = ranch(redis_url, "set-weight", name, "acme", "0.5", "--member", "u1")
+    assert done.returncode == 0 and "'acme/u1'" in done.stdout, done.stdout
+    assert storage.metadata(("acme", "u1")).weight == 0.5
+    assert storage.metadata("acme").weight == 1.0
+    why = as_json(redis_url, "why", name, "p1")
+    assert (why["state"], why["key"], why["position"]) == ("waiting", ["acme", "u1"], 0)
+    assert "key 'acme/u1' is waiting" in ranch(redis_url, "why", name, "p1").stdout
+    storage.close()

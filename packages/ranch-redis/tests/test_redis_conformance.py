@@ -22,9 +22,8 @@ def shared_client(redis_server: Any) -> Iterator[redis.Redis]:
 
 
 class TestRedisConformance(StorageConformance):
-    #: Not yet: RedisStorage refuses (group, member) keys (branch redis-groups
-    #: brings them; ranch-core README, "Two-level keys").
-    two_level_keys = False
+    #: (group, member) keys mixed with string keys (ranch-redis README, "Two-level keys").
+    two_level_keys = True
 
     @pytest.fixture(autouse=True)
     def _client(self, shared_client: redis.Redis) -> None:

@@ -16,6 +16,7 @@ import pytest
 import redis
 from ranch_core import FairScheduler
 from ranch_core.errors import CorruptTask
+from ranch_core.keys import Key
 from ranch_core.models import ScheduledTask
 from ranch_redis import RedisStorage, layout
 
@@ -264,3 +265,55 @@ def test_repair_reports_and_fixes_each_corrupt_control_field(
     assert scheduler.repair() == []
     task = scheduler.pop()
     assert task is not None and scheduler.ack(task.task_id)
+
+
+#: Two-level keys: the group's fields in its string key's hash, and a pair's own.
+GROUP_FIELDS = [
+    ("a", "gr", b"abc"),
+    ("a", "gr", b"-1"),
+    ("a", "gv", b"nan"),
+    ("a", "mp", b"abc"),
+    ("a", "ms", b"1.5"),
+    ("a", "p", b"abc"),
+    ("a", "s", b"abc"),
+    ("a", "w", b"0"),
+    (("a", "x"), "p", b"inf"),
+    (("a", "x"), "s", b"abc"),
+    (("a", "x"), "w", b"nan"),
+    (("a", "x"), "n", b"abc"),
+]
+
+
+@pytest.mark.parametrize(("key", "field", "raw"), GROUP_FIELDS)
+def test_every_step_completes_with_a_corrupt_field_of_a_group(
+    client: redis.Redis, key: Key, field: str, raw: bytes
+) -> None:
+    """Pairs and the string key of their group: a corrupt field of either level strands
+    no call, runs none twice; the repair sweep leaves nothing to fix after."""
+    namespace = f"cg-{uuid.uuid4().hex}"
+    clock = Clock()
+    storage = RedisStorage(client, namespace=namespace, on_corrupt=lambda e: None)
+    scheduler = FairScheduler(storage, clock=clock, lease_seconds=5.0)
+    pushed: Set[str] = set()
+    keys: List[Key] = ["a", ("a", "x"), ("a", "y"), ("a", "x"), "b", "a", ("b", "z")]
+    for i, k in enumerate(keys):
+        pushed.add(scheduler.push(k, i, task_id=f"t{i}"))
+    held = scheduler.pop()
+    assert held is not None
+    client.hset(layout.key_state_key(namespace, key), field, raw)
+    pushed.add(scheduler.push(("a", "x"), "late", task_id="late"))
+    storage.charge("a", 0.25)
+    storage.charge(("a", "y"), -0.5)
+    assert scheduler.release(held.task_id)
+    assert scheduler.status().backlog_size == len(pushed)
+    ran: List[str] = []
+    while (task := scheduler.pop()) is not None:
+        ran.append(task.task_id)
+        assert scheduler.ack(task.task_id)
+    scheduler.repair()
+    while (task := scheduler.pop()) is not None:  # made selectable again by the repair
+        ran.append(task.task_id)
+        assert scheduler.ack(task.task_id)
+    assert sorted(ran) == sorted(pushed), "a call was stranded or ran twice"
+    status = scheduler.status()
+    assert (status.backlog_size, status.active_keys, status.leased) == (0, 0, 0)

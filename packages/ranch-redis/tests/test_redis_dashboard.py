@@ -239,3 +239,29 @@ def test_off_loopback_without_a_token_is_refused(redis_url: str) -> None:
 
     done = run(redis_url, "dashboard", "--host", "0.0.0.0", "--port", str(free_port()))
     assert done.returncode == 2 and "needs a token" in done.stderr
+
+
+def test_a_pair_is_labelled_group_slash_member_and_can_be_paused(redis_url: str) -> None:
+    """Two-level keys: the state names a pair as a list of two with the label ``group/member``;
+    the controls take that list back."""
+    scheduler = FairScheduler(RedisStorage.from_url(redis_url, namespace="celery:pairs"))
+    scheduler.push_many(("acme", "u1"), [1, 2, 3])
+    server = start(redis_url)
+    try:
+        page = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=10).read().decode()
+        token = json.loads(page.split("const CONFIG = ", 1)[1].split(";", 1)[0])["token"]
+        bearer = {"Authorization": f"Bearer {token}"}
+        status, state = request(server, "GET", "/api/state", None, bearer)
+        assert status == 200
+        backlog = next(b for b in state["backlogs"] if b["backlog"] == "celery:pairs")
+        assert [(k["key"], k["label"], k["waiting"]) for k in backlog["keys"]] == [
+            (["acme", "u1"], "acme/u1", 3)
+        ]
+        body = {"backlog": "celery:pairs", "key": ["acme", "u1"]}
+        assert request(server, "POST", "/api/pause", body, bearer)[0] == 200
+        assert scheduler.metadata(("acme", "u1")).paused and not scheduler.metadata("acme").paused
+        bad = {"backlog": "celery:pairs", "key": ["acme"]}
+        assert request(server, "POST", "/api/pause", bad, bearer)[0] == 400
+    finally:
+        assert server.stop() == 0
+        scheduler.storage.close()  # type: ignore[attr-defined]

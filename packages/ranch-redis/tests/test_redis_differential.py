@@ -31,11 +31,36 @@ from ranch_core import validation
 from ranch_core.backends import controls
 from ranch_core.backends.memory import InMemoryStorage
 from ranch_core.errors import BacklogFull
+from ranch_core.keys import Key
 from ranch_core.models import LRUKeyMetadata, ScheduledTask
 from ranch_core.protocols import Controls
 from ranch_redis import RedisStorage
 
-KEYS = ["a", "ab", "b", "a:b", "{x}", "} {", "é", "\u00ff", "\u0100", "😀", "\uffff", "\x00", "a" * 300]
+KEYS: List[Key] = [
+    "a",
+    "ab",
+    "b",
+    "a:b",
+    "{x}",
+    "} {",
+    "é",
+    "\u00ff",
+    "\u0100",
+    "😀",
+    "\uffff",
+    "\x00",
+    "a" * 300,
+]
+#: Two-level keys beside string keys of the same groups (a string key is its group's own member).
+PAIRS: List[Key] = [
+    ("a", "b"),
+    ("a", "x"),
+    ("ab", "a"),
+    ("a:b", "é"),
+    ("\x00", "\x00"),
+    ("b", "a:b"),
+    ("é", "😀"),
+]
 WEIGHTS = st.one_of(
     st.sampled_from([1.0, 0.5, 2.0, 0.1, 1 / 3, 3.7]),
     st.floats(min_value=1e-3, max_value=50.0, allow_nan=False, allow_infinity=False),
@@ -69,7 +94,7 @@ def client(redis_server: Any) -> Iterator[redis.Redis]:
     c.close()
 
 
-def build(client: redis.Redis, serializer: str, keys: List[str] = KEYS, steps: Any = STEPS) -> type:
+def build(client: redis.Redis, serializer: str, keys: List[Key] = KEYS, steps: Any = STEPS) -> type:
     key_names = st.sampled_from(keys)
     control_keys = st.sampled_from(keys[:4])
 
@@ -106,7 +131,7 @@ def build(client: redis.Redis, serializer: str, keys: List[str] = KEYS, steps: A
         )
         def push(
             self,
-            key: str,
+            key: Key,
             payload: Any,
             weight: Optional[float],
             ttl: Optional[float],
@@ -129,7 +154,7 @@ def build(client: redis.Redis, serializer: str, keys: List[str] = KEYS, steps: A
             delay=st.sampled_from([0.1, 1 / 3, 1.0, 2.5]),
             ttl=st.one_of(st.none(), st.sampled_from([0.5, 3.0])),
         )
-        def push_delayed(self, key: str, payloads: List[Any], delay: float, ttl: Optional[float]) -> None:
+        def push_delayed(self, key: Key, payloads: List[Any], delay: float, ttl: Optional[float]) -> None:
             """Delayed calls: promoted by pops in (due, task id) order, counted apart, reached by
             purge, revoke and max_backlog, the same in both storages."""
             tasks = []
@@ -169,19 +194,19 @@ def build(client: redis.Redis, serializer: str, keys: List[str] = KEYS, steps: A
 
         @precondition(lambda self: self.ids)
         @rule(data=st.data(), key=key_names)
-        def remove(self, data: st.DataObject, key: str) -> None:
+        def remove(self, data: st.DataObject, key: Key) -> None:
             self.both("remove", key, data.draw(st.sampled_from(self.ids)))
 
         @rule(key=key_names, extra=CHARGES)
-        def charge(self, key: str, extra: float) -> None:
+        def charge(self, key: Key, extra: float) -> None:
             self.both("charge", key, extra)
 
         @rule(key=key_names, weight=WEIGHTS)
-        def set_weight(self, key: str, weight: float) -> None:
+        def set_weight(self, key: Key, weight: float) -> None:
             self.both("set_weight", key, weight)
 
         @rule(key=key_names, name=st.sampled_from(["n", "é", "a:b"]), value=PAYLOADS)
-        def set_custom_data(self, key: str, name: str, value: Any) -> None:
+        def set_custom_data(self, key: Key, name: str, value: Any) -> None:
             self.both("set_custom_data", key, name, value)
 
         @rule(
@@ -189,7 +214,7 @@ def build(client: redis.Redis, serializer: str, keys: List[str] = KEYS, steps: A
             name=st.sampled_from(["plan", "{t}"]),
             value=st.sampled_from(["", "x", "é"]),
         )
-        def add_tag(self, key: str, name: str, value: str) -> None:
+        def add_tag(self, key: Key, name: str, value: str) -> None:
             self.both("add_tag", key, name, value)
 
         @rule(
@@ -200,7 +225,7 @@ def build(client: redis.Redis, serializer: str, keys: List[str] = KEYS, steps: A
             which=st.sampled_from([controls.CONCURRENCY_LIMIT, controls.RATE_LIMIT]),
         )
         def set_limit(
-            self, key: Optional[str], limit: Optional[int], rate: Optional[str], burst: int, which: str
+            self, key: Optional[Key], limit: Optional[int], rate: Optional[str], burst: int, which: str
         ) -> None:
             value: Any = (
                 limit if which == controls.CONCURRENCY_LIMIT else validation.check_rate_limit(rate, burst)
@@ -208,15 +233,15 @@ def build(client: redis.Redis, serializer: str, keys: List[str] = KEYS, steps: A
             self.both("set_control", key, which, value, self.now)
 
         @rule(key=control_keys, paused=st.booleans())
-        def pause(self, key: str, paused: bool) -> None:
+        def pause(self, key: Key, paused: bool) -> None:
             self.both("set_control", key, controls.PAUSE, paused, self.now)
 
         @rule(key=control_keys, limit=st.sampled_from([None, 0, 2, 5]))
-        def set_max_backlog(self, key: str, limit: Optional[int]) -> None:
+        def set_max_backlog(self, key: Key, limit: Optional[int]) -> None:
             self.both("set_control", key, controls.MAX_BACKLOG, limit, self.now)
 
         @rule(key=key_names, limit=st.integers(1, 3))
-        def purge_key(self, key: str, limit: int) -> None:
+        def purge_key(self, key: Key, limit: int) -> None:
             self.both("purge_key", key, limit)
 
         @precondition(lambda self: self.ids)
@@ -229,7 +254,7 @@ def build(client: redis.Redis, serializer: str, keys: List[str] = KEYS, steps: A
             for now in (None, self.now, self.now + 1.0):
                 self.both("status", now)
                 self.both("waiting", now)
-            for key in KEYS:
+            for key in keys:
                 self.both("metadata", key)
                 self.both("metadata", key, self.now + 0.5)
             for name in ("plan", "{t}"):
@@ -253,6 +278,37 @@ def test_redis_matches_in_memory_step_for_step(client: redis.Redis, serializer: 
         settings=settings(
             max_examples=max(1, settings().max_examples * share // of),
             stateful_step_count=50,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
+
+
+@pytest.mark.parametrize("serializer", ["json", "pickle"])
+def test_redis_matches_in_memory_with_pairs(client: redis.Redis, serializer: str) -> None:
+    """Two-level keys: pairs and string keys of the same groups, selection by group then
+    member, both passes charged, a string key's metadata covering its group."""
+    share, of = BUDGET[serializer]
+    run_state_machine_as_test(
+        build(client, serializer, [*KEYS[:6], *PAIRS]),
+        settings=settings(
+            max_examples=max(1, settings().max_examples * share // of),
+            stateful_step_count=50,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
+
+
+def test_redis_matches_in_memory_under_controls_with_pairs(client: redis.Redis) -> None:
+    """Controls on pairs and on string keys of their groups: a parked member leaves its
+    group's ready members, the group the top level with its last one."""
+    keys: List[Key] = [("a", "b"), "a", ("a", "c"), ("b", "a"), "b", ("ab", "a")]
+    run_state_machine_as_test(
+        build(client, "json", keys, st.sampled_from([0.0, 0.1, 1 / 3, 0.25, 1e-9])),
+        settings=settings(
+            max_examples=max(1, settings().max_examples // 3),
+            stateful_step_count=60,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),

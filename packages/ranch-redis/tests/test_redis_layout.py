@@ -30,6 +30,7 @@ def test_layout_names_every_key_a_namespace_writes(client: redis.Redis) -> None:
     assert scheduler.pop() is not None
     scheduler.repair()
     storage.set_custom_data("a", "x", 1)
+    # String keys alone write no members zset (layout, "Two-level keys").
     named = {
         layout.stats_key(ns), layout.tasks_key(ns), layout.leases_key(ns), layout.active_key(ns),
         layout.keys_key(ns), layout.queue_key(ns, "a"), layout.key_state_key(ns, "a"),
@@ -100,10 +101,10 @@ def test_a_script_naming_an_undefined_constant_is_refused(monkeypatch: pytest.Mo
 def test_records_read_odd_values() -> None:
     assert records.key_name(b"zz") == "zz"
     assert records.key_name(b"61") == "a"
-    meta, bad = records.parse_metadata("a", [2, b"", b"", 0, b"n", b"-3", b"w", b"0.5"])
+    meta, bad = records.parse_metadata("a", [2, b"", b"", 0, b"", b"n", b"-3", b"w", b"0.5"])
     assert (meta.served_total, meta.weight, meta.pending_tasks, bad) == (0, 0.5, 2, ["n"])
     # Controls: the key's own setting, else the default; unreadable ones read as unset.
-    reply = [0, b"4", b"2/s", 0, b"cl", b"0", b"r", b"x", b"mb", b"-1"]
+    reply = [0, b"4", b"2/s", 0, b"", b"cl", b"0", b"r", b"x", b"mb", b"-1"]
     reply += [b"rr", b"1", b"rt", b"1/s", b"ps", b"1"]
     meta, bad = records.parse_metadata("a", reply)
     assert (meta.concurrency_limit, meta.running, meta.rate_limit, meta.paused, meta.max_backlog) == (
@@ -114,8 +115,13 @@ def test_records_read_odd_values() -> None:
         None,
     )
     assert bad == ["cl", "mb", "r"]
-    meta, _ = records.parse_metadata("a", [0, b"", b"2/s", 0, b"cl", b"3", b"r", b"2"])
+    meta, _ = records.parse_metadata("a", [0, b"", b"2/s", 0, b"", b"cl", b"3", b"r", b"2"])
     assert (meta.concurrency_limit, meta.running, meta.rate_limit) == (3, 2, "2/s")
+    # A string key whose group has pairs: the running count covers them (reply[4]).
+    meta, _ = records.parse_metadata("a", [0, b"", b"", 0, 5, b"r", b"2"])
+    assert meta.running == 5
+    # A pair's hex key reads back as the pair.
+    assert records.key_name(b"61:62") == ("a", "b")
 
 
 def test_corrupt_records_found_by_expire_and_release_are_reported(client: redis.Redis) -> None:
@@ -195,3 +201,31 @@ def test_layout_names_the_wake_up_and_slot_keys(client: redis.Redis) -> None:
     assert tokens <= written
     assert client.hget(layout.slots_key(ns), "worker-1") == b"8"
     assert client.zscore(layout.workers_key(ns), "worker-1") == 40.0
+
+
+def test_layout_names_every_key_pairs_write(client: redis.Redis) -> None:
+    """A pair ``(group, member)`` is spelled ``<hex group>:<hex member>``; its group gets a
+    ready-members zset and a set of its pairs; a task read back carries the tuple."""
+    ns = f"lay-{uuid.uuid4().hex}"
+    storage = RedisStorage(client, namespace=ns)
+    scheduler = FairScheduler(storage, clock=lambda: 10.0)
+    pair = ("a:b", "c")
+    scheduler.push(pair, 1, tags={"plan": "pro"}, task_id="t1")
+    scheduler.push(pair, 2, task_id="t2")
+    task = scheduler.pop()
+    assert task is not None and task.key == pair
+    assert layout.hex_key(pair) == "613a62:63" and layout.key_of_hex("613a62:63") == pair
+    assert layout.hex_key("a:b") == "613a62"  # a string key's hex never holds ':'
+    named = {
+        layout.stats_key(ns), layout.tasks_key(ns), layout.leases_key(ns), layout.active_key(ns),
+        layout.keys_key(ns), layout.queue_key(ns, pair), layout.key_state_key(ns, pair),
+        layout.key_state_key(ns, "a:b"), layout.members_key(ns, "a:b"),
+        layout.group_members_key(ns, "a:b"), layout.tag_index_key(ns, "plan"), layout.wake_key(ns),
+        layout.waiting_index_key(ns), layout.served_index_key(ns), layout.started_key(ns),
+    }  # fmt: skip
+    written = {k.decode() for k in client.scan_iter(match=layout.base(ns) + "*")}
+    assert written == named
+    assert client.zrange(layout.active_key(ns), 0, -1) == [b"%016x613a62" % 1]
+    assert client.zrange(layout.members_key(ns, "a:b"), 0, -1) == [b"%016x63" % 1]
+    assert client.hgetall(layout.tag_index_key(ns, "plan")) == {layout.tag_field(pair): b"pro"}
+    assert storage.keys_with_tag("plan") == [pair]

@@ -33,7 +33,7 @@ def check_key(key: Any, name: str = "key") -> str:
         if isinstance(key, (tuple, list)):
             raise TypeError(
                 f"{name} must be a str here, not a {type(key).__name__}: two-level "
-                "(group, member) keys work with the in-memory storages only, for now"
+                "(group, member) keys are not taken here"
             )
         raise TypeError(f"{name} must be a str, not {type(key).__name__}")
     if not key:

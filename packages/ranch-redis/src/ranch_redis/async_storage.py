@@ -205,7 +205,7 @@ class AsyncRedisStorage(RedisOperations):
 
     async def run_estimate(self, key: Key) -> Optional[float]:
         """The key's moving average of run times (:class:`ranch_core.protocols.RuntimeCosts`)."""
-        return await self._drive(self._run_estimate(validation.check_key(key)))
+        return await self._drive(self._run_estimate(validation.check_any_key(key)))
 
     async def ack(self, task_id: str) -> bool:
         """Finish a leased task; ``False`` if it holds no lease (a retried ack whose
@@ -232,11 +232,11 @@ class AsyncRedisStorage(RedisOperations):
 
     async def remove(self, key: Key, task_id: str) -> bool:
         """Delete a waiting task of ``key``; ``False`` if it is not waiting there."""
-        return await self._drive(self._remove(validation.check_key(key), task_id))
+        return await self._drive(self._remove(validation.check_any_key(key), task_id))
 
     async def charge(self, key: Key, extra: float) -> None:
         """Add ``extra`` to the key's pass. A retry after a lost reply may charge twice."""
-        await self._drive(self._charge(validation.check_key(key), extra))
+        await self._drive(self._charge(validation.check_any_key(key), extra))
 
     async def expire(self, now: float, limit: int) -> List[ScheduledTask]:
         """Drop up to ``limit`` waiting tasks whose expiry is ``<= now``; return them
@@ -309,13 +309,15 @@ class AsyncRedisStorage(RedisOperations):
         tokens minted if calls became runnable (see
         :meth:`ranch_core.protocols.Controls.set_control`)."""
         return await self._drive(
-            self._set_control(None if key is None else validation.check_key(key), name, value, now, wakeups)
+            self._set_control(
+                None if key is None else validation.check_any_key(key), name, value, now, wakeups
+            )
         )
 
     async def purge_key(self, key: Key, limit: int) -> List[ScheduledTask]:
         """Delete up to ``limit`` waiting calls of ``key`` from its head in one
         script (``purge_key.lua``); return them. Leased calls run on."""
-        return await self._drive(self._purge_key(validation.check_key(key), limit))
+        return await self._drive(self._purge_key(validation.check_any_key(key), limit))
 
     async def revoke(self, task_id: str) -> Optional[ScheduledTask]:
         """Delete the waiting call ``task_id`` (``revoke.lua``) and return it;
@@ -326,15 +328,15 @@ class AsyncRedisStorage(RedisOperations):
 
     async def set_weight(self, key: Key, weight: float) -> None:
         """Set the key's weight; its pass is left alone."""
-        await self._drive(self._set_weight(validation.check_key(key), weight))
+        await self._drive(self._set_weight(validation.check_any_key(key), weight))
 
     async def set_custom_data(self, key: Key, name: str, value: Any) -> None:
         """Store a JSON-encodable ``value`` under ``name``; ``TypeError`` otherwise."""
-        await self._drive(self._set_custom_data(validation.check_key(key), name, value))
+        await self._drive(self._set_custom_data(validation.check_any_key(key), name, value))
 
     async def add_tag(self, key: Key, name: str, value: str) -> None:
         """Tag ``key`` with ``name=value`` (replacing an earlier value)."""
-        await self._drive(self._add_tag(validation.check_key(key), name, value))
+        await self._drive(self._add_tag(validation.check_any_key(key), name, value))
 
     async def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[Key]:
         """Keys tagged ``name`` (with ``value``, if given), sorted."""
@@ -349,7 +351,7 @@ class AsyncRedisStorage(RedisOperations):
         reported through ``on_corrupt`` and read as its default (skipped,
         for tags and custom data), as the scripts do.
         """
-        return await self._drive(self._metadata(validation.check_key(key), now))
+        return await self._drive(self._metadata(validation.check_any_key(key), now))
 
     # -- operators' views (see RedisStorage) ---------------------------------
 

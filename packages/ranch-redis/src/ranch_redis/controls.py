@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, List, Optional
 
 from ranch_core.backends import controls
+from ranch_core.keys import Key
 from ranch_core.models import RateLimit, ScheduledTask, WakeupPolicy
 
 from ranch_redis import layout
@@ -41,7 +42,7 @@ class RedisControls(RedisReports):
     """Per-key controls as steps (:mod:`ranch_redis.steps`)."""
 
     def _set_control(
-        self, key: Optional[str], name: str, value: Any, now: float, wakeups: Optional[WakeupPolicy]
+        self, key: Optional[Key], name: str, value: Any, now: float, wakeups: Optional[WakeupPolicy]
     ) -> Steps[List[str]]:
         if name not in controls.NAMES:
             raise ValueError(f"unknown control {name!r}")
@@ -64,7 +65,7 @@ class RedisControls(RedisReports):
         )
         return [raw.decode() for raw in reply]
 
-    def _purge_key(self, key: str, limit: int) -> Steps[List[ScheduledTask]]:
+    def _purge_key(self, key: Key, limit: int) -> Steps[List[ScheduledTask]]:
         reply = yield script("purge_key", layout.hex_key(key), int(limit), note=AMBIGUOUS["purge_key"])
         return (yield from self._decode_pairs(reply, waiting=False))
 

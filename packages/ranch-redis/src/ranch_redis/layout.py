@@ -21,10 +21,23 @@ Redis key               type    content
                                 limit, ``dr``/``db``/``dt`` default rate
                                 (calls a second, burst, text), ``nr`` waiting
                                 calls not counted runnable, ``np`` parked
-                                keys, ``ck`` latest time a step was given
-``…active``             zset    one member per key with waiting tasks that
-                                may run (parked keys are not in it):
-                                score = pass, member = ``%016x(seq)`` + hex key
+                                keys, ``ck`` latest time a step was given;
+                                ``xm`` ready keys beyond one per group in
+                                ``…active`` (written once pairs are used)
+``…active``             zset    one member per group with a ready key (a
+                                key with waiting tasks that may run; parked
+                                keys are not ready): score = the group's
+                                pass, member = ``%016x(seq)`` + hex group
+``…m:<hex group>``      zset    the group's ready keys while one of them is
+                                a pair (``gr`` > 0): score = the key's pass
+                                among the members, member = ``%016x(seq)``
+                                + hex member (``''`` for the group's own
+                                string key); absent while the group's only
+                                ready key is its own (it is ready iff the
+                                group is in ``…active``)
+``…g:<hex group>``      set     hex members of the group's pairs that ever
+                                stored a call (the string key's metadata
+                                sums over them)
 ``…parked``             zset    keys parked by their rate: score = the time
                                 their bucket refills, member = hex key
 ``…delayed``            zset    delayed calls not yet due: score = due
@@ -43,8 +56,13 @@ Redis key               type    content
 ``…x:<hex key>``        zset    the key's waiting tasks that expire (as
                                 ``…expiry``, for its pending count)
 ``…k:<hex key>``        hash    ``p`` pass, ``s`` serve seq, ``w`` weight,
-                                ``l`` last served, ``n`` served total,
-                                ``r`` calls leased now,
+                                ``l`` last served, ``n`` served total (a
+                                string key's: its group's; a pair's: its
+                                own among its group's members); a string
+                                key's also ``gv`` its group's virtual time,
+                                ``gr`` its group's ready pairs, ``mp``/``ms``
+                                its own pass and seq among the members (its
+                                member weight is 1); ``r`` calls leased now,
                                 ``t:<name>`` tags, ``d:<name>`` custom data;
                                 controls: ``cl`` concurrency limit,
                                 ``rr``/``rb``/``rt`` rate, ``ps`` paused,
@@ -86,19 +104,30 @@ so ``ranch backlogs`` lists them without scanning the keyspace.
 Waiting = ``HLEN tasks - ZCARD leases`` (``- ZCARD delayed`` once ``ctl``
 is set); minus ``ZCOUNT expiry -inf now`` when the caller gives ``now``.
 Runnable (what wake-up tokens are minted for) = waiting - ``nr``. Active
-keys = ``ZCARD active + np``.
+keys = ``ZCARD active + xm + np``.
 
 A user key appears in Redis key names only as the lowercase hex of its UTF-8
 bytes: no character of it can end the hash tag or the prefix, two keys never
 share a name, and hex keeps the byte order, so the ``active`` members of equal
 score and equal serve sequence sort exactly like the keys (code point order).
+A pair ``(group, member)`` is ``<hex group>:<hex member>`` wherever a key's
+hex is (key names, task bodies, indexes); hex has no ``:``, so it never
+collides with a string key. Two-level selection (ranch-core README,
+"Two-level keys"): pop takes the first group of ``active``, then the first
+key of its ``m:`` zset (the own string key when the group has no ready
+pair); a string key ``k`` is the own member (hex ``''``, first among ties)
+of group ``k``, and its hash ``k:<hex k>`` holds the group's state too, so
+a key space of strings keeps the one-level layout (no ``m:`` zset) and the
+same commands per step. In a tag index a pair's field is the
+byte ``0xff`` (never in UTF-8 text) then its hex key.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple, Union
 
 from ranch_core import validation
+from ranch_core.keys import Key
 
 #: Prefix of every Redis key Ranch writes.
 PREFIX = "ranch"
@@ -187,9 +216,42 @@ def base(namespace: str) -> str:
     return f"{PREFIX}:{{{namespace}}}:"
 
 
-def hex_key(key: str) -> str:
-    """The encoding of a user key inside Redis key names (order-preserving)."""
-    return key.encode("utf-8").hex()
+def hex_key(key: Key) -> str:
+    """The encoding of a user key inside Redis key names (order-preserving):
+    the hex of its UTF-8 bytes; a pair ``(group, member)`` is ``<hex
+    group>:<hex member>`` (hex has no ``:``, so a pair never shares a name
+    with a string key)."""
+    if isinstance(key, str):
+        return key.encode("utf-8").hex()
+    return f"{key[0].encode('utf-8').hex()}:{key[1].encode('utf-8').hex()}"
+
+
+def key_of_hex(key_hex: Union[str, bytes]) -> Key:
+    """The user key behind :func:`hex_key`'s encoding; ``ValueError`` if it is none."""
+    text = key_hex.decode("ascii") if isinstance(key_hex, bytes) else key_hex
+    group, colon, member = text.partition(":")
+    if not colon:
+        return bytes.fromhex(text).decode("utf-8")
+    if not group or not member:
+        raise ValueError(f"not a hex key: {text!r}")
+    return (bytes.fromhex(group).decode("utf-8"), bytes.fromhex(member).decode("utf-8"))
+
+
+#: A pair's field in a tag index starts with this byte (never in UTF-8 text,
+#: so never a string key's field), then its hex key.
+PAIR_TAG = b"\xff"
+
+
+def tag_field(key: Key) -> Union[str, bytes]:
+    """A key's field in a tag index: a string key itself, a pair ``PAIR_TAG`` + hex key."""
+    return key if isinstance(key, str) else PAIR_TAG + hex_key(key).encode("ascii")
+
+
+def key_of_tag_field(field: bytes) -> Key:
+    """The key behind :func:`tag_field`."""
+    if field.startswith(PAIR_TAG):
+        return key_of_hex(field[len(PAIR_TAG) :])
+    return field.decode("utf-8")
 
 
 def stats_key(namespace: str) -> str:
@@ -218,7 +280,7 @@ def delayed_key(namespace: str) -> str:
     return base(namespace) + "delayed"
 
 
-def key_delayed_key(namespace: str, key: str) -> str:
+def key_delayed_key(namespace: str, key: Key) -> str:
     """Zset of one key's delayed calls not yet due, by due time."""
     return base(namespace) + "d:" + hex_key(key)
 
@@ -243,19 +305,30 @@ def expiry_key(namespace: str) -> str:
     return base(namespace) + "expiry"
 
 
-def queue_key(namespace: str, key: str) -> str:
+def queue_key(namespace: str, key: Key) -> str:
     """List of ``key``'s waiting task ids, head first."""
     return f"{base(namespace)}q:{hex_key(key)}"
 
 
-def key_expiry_key(namespace: str, key: str) -> str:
+def key_expiry_key(namespace: str, key: Key) -> str:
     """Zset of ``key``'s waiting tasks that expire."""
     return f"{base(namespace)}x:{hex_key(key)}"
 
 
-def key_state_key(namespace: str, key: str) -> str:
-    """Hash of ``key``'s pass, serve sequence, weight, counters, tags and custom data."""
+def key_state_key(namespace: str, key: Key) -> str:
+    """Hash of ``key``'s pass, serve sequence, weight, counters, tags and
+    custom data (a string key's: also its group's state)."""
     return f"{base(namespace)}k:{hex_key(key)}"
+
+
+def members_key(namespace: str, group: str) -> str:
+    """Zset of the group's ready members (``(group, member)`` pairs and its own string key)."""
+    return f"{base(namespace)}m:{hex_key(group)}"
+
+
+def group_members_key(namespace: str, group: str) -> str:
+    """Set of the hex members of the group's pairs that stored a call."""
+    return f"{base(namespace)}g:{hex_key(group)}"
 
 
 def parked_key(namespace: str) -> str:
@@ -368,11 +441,11 @@ def encode_body(key_hex: str, enqueued_at: float, expires_at: Optional[float], d
     return b"%s,%s,%s,%s" % (float_arg(enqueued_at).encode(), expires, key_hex.encode(), data)
 
 
-def decode_body(body: bytes) -> Tuple[str, float, Optional[float], bytes]:
+def decode_body(body: bytes) -> Tuple[Key, float, Optional[float], bytes]:
     """``(key, enqueued_at, expires_at, payload bytes)``; ``ValueError`` if corrupt."""
     try:
         enqueued, expires, key_hex, data = body.split(b",", 3)
-        key = bytes.fromhex(key_hex.decode("ascii")).decode("utf-8")
+        key = key_of_hex(key_hex)
         return key, float(enqueued), (float(expires) if expires else None), data
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"corrupt task body: {exc}") from None

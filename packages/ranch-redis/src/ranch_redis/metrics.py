@@ -13,6 +13,7 @@ import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import attrs
+from ranch_core.keys import Key
 
 from ranch_redis import layout, records
 
@@ -84,7 +85,7 @@ class KeyMetrics:
     """One key's metrics: waiting and running now, served, expired, retried and
     failed totals, and its wait and run-time histograms."""
 
-    key: str
+    key: Key
     waiting: int
     running: int
     served: int

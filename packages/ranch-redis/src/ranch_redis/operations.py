@@ -136,7 +136,7 @@ class RedisOperations(RedisWakeups, RedisControls, RedisTracker, RedisInspection
         tag_args: List[str] = []
         for name, value in checked_tags.items():
             tag_args += [name, layout.hex_key(name), value]
-        head = [weight_arg, key if tag_args else "", len(checked_tags), *tag_args]
+        head = [weight_arg, layout.tag_field(key) if tag_args else "", len(checked_tags), *tag_args]
         if wakeups is None:
             token_args: List[Any] = ["", "", ""]
         else:
@@ -178,7 +178,12 @@ class RedisOperations(RedisWakeups, RedisControls, RedisTracker, RedisInspection
         for name, value in checked_tags.items():
             tag_args += [name, layout.hex_key(name), value]
         weight_arg = "" if weight is None else layout.float_arg(weight)
-        head: List[Any] = [weight_arg, tasks[0].key if tag_args else "", len(checked_tags), *tag_args]
+        head: List[Any] = [
+            weight_arg,
+            layout.tag_field(tasks[0].key) if tag_args else "",
+            len(checked_tags),
+            *tag_args,
+        ]
         if wakeups is None:
             token_args: List[Any] = ["", "", "0"]
         else:
@@ -232,7 +237,7 @@ class RedisOperations(RedisWakeups, RedisControls, RedisTracker, RedisInspection
             args += [wakeups.max_wakeups, nonce(), layout.float_arg(task.enqueued_at + wakeups.ttl)]
         weight_arg = "" if weight is None else layout.float_arg(weight)
         if checked_tags:
-            args += [weight_arg, "0", expires, task.key]
+            args += [weight_arg, "0", expires, layout.tag_field(task.key)]
             for name, value in checked_tags.items():
                 args += [name, layout.hex_key(name), value]
         elif expires:
@@ -251,7 +256,7 @@ class RedisOperations(RedisWakeups, RedisControls, RedisTracker, RedisInspection
 
     def _task_args(self, task: ScheduledTask) -> List[Any]:
         """Check ``task`` and encode it: ``[task id, hex key, body, expires_at or '']``."""
-        key = validation.check_key(task.key)
+        key = validation.check_any_key(task.key)
         task_id = validation.check_name(task.task_id, "task_id")
         data = self.serializer.dumps(task.payload)
         key_hex = layout.hex_key(key)
@@ -396,11 +401,11 @@ class RedisOperations(RedisWakeups, RedisControls, RedisTracker, RedisInspection
         self._report_dropped(reply[end:])
         return (yield from self._decode_pairs(reply[1:end], waiting=True))
 
-    def _remove(self, key: str, task_id: str) -> Steps[bool]:
+    def _remove(self, key: Key, task_id: str) -> Steps[bool]:
         reply = yield script("remove", layout.hex_key(key), task_id, note=AMBIGUOUS["remove"])
         return bool(reply == layout.DONE)
 
-    def _charge(self, key: str, extra: float) -> Steps[None]:
+    def _charge(self, key: Key, extra: float) -> Steps[None]:
         yield script("charge", layout.hex_key(key), layout.float_arg(extra), note=AMBIGUOUS["charge"])
 
     def _expire(self, now: float, limit: int) -> Steps[List[ScheduledTask]]:

@@ -13,6 +13,7 @@ import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ranch_core import algorithm
+from ranch_core.keys import Key
 from ranch_core.models import LRUKeyMetadata, ScheduledTask
 from ranch_core.serializers import Serializer
 
@@ -35,7 +36,7 @@ def decode_task(serializer: Serializer, task_id: bytes, body: bytes) -> Schedule
     )
 
 
-def parse_metadata(key: str, reply: Sequence[Any]) -> Tuple[LRUKeyMetadata, List[str]]:
+def parse_metadata(key: Key, reply: Sequence[Any]) -> Tuple[LRUKeyMetadata, List[str]]:
     """``metadata.lua``'s reply as metadata, and the names of the fields that were unreadable.
 
     An unreadable weight (not a number, or outside the weight range), served
@@ -43,9 +44,10 @@ def parse_metadata(key: str, reply: Sequence[Any]) -> Tuple[LRUKeyMetadata, List
     default; an unreadable tag or custom value (not UTF-8, not JSON) is left
     out. The controls are those in force: the key's own setting, else the
     namespace's default (``reply[1]``, ``reply[2]``); ``reply[3]`` counts the
-    key's delayed calls.
+    key's delayed calls, ``reply[4]`` its running calls (``''``: its field
+    ``r``; a string key's group with pairs counts theirs too).
     """
-    state: Dict[bytes, bytes] = dict(zip(reply[4::2], reply[5::2]))
+    state: Dict[bytes, bytes] = dict(zip(reply[5::2], reply[6::2]))
     tags: Dict[str, str] = {}
     custom: Dict[str, Any] = {}
     bad: List[str] = []
@@ -82,7 +84,11 @@ def parse_metadata(key: str, reply: Sequence[Any]) -> Tuple[LRUKeyMetadata, List
         tags=tags,
         custom_data=custom,
         concurrency_limit=limit,
-        running=_count(state.get(layout.RUNNING_FIELD.encode()), 0, bad, layout.RUNNING_FIELD) or 0,
+        running=(
+            int(reply[4])
+            if reply[4] not in (b"", "")
+            else _count(state.get(layout.RUNNING_FIELD.encode()), 0, bad, layout.RUNNING_FIELD) or 0
+        ),
         rate_limit=rate,
         paused=state.get(layout.PAUSED_FIELD.encode()) == b"1",
         max_backlog=_count(state.get(layout.MAX_BACKLOG_FIELD.encode()), 0, bad, layout.MAX_BACKLOG_FIELD),
@@ -109,10 +115,10 @@ def _count(raw: Optional[bytes], least: int, bad: List[str], field: str) -> Opti
     return None
 
 
-def key_name(key_hex: bytes) -> str:
+def key_name(key_hex: bytes) -> Key:
     """The user key behind a hex key, or the hex itself if it is not UTF-8 hex."""
     try:
-        return bytes.fromhex(key_hex.decode("ascii")).decode("utf-8")
+        return layout.key_of_hex(key_hex)
     except ValueError:
         return key_hex.decode("ascii", "replace")
 

@@ -245,7 +245,7 @@ class RedisStorage(RedisOperations):
 
     def run_estimate(self, key: Key) -> Optional[float]:
         """The key's moving average of run times (:class:`ranch_core.protocols.RuntimeCosts`)."""
-        return self._drive(self._run_estimate(validation.check_key(key)))
+        return self._drive(self._run_estimate(validation.check_any_key(key)))
 
     def ack(self, task_id: str) -> bool:
         """Finish a leased task; ``False`` if it holds no lease (a retried ack whose
@@ -272,11 +272,11 @@ class RedisStorage(RedisOperations):
 
     def remove(self, key: Key, task_id: str) -> bool:
         """Delete a waiting task of ``key``; ``False`` if it is not waiting there."""
-        return self._drive(self._remove(validation.check_key(key), task_id))
+        return self._drive(self._remove(validation.check_any_key(key), task_id))
 
     def charge(self, key: Key, extra: float) -> None:
         """Add ``extra`` to the key's pass. A retry after a lost reply may charge twice."""
-        self._drive(self._charge(validation.check_key(key), extra))
+        self._drive(self._charge(validation.check_any_key(key), extra))
 
     def expire(self, now: float, limit: int) -> List[ScheduledTask]:
         """Drop up to ``limit`` waiting tasks whose expiry is ``<= now``; return them
@@ -356,13 +356,15 @@ class RedisStorage(RedisOperations):
         tokens minted if calls became runnable (see
         :meth:`ranch_core.protocols.Controls.set_control`)."""
         return self._drive(
-            self._set_control(None if key is None else validation.check_key(key), name, value, now, wakeups)
+            self._set_control(
+                None if key is None else validation.check_any_key(key), name, value, now, wakeups
+            )
         )
 
     def purge_key(self, key: Key, limit: int) -> List[ScheduledTask]:
         """Delete up to ``limit`` waiting calls of ``key`` from its head in one
         script (``purge_key.lua``); return them. Leased calls run on."""
-        return self._drive(self._purge_key(validation.check_key(key), limit))
+        return self._drive(self._purge_key(validation.check_any_key(key), limit))
 
     def revoke(self, task_id: str) -> Optional[ScheduledTask]:
         """Delete the waiting call ``task_id`` (``revoke.lua``) and return it;
@@ -373,15 +375,15 @@ class RedisStorage(RedisOperations):
 
     def set_weight(self, key: Key, weight: float) -> None:
         """Set the key's weight; its pass is left alone."""
-        self._drive(self._set_weight(validation.check_key(key), weight))
+        self._drive(self._set_weight(validation.check_any_key(key), weight))
 
     def set_custom_data(self, key: Key, name: str, value: Any) -> None:
         """Store a JSON-encodable ``value`` under ``name``; ``TypeError`` otherwise."""
-        self._drive(self._set_custom_data(validation.check_key(key), name, value))
+        self._drive(self._set_custom_data(validation.check_any_key(key), name, value))
 
     def add_tag(self, key: Key, name: str, value: str) -> None:
         """Tag ``key`` with ``name=value`` (replacing an earlier value)."""
-        self._drive(self._add_tag(validation.check_key(key), name, value))
+        self._drive(self._add_tag(validation.check_any_key(key), name, value))
 
     def keys_with_tag(self, name: str, value: Optional[str] = None) -> List[Key]:
         """Keys tagged ``name`` (with ``value``, if given), sorted."""
@@ -396,7 +398,7 @@ class RedisStorage(RedisOperations):
         reported through ``on_corrupt`` and read as its default (skipped,
         for tags and custom data), as the scripts do.
         """
-        return self._drive(self._metadata(validation.check_key(key), now))
+        return self._drive(self._metadata(validation.check_any_key(key), now))
 
     # -- operators' views --------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import attrs
+from ranch_core.keys import Key
 
 from ranch_redis import records
 
@@ -53,7 +54,7 @@ class KeyRow:
     (0 = served next; ``None``: not selectable now).
     """
 
-    key: str
+    key: Key
     waiting: int
     running: int = 0
     served: int = 0
@@ -142,7 +143,7 @@ class CallPlace:
 
     task_id: str
     state: str
-    key: Optional[str] = None
+    key: Optional[Key] = None
     lease_deadline: Optional[float] = None
     enqueued_at: Optional[float] = None
     expires_at: Optional[float] = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from ranch_core import FairScheduler
+from ranch_core.keys import Key, key_text
 
 from ranch_redis.cli.connect import Connection
 from ranch_redis.cli.errors import UsageError
@@ -55,7 +56,7 @@ def act(
     connection: Connection,
     action: str,
     backlog: str,
-    key: str,
+    key: Key,
     value: Optional[str],
     burst: int,
     as_json: bool,
@@ -88,6 +89,6 @@ def act(
         raise UsageError(str(exc)) from None
     if as_json:
         return dumps(result)
-    said = f"{DONE[action]} key {key!r} of backlog {storage.namespace!r}"
+    said = f"{DONE[action]} key {key_text(key)!r} of backlog {storage.namespace!r}"
     extra = {k: v for k, v in result.items() if k not in ("backlog", "key", "action")}
     return said + "".join(f"; {k}: {v}" for k, v in extra.items())

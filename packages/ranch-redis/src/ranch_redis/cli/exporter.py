@@ -19,6 +19,8 @@ import logging
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterable, Iterator, List, Optional, Tuple
 
+from ranch_core.keys import key_text
+
 from ranch_redis.cli.access import token_matches
 from ranch_redis.cli.connect import Connection
 from ranch_redis.cli.errors import UsageError
@@ -63,7 +65,7 @@ class RanchCollector:
         backlogs = self.read()
         per_backlog = [([m.backlog], m) for m in backlogs]
         yield from families(core, BACKLOG_SERIES, ["backlog"], per_backlog)
-        per_key = [([m.backlog, k.key], k) for m in backlogs for k in m.top_keys]
+        per_key = [([m.backlog, key_text(k.key)], k) for m in backlogs for k in m.top_keys]
         yield from families(core, KEY_SERIES, ["backlog", "key"], per_key)
 
 

@@ -13,6 +13,7 @@ import sys
 from typing import Callable, Dict, List, Optional, Sequence
 
 from ranch_core.errors import StorageUnavailable
+from ranch_core.keys import Key
 from redis.exceptions import RedisError
 
 from ranch_redis.cli import act, read, serving, why
@@ -64,6 +65,7 @@ def parser() -> argparse.ArgumentParser:
     one = add("key", "what is known of one key")
     one.add_argument("backlog")
     one.add_argument("key")
+    one.add_argument("--member", help="the member of a (KEY, MEMBER) pair: KEY is its group")
     explain = add("why", "where a call stands and what holds it")
     explain.add_argument("backlog")
     explain.add_argument("task_id")
@@ -75,6 +77,7 @@ def parser() -> argparse.ArgumentParser:
         action = add(name, text)
         action.add_argument("backlog")
         action.add_argument("key")
+        action.add_argument("--member", help="the member of a (KEY, MEMBER) pair: KEY is its group")
     for name, text, value in (
         ("set-weight", "set a key's weight (0.5 = twice the service)", "weight"),
         ("set-limit", "set a key's concurrency limit ('none' removes it)", "limit"),
@@ -84,6 +87,7 @@ def parser() -> argparse.ArgumentParser:
         action.add_argument("backlog")
         action.add_argument("key")
         action.add_argument("value", metavar=value.upper())
+        action.add_argument("--member", help="the member of a (KEY, MEMBER) pair: KEY is its group")
         if name == "set-rate":
             action.add_argument("--burst", type=positive, default=1, help="calls allowed at once (default 1)")
     exporter = add("metrics", "serve Prometheus metrics of every registered backlog")
@@ -106,18 +110,24 @@ def parser() -> argparse.ArgumentParser:
 
 Command = Callable[[Connection, argparse.Namespace], str]
 
+
+def named_key(args: argparse.Namespace) -> Key:
+    """The key a command names: ``KEY``, or the pair ``(KEY, MEMBER)`` with ``--member``."""
+    return args.key if args.member is None else (args.key, args.member)
+
+
 #: What each command runs.
 COMMANDS: Dict[str, Command] = {
     "backlogs": lambda c, a: read.backlogs(c, a.json),
     "status": lambda c, a: read.status(c, a.backlog, a.json),
     "keys": lambda c, a: read.keys(c, a.backlog, a.sort, a.limit, a.json),
-    "key": lambda c, a: read.key(c, a.backlog, a.key, a.json),
+    "key": lambda c, a: read.key(c, a.backlog, named_key(a), a.json),
     "why": lambda c, a: why.why(c, a.backlog, a.task_id, a.json),
     "metrics": serving.metrics,
     "dashboard": serving.dashboard,
     **{
         name: lambda c, a: act.act(
-            c, a.command, a.backlog, a.key, getattr(a, "value", None), getattr(a, "burst", 1), a.json
+            c, a.command, a.backlog, named_key(a), getattr(a, "value", None), getattr(a, "burst", 1), a.json
         )
         for name in act.DONE
     },

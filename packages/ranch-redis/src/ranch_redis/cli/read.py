@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List
 
+from ranch_core.keys import Key, key_text
+
 from ranch_redis.cli.connect import Connection
 from ranch_redis.cli.tables import ago, dumps, pairs, table
 from ranch_redis.views import KeyRow, KeysPage
@@ -90,7 +92,7 @@ def key_table(page: KeysPage, now: float) -> str:
         ["key", "waiting", "running", "served", "weight", "next", "last served", "limits", "held by"],
         [
             [
-                row.key,
+                key_text(row.key),
                 row.waiting,
                 row.running,
                 row.served,
@@ -108,7 +110,7 @@ def key_table(page: KeysPage, now: float) -> str:
     return f"{body}\n{shown} of {page.total} keys by {page.order}; {page.active_keys} active"
 
 
-def key(connection: Connection, backlog: str, name: str, as_json: bool) -> str:
+def key(connection: Connection, backlog: str, name: Key, as_json: bool) -> str:
     """What is known of one key (``metadata``)."""
     storage = connection.backlog(backlog)
     now = time.time()
@@ -117,7 +119,7 @@ def key(connection: Connection, backlog: str, name: str, as_json: bool) -> str:
         return dumps({"backlog": storage.namespace, **meta.to_dict()})
     return pairs(
         [
-            ("key", meta.key),
+            ("key", key_text(meta.key)),
             ("waiting", meta.pending_tasks),
             ("running", meta.running),
             ("served", meta.served_total),

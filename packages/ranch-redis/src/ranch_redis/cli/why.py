@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import List
 
+from ranch_core.keys import key_text
+
 from ranch_redis.cli.connect import Connection
 from ranch_redis.cli.tables import ago, dumps
 from ranch_redis.views import CallPlace
@@ -23,15 +25,16 @@ def why(connection: Connection, backlog: str, task_id: str, as_json: bool) -> st
 def explain(place: CallPlace, now: float) -> List[str]:
     """What an operator reads: the state, then the place, then what holds the call."""
     call = f"call {place.task_id}"
+    key = None if place.key is None else key_text(place.key)
     if place.state == "missing":
         return [f"{call} is not stored: it ran, or was revoked, purged or expired, or never was"]
     if place.state == "corrupt":
         return [f"{call}: its record cannot be read (the next pop or repair reports and removes it)"]
     if place.state == "running":
-        return [f"{call} of key {place.key!r} is running: leased until {ago(place.lease_deadline, now)}"]
+        return [f"{call} of key {key!r} is running: leased until {ago(place.lease_deadline, now)}"]
     if place.state == "delayed":
         lines = [
-            f"{call} of key {place.key!r} is delayed; stored {ago(place.enqueued_at, now)}",
+            f"{call} of key {key!r} is delayed; stored {ago(place.enqueued_at, now)}",
             f"held by: its delay (countdown/eta/delay=): it joins the tail of its key "
             f"{ago(place.due_at, now)}, then takes its fair turn",
         ]
@@ -41,7 +44,7 @@ def explain(place: CallPlace, now: float) -> List[str]:
             )
         return lines
     lines = [
-        f"{call} of key {place.key!r} is waiting; stored {ago(place.enqueued_at, now)}",
+        f"{call} of key {key!r} is waiting; stored {ago(place.enqueued_at, now)}",
         f"position in its key: {place.position} of {place.key_waiting} waiting (0 = next)",
     ]
     if place.expired:

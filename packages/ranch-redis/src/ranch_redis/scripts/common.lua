@@ -21,7 +21,7 @@
 -- corrupt field can never make a script fail halfway; repair.lua reports it.
 local STATS = KEYS[1]
 local BASE = string.sub(STATS, 1, -6)
-local ACTIVE = BASE .. 'active'  -- zset: score = pass, member = %016x(seq) .. hexkey
+local ACTIVE = BASE .. 'active'  -- zset of groups: score = group pass, member = %016x(group seq) .. hex group
 local LEASES = BASE .. 'leases'  -- zset: score = deadline, member = task id
 local TASKS = BASE .. 'tasks'    -- hash: task id -> body (waiting and leased tasks)
 local EXPIRY = BASE .. 'expiry'  -- zset: score = expires_at, member = waiting task id
@@ -43,6 +43,38 @@ local function xkey(hk) return BASE .. 'x:' .. hk end  -- zset: the key's part o
 local function kkey(hk) return BASE .. 'k:' .. hk end  -- hash of the key's state
 local function dkey(hk) return BASE .. 'd:' .. hk end  -- zset: the key's part of DELAYED
 
+-- Two-level keys (ranch-core README, "Two-level keys"; the reference is
+-- ranch_core/backends/memory.py and testing/model.py). A key's hex `hk` is
+-- '<hex group>' for a string key (the group's own member, member hex '')
+-- or '<hex group>:<hex member>' for a pair (hex has no ':', so no pair
+-- shares a name with a string key). ACTIVE holds the groups with a ready
+-- member; mkey(hg) the group's ready members while one is a pair (score =
+-- member pass, member = %016x(member seq) .. hex member: ties by seq, then
+-- member, the own member first; see activate). A group's state lives in
+-- its string key's hash kkey(hg): p, s, w, l, n are the group's (pass,
+-- seq, weight, last served, served), gv the members' virtual time, gr its
+-- ready pairs, mp and ms the own member's pass and seq (its weight is 1). A pair's hash holds its own p, s, w, l, n (its place
+-- and weight among its group's members). gkey(hg): the group's pair
+-- members (hex member), for the string key's metadata.
+local function mkey(hg) return BASE .. 'm:' .. hg end
+local function gkey(hg) return BASE .. 'g:' .. hg end
+local function split(hk)
+    local c = string.find(hk, ':', 1, true)
+    if c then return string.sub(hk, 1, c - 1), string.sub(hk, c + 1) end
+    return hk, ''
+end
+-- A pair's calls are stored: its group lists it (the string key's metadata
+-- counts its calls).
+local function joined(hk)
+    local hg, hm = split(hk)
+    if hm ~= '' then redis.call('SADD', gkey(hg), hm) end
+end
+-- The member's pass and seq fields in its hash kkey(hk).
+local function member_fields(hm)
+    if hm == '' then return 'mp', 'ms' end
+    return 'p', 's'
+end
+
 -- Listing indexes (ranch keys, the exporter's top keys): KW holds each key
 -- with waiting calls by its list's length, KN each served key by its served
 -- total. Every step that changes a key's list calls counted(hk, n) with the
@@ -59,6 +91,11 @@ local count_metric
 local ran
 
 local function fmt(x) return string.format('%.17g', x) end
+
+-- Appends the items of `src` (a flat list) to `dst`.
+local function extend(dst, src)
+    for i = 1, #src do dst[#dst + 1] = src[i] end
+end
 
 -- A finite number, or nil.
 local function num(raw)
@@ -85,6 +122,19 @@ local function member(seq, hk)
     return string.format('%016x', whole(seq) or 0) .. hk
 end
 
+-- The group's ready pairs from its field gr; a corrupt count is taken back
+-- from its members' zset (its size, less the own member's entry) and written.
+local function ready_pairs(hg, raw, ms)
+    if not raw then return 0 end
+    local gr = whole(raw)
+    if gr then return gr end
+    local M = mkey(hg)
+    gr = redis.call('ZCARD', M)
+    if gr > 0 and redis.call('ZSCORE', M, member(ms, '')) then gr = gr - 1 end
+    redis.call('HSET', kkey(hg), 'gr', gr)
+    return gr
+end
+
 -- The stats hash, read once per script (one HMGET) and kept current by the
 -- writes below: serve sequence, virtual time, expired total; the controls'
 -- fields: ctl ('1' once any control was set: until then no step reads a
@@ -98,9 +148,9 @@ local S
 local controls
 local function load()
     if S then return S end
-    local st = redis.call('HMGET', STATS, 'seq', 'vt', 'expired', 'ctl', 'hs', 'rn')
+    local st = redis.call('HMGET', STATS, 'seq', 'vt', 'expired', 'ctl', 'hs', 'rn', 'xm')
     S = {seq = whole(st[1]) or 0, vt = num(st[2]) or 0, expired = whole(st[3]) or 0, ctl = st[4] == '1',
-         nr = 0, np = 0, ck = 0, plain = true, hs = num(st[5]) or 0, rt = st[6] == '1'}
+         nr = 0, np = 0, ck = 0, plain = true, hs = num(st[5]) or 0, rt = st[6] == '1', xm = whole(st[7]) or 0}
     if S.ctl then
         st = redis.call('HMGET', STATS, 'dl', 'dr', 'db', 'dt', 'nr', 'np', 'ck')
         local dl = whole(st[1])
@@ -183,24 +233,116 @@ local function unindex_expiry(tid, hk, exp)
     end
 end
 
--- A key that turns active starts at max(own pass, virtual time).
+-- Ready members beyond one per ready group (stats field xm): active keys
+-- = ZCARD ACTIVE + xm + np. A key space of strings never writes it.
+local function extra_ready(d)
+    local s = load()
+    s.xm = math.max(s.xm + d, 0)
+    redis.call('HSET', STATS, 'xm', s.xm)
+end
+
+-- A key that turns ready starts at max(own pass, its group's virtual time);
+-- a group whose first member turns ready at max(group pass, virtual time).
+-- The group's field gr counts its ready pairs: while it is 0 the group's
+-- ready member, if any, is its own string key, which then has no entry in
+-- mkey(hg) (it is ready iff the group is in ACTIVE): a key space of
+-- strings never writes a members zset. With a ready pair, mkey(hg) holds
+-- every ready member, the own one included.
 local function activate(hk, vt)
-    local k = kkey(hk)
-    local st = redis.call('HMGET', k, 'p', 's')
-    local p = stored_pass(st[1], vt)
-    if vt > p then p = vt end
-    local ps = fmt(p)
-    if st[2] and not whole(st[2]) then
-        redis.call('HSET', k, 'p', ps, 's', 0)
+    local hg, hm = split(hk)
+    local g = kkey(hg)
+    local M = mkey(hg)
+    local gf = redis.call('HMGET', g, 'p', 's', 'gv', 'mp', 'ms', 'gr')
+    local gv = num(gf[3]) or 0
+    local gr = ready_pairs(hg, gf[6], gf[5])
+    local set, gset = {}, {}
+    local mp, ms = gf[4], gf[5]
+    if hm == '' then
+        set = gset
     else
-        redis.call('HSET', k, 'p', ps)
+        local f = redis.call('HMGET', kkey(hk), 'p', 's')
+        mp, ms = f[1], f[2]
     end
-    redis.call('ZADD', ACTIVE, ps, member(st[2], hk))
+    local mpf, msf = member_fields(hm)
+    local p = stored_pass(mp, gv)
+    if gv > p then p = gv end
+    local ps = fmt(p)
+    extend(set, {mpf, ps})
+    if ms and not whole(ms) then extend(set, {msf, 0}) end
+    local group_turns = false
+    if hm == '' then
+        if gr == 0 then
+            group_turns = true
+        elseif redis.call('ZADD', M, ps, member(ms, hm)) == 1 then
+            extra_ready(1)
+        end
+    elseif redis.call('ZADD', M, ps, member(ms, hm)) == 1 then
+        extend(gset, {'gr', gr + 1})
+        if gr > 0 then
+            extra_ready(1)
+        elseif redis.call('ZSCORE', ACTIVE, member(gf[2], hg)) then
+            -- The own member was the group's ready one: it joins the zset.
+            redis.call('ZADD', M, fmt(stored_pass(gf[4], gv)), member(gf[5], ''))
+            extra_ready(1)
+        else
+            group_turns = true
+        end
+    end
+    if group_turns then
+        local gp = stored_pass(gf[1], vt)
+        if vt > gp then gp = vt end
+        local gps = fmt(gp)
+        extend(gset, {'p', gps})
+        if gf[2] and not whole(gf[2]) then extend(gset, {'s', 0}) end
+        redis.call('ZADD', ACTIVE, gps, member(gf[2], hg))
+    end
+    if hm ~= '' then redis.call('HSET', kkey(hk), unpack(set)) end
+    if #gset > 0 then redis.call('HSET', g, unpack(gset)) end
     redis.call('SADD', KEYSET, hk)
 end
 
+-- A member left mkey(hg) (`pair`: a pair, with the group's fields `gf` =
+-- {s, gr, ms}): the group's count of ready pairs and xm follow; with its
+-- last ready pair gone the own member, if ready, leaves the zset again.
+-- Returns whether the group still has a ready member (it is not touched
+-- in ACTIVE).
+local function left_members(hg, pair, gf)
+    local gr = whole(gf[2]) or 0
+    if pair then
+        gr = math.max(gr - 1, 0)
+        redis.call('HSET', kkey(hg), 'gr', gr)
+    end
+    if gr > 0 then
+        extra_ready(-1)
+        return true
+    end
+    if pair and redis.call('ZREM', mkey(hg), member(gf[3], '')) == 1 then
+        extra_ready(-1)
+        return true
+    end
+    return not pair
+end
+
+-- The key leaves its group's ready members, and the group ACTIVE with its
+-- last ready member.
+local function unready(hk)
+    local hg, hm = split(hk)
+    local gf = redis.call('HMGET', kkey(hg), 's', 'gr', 'ms')
+    local ready = true
+    gf[2] = ready_pairs(hg, gf[2], gf[3])
+    if hm == '' and gf[2] == 0 then
+        ready = false
+    else
+        local ms = gf[3]
+        if hm ~= '' then ms = redis.call('HGET', kkey(hk), 's') end
+        if redis.call('ZREM', mkey(hg), member(ms, hm)) == 0 then return end
+        ready = left_members(hg, hm ~= '', gf)
+    end
+    if not ready then redis.call('ZREM', ACTIVE, member(gf[1], hg)) end
+end
+
 local function deactivate(hk)
-    redis.call('ZREM', ACTIVE, member(redis.call('HGET', kkey(hk), 's'), hk))
+    unready(hk)
     redis.call('SREM', KEYSET, hk)
 end
 
@@ -251,7 +393,7 @@ local function build_controls()
         return num(string.sub(body, 1, (string.find(body, ',', 1, true) or 1) - 1)) or load().ck
     end
 
-    local CF = {'w', 'n', 's', 'r', 'cl', 'rr', 'rb', 'rt', 'ps', 'ta', 'br', 'bb', 'bt', 'pk', 'ea', 'ct', 'mb', 'hs'}
+    local CF = {'w', 'n', 's', 'r', 'cl', 'rr', 'rb', 'rt', 'ps', 'ta', 'br', 'bb', 'bt', 'pk', 'ea', 'ct', 'mb', 'hs', 'ms', 'mp', 'gr', 'gv'}
     local PARK_REASONS = {p = true, c = true, r = true}
 
     -- A key's controls from the fields CF (as HMGET returned them).
@@ -263,7 +405,7 @@ local function build_controls()
             limit = limit, rate = rate_of_fields(f[6], f[7], f[8]), paused = f[9] == '1',
             tat = num(f[10]), bucket = rate_of_fields(f[11], f[12], f[13]),
             parked = PARK_REASONS[f[14] or ''] and f[14] or nil, eligible = num(f[15]),
-            counted = whole(f[16]), max_backlog = mb, hs = f[18],
+            counted = whole(f[16]), max_backlog = mb, hs = f[18], ms = f[19], mp = f[20], gr = f[21], gv = f[22],
         }
         if c.bucket == nil then c.tat = nil end
         return c
@@ -369,7 +511,7 @@ local function build_controls()
             if not ready then activate(hk, s.vt) end
             if was_parked == 'r' then redis.call('ZREM', PARKED, hk) end
         elseif n > 0 and reason == 'r' then
-            if ready then redis.call('ZREM', ACTIVE, member(c.s, hk)) end
+            if ready then unready(hk) end
             if was_parked ~= 'r' or c.eligible ~= at then
                 local first = redis.call('ZRANGE', PARKED, 0, 0, 'WITHSCORES')
                 redis.call('ZADD', PARKED, fmt(at), hk)
@@ -377,7 +519,7 @@ local function build_controls()
                 if #first == 0 or at < tonumber(first[2]) then notify(1) end
             end
         else
-            if ready then redis.call('ZREM', ACTIVE, member(c.s, hk)) end
+            if ready then unready(hk) end
             if was_parked == 'r' then redis.call('ZREM', PARKED, hk) end
             if n == 0 and n - dn > 0 then redis.call('SREM', KEYSET, hk) end
         end
@@ -561,19 +703,40 @@ local function settle_charge(tid, hk, now, cost, learn)
     if not raw then return end
     redis.call('HDEL', RC, tid)
     if now == nil or not hk then return end
-    local started, estimate, w = string.match(raw, '^(%S+) (%S+) (%S+)$')
-    started, estimate, w = num(started), num(estimate), num(w)
-    if not (started and estimate and w) then return end
+    -- 'started estimate group-weight member-weight' (a charge written before
+    -- two-level keys has no member weight: its key was a string key, 1).
+    local started, estimate, gw, w = string.match(raw, '^(%S+) (%S+) (%S+) (%S+)$')
+    if not started then
+        started, estimate, gw = string.match(raw, '^(%S+) (%S+) (%S+)$')
+        w = '1'
+    end
+    started, estimate, gw, w = num(started), num(estimate), num(gw), num(w)
+    if not (started and estimate and gw and w) then return end
     local c = cost
     if c == nil then c = now - started end
     if c < __MIN_RUNTIME__ then c = __MIN_RUNTIME__ end
+    local hg, hm = split(hk)
+    local g = kkey(hg)
     local k = kkey(hk)
-    local f = redis.call('HMGET', k, 'p', 's', 're')
-    local p = fmt(stored_pass(f[1], load().vt) + (c - estimate) * w)
-    redis.call('HSET', k, 'p', p)
-    redis.call('ZADD', ACTIVE, 'XX', p, member(f[2], hk))
+    local vt = load().vt
+    local gf = redis.call('HMGET', g, 'p', 's', 'gv', 'mp', 'ms', 're', 'gr')
+    local mp, ms, re = gf[4], gf[5], gf[6]
+    if hm ~= '' then
+        local f = redis.call('HMGET', k, 'p', 's', 're')
+        mp, ms, re = f[1], f[2], f[3]
+    end
+    local gp = fmt(stored_pass(gf[1], vt) + (c - estimate) * gw)
+    local p = fmt(stored_pass(mp, num(gf[3]) or 0) + (c - estimate) * w)
+    if hm == '' then
+        redis.call('HSET', g, 'p', gp, 'mp', p)
+    else
+        redis.call('HSET', g, 'p', gp)
+        redis.call('HSET', k, 'p', p)
+    end
+    redis.call('ZADD', ACTIVE, 'XX', gp, member(gf[2], hg))
+    if hm ~= '' or ready_pairs(hg, gf[7], gf[5]) > 0 then redis.call('ZADD', mkey(hg), 'XX', p, member(ms, hm)) end
     if learn then
-        local e = num(f[3])
+        local e = num(re)
         if e == nil then e = c else e = e + __RUNTIME_SMOOTHING__ * (c - e) end
         local a = num(redis.call('HGET', STATS, 'ra'))
         if a == nil then a = c else a = a + __RUNTIME_SMOOTHING__ * (c - a) end
@@ -594,10 +757,6 @@ local function put_back(tid, hk, exp, now)
     end
 end
 
--- Appends the items of `src` (a flat list) to `dst`.
-local function extend(dst, src)
-    for i = 1, #src do dst[#dst + 1] = src[i] end
-end
 
 -- Put back the leases whose deadline is <= now, ordered by (deadline, task
 -- id); at most `limit` of them (nil: all). Re-inserted latest first so the
@@ -658,6 +817,7 @@ local function requeue_task(tid, hk, body, retry, exp, now, cost)
         settle_charge(tid, leased, now, cost, true)
         redis.call('HSET', TASKS, tid, body)
         index_expiry(tid, hk, exp)
+        if leased ~= hk then joined(hk) end
         local n = redis.call('RPUSH', qkey(hk), tid)
         counted(hk, n)
         count_metric(kkey(leased), 'mt')

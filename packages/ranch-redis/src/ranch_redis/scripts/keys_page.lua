@@ -20,7 +20,7 @@ else
     if order == 'served' then index = KN else index = KW end
     page = redis.call('ZREVRANGE', index, offset, offset + limit - 1)
 end
-local out = {redis.call('ZCARD', index), redis.call('ZCARD', ACTIVE) + s.np, s.dl or '', s.dr and s.dr.text or ''}
+local out = {redis.call('ZCARD', index), redis.call('ZCARD', ACTIVE) + s.xm + s.np, s.dl or '', s.dr and s.dr.text or ''}
 for i = 1, #page do
     local hk = page[i]
     local f = redis.call('HMGET', kkey(hk), 'r', 'n', 'w', 'l', 'ps', 'cl', 'rt', 'pk', 'ea', 'mb', 's')
@@ -28,7 +28,10 @@ for i = 1, #page do
     if order == 'wait' then
         place = offset + i - 1
     elseif f[8] == false then
-        place = redis.call('ZRANK', ACTIVE, member(f[11], hk)) or ''
+        local hg, hm = split(hk)
+        local gs = f[11]
+        if hm ~= '' then gs = redis.call('HGET', kkey(hg), 's') end
+        place = redis.call('ZRANK', ACTIVE, member(gs, hg)) or ''
     end
     extend(out, {hk, redis.call('LLEN', qkey(hk)), f[1] or '', f[2] or '', f[3] or '', f[4] or '',
                  f[5] or '', f[6] or '', f[7] or '', f[8] or '', f[9] or '', f[10] or '', place})

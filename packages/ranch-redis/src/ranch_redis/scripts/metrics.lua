@@ -15,7 +15,7 @@ local fields = {'hs'}
 for i = 0, #WAIT_BOUNDS do fields[#fields + 1] = 'h' .. i end
 extend(fields, {'mf', 'us'})
 for i = 0, #WAIT_BOUNDS do fields[#fields + 1] = 'u' .. i end
-local out = {waiting, leased, redis.call('ZCARD', ACTIVE) + s.np, s.seq, s.expired}
+local out = {waiting, leased, redis.call('ZCARD', ACTIVE) + s.xm + s.np, s.seq, s.expired}
 extend(out, redis.call('HMGET', STATS, unpack(fields)))
 local limit = tonumber(ARGV[2])
 if limit < 1 then return out end

@@ -45,6 +45,7 @@ for i = 11, #ARGV, 3 do
 end
 if #fields > 0 then redis.call('HSET', kkey(hk), unpack(fields)) end
 index_expiry(tid, hk, ARGV[9] or '')
+joined(hk)
 local n = redis.call('RPUSH', qkey(hk), tid)
 counted(hk, n)
 local gained = 1

@@ -49,6 +49,7 @@ local earliest = retry_at()
 redis.call('HSET', TASKS, unpack(fields))
 redis.call('ZADD', DELAYED, unpack(scored))
 redis.call('ZADD', dkey(hk), unpack(scored))
+joined(hk)
 local kf = {}
 if w ~= '' then extend(kf, {'w', w}) end
 for t = 0, ntags - 1 do

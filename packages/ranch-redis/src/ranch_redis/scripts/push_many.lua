@@ -53,6 +53,7 @@ if #exps > 0 then
     redis.call('ZADD', EXPIRY, unpack(exps))
     redis.call('ZADD', xkey(hk), unpack(exps))
 end
+joined(hk)
 local len = redis.call('RPUSH', qkey(hk), unpack(ids))
 counted(hk, len)
 local gained = n

@@ -45,7 +45,11 @@ for _, hk in ipairs(scan[2]) do
         redis.call('SREM', KEYSET, hk)
     else
         local k = kkey(hk)
-        local ks = redis.call('HMGET', k, 'p', 's', 'w', 'n', 'r', 'ct', 'cl', 'mb', 'ta', 'ea', 'pk', 'rr', 'rb', 'br', 'bb')
+        local hg, hm = split(hk)
+        local ks = redis.call('HMGET', k, 'p', 's', 'w', 'n', 'r', 'ct', 'cl', 'mb', 'ta', 'ea', 'pk', 'rr', 'rb', 'br', 'bb', 'ms')
+        -- A string key's p and s are its group's (its place in ACTIVE), a pair's its own (in its group's members).
+        local index, name = ACTIVE, hg
+        if hm ~= '' then index, name = mkey(hg), hm end
         local kfix = {}
         -- The controls' fields (common.lua, "Per-key controls"): a corrupt
         -- running count is reset to 0, any other corrupt field removed (a
@@ -82,7 +86,7 @@ for _, hk in ipairs(scan[2]) do
             -- and take the sequence back from it; 0 if the key is not active.
             local seq, cur = 0, '0'
             repeat
-                local page = redis.call('ZSCAN', ACTIVE, cur, 'MATCH', string.rep('?', 16) .. hk, 'COUNT', 1000)
+                local page = redis.call('ZSCAN', index, cur, 'MATCH', string.rep('?', 16) .. name, 'COUNT', 1000)
                 cur = page[2] and page[1] or '0'
                 if page[2][1] then seq = tonumber(string.sub(page[2][1], 1, 16), 16) end
             until cur == '0'
@@ -90,7 +94,7 @@ for _, hk in ipairs(scan[2]) do
             extend(out, {hk, 's', ks[2]})
             ks[2] = seq
         end
-        local score = redis.call('ZSCORE', ACTIVE, member(ks[2], hk))
+        local score = redis.call('ZSCORE', index, member(ks[2], name))
         if ks[1] and not num(ks[1]) then
             extend(kfix, {'p', score or fmt(vt)})
             extend(out, {hk, 'p', ks[1]})
@@ -104,8 +108,23 @@ for _, hk in ipairs(scan[2]) do
             extend(out, {hk, 'n', ks[4]})
         end
         if #kfix > 0 then redis.call('HSET', k, unpack(kfix)) end
-        if not score and not parked then
-            activate(hk, vt)
+        -- Ready: the group in ACTIVE, and the key in its group's members
+        -- (a string key whose group has no ready pair (gr 0) has no entry there).
+        local gf = redis.call('HMGET', kkey(hg), 's', 'p', 'gr', 'ms')
+        if gf[3] and not whole(gf[3]) then extend(out, {hg, 'gr', gf[3]}) end
+        local gs = gf[1]
+        local grouped = redis.call('ZSCORE', ACTIVE, member(gs, hg))
+        local ready = grouped
+        if hm ~= '' or ready_pairs(hg, gf[3], gf[4]) > 0 then
+            ready = redis.call('ZSCORE', mkey(hg), member(hm == '' and gf[4] or ks[2], hm))
+        end
+        if not parked and not (ready and grouped) then
+            if not ready then activate(hk, vt) end
+            gs = redis.call('HGET', kkey(hg), 's')
+            if not redis.call('ZSCORE', ACTIVE, member(gs, hg)) then
+                local gp = stored_pass(redis.call('HGET', kkey(hg), 'p'), vt)
+                redis.call('ZADD', ACTIVE, fmt(math.max(gp, vt)), member(gs, hg))
+            end
             notify(1)
             extend(out, {hk, 'active', ''})
         elseif parked == 'r' and not redis.call('ZSCORE', PARKED, hk) then

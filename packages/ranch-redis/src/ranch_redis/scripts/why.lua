@@ -27,7 +27,13 @@ local enqueued = string.sub(body, 1, string.find(body, ',', 1, true) - 1)
 local pos = redis.call('LPOS', qkey(hk), tid) or ''
 local f = redis.call('HMGET', kkey(hk), 's', 'pk', 'ea', 'ps', 'cl', 'r', 'rt', 'w')
 local place = ''
-if not f[2] then place = redis.call('ZRANK', ACTIVE, member(f[1], hk)) or '' end
+if not f[2] then
+    -- Its group's place (a string key's s is its group's).
+    local hg, hm = split(hk)
+    local gs = f[1]
+    if hm ~= '' then gs = redis.call('HGET', kkey(hg), 's') end
+    place = redis.call('ZRANK', ACTIVE, member(gs, hg)) or ''
+end
 local rate = f[7] or (s.dr and s.dr.text) or ''
-return {'waiting', hk, enqueued, exp, pos, redis.call('LLEN', qkey(hk)), place, redis.call('ZCARD', ACTIVE),
+return {'waiting', hk, enqueued, exp, pos, redis.call('LLEN', qkey(hk)), place, redis.call('ZCARD', ACTIVE) + s.xm,
         s.np, f[2] or '', f[3] or '', f[4] or '', f[5] or s.dl or '', f[6] or '0', rate, f[8] or ''}

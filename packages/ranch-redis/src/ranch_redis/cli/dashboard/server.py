@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any, Dict, Optional
 
+from ranch_core import validation
 from ranch_core.errors import StorageUnavailable
 from redis.exceptions import RedisError
 
@@ -142,9 +143,11 @@ def make_server(
             action = ACTIONS[path]
 
             def run() -> Dict[str, Any]:
-                backlog, key = body.get("backlog"), body.get("key")
-                if not isinstance(backlog, str) or not isinstance(key, str):
-                    raise TypeError("backlog and key must be strings")
+                backlog = body.get("backlog")
+                if not isinstance(backlog, str):
+                    raise TypeError("backlog must be a string")
+                # A key is a string or a (group, member) pair, a list of two in JSON.
+                key = validation.check_any_key(body.get("key"))
                 state.act(dashboard.connection, action, backlog, key, body.get("weight"))
                 logger.info("ranch dashboard: %s %r of backlog %r", action, key, backlog)
                 return {"ok": True}

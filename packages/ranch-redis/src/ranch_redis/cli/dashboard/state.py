@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from ranch_core import FairScheduler
+from ranch_core.keys import Key, key_text
 
 from ranch_redis.cli.connect import Connection
 from ranch_redis.metrics import WaitHistogram
@@ -30,6 +31,7 @@ def read_state(connection: Connection, top: int) -> List[Dict[str, Any]]:
         keys = [
             {
                 "key": row.key,
+                "label": key_text(row.key),
                 "waiting": row.waiting,
                 "running": row.running,
                 "served": row.served,
@@ -57,7 +59,7 @@ def read_state(connection: Connection, top: int) -> List[Dict[str, Any]]:
     return out
 
 
-def act(connection: Connection, action: str, backlog: str, key: str, weight: Any = None) -> None:
+def act(connection: Connection, action: str, backlog: str, key: Key, weight: Any = None) -> None:
     """Pause, resume or set the weight of ``key`` in a registered ``backlog``;
     ``ValueError``/``TypeError`` for bad input (nothing changed)."""
     scheduler = FairScheduler(connection.backlog(backlog))
