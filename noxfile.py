@@ -154,6 +154,7 @@ def bench(session: nox.Session) -> None:
     for script in (
         "core_bench.py",
         "runtime_share.py",
+        "fairness_groups.py",
         "redis_bench.py",
         "celery_bench.py",
         "dramatiq_bench.py",

@@ -1,8 +1,9 @@
 """The demo every adapter runs: a flood, a few quiet keys, two runs, one report.
 
-This package knows no task queue. Three scenarios: ``flood`` (plain FIFO vs
+This package knows no task queue. Four scenarios: ``flood`` (plain FIFO vs
 Ranch on a task queue), ``limits`` (without vs with per-key controls, on
-ranch-core alone) and ``runtime`` (plain vs fair by count vs fair by time,
+ranch-core alone), ``runtime`` (plain vs fair by count vs fair by time,
+on ranch-core alone) and ``groups`` (plain vs flat keys vs two-level keys,
 on ranch-core alone). Read it in this order:
 
 * :mod:`~ranch_core.demo.workload`: what a run sends (:class:`Workload`,
@@ -24,6 +25,10 @@ on ranch-core alone). Read it in this order:
 * the ``runtime`` scenario: :mod:`~ranch_core.demo.runtime_run`
   (:class:`RuntimeWorkload`, :func:`run_runtime`: worker threads, three
   modes) and :mod:`~ranch_core.demo.runtime_report` (the table and the chart);
+* the ``groups`` scenario: :mod:`~ranch_core.demo.groups_run`
+  (:class:`GroupsWorkload`, :func:`run_groups`: worker threads, three modes),
+  :mod:`~ranch_core.demo.groups_report` (the table) and
+  :mod:`~ranch_core.demo.groups_chart` (the picture);
 * :mod:`~ranch_core.demo.cli`: the command line behind ``ranch-demo``.
 
 Imports run one way, down this list; nothing here imports back.
@@ -40,6 +45,9 @@ from ranch_core.demo.cli import (
     workload_from_args,
 )
 from ranch_core.demo.execution import Execution, perform
+from ranch_core.demo.groups_chart import write_groups_chart
+from ranch_core.demo.groups_report import format_groups_report
+from ranch_core.demo.groups_run import GROUPS_MODES, GroupsRun, GroupsWorkload, run_all_groups, run_groups
 from ranch_core.demo.limits_chart import write_limits_chart
 from ranch_core.demo.limits_report import format_limits_report
 from ranch_core.demo.limits_run import run_free_and_limited, run_limits
@@ -52,6 +60,7 @@ from ranch_core.demo.stats import MODE_TITLES, MODES, KeyStats, RunResult
 from ranch_core.demo.workload import Submission, Submit, Workload, drive
 
 __all__ = [
+    "GROUPS_MODES",
     "LIMITS_MODES",
     "LIMITS_TITLES",
     "MODES",
@@ -61,6 +70,8 @@ __all__ = [
     "SCENARIOS",
     "DemoBackend",
     "Execution",
+    "GroupsRun",
+    "GroupsWorkload",
     "KeyStats",
     "LimitsRun",
     "LimitsWorkload",
@@ -73,6 +84,7 @@ __all__ = [
     "build_parser",
     "check_redis_installed",
     "drive",
+    "format_groups_report",
     "format_limits_report",
     "format_report",
     "format_runtime_report",
@@ -80,12 +92,15 @@ __all__ = [
     "load_backend",
     "main",
     "perform",
+    "run_all_groups",
     "run_both",
     "run_free_and_limited",
+    "run_groups",
     "run_limits",
     "run_runtime",
     "workload_from_args",
     "write_chart",
+    "write_groups_chart",
     "write_limits_chart",
     "write_runtime_chart",
 ]

@@ -1,6 +1,6 @@
 """``python -m ranch_core.demo``: the ``ranch-demo`` command line without an adapter's entry point.
 
-``python -m ranch_core.demo --scenario limits`` needs nothing but ranch-core;
+``python -m ranch_core.demo --scenario limits`` (and ``runtime``, ``groups``) needs nothing but ranch-core;
 the flood scenario still needs a backend (``--backend celery`` or ``dramatiq``).
 """
 

@@ -1,11 +1,14 @@
 """The ``ranch-demo`` command line: :func:`main`.
 
-Three scenarios. ``flood`` (the default) runs the same flood twice on a task
+Four scenarios. ``flood`` (the default) runs the same flood twice on a task
 queue, plain FIFO vs Ranch. ``limits`` runs a capped flood, a rate-limited
 key and a paused key next to free keys twice on ranch-core alone (worker
 threads on the in-memory storage), without and with the per-key controls.
 ``runtime`` keeps a key of 100 ms calls and one of short calls backlogged,
 three times on ranch-core alone: plain FIFO, fair by count, fair by time.
+``groups`` keeps a tenant of one user and a tenant of 60 users backlogged,
+three times on ranch-core alone: plain FIFO, Ranch with a flat key per user,
+Ranch with ``(tenant, user)`` keys.
 
 It writes nothing but its report on stdout, unless asked: the chart only
 with ``--chart PATH``, the numbers only with ``--json PATH``.
@@ -22,6 +25,9 @@ import attrs
 
 from ranch_core.demo.backend import check_redis_installed, load_backend, run_both
 from ranch_core.demo.chart import write_chart
+from ranch_core.demo.groups_chart import write_groups_chart
+from ranch_core.demo.groups_report import format_groups_report, groups_headline
+from ranch_core.demo.groups_run import GroupsWorkload, run_all_groups
 from ranch_core.demo.limits_chart import write_limits_chart
 from ranch_core.demo.limits_report import format_limits_report, headline
 from ranch_core.demo.limits_run import run_free_and_limited
@@ -35,16 +41,19 @@ from ranch_core.demo.workload import Workload
 NAMES = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy")
 
 #: What ``ranch-demo --scenario NAME`` runs.
-SCENARIOS = ("flood", "limits", "runtime")
+SCENARIOS = ("flood", "limits", "runtime", "groups")
 
 #: Each scenario's value of the options left out (``work_ms`` is ``--work-ms``).
 DEFAULTS: Dict[str, Dict[str, Union[int, float]]] = {
     "flood": {"bulk": 300, "keys": 5, "calls": 3, "work_ms": 5.0, "workers": 2},
     "limits": {"bulk": 1000, "keys": 3, "calls": 3, "work_ms": 2.0, "workers": 8},
     "runtime": {"bulk": 0, "keys": 0, "calls": 0, "work_ms": 5.0, "workers": 4, "seconds": 3.0},
+    "groups": {"bulk": 0, "keys": 0, "calls": 0, "work_ms": 2.0, "workers": 1, "seconds": 2.0, "members": 60},
 }
 #: The ``runtime`` scenario's slow key and the time its calls take (ms).
 SLOW_KEY, SLOW_MS = "slow", 100.0
+#: The ``groups`` scenario's tenants: the first has one user, the second ``--members``.
+SMALL_TENANT, BIG_TENANT = "A", "B"
 
 
 def build_parser(prog: str, default_backend: str) -> argparse.ArgumentParser:
@@ -62,12 +71,15 @@ def build_parser(prog: str, default_backend: str) -> argparse.ArgumentParser:
         default="flood",
         help="flood: plain vs Ranch on a task queue (default); limits: a capped flood, a rate-limited "
         "and a paused key next to free keys, without vs with the controls (ranch-core, worker threads); "
-        "runtime: 100 ms calls vs short ones, plain vs fair by count vs fair by time (ranch-core)",
+        "runtime: 100 ms calls vs short ones, plain vs fair by count vs fair by time (ranch-core); "
+        "groups: a tenant of 1 user vs one of 60, plain vs flat keys vs (tenant, user) keys (ranch-core)",
     )
     parser.add_argument("--backend", default=default_backend, help=f"task queue (default: {default_backend})")
     parser.add_argument("--redis", metavar="URL", help="run on this Redis with worker processes")
     parser.add_argument(
-        "--workers", type=int, help="worker processes with --redis (default: 2); threads with limits (8)"
+        "--workers",
+        type=int,
+        help="worker processes with --redis (default: 2); threads with limits (8), runtime (4), groups (1)",
     )
     parser.add_argument("--bulk", type=int, help="calls of the bulk key (default: 300; limits: 1000)")
     parser.add_argument("--keys", type=int, help="number of interactive keys (default: 5; limits: 3)")
@@ -75,7 +87,10 @@ def build_parser(prog: str, default_backend: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--work-ms", type=float, help="work per call in ms (default: 5; limits: 2; runtime: the fast key's)"
     )
-    parser.add_argument("--seconds", type=float, help="runtime: seconds per run (default: 3)")
+    parser.add_argument(
+        "--seconds", type=float, help="runtime, groups: seconds per run (default: 3; groups: 2)"
+    )
+    parser.add_argument("--members", type=int, help="groups: users of tenant B (default: 60; tenant A has 1)")
     parser.add_argument("--chart", metavar="PATH", help="draw the two runs to this PNG (matplotlib)")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON here")
     return parser
@@ -194,6 +209,37 @@ def _runtime(args: argparse.Namespace, workers: int, out: Any) -> int:
     return 1 if any(not calls for run in runs for calls in run.calls.values()) else 0
 
 
+def _groups(args: argparse.Namespace, workers: int, out: Any) -> int:
+    if args.redis:
+        raise SystemExit(
+            "ranch-demo: --scenario groups runs in memory only (worker threads, no server); drop --redis"
+        )
+    try:
+        workload = GroupsWorkload(
+            {SMALL_TENANT: 1, BIG_TENANT: setting(args, "members")},
+            setting(args, "work_ms"),
+            setting(args, "seconds"),
+            workers,
+        )
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"ranch-demo: {exc}") from None
+    print(groups_headline(workload), file=out)
+    runs = run_all_groups(workload)
+    print(file=out)
+    print(format_groups_report(workload, runs), file=out)
+    _outputs(
+        args,
+        out,
+        lambda path: write_groups_chart(path, workload, runs),
+        lambda: {
+            "scenario": "groups",
+            "workload": attrs.asdict(workload),
+            "runs": [run.to_dict(workload) for run in runs],
+        },
+    )
+    return 1 if any(run.calls(tenant) == 0 for run in runs for tenant in workload.tenants) else 0
+
+
 def _flood(args: argparse.Namespace, workers: int, out: Any) -> int:
     workload = workload_from_args(args)
     backend = load_backend(args.backend)
@@ -236,4 +282,6 @@ def main(
         return _limits(args, workers, out)
     if args.scenario == "runtime":
         return _runtime(args, workers, out)
+    if args.scenario == "groups":
+        return _groups(args, workers, out)
     return _flood(args, workers, out)
