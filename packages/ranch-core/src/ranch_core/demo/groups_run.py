@@ -13,13 +13,13 @@ by then (a busy machine), so the report's first column is always full.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import attrs
 
+from ranch_core.demo.backlogged import drain, fifo_source, scheduler_source
 from ranch_core.keys import Key, group_of, member_of
 from ranch_core.scheduler import FairScheduler
 
@@ -31,8 +31,6 @@ GROUPS_TITLES = {"plain": "plain FIFO", "flat": "Ranch, flat keys", "groups": "R
 FIRST = 100
 #: A user gets this many more calls whenever fewer than half of it wait.
 REFILL = 20
-#: How long an idle worker blocks in one take before it looks whether the run is over.
-TAKE_TIMEOUT = 0.05
 
 #: A user: ``(tenant, user)``.
 User = Tuple[str, str]
@@ -129,86 +127,32 @@ class GroupsRun:
         }
 
 
-#: Takes a call: ``(its user, what ends it)``, or ``None`` when none came in time.
-Take = Callable[[], Optional[Tuple[User, Callable[[], object]]]]
-#: (take, how many calls of a user wait, refill a user)
-Source = Tuple[Take, Callable[[User], int], Callable[[User], None]]
-
-
-def _fifo(workload: GroupsWorkload) -> Source:
-    """A FIFO queue fed in turn: one call of each user, again and again."""
-    fifo: queue.Queue[User] = queue.Queue()
-    users = workload.users
-    waiting = dict.fromkeys(users, 0)
-    lock = threading.Lock()
-
-    def take() -> Optional[Tuple[User, Callable[[], object]]]:
-        try:
-            user = fifo.get(timeout=TAKE_TIMEOUT)
-        except queue.Empty:
-            return None
-        with lock:
-            waiting[user] -= 1
-        return user, lambda: None
-
-    def refill(_: User) -> None:
-        with lock:
-            for user in users:
-                waiting[user] += REFILL
-        for _turn in range(REFILL):
-            for user in users:
-                fifo.put(user)
-
-    return take, waiting.__getitem__, refill
-
-
-def _fair(mode: str) -> Source:
-    """A :class:`FairScheduler` on the in-memory storage, keys as :func:`key_of` spells them."""
-    scheduler = FairScheduler()
-
-    def take() -> Optional[Tuple[User, Callable[[], object]]]:
-        task = scheduler.pop(timeout=TAKE_TIMEOUT)
-        if task is None:
-            return None
-        return user_of(task.key), lambda: scheduler.ack(task.task_id)
-
-    def refill(user: User) -> None:
-        scheduler.push_many(key_of(mode, user), [None] * REFILL)
-
-    return take, lambda user: scheduler.metadata(key_of(mode, user)).pending_tasks, refill
-
-
 def run_groups(workload: GroupsWorkload, mode: str) -> GroupsRun:
     """Run ``workload`` once in ``mode`` (one of :data:`GROUPS_MODES`)."""
     if mode not in GROUPS_MODES:
         raise ValueError(f"mode must be one of {GROUPS_MODES}, got {mode!r}")
-    take, waiting, refill = _fifo(workload) if mode == "plain" else _fair(mode)
+    users = workload.users
+    if mode == "plain":
+        source = fifo_source(users, REFILL)
+    else:
+        source = scheduler_source(FairScheduler(), REFILL, lambda user: key_of(mode, user), user_of)
     order: List[User] = []
     lock = threading.Lock()
-    for user in workload.users:
-        if waiting(user) < REFILL // 2:
-            refill(user)
     stop = time.monotonic() + workload.seconds
 
-    def work() -> None:
-        while time.monotonic() < stop or len(order) < FIRST:
-            taken = take()
-            if taken is None:
-                continue
-            user, done = taken
-            with lock:
-                order.append(user)  # in the order the calls start
-            time.sleep(workload.work_ms / 1000.0)
-            done()
-            with lock:
-                if waiting(user) < REFILL // 2:
-                    refill(user)
+    def run(user: User) -> None:
+        with lock:
+            order.append(user)  # in the order the calls start
+        time.sleep(workload.work_ms / 1000.0)
 
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(int(workload.slots))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    drain(
+        source,
+        users,
+        size=REFILL,
+        slots=int(workload.slots),
+        going=lambda: time.monotonic() < stop or len(order) < FIRST,
+        run=run,
+    )
     return GroupsRun(mode, order)
 
 

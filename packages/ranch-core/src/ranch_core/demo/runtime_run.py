@@ -10,13 +10,13 @@ really sleeps its time; a run records every key's worker time and calls.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List
 
 import attrs
 
+from ranch_core.demo.backlogged import drain, fifo_source, scheduler_source
 from ranch_core.keys import one_level
 from ranch_core.scheduler import FairScheduler
 
@@ -26,8 +26,6 @@ RUNTIME_MODES = ("plain", "calls", "runtime")
 RUNTIME_TITLES = {"plain": "plain FIFO", "calls": "Ranch, fair by count", "runtime": "Ranch, fair by time"}
 #: A key gets this many more calls whenever fewer than half of it wait.
 REFILL = 100
-#: How long an idle worker blocks in one take before it looks whether the run is over.
-TAKE_TIMEOUT = 0.05
 
 
 def _check_run_ms(value: Dict[str, float]) -> Dict[str, float]:
@@ -91,87 +89,31 @@ class RuntimeRun:
         }
 
 
-#: Takes a call: ``(its key, what ends it)``, or ``None`` when none came in time.
-Take = Callable[[], Optional[Tuple[str, Callable[[], object]]]]
-
-
-def _fifo(workload: RuntimeWorkload) -> Tuple[Take, Callable[[str], int], Callable[[str], None]]:
-    """A FIFO queue: (take, waiting count of a key, refill a key)."""
-    fifo: queue.Queue[str] = queue.Queue()
-    waiting = dict.fromkeys(workload.keys, 0)
-    lock = threading.Lock()
-
-    def take() -> Optional[Tuple[str, Callable[[], object]]]:
-        try:
-            key = fifo.get(timeout=TAKE_TIMEOUT)
-        except queue.Empty:
-            return None
-        with lock:
-            waiting[key] -= 1
-        return key, lambda: None
-
-    def refill(key: str) -> None:
-        # The keys' calls are sent in turn (one of each, again and again), as producers would.
-        for other in workload.keys:
-            with lock:
-                waiting[other] += REFILL
-        for _ in range(REFILL):
-            for other in workload.keys:
-                fifo.put(other)
-
-    return take, waiting.__getitem__, refill
-
-
-def _fair(cost: str) -> Tuple[Take, Callable[[str], int], Callable[[str], None]]:
-    """A :class:`FairScheduler`: (take, waiting count of a key, refill a key)."""
-    scheduler = FairScheduler(cost=cost)
-
-    def take() -> Optional[Tuple[str, Callable[[], object]]]:
-        task = scheduler.pop(timeout=TAKE_TIMEOUT)
-        if task is None:
-            return None
-        return one_level(task.key), lambda: scheduler.ack(task.task_id)  # run time measured by the storage
-
-    def refill(key: str) -> None:
-        scheduler.push_many(key, [None] * REFILL)
-
-    return take, lambda key: scheduler.metadata(key).pending_tasks, refill
-
-
 def run_runtime(workload: RuntimeWorkload, mode: str) -> RuntimeRun:
     """Run ``workload`` once in ``mode`` (one of :data:`RUNTIME_MODES`)."""
     if mode not in RUNTIME_MODES:
         raise ValueError(f"mode must be one of {RUNTIME_MODES}, got {mode!r}")
-    take, waiting, refill = _fifo(workload) if mode == "plain" else _fair(mode)
-    busy = dict.fromkeys(workload.keys, 0.0)
-    calls = dict.fromkeys(workload.keys, 0)
+    keys = list(workload.keys)
+    if mode == "plain":
+        source = fifo_source(keys, REFILL)
+    else:
+        source = scheduler_source(FairScheduler(cost=mode), REFILL, lambda key: key, one_level)
+    busy = dict.fromkeys(keys, 0.0)
+    calls = dict.fromkeys(keys, 0)
     lock = threading.Lock()
-    for key in workload.keys:
-        if waiting(key) < REFILL // 2:
-            refill(key)
     stop = time.monotonic() + workload.seconds
 
-    def work() -> None:
-        while time.monotonic() < stop:
-            taken = take()
-            if taken is None:
-                continue
-            key, done = taken
-            started = time.perf_counter()
-            time.sleep(workload.run_ms[key] / 1000.0)
-            ran = time.perf_counter() - started
-            done()
-            with lock:
-                busy[key] += ran
-                calls[key] += 1
-                if waiting(key) < REFILL // 2:
-                    refill(key)
+    def run(key: str) -> None:
+        started = time.perf_counter()
+        time.sleep(workload.run_ms[key] / 1000.0)
+        ran = time.perf_counter() - started
+        with lock:
+            busy[key] += ran
+            calls[key] += 1
 
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(int(workload.slots))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    drain(
+        source, keys, size=REFILL, slots=int(workload.slots), going=lambda: time.monotonic() < stop, run=run
+    )
     return RuntimeRun(mode, busy, calls)
 
 
