@@ -105,8 +105,10 @@ def test_wake_ups_prefetched_by_a_killed_worker_are_replaced(
         broker, record_call = testapp.build(redis_url, lease_seconds=LEASE, max_wakeups=8)
         sent = [record_call.lru_send(f"key{n % 4}", f"c{n}").message_id for n in range(16)]
         (pid, _), *_ = wait(lambda: paused(client, testapp), timeout=10)
-        # the victim runs its first call and holds wake-ups it fetched ahead (unacked)
-        wait(lambda: unacked(client) >= 4, timeout=20)
+        # the victim runs its first call and holds wake-ups it fetched ahead (unacked: the
+        # running call's and at least one more; asking for 4 failed once on dramatiq 1.18
+        # under CI load, where the victim fetched fewer ahead in 20 s)
+        wait(lambda: unacked(client) >= 2, timeout=20)
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
     finally:
