@@ -1,0 +1,133 @@
+"""Per-key controls, delayed calls and deferred wake-ups of the in-memory storage, and the
+runtime-cost requeue: corners the other tests left unasserted (tests from the mutation run
+of 2026-11-30, the first over ``controls.py``, ``parking.py``, ``delayed.py`` and ``waiters.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import pytest
+from ranch_core import FairScheduler, InMemoryStorage
+from ranch_core.backends import controls
+from ranch_core.models import ScheduledTask, WakeupPolicy
+from ranch_core.validation import check_rate_limit
+
+DEFER = WakeupPolicy(max_wakeups=8, ttl=60.0, defer=True)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def task(task_id: str, key: str = "k", at: float = 0.0, not_before: object = None) -> ScheduledTask:
+    return ScheduledTask(task_id, key, 1, at, None, not_before)  # type: ignore[arg-type]
+
+
+def test_a_control_without_a_default_is_named_in_the_error() -> None:
+    with pytest.raises(ValueError, match="^paused has no default$"):
+        controls.Defaults().set(controls.PAUSE, True)
+
+
+def test_a_default_concurrency_limit_alone_caps_every_key() -> None:
+    scheduler = FairScheduler(default_concurrency_limit=1)
+    scheduler.push_many("k", [1, 2])
+    first = scheduler.pop()
+    assert first is not None
+    assert scheduler.pop() is None  # capped by the default
+    scheduler.ack(first.task_id)
+    assert scheduler.pop() is not None
+
+
+def rate_limited_with_token(keep: bool) -> Tuple[InMemoryStorage, str]:
+    """A key whose bucket is empty at 0.2 with a call waiting, and a token in flight or kept."""
+    storage = InMemoryStorage()
+    storage.set_control("k", controls.RATE_LIMIT, check_rate_limit("1/s", 2 if keep else 1), 0.0)
+    [token] = storage.push_many([task("a"), task("b")], wakeups=DEFER)
+    if keep:
+        storage.push(task("c"))
+        assert storage.pop(0.0, 60.0, token=token, wakeups=DEFER).task is not None
+        finished = storage.finish("a", 0.1, token=token, wakeups=DEFER, keep_token=True)
+        assert finished.kept and storage.wakeup_status().held == 1
+    assert storage.pop(0.1, 60.0).task is not None  # without the token: the bucket is empty
+    return storage, token
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["in_flight", "kept"])
+def test_a_deferred_token_is_neither_in_flight_nor_held(keep: bool) -> None:
+    storage, token = rate_limited_with_token(keep)
+    before = storage.wakeup_status()
+    result = storage.pop(0.2, 60.0, token=token, wakeups=DEFER)
+    assert result.task is None and result.deferred and result.retry_at is not None
+    after = storage.wakeup_status()
+    assert after.in_flight == before.in_flight - (0 if keep else 1)
+    assert after.held == before.held - (1 if keep else 0)
+    assert after.deferred == 1
+
+
+def test_a_push_of_delayed_calls_due_when_a_token_is_already_deferred_mints_none() -> None:
+    storage = InMemoryStorage()
+    assert len(storage.push(task("a", not_before=5.0), wakeups=DEFER)) == 1
+    assert storage.push(task("b", key="other", not_before=5.0), wakeups=DEFER) == []  # same time
+    assert storage.push(task("c", not_before=6.0), wakeups=DEFER) == []  # later: the first serves it
+    assert len(storage.push(task("d", not_before=4.0), wakeups=DEFER)) == 1  # sooner
+    assert storage.wakeup_status().deferred == 2
+
+
+def test_a_requeue_charged_by_run_time_stores_the_new_payload_and_learns_the_run() -> None:
+    clock = Clock()
+    scheduler = FairScheduler(cost="runtime", clock=clock)
+    scheduler.push("k", "first try")
+    popped = scheduler.pop()
+    assert popped is not None
+    clock.now += 2.0
+    assert scheduler.requeue(popped, "second try")
+    assert scheduler.run_estimate("k") == 2.0  # the run that ended was measured
+    again = scheduler.pop()
+    assert again is not None and again.payload == "second try"
+
+
+def test_an_ack_after_a_sweep_settles_its_key_at_the_sweeps_time() -> None:
+    storage = InMemoryStorage()
+    storage.set_control("k", controls.RATE_LIMIT, check_rate_limit("1/s"), 0.0)
+    storage.push_many([task("a"), task("b")])
+    assert storage.pop(0.0, 60.0).task is not None  # "b" waits for the bucket: parked until 1.0
+    storage.sweep_wakeups(5.0, DEFER)  # "b" is back
+    assert storage.ack("a")  # settled at 5.0, the latest time given
+    result = storage.pop(5.0, 60.0)
+    assert result.task is not None and result.task.task_id == "b"
+
+
+def test_a_deferred_token_that_leases_a_call_is_held_not_deferred() -> None:
+    storage = InMemoryStorage()
+    [token] = storage.push(task("a", not_before=5.0), wakeups=DEFER)
+    assert storage.wakeup_status().deferred == 1
+    result = storage.pop(5.0, 60.0, token=token, wakeups=DEFER)
+    assert result.task is not None and result.task.task_id == "a"
+    status = storage.wakeup_status()
+    assert (status.in_flight, status.held, status.deferred) == (0, 1, 0)
+
+
+def test_a_deferred_token_that_finds_nothing_is_retired() -> None:
+    storage = InMemoryStorage()
+    [token] = storage.push(task("a", not_before=5.0), wakeups=DEFER)
+    assert storage.revoke("a") is not None
+    result = storage.pop(5.0, 60.0, token=token, wakeups=DEFER)
+    assert result.task is None and not result.deferred
+    assert storage.wakeup_status().outstanding == 0
+
+
+def test_a_deferred_token_due_at_a_sweep_travels_a_ttl_from_its_due_time() -> None:
+    storage = InMemoryStorage()
+    [token] = storage.push(task("a", not_before=5.0), wakeups=DEFER)
+    assert storage.sweep_wakeups(5.0, DEFER) == []  # it is in flight now, and serves "a"
+    status = storage.wakeup_status()
+    assert (status.in_flight, status.deferred) == (1, 0)
+    assert storage.sweep_wakeups(5.0 + DEFER.ttl - 1, DEFER) == []  # not lost before its ttl
+    assert storage.wakeup_status().in_flight == 1
+    result = storage.pop(5.0 + DEFER.ttl - 1, 60.0, token=token, wakeups=DEFER)
+    assert result.task is not None and result.task.task_id == "a"
