@@ -5,12 +5,15 @@ of 2026-11-30, the first over ``controls.py``, ``parking.py``, ``delayed.py`` an
 
 from __future__ import annotations
 
-from typing import Tuple
+import logging
+import threading
+import time
+from typing import List, Optional, Tuple
 
 import pytest
 from ranch_core import FairScheduler, InMemoryStorage
 from ranch_core.backends import controls
-from ranch_core.models import ScheduledTask, WakeupPolicy
+from ranch_core.models import RuntimeCost, ScheduledTask, WakeupPolicy
 from ranch_core.validation import check_rate_limit
 
 DEFER = WakeupPolicy(max_wakeups=8, ttl=60.0, defer=True)
@@ -29,7 +32,7 @@ def task(task_id: str, key: str = "k", at: float = 0.0, not_before: object = Non
 
 
 def test_a_control_without_a_default_is_named_in_the_error() -> None:
-    with pytest.raises(ValueError, match="^paused has no default$"):
+    with pytest.raises(ValueError, match=r"^paused has no default$"):
         controls.Defaults().set(controls.PAUSE, True)
 
 
@@ -131,3 +134,81 @@ def test_a_deferred_token_due_at_a_sweep_travels_a_ttl_from_its_due_time() -> No
     assert storage.wakeup_status().in_flight == 1
     result = storage.pop(5.0 + DEFER.ttl - 1, 60.0, token=token, wakeups=DEFER)
     assert result.task is not None and result.task.task_id == "a"
+
+
+def test_a_plain_ack_ends_a_charged_lease_while_another_is_still_charged() -> None:
+    storage = InMemoryStorage()
+    storage.push(task("a", key="x"))
+    storage.push(task("b", key="y"))
+    runtime = RuntimeCost()
+    assert storage.pop(0.0, 60.0, runtime=runtime).task is not None
+    assert storage.pop(0.0, 60.0, runtime=runtime).task is not None
+    assert storage.ack("a")  # no time given: its estimate stands, "b" keeps its charge
+    assert storage.finish("b", 3.0).done
+    assert storage.run_estimate("y") == 3.0 and storage.run_estimate("x") is None
+
+
+def test_a_revoked_delayed_call_leaves_no_due_time_behind() -> None:
+    storage = InMemoryStorage()
+    storage.push(task("a", not_before=5.0))
+    storage.push(task("b", key="other", not_before=7.0))
+    assert storage.revoke("a") is not None
+    assert storage.pop(1.0, 60.0).retry_at == 7.0  # the tombstone of "a" (due 5.0) is dropped
+    storage.push(task("a", not_before=9.0))  # the same id again, due later
+    assert storage.pop(1.0, 60.0).retry_at == 7.0
+    assert storage.revoke("b") is not None
+    assert storage.pop(1.0, 60.0).retry_at == 9.0
+
+
+def test_a_revoked_or_purged_delayed_call_keeps_its_enqueue_time() -> None:
+    storage = InMemoryStorage()
+    storage.push(task("a", at=2.0, not_before=5.0))
+    storage.push(task("b", at=3.0, not_before=6.0))
+    revoked = storage.revoke("a")
+    assert revoked is not None and revoked.enqueued_at == 2.0
+    [purged] = storage.purge_key("k", 10)
+    assert purged.task_id == "b" and purged.enqueued_at == 3.0
+
+
+def test_a_storage_that_cannot_charge_by_run_time_is_named() -> None:
+    class Plain:
+        pass
+
+    with pytest.raises(TypeError, match=r"^Plain cannot charge by run time"):
+        FairScheduler(Plain(), cost="runtime")  # type: ignore[arg-type]
+
+
+def test_a_push_of_delayed_calls_wakes_a_thread_waiting_with_a_longer_timeout() -> None:
+    scheduler = FairScheduler()
+    got: List[Optional[ScheduledTask]] = []
+    waiter = threading.Thread(target=lambda: got.append(scheduler.pop(timeout=10)))
+    waiter.start()
+    time.sleep(0.05)  # let the waiter sleep first (a push before it would be seen anyway)
+    started = time.monotonic()
+    scheduler.push("k", "later", delay=0.1)
+    waiter.join(15)
+    assert got and got[0] is not None and got[0].payload == "later"
+    assert time.monotonic() - started < 5.0  # woken to shorten its sleep, not at its timeout
+
+
+def test_purge_takes_delayed_calls_earliest_due_first() -> None:
+    storage = InMemoryStorage()
+    storage.push(task("z", not_before=5.0))
+    storage.push(task("a", not_before=6.0))
+    assert [t.task_id for t in storage.purge_key("k", 1)] == ["z"]
+    assert [t.task_id for t in storage.purge_key("k", 1)] == ["a"]
+
+
+def test_revoke_and_purge_log_each_call_and_the_total(caplog: pytest.LogCaptureFixture) -> None:
+    scheduler = FairScheduler()
+    scheduler.push_many("k", [1, 2, 3], task_ids=["t1", "t2", "t3"])
+    with caplog.at_level(logging.DEBUG, logger="ranch_core"):
+        assert scheduler.revoke_call("t1")
+        assert scheduler.purge_key("k") == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "ranch: revoked waiting call t1 of key 'k'",
+        "ranch: revoked waiting call t1 of key 'k'",
+        "ranch: purged waiting call t2 of key 'k'",
+        "ranch: purged waiting call t3 of key 'k'",
+        "ranch: purged 2 waiting calls of key 'k'",
+    ]

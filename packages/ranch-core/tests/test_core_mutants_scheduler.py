@@ -50,6 +50,8 @@ ENTRY_POINTS: List[Any] = [
     (lambda s: s.push("k", 1, tags={"plan": 1}), TypeError, "tag 'plan' must be a str"),
     (lambda s: s.remove(7, "t"), TypeError, "key must be a str"),
     (lambda s: s.remove("k", ""), ValueError, "task_id must not be empty"),
+    (lambda s: s.revoke_call(""), ValueError, "task_id must not be empty"),
+    (lambda s: s.set_max_backlog("k", -1), ValueError, "limit must be between 0 and"),
     (lambda s: s.set_weight("k", 0), ValueError, "weight must be between"),
     (lambda s: s.set_weight(None, 1), TypeError, "key must be a str"),
     (lambda s: s.set_custom_data("k", "", 1), ValueError, "name must not be empty"),
