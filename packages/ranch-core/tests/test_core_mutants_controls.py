@@ -8,12 +8,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import pytest
 from ranch_core import FairScheduler, InMemoryStorage
 from ranch_core.backends import controls
-from ranch_core.models import RuntimeCost, ScheduledTask, WakeupPolicy
+from ranch_core.models import Finished, RuntimeCost, ScheduledTask, WakeupPolicy
 from ranch_core.validation import check_rate_limit
 
 DEFER = WakeupPolicy(max_wakeups=8, ttl=60.0, defer=True)
@@ -212,3 +212,47 @@ def test_revoke_and_purge_log_each_call_and_the_total(caplog: pytest.LogCaptureF
         "ranch: purged waiting call t3 of key 'k'",
         "ranch: purged 2 waiting calls of key 'k'",
     ]
+
+
+def test_purge_takes_at_most_limit_calls_waiting_then_delayed() -> None:
+    storage = InMemoryStorage()
+    storage.push_many([task("w1"), task("w2"), task("w3")])
+    storage.push(task("d1", not_before=5.0))
+    storage.push(task("d2", not_before=6.0))
+    assert [t.task_id for t in storage.purge_key("k", 2)] == ["w1", "w2"]
+    assert [t.task_id for t in storage.purge_key("k", 2)] == ["w3", "d1"]
+    assert [t.task_id for t in storage.purge_key("k", 2)] == ["d2"]
+    assert storage.purge_key("k", 2) == [] and storage.purge_key("never", 2) == []
+
+
+def test_purging_a_key_that_has_only_delayed_calls_leaves_the_active_count() -> None:
+    storage = InMemoryStorage()
+    storage.push(task("a", key="busy"))
+    storage.push(task("d", key="later", not_before=5.0))
+    assert storage.status().active_keys == 1
+    assert [t.task_id for t in storage.purge_key("later", 10)] == ["d"]
+    assert storage.status().active_keys == 1
+    assert storage.pop(0.0, 60.0).task is not None
+
+
+def test_metadata_of_a_key_never_seen_shows_the_defaults_in_force() -> None:
+    scheduler = FairScheduler(default_concurrency_limit=2, default_rate_limit="10/s")
+    meta = scheduler.metadata("never")
+    assert (meta.concurrency_limit, meta.rate_limit) == (2, "10/s")
+
+
+def test_finish_reports_a_failure_only_when_told() -> None:
+    seen: List[bool] = []
+
+    class Recording(InMemoryStorage):
+        def finish(self, task_id: str, now: float, **kwargs: Any) -> Finished:
+            seen.append(kwargs["failed"])
+            return super().finish(task_id, now, **kwargs)
+
+    scheduler = FairScheduler(Recording())
+    scheduler.push_many("k", [1, 2])
+    first, second = scheduler.pop(), scheduler.pop()
+    assert first is not None and second is not None
+    assert scheduler.finish(first.task_id).done
+    assert scheduler.finish(second.task_id, failed=True).done
+    assert seen == [False, True]
