@@ -256,3 +256,15 @@ def test_finish_reports_a_failure_only_when_told() -> None:
     assert scheduler.finish(first.task_id).done
     assert scheduler.finish(second.task_id, failed=True).done
     assert seen == [False, True]
+
+
+def test_an_ack_after_a_finish_settles_its_key_at_the_finishs_time() -> None:
+    storage = InMemoryStorage()
+    storage.set_control("k", controls.RATE_LIMIT, check_rate_limit("1/s"), 0.0)
+    storage.push_many([task("a"), task("b"), task("c")])
+    assert storage.pop(0.0, 60.0).task is not None  # "a"
+    assert storage.pop(1.0, 60.0).task is not None  # "b", once the bucket refilled
+    assert storage.finish("a", 5.0).done
+    assert storage.ack("b")  # settled at 5.0, the latest time given
+    result = storage.pop(5.0, 60.0)
+    assert result.task is not None and result.task.task_id == "c"
