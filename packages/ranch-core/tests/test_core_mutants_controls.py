@@ -268,3 +268,38 @@ def test_an_ack_after_a_finish_settles_its_key_at_the_finishs_time() -> None:
     assert storage.ack("b")  # settled at 5.0, the latest time given
     result = storage.pop(5.0, 60.0)
     assert result.task is not None and result.task.task_id == "c"
+
+
+def test_a_delayed_call_of_a_charged_rate_limited_key_joins_when_due() -> None:
+    storage = InMemoryStorage()
+    storage.set_control("k", controls.RATE_LIMIT, check_rate_limit("1/s"), 0.0)
+    storage.push(task("a"))
+    assert storage.pop(0.0, 60.0).task is not None  # the bucket is charged
+    storage.push(task("b", not_before=5.0))
+    result = storage.pop(5.0, 60.0)
+    assert result.task is not None and result.task.task_id == "b"
+
+
+def test_a_key_parked_again_by_a_slower_rate_reports_its_new_time() -> None:
+    storage = InMemoryStorage()
+    storage.set_control("k", controls.RATE_LIMIT, check_rate_limit("1/s"), 0.0)
+    storage.push_many([task("a"), task("b")])
+    assert storage.pop(0.0, 60.0).task is not None  # "b" parked until 1.0
+    storage.set_control("k", controls.RATE_LIMIT, check_rate_limit("0.1/s"), 0.5)  # now until 5.5
+    result = storage.pop(0.6, 60.0)
+    assert result.task is None and result.retry_at == pytest.approx(5.5)
+    assert storage.pop(1.0, 60.0).task is None  # the entry for 1.0 is gone
+    assert storage.pop(5.5, 60.0).task is not None
+
+
+def test_raising_a_limit_mints_wakeups_for_the_calls_it_lets_run() -> None:
+    policy = WakeupPolicy()
+    scheduler = FairScheduler()
+    scheduler.set_concurrency_limit("capped", 1)
+    scheduler.set_rate_limit("limited", "1/m")
+    for key in ("capped", "limited"):
+        scheduler.push_many(key, [1, 2])
+    assert scheduler.pop() is not None and scheduler.pop() is not None
+    assert scheduler.pop() is None  # both keys wait for their limit
+    assert len(scheduler.set_concurrency_limit("capped", 2, wakeups=policy)) == 1
+    assert len(scheduler.set_rate_limit("limited", None, wakeups=policy)) == 1
