@@ -303,3 +303,22 @@ def test_raising_a_limit_mints_wakeups_for_the_calls_it_lets_run() -> None:
     assert scheduler.pop() is None  # both keys wait for their limit
     assert len(scheduler.set_concurrency_limit("capped", 2, wakeups=policy)) == 1
     assert len(scheduler.set_rate_limit("limited", None, wakeups=policy)) == 1
+
+
+@pytest.mark.parametrize(("now", "room"), [(0.0, 2), (1.0, 2), (3.0, 3)])
+def test_room_counts_the_calls_the_bucket_lets_start(now: float, room: int) -> None:
+    # 0.5/s (one call per 2 s), burst 3; one call started at 0.0 charged the bucket to 2.0.
+    rate = check_rate_limit("0.5/s", 3)
+    assert rate is not None
+    key = controls.KeyControls()
+    key.set(controls.RATE_LIMIT, rate)
+    key.bucket_rate, key.tat = rate, 2.0
+    assert controls.room(key, controls.Defaults(), 6, now) == room
+
+
+def test_room_counts_the_calls_under_the_cap_not_yet_running() -> None:
+    key = controls.KeyControls()
+    key.set(controls.CONCURRENCY_LIMIT, 3)
+    key.running = 1
+    assert controls.room(key, controls.Defaults(), 6, 0.0) == 2
+    assert controls.room(key, controls.Defaults(), 1, 0.0) == 1
