@@ -322,3 +322,23 @@ def test_room_counts_the_calls_under_the_cap_not_yet_running() -> None:
     key.running = 1
     assert controls.room(key, controls.Defaults(), 6, 0.0) == 2
     assert controls.room(key, controls.Defaults(), 1, 0.0) == 1
+
+
+def test_a_faster_rate_keeps_a_debt_of_less_than_one_call() -> None:
+    storage = InMemoryStorage()
+    storage.set_control("k", controls.RATE_LIMIT, check_rate_limit("1/s"), 0.0)
+    storage.push_many([task("a"), task("b")])
+    assert storage.pop(0.0, 60.0).task is not None  # the bucket is charged until 1.0
+    # At 0.5 half a call is owed; at 2/s that is 0.25 s more: "b" may start at 0.75.
+    storage.set_control("k", controls.RATE_LIMIT, check_rate_limit("2/s"), 0.5)
+    result = storage.pop(0.6, 60.0)
+    assert result.task is None and result.retry_at == pytest.approx(0.75)
+    assert storage.pop(0.75, 60.0).task is not None
+
+
+def test_set_control_names_a_bad_control() -> None:
+    storage = InMemoryStorage()
+    with pytest.raises(ValueError, match=r"^unknown control 'bogus'$"):
+        storage.set_control("k", "bogus", 1, 0.0)
+    with pytest.raises(ValueError, match=r"^paused has no default$"):
+        storage.set_control(None, controls.PAUSE, True, 0.0)
