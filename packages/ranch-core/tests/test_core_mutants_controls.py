@@ -31,9 +31,11 @@ def task(task_id: str, key: str = "k", at: float = 0.0, not_before: object = Non
     return ScheduledTask(task_id, key, 1, at, None, not_before)  # type: ignore[arg-type]
 
 
-def test_a_control_without_a_default_is_named_in_the_error() -> None:
+def test_a_control_without_a_default_or_unknown_is_named_in_the_error() -> None:
     with pytest.raises(ValueError, match=r"^paused has no default$"):
         controls.Defaults().set(controls.PAUSE, True)
+    with pytest.raises(ValueError, match=r"^unknown control 'bogus'$"):
+        controls.KeyControls().set("bogus", 1)
 
 
 def test_a_default_concurrency_limit_alone_caps_every_key() -> None:
