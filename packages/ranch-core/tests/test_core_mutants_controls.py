@@ -172,12 +172,14 @@ def test_a_revoked_or_purged_delayed_call_keeps_its_enqueue_time() -> None:
     assert purged.task_id == "b" and purged.enqueued_at == 3.0
 
 
-def test_a_storage_that_cannot_charge_by_run_time_is_named() -> None:
+def test_a_storage_without_run_time_costs_or_controls_is_named() -> None:
     class Plain:
         pass
 
     with pytest.raises(TypeError, match=r"^Plain cannot charge by run time"):
         FairScheduler(Plain(), cost="runtime")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^Plain has no per-key controls"):
+        FairScheduler(Plain()).pause_key("k")  # type: ignore[arg-type]
 
 
 def test_a_push_of_delayed_calls_wakes_a_thread_waiting_with_a_longer_timeout() -> None:
