@@ -346,3 +346,12 @@ def test_set_control_names_a_bad_control() -> None:
         storage.set_control("k", "bogus", 1, 0.0)
     with pytest.raises(ValueError, match=r"^paused has no default$"):
         storage.set_control(None, controls.PAUSE, True, 0.0)
+
+
+def test_the_parking_lot_hands_back_at_most_limit_keys_earliest_first() -> None:
+    lot = controls.ParkingLot()
+    for n, key in enumerate("cab"):
+        lot.park(1.0 + n, key, 0)
+    live = lambda key, version: True  # noqa: E731
+    assert lot.due(5.0, 2, live) == ["c", "a"]
+    assert lot.due(5.0, 2, live) == ["b"]
