@@ -355,3 +355,23 @@ def test_the_parking_lot_hands_back_at_most_limit_keys_earliest_first() -> None:
     live = lambda key, version: True  # noqa: E731
     assert lot.due(5.0, 2, live) == ["c", "a"]
     assert lot.due(5.0, 2, live) == ["b"]
+
+
+def test_a_plain_requeue_of_a_charged_call_keeps_the_estimate() -> None:
+    storage = InMemoryStorage()
+    storage.push(task("a"))
+    popped = storage.pop(0.0, 60.0, runtime=RuntimeCost()).task
+    assert popped is not None
+    assert storage.requeue(popped)  # no time given: nothing is learned
+    assert storage.run_estimate("k") is None
+
+
+def test_a_remove_puts_a_key_whose_bucket_refilled_back_in_turn() -> None:
+    storage = InMemoryStorage()
+    storage.set_control("k", controls.RATE_LIMIT, check_rate_limit("1/s"), 0.0)
+    storage.push_many([task("a"), task("b"), task("c")])
+    assert storage.pop(0.0, 60.0).task is not None  # "b" and "c" parked until 1.0
+    storage.set_control("other", controls.PAUSE, False, 2.0)  # the storage's clock moves to 2.0
+    assert storage.remove("k", "c")  # settles "k" at 2.0: due again
+    result = storage.pop(2.0, 60.0)
+    assert result.task is not None and result.task.task_id == "b"
