@@ -375,3 +375,13 @@ def test_a_remove_puts_a_key_whose_bucket_refilled_back_in_turn() -> None:
     assert storage.remove("k", "c")  # settles "k" at 2.0: due again
     result = storage.pop(2.0, 60.0)
     assert result.task is not None and result.task.task_id == "b"
+
+
+def test_a_released_call_leaves_no_charge_for_its_next_lease() -> None:
+    storage = InMemoryStorage()
+    storage.push(task("a"))
+    assert storage.pop(0.0, 60.0, runtime=RuntimeCost()).task is not None
+    assert storage.release("a")  # it keeps the estimate it was charged
+    assert storage.pop(1.0, 60.0).task is not None  # popped by count this time
+    assert storage.finish("a", 6.0, cost=5.0).done
+    assert storage.run_estimate("k") is None  # nothing charged by time: nothing learned
