@@ -385,3 +385,21 @@ def test_a_released_call_leaves_no_charge_for_its_next_lease() -> None:
     assert storage.pop(1.0, 60.0).task is not None  # popped by count this time
     assert storage.finish("a", 6.0, cost=5.0).done
     assert storage.run_estimate("k") is None  # nothing charged by time: nothing learned
+
+
+def test_a_retry_of_a_lease_already_gone_mints_nothing() -> None:
+    storage = InMemoryStorage()
+    storage.push(task("waiting"))
+    finished = storage.finish("gone", 1.0, requeue=task("gone"), wakeups=WakeupPolicy())
+    assert not finished.done and finished.publish == ()
+
+
+def test_a_retry_frees_its_capped_key_for_the_call_behind_it() -> None:
+    storage = InMemoryStorage()
+    storage.set_control("k", controls.CONCURRENCY_LIMIT, 1, 0.0)
+    storage.push_many([task("a"), task("b")])
+    popped = storage.pop(0.0, 60.0).task
+    assert popped is not None and storage.pop(0.0, 60.0).task is None  # capped
+    assert storage.requeue(popped)
+    result = storage.pop(1.0, 60.0)
+    assert result.task is not None and result.task.task_id == "b"
