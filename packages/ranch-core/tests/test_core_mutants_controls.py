@@ -403,3 +403,15 @@ def test_a_retry_frees_its_capped_key_for_the_call_behind_it() -> None:
     assert storage.requeue(popped)
     result = storage.pop(1.0, 60.0)
     assert result.task is not None and result.task.task_id == "b"
+
+
+def test_a_key_emptied_while_parked_by_its_rate_is_parked_again_by_its_next_call() -> None:
+    storage = InMemoryStorage()
+    storage.set_control("k", controls.RATE_LIMIT, check_rate_limit("1/s"), 0.0)
+    storage.push_many([task("a"), task("b")])
+    assert storage.pop(0.0, 60.0).task is not None  # "b" parked until 1.0
+    assert storage.revoke("b") is not None  # the key is empty: out of the parking lot
+    storage.push(task("c", at=0.5))  # parked again, until 1.0
+    assert storage.pop(0.5, 60.0).task is None
+    result = storage.pop(1.0, 60.0)
+    assert result.task is not None and result.task.task_id == "c"
