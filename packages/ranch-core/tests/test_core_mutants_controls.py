@@ -415,3 +415,11 @@ def test_a_key_emptied_while_parked_by_its_rate_is_parked_again_by_its_next_call
     assert storage.pop(0.5, 60.0).task is None
     result = storage.pop(1.0, 60.0)
     assert result.task is not None and result.task.task_id == "c"
+
+
+def test_a_plain_ack_of_a_charged_call_keeps_the_estimate() -> None:
+    storage = InMemoryStorage()
+    storage.push(task("a"))
+    assert storage.pop(0.0, 60.0, runtime=RuntimeCost()).task is not None
+    assert storage.ack("a")  # no time given: nothing is learned
+    assert storage.run_estimate("k") is None

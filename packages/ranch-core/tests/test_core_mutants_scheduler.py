@@ -52,6 +52,7 @@ ENTRY_POINTS: List[Any] = [
     (lambda s: s.remove("k", ""), ValueError, "task_id must not be empty"),
     (lambda s: s.revoke_call(""), ValueError, "task_id must not be empty"),
     (lambda s: s.set_max_backlog("k", -1), ValueError, "limit must be between 0 and"),
+    (lambda s: s.push("k", 1, delay=-1), ValueError, "delay must be >= 0 seconds"),
     (lambda s: s.set_weight("k", 0), ValueError, "weight must be between"),
     (lambda s: s.set_weight(None, 1), TypeError, "key must be a str"),
     (lambda s: s.set_custom_data("k", "", 1), ValueError, "name must not be empty"),
