@@ -219,7 +219,7 @@ def run_claimed(
         state.app.backend.mark_as_failure(claimed.task_id, NotRegistered(name))
         return dispatcher.finish(claimed, keep_token=keep_token)
     tracer = tracer_for(state, task, getattr(outer, "hostname", None) or "ranch@localhost")
-    frame = Frame(claimed)
+    frame = Frame(claimed, dispatcher.timer())
     stack = frames()
     stack.append(frame)
     try:
@@ -240,10 +240,12 @@ def run_claimed(
     if outcome.timed_out:
         return None  # hard_time_limit stored the failure and finished the lease
     if frame.retry is not None:
-        finish_retry(backlog, claimed, frame.retry)
+        finish_retry(backlog, claimed, frame.retry, frame.run_time)
         return None
     try:
-        finished = dispatcher.finish(claimed, keep_token=keep_token, failed=ended_in_failure(traced))
+        finished = dispatcher.finish(
+            claimed, keep_token=keep_token, failed=ended_in_failure(traced), run_time=frame.run_time
+        )
     except Exception:
         logger.exception(
             "ranch: call %s ran but its lease could not be released; it may run again when the lease "

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 import attrs
 from ranch_core.calls import Claimed
 from ranch_core.dispatcher import RetryOutcome
+from ranch_core.runtimes import RunTimer
 
 from ranch_celery.registry import RanchState
 
@@ -41,13 +42,20 @@ class RetryRequest:
 
 
 class Frame:
-    """The call this thread is running, and the retry it asked for (if any)."""
+    """The call this thread is running, the retry it asked for (if any), and
+    the timer of its function (``cost="runtime"``, :mod:`ranch_celery.timing`; else ``None``)."""
 
-    __slots__ = ("claimed", "retry")
+    __slots__ = ("claimed", "retry", "timer")
 
-    def __init__(self, claimed: Claimed) -> None:
+    def __init__(self, claimed: Claimed, timer: Optional[RunTimer] = None) -> None:
         self.claimed = claimed
         self.retry: Optional[RetryRequest] = None
+        self.timer = timer
+
+    @property
+    def run_time(self) -> Optional[float]:
+        """How long the call's function ran (seconds); ``None`` if not timed."""
+        return None if self.timer is None else self.timer.seconds
 
 
 _local = threading.local()
@@ -99,10 +107,15 @@ def capture_retry(args: Any, kwargs: Any, task_id: Optional[str], options: Dict[
     return True
 
 
-def finish_retry(backlog: CeleryBacklog, claimed: Claimed, retry: RetryRequest) -> RetryOutcome:
-    """Put a retried call back through the core's retry rule (a countdown goes to the broker)."""
+def finish_retry(
+    backlog: CeleryBacklog, claimed: Claimed, retry: RetryRequest, run_time: Optional[float] = None
+) -> RetryOutcome:
+    """Put a retried call back through the core's retry rule (a countdown goes to the broker);
+    ``run_time``: how long the run that asked for the retry took in the task's function."""
     call = attrs.evolve(claimed.call, args=retry.args, kwargs=retry.kwargs, retries=retry.retries)
-    return backlog.dispatcher().retry(claimed, call, delay=retry.delay, defer=backlog.defer)
+    return backlog.dispatcher().retry(
+        claimed, call, delay=retry.delay, defer=backlog.defer, run_time=run_time
+    )
 
 
 def resubmit(task: Any, backlog: str, body: Dict[str, Any]) -> Optional[str]:

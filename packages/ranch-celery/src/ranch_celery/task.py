@@ -42,6 +42,7 @@ from ranch_celery.registry import Declaration, RanchState
 from ranch_celery.retries import capture_retry
 from ranch_celery.revoking import revocable_result_class
 from ranch_celery.storage import check_explicit
+from ranch_celery.timing import timed
 
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
@@ -375,7 +376,7 @@ def _make_decorator(
         options = dict(task_options)
         base = options.pop("base", None) or app.Task
         cls = type(f"LRU{base.__name__}", (LRUTaskMixin, base), {"lru_backlog_option": backlog or ""})
-        return app.task(base=cls, **options)(fun)
+        return app.task(base=cls, **options)(timed(name, fun))
 
     return decorate
 

@@ -7,7 +7,8 @@ Read in this order: :mod:`ranch_core.algorithm` (the rule),
 over :mod:`ranch_core.async_protocols`); then what the Celery and Dramatiq adapters share:
 :mod:`ranch_core.calls` (a stored call), :mod:`ranch_core.dispatcher`
 (one backlog as an adapter drives it), :mod:`ranch_core.retries` (the
-retry rule), :mod:`ranch_core.leases` (the worker's sweep thread),
+retry rule), :mod:`ranch_core.runtimes` (timing a call's function for
+``cost="runtime"``), :mod:`ranch_core.leases` (the worker's sweep thread),
 :mod:`ranch_core.management` (the seed's management API) and
 :mod:`ranch_core.backlogs` (declaring a backlog); :mod:`ranch_core.errors`
 (one family under :class:`RanchError`) and :mod:`ranch_core.testing` (the

@@ -40,6 +40,7 @@ from ranch_core.keys import Key
 from ranch_core.models import Finished, ScheduledTask, WakeupPolicy
 from ranch_core.protocols import MAX_BATCH
 from ranch_core.retries import Defer, RetryOutcome, RetryRule
+from ranch_core.runtimes import RunTimer
 from ranch_core.scheduler import FairScheduler, RevokedCallback
 
 logger = logging.getLogger("ranch_core.dispatch")
@@ -279,7 +280,14 @@ class FairDispatcher(RetryRule):
             with self._running_lock:
                 self._running.discard(claimed.task_id)
 
-    def finish(self, claimed: Claimed, *, keep_token: bool = False, failed: bool = False) -> Finished:
+    def finish(
+        self,
+        claimed: Claimed,
+        *,
+        keep_token: bool = False,
+        failed: bool = False,
+        run_time: Optional[float] = None,
+    ) -> Finished:
         """The call ended (success, or final failure: ``failed``, for the
         metrics): ack its lease and pass its token on (published) while calls
         wait, or retire it; one storage step.
@@ -287,16 +295,42 @@ class FairDispatcher(RetryRule):
         With ``keep_token=True`` (a run budget) the token stays held while
         calls wait (``Finished.kept``): call :meth:`take` with
         ``claimed.token`` for the next call, and :meth:`release_token` when
-        the budget is spent. Returns what the storage did.
+        the budget is spent. ``run_time``: how long the call's function ran
+        (seconds, a :class:`~ranch_core.runtimes.RunTimer`'s), charged
+        when the backlog charges by run time (:attr:`measures_runtime`) and
+        ignored otherwise; ``None``: the storage charges the lease. Returns
+        what the storage did.
         """
         finished = self.scheduler.finish(
-            claimed.task_id, token=claimed.token, wakeups=self.wakeups, keep_token=keep_token, failed=failed
+            claimed.task_id,
+            token=claimed.token,
+            wakeups=self.wakeups,
+            keep_token=keep_token,
+            failed=failed,
+            cost=self.charged(run_time),
         )
         if not finished.done:
             logger.warning(
                 "ranch: call %s finished after its lease ran out; it may have run twice", claimed.task_id
             )
         return self._settle(claimed, finished)
+
+    @property
+    def measures_runtime(self) -> bool:
+        """Whether calls are charged by run time (``cost="runtime"``): only
+        then do the adapters time the call's function (:mod:`ranch_core.runtimes`)."""
+        return self.scheduler.runtime is not None
+
+    def timer(self) -> Optional[RunTimer]:
+        """A :class:`~ranch_core.runtimes.RunTimer` for the next call's
+        function if the backlog charges by run time, else ``None`` (no timing)."""
+        return RunTimer() if self.measures_runtime else None
+
+    def charged(self, run_time: Optional[float]) -> Optional[float]:
+        """The ``cost`` a finish passes to the storage for a call whose
+        function ran ``run_time`` seconds: that time when the backlog charges
+        by run time, else ``None`` (a backlog charged by calls takes none)."""
+        return run_time if self.measures_runtime else None
 
     def release_token(self, token: str) -> bool:
         """Hand back a token kept by ``finish(..., keep_token=True)``: it is

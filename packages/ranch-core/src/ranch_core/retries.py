@@ -55,7 +55,11 @@ class RetryRule:
 
     if TYPE_CHECKING:
 
-        def finish(self, claimed: Claimed, *, keep_token: bool = False) -> Finished: ...
+        def finish(
+            self, claimed: Claimed, *, keep_token: bool = False, run_time: Optional[float] = None
+        ) -> Finished: ...
+
+        def charged(self, run_time: Optional[float]) -> Optional[float]: ...
 
         def submit(
             self,
@@ -87,6 +91,7 @@ class RetryRule:
         delay: float = 0.0,
         defer: Optional[Defer] = None,
         keep_token: bool = False,
+        run_time: Optional[float] = None,
     ) -> RetryOutcome:
         """The one retry rule of both adapters: ``call`` (the retried form of
         ``claimed``) goes back into its key's backlog, never around it.
@@ -97,6 +102,10 @@ class RetryRule:
         instead. A retry now is :meth:`requeue`. If the storage cannot take
         the retry, the lease is kept: it runs out and the call comes back
         then, so it is never lost.
+
+        ``run_time``: how long the run that asked for the retry took in the
+        call's function (seconds), charged as :meth:`finish` charges it (the
+        run that ended is settled in the same step as the retry).
         """
         if delay > 0 and defer is not None:
             try:
@@ -106,10 +115,10 @@ class RetryRule:
                     "ranch: could not publish the delayed retry of %s; retrying it now", claimed.task_id
                 )
             else:
-                self.finish(claimed, keep_token=keep_token)
+                self.finish(claimed, keep_token=keep_token, run_time=run_time)
                 return RetryOutcome.DEFERRED
         try:
-            finished = self._requeue(claimed, call, keep_token)
+            finished = self._requeue(claimed, call, keep_token, run_time)
         except Exception:
             logger.exception(
                 "ranch: could not put call %s back for its retry; it comes back when its lease runs out",
@@ -123,14 +132,28 @@ class RetryRule:
             return RetryOutcome.LEASE_LOST
         return RetryOutcome.REQUEUED
 
-    def _requeue(self, claimed: Claimed, call: Call, keep_token: bool) -> Finished:
+    def _requeue(
+        self, claimed: Claimed, call: Call, keep_token: bool, run_time: Optional[float] = None
+    ) -> Finished:
         retried = self.scheduler.retried(claimed.task, call.to_payload())
         finished = self.scheduler.finish(
-            claimed.task_id, requeue=retried, token=claimed.token, wakeups=self.wakeups, keep_token=keep_token
+            claimed.task_id,
+            requeue=retried,
+            token=claimed.token,
+            wakeups=self.wakeups,
+            keep_token=keep_token,
+            cost=self.charged(run_time),
         )
         return self._settle(claimed, finished)
 
-    def requeue(self, claimed: Claimed, *, retries: Optional[int] = None, keep_token: bool = False) -> bool:
+    def requeue(
+        self,
+        claimed: Claimed,
+        *,
+        retries: Optional[int] = None,
+        keep_token: bool = False,
+        run_time: Optional[float] = None,
+    ) -> bool:
         """Retry a call now: back to the tail of its key, and its token passed
         on (or, without a token, a token minted if there is room).
 
@@ -139,10 +162,10 @@ class RetryRule:
         its task id, so results land under the id its producer holds.
         ``False`` if the lease had already run out (the call went back on its
         own). A wake-up that cannot be published is logged; the sweep
-        replaces it.
+        replaces it. ``run_time`` as :meth:`retry`.
         """
         call = attrs.evolve(claimed.call, retries=claimed.call.retries + 1 if retries is None else retries)
-        finished = self._requeue(claimed, call, keep_token)
+        finished = self._requeue(claimed, call, keep_token, run_time)
         if not finished.done:
             logger.warning(
                 "ranch: lease of call %s ran out before its retry; it went back already", claimed.task_id

@@ -177,17 +177,23 @@ class DramatiqBacklog:
             missing = ActorNotFound(message.actor_name)  # type: ignore[no-untyped-call]
             execution.fail_unrunnable(self.broker, message, claimed.call, missing)
             return self.dispatcher.finish(claimed, keep_token=keep_token)
+        timer = self.dispatcher.timer()  # cost="runtime": the actor's function is charged, not the lease
         with self.dispatcher.running(claimed):
             try:
                 with execution.running_key(claimed.key):
-                    view = execution.process(self.broker, message)
+                    view = execution.process(self.broker, message, timer)
+                run_time = None if timer is None else timer.seconds
                 if view.retry_delay is not None:
                     call, delay_ms = execution.split_retry(view, claimed.call)
                     # a retry passes the token on: the retried call must not run again at once here
-                    self.dispatcher.retry(claimed, call, delay=delay_ms / 1000, defer=self.defer)
+                    self.dispatcher.retry(
+                        claimed, call, delay=delay_ms / 1000, defer=self.defer, run_time=run_time
+                    )
                     return None
                 execution.settle(self.broker, message)
-                return self.dispatcher.finish(claimed, keep_token=keep_token, failed=message.failed)
+                return self.dispatcher.finish(
+                    claimed, keep_token=keep_token, failed=message.failed, run_time=run_time
+                )
             finally:
                 message.clear_exception()
 
