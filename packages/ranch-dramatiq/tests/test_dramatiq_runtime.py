@@ -5,7 +5,7 @@ no longer gets as many turns as a key of fast ones."""
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator, List
+from typing import Any, Dict, Iterator, List
 
 import dramatiq
 import pytest
@@ -111,3 +111,80 @@ def test_runtime_cost_on_redis_with_retries(real: Any, run_worker: Any) -> None:
     assert status["backlog_size"] == 0 and status["leased"] == 0
     assert client.hlen(layout.runtime_charges_key(storage.namespace)) == 0
     assert client.hget(layout.stats_key(storage.namespace), "rn") == b"1"  # the pops charged by run time
+
+
+# -- the charge is the actor's function, not the lease ---------------------------------------
+
+#: Seconds the worker spends inside each call's lease but outside its function: a real
+#: middleware sleeps this long in ``before_process_message`` and in ``after_process_message``.
+AROUND = 0.15
+#: Seconds each call's function sleeps.
+BODY = 0.05
+#: Slack between the function's own measure and the charge (timer and GIL under CI load).
+SLACK = 0.04
+
+
+class Linger(dramatiq.Middleware):
+    """Holds every message ``AROUND`` seconds before and after its actor runs."""
+
+    def before_process_message(self, broker: Any, message: Any) -> None:
+        time.sleep(AROUND)
+
+    def after_process_message(
+        self, broker: Any, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
+        time.sleep(AROUND)
+
+
+@pytest.mark.redis
+def test_the_charge_is_the_functions_run_time_not_the_lease(real: Any, run_worker: Any) -> None:
+    """RedisBroker and RedisStorage, a real worker: each key's run estimate is what the
+    function measured of itself, not its lease (0.3 s longer); a retry now (no backoff)
+    and one with a backoff settle the run that ended with its function's time too; a
+    ``cost="calls"`` backlog measures nothing."""
+    broker, _backend, client = real
+    own: Dict[str, List[float]] = {"plain": [], "retry-now": [], "retry-later": []}
+
+    @lru_actor(broker=broker, backlog="rt-measured", cost="runtime", max_retries=1)
+    def measured(label: str) -> None:
+        started = time.perf_counter()
+        time.sleep(BODY)
+        retry = label != "plain" and not own[label]
+        own[label].append(time.perf_counter() - started)
+        if retry:
+            raise ConnectionError("once")
+
+    @lru_actor(broker=broker, backlog="rt-counted")
+    def counted() -> None:
+        time.sleep(BODY)
+
+    broker.add_middleware(Linger())
+    measured.lru_send("plain", "plain")
+    measured.lru_send_with_options("retry-now", args=("retry-now",), min_backoff=0, max_backoff=0)
+    measured.lru_send_with_options("retry-later", args=("retry-later",), min_backoff=200, max_backoff=300)
+    counted.lru_send("counted")
+    started = time.monotonic()
+    with run_worker(broker, threads=1):
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while not (
+            [len(times) for times in own.values()] == [1, 2, 2]
+            and measured.get_system_status()["leased"] == 0
+            and counted.get_system_status()["served_total"] == 1
+            and counted.get_system_status()["leased"] == 0
+        ):
+            assert time.monotonic() < deadline, own
+            time.sleep(0.02)
+    took = time.monotonic() - started
+    assert took > 6 * 2 * AROUND  # the leases really were long: 6 runs, each 0.3 s around its function
+    for label, times in own.items():
+        expected = times[0]
+        for seconds in times[1:]:  # the key's moving average, one run after the other
+            expected += 0.25 * (seconds - expected)
+        estimate = measured.get_client_metadata(label)["run_estimate"]
+        assert estimate is not None
+        assert expected <= estimate < expected + SLACK, (label, times, estimate)
+        assert estimate < BODY + 2 * AROUND - SLACK  # far from what the lease took
+    assert counted.get_client_metadata("counted")["run_estimate"] is None
+    assert measured.get_system_status()["backlog_size"] == 0
+    storage = measured.dispatcher.scheduler.storage
+    assert client.hlen(layout.runtime_charges_key(storage.namespace)) == 0
