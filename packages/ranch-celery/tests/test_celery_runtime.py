@@ -47,8 +47,8 @@ def _first_turns(cost: str) -> List[str]:
 def test_runtime_cost_gives_fast_calls_more_turns_than_slow_ones() -> None:
     # By count, one worker alternates the keys; by run time, a 250 ms call of "slow"
     # costs as much as dozens of "fast" calls, so "fast" takes nearly every early turn.
-    # (A "fast" call's run time is measured from pop to finish: under load it has
-    # reached 50 ms, so "slow" sleeps long enough to stay the dearer key.)
+    # (Under load a "fast" call's run time has reached 50 ms when the lease was charged,
+    # so "slow" sleeps long enough to stay the dearer key.)
     assert _first_turns("calls").count("slow") == 5
     runtime = _first_turns("runtime")
     assert runtime.count("slow") <= 3, runtime

@@ -54,8 +54,8 @@ def _first_turns(broker: StubBroker, run_worker: Any, cost: str) -> List[str]:
 def test_runtime_cost_gives_fast_calls_more_turns_than_slow_ones(broker: StubBroker, run_worker: Any) -> None:
     # By count, one worker thread alternates the keys; by run time, a 250 ms call of
     # "slow" costs as much as dozens of "fast" calls, so "fast" takes nearly every early turn.
-    # (A "fast" call's run time is measured from pop to finish; under CI load a Celery
-    # twin of this test measured over 50 ms, so "slow" sleeps long enough to stay dearer.)
+    # (Under CI load a Celery twin of this test measured a "fast" call's lease at over
+    # 50 ms, so "slow" sleeps long enough to stay dearer.)
     assert _first_turns(broker, run_worker, "calls").count("slow") == 5
     runtime = _first_turns(broker, run_worker, "runtime")
     assert runtime.count("slow") <= 3, runtime

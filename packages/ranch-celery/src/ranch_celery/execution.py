@@ -6,7 +6,10 @@ choice at this moment and runs that call right here, through
 result backend, task states, ``self.request``, the task signals and the
 ``Task ... succeeded``/``raised`` log line see the user's call, not the
 wake-up. The lease is acknowledged when the call ends, or the call goes
-back into its backlog for a retry (:mod:`ranch_celery.retries`).
+back into its backlog for a retry (:mod:`ranch_celery.retries`). In a
+backlog of ``cost="runtime"`` both charge the call the run time of the
+task's own function, which :mod:`ranch_celery.timing` measures inside the
+tracer, not the lease.
 
 A wake-up carries a token id (see ranch-core's "Wake-ups"): the worker
 takes the call with it, publishes the fan-out tokens, and runs it. Then,

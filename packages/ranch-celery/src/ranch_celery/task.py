@@ -438,7 +438,9 @@ def lru_task(
     key costs (default: its stored weight); tasks sharing a backlog share it.
     ``cost="runtime"`` makes a call cost its key its run time times its
     weight (ranch-core README, "Fair by time"; default ``"calls"``); it
-    belongs to the backlog and takes no ``weight_function``.
+    belongs to the backlog and takes no ``weight_function``. The run time
+    is the decorated function's, timed while the worker runs the call
+    (:mod:`ranch_celery.timing`).
     ``config`` takes celery-ranch's settings for the whole app
     (:mod:`ranch_celery.config`). Storage is resolved at first use
     (:mod:`ranch_celery.storage`), so the app may get its broker later

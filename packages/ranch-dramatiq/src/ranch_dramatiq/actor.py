@@ -363,8 +363,9 @@ def lru_actor(
     storage without per-key controls ``TypeError``, before anything is
     declared.
 
-    ``cost="runtime"`` makes a call cost its key its run time times its
-    weight (ranch-core README, "Fair by time"; default ``"calls"``): it
+    ``cost="runtime"`` makes a call cost its key its run time (the actor
+    function's, timed by the worker) times its weight (ranch-core README,
+    "Fair by time"; default ``"calls"``): it
     belongs to the backlog (``BacklogConflict`` if two actors differ), takes
     no ``weight_function`` and needs a storage with
     :class:`~ranch_core.protocols.RuntimeCosts` (``TypeError``).
