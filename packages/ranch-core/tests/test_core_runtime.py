@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator, List, Optional, Tuple
+import time
+from typing import Any, AsyncIterator, Dict, List, Optional, Tuple
 
 import pytest
 from ranch_core import AsyncFairScheduler, FairScheduler, InMemoryStorage, RuntimeCost
+from ranch_core.calls import Call
+from ranch_core.dispatcher import FairDispatcher, RetryOutcome
 from ranch_core.protocols import Storage
+from ranch_core.runtimes import RunTimer
 from ranch_core.testing.base import Clock
 from ranch_core.testing.runtime import RuntimeCostProperties
 
@@ -122,3 +126,86 @@ def test_async_scheduler_checks_cost_and_its_storage() -> None:
         AsyncFairScheduler(NoRuntime(), cost="runtime")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="weight_function"):
         AsyncFairScheduler(cost="runtime", weight_function=lambda key, meta: 1.0)
+
+
+# -- what the adapters pass: the run time of the call's function (ranch_core.runtimes) -----
+
+
+def _dispatcher(cost: str, clock: Clock) -> FairDispatcher:
+    return FairDispatcher(FairScheduler(cost=cost, clock=clock, lease_seconds=60), lambda token: None)
+
+
+def test_the_dispatcher_charges_the_run_time_it_is_given_not_the_lease() -> None:
+    """A finish, a retry now and a deferred retry settle the run that ended with the
+    ``run_time`` the adapter measured, however long the lease was on the clock."""
+    clock = Clock()
+    dispatcher = _dispatcher("runtime", clock)
+    deferred: List[Dict[str, Any]] = []
+    assert dispatcher.measures_runtime and isinstance(dispatcher.timer(), RunTimer)
+    for key in ("done", "now", "later"):
+        dispatcher.submit(key, Call(args=[key]))
+    for _ in range(3):
+        claimed = dispatcher.take()
+        assert claimed is not None
+        clock.now += 10.0  # the lease: 10 s; the function: 0.5 s
+        if claimed.key == "done":
+            dispatcher.finish(claimed, run_time=0.5)
+        elif claimed.key == "now":
+            assert dispatcher.retry(claimed, claimed.call, run_time=0.5) is RetryOutcome.REQUEUED
+        else:
+            outcome = dispatcher.retry(
+                claimed,
+                claimed.call,
+                delay=5.0,
+                defer=lambda body, _delay: deferred.append(body),
+                run_time=0.5,
+            )
+            assert outcome is RetryOutcome.DEFERRED
+    assert [dispatcher.scheduler.run_estimate(key) for key in ("done", "now", "later")] == [0.5, 0.5, 0.5]
+    again = dispatcher.take()
+    assert again is not None and again.key == "now"
+    clock.now += 10.0
+    assert dispatcher.requeue(again, run_time=0.25)
+    assert dispatcher.scheduler.run_estimate("now") == 0.5 + 0.25 * (0.25 - 0.5)
+    plain = dispatcher.take()
+    assert plain is not None
+    clock.now += 2.0
+    dispatcher.finish(plain)  # no run time given: the storage charges the lease
+    assert dispatcher.scheduler.run_estimate("now") == 0.4375 + 0.25 * (2.0 - 0.4375)
+
+
+def test_a_backlog_charged_by_calls_times_nothing_and_ignores_run_times() -> None:
+    clock = Clock()
+    dispatcher = _dispatcher("calls", clock)
+    assert not dispatcher.measures_runtime and dispatcher.timer() is None
+    assert dispatcher.charged(0.5) is None
+    dispatcher.submit("k", Call(args=[]))
+    claimed = dispatcher.take()
+    assert claimed is not None
+    assert dispatcher.finish(claimed, run_time=0.5).done  # not a ValueError: nothing to charge
+    assert dispatcher.scheduler.metadata("k").served_total == 1
+
+
+def test_the_run_timer_times_the_call_returned_or_raised_and_not_twice_when_nested() -> None:
+    timer = RunTimer()
+    assert timer.seconds is None
+
+    def inner() -> str:
+        time.sleep(0.01)
+        return "inner"
+
+    def outer() -> str:
+        time.sleep(0.02)
+        return timer(inner)  # nested: runs untimed, inside the outer run's time
+
+    assert timer(outer) == "inner"
+    assert timer.seconds is not None and timer.seconds >= 0.03
+
+    def fails() -> None:
+        time.sleep(0.01)
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        timer(fails)
+    assert 0.01 <= timer.seconds < 0.03
+    assert timer(lambda x, *, y: x + y, 1, y=2) == 3  # arguments pass through
