@@ -24,8 +24,10 @@ per key (the table gives the slow key's share of each):
 
 - *time*: its calls' sleeps inside the window (the worker time the issue's
   target is about);
-- *held*: from each call's pop to the end of its sleep: what
-  ``cost="runtime"`` charges (pop to finish), less the finish step;
+- *held*: from each call's pop to the end of its sleep: the lease, less the
+  finish step (what ``cost="runtime"`` charged before the adapters timed the
+  function; now each call is charged its function's run time: the sleep and
+  the record that follows it);
 - *slot*: the sleep plus the gap on its worker thread since that thread's
   previous call ended (taking the call, the previous call's finish, waiting
   for a wake-up message): all the thread's time;
@@ -237,7 +239,8 @@ def read_passes(client: Any, task: Any) -> Dict[str, float]:
 
 def charged_beyond_sleep(records: List[Record], passes: Dict[str, float]) -> Dict[str, float]:
     """Per key, ms charged per call beyond its sleep, over the whole run (warm-up included):
-    ``(pass - sleeps) / calls``; each call's charge is its run from pop to finish."""
+    ``(pass - sleeps) / calls``; each call's charge is its function's run time as the adapter
+    times it (the sleep, then the record's round trip to Redis)."""
     out = {}
     for key in RUN_SECONDS:
         mine = [end - start for k, _, start, end, _ in records if k == key]
