@@ -91,7 +91,8 @@ def test_run_estimates_of_the_top_keys_are_a_gauge(redis_url: str, exporter: Ser
     scheduler.finish(task.task_id, cost=0.25)
     got = samples(exporter.get()[1])
     b = (("backlog", "timed"),)
-    assert got[("ranch_key_run_estimate_seconds", (*b, ("key", "slow")))] == scheduler.run_estimate("slow") == 0.25
+    estimate = got[("ranch_key_run_estimate_seconds", (*b, ("key", "slow")))]
+    assert estimate == scheduler.run_estimate("slow") == 0.25
     # A key with no call measured yet has no sample (not a made-up 0).
     assert ("ranch_key_waiting_calls", (*b, ("key", "unmeasured"))) in got
     assert ("ranch_key_run_estimate_seconds", (*b, ("key", "unmeasured"))) not in got
