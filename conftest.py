@@ -14,7 +14,7 @@ Hypothesis profiles, chosen with ``RANCH_HYPOTHESIS_PROFILE`` (default ``ci``):
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from typing import Iterator, List, Tuple
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -31,6 +31,42 @@ settings.register_profile(
     **_COMMON,
 )
 settings.load_profile(os.environ.get("RANCH_HYPOTHESIS_PROFILE", "ci"))
+
+
+#: The test files that take longest (``--durations=0`` of a full run, 2026-11-30),
+#: longest first. Collected first, so that pytest-xdist (``--dist loadfile``
+#: hands out files in collection order) starts them first and the run does not
+#: end with one worker on a long file while the others idle.
+SLOW_FILES = (
+    "packages/ranch-redis/tests/test_redis_conformance.py",
+    "packages/ranch-celery/tests/test_celery_controls_workers.py",
+    "packages/ranch-celery/tests/test_celery_options.py",
+    "packages/ranch-celery/tests/test_celery_canvas.py",
+    "packages/ranch-celery/tests/test_celery_liveness.py",
+    "packages/ranch-redis/tests/test_redis_differential.py",
+    "packages/ranch-redis/tests/test_redis_async_conformance.py",
+    "packages/ranch-dramatiq/tests/test_dramatiq_liveness.py",
+    "packages/ranch-celery/tests/test_celery_wakeups.py",
+    "tests/test_demo_leaves_nothing.py",
+    "packages/ranch-core/tests/test_core_async_conformance.py",
+    "packages/ranch-redis/tests/test_redis_cli.py",
+    "packages/ranch-dramatiq/tests/test_dramatiq_processes.py",
+    "packages/ranch-celery/tests/test_celery_workers.py",
+    "packages/ranch-celery/tests/test_celery_delayed.py",
+    "packages/ranch-dramatiq/tests/test_dramatiq_controls.py",
+)
+
+
+def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
+    """Put the files of :data:`SLOW_FILES` first, in that order; the rest, and
+    the tests within each file, keep their order."""
+    rank = {name: i for i, name in enumerate(SLOW_FILES)}
+
+    def order(pair: Tuple[int, pytest.Item]) -> Tuple[int, int]:
+        index, item = pair
+        return rank.get(item.nodeid.split("::", 1)[0], len(rank)), index
+
+    items[:] = [item for _, item in sorted(enumerate(items), key=order)]
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,8 @@ from ranch_core.demo.chart import RUN_COLOURS, caption, key_colours
 
 
 class ThreadBackend:
-    """One worker thread; ``fair`` pops from a FairScheduler, ``plain`` from a FIFO."""
+    """One worker thread, started once the workload is sent; ``fair`` pops
+    from a FairScheduler, ``plain`` from a FIFO."""
 
     def run(self, workload: Workload, mode: str, *, redis_url: Optional[str], workers: int) -> RunResult:
         assert redis_url is None
@@ -60,9 +61,12 @@ class ThreadBackend:
                 scheduler.push(sub.key, {"index": sub.index, "submitted_at": sub.submitted_at})
 
         started = time.time()
+        # The whole workload is sent before the worker starts: what each run
+        # serves first is then its order alone, not how fast the sender was
+        # against the worker (under load or mutmut's tracing, either wins).
+        demo.drive(workload, submit)
         thread = threading.Thread(target=worker, daemon=True)
         thread.start()
-        demo.drive(workload, submit)
         assert done.wait(30)
         thread.join(5)
         return RunResult(mode, executions, elapsed=time.time() - started, backend="threads", workers=1)

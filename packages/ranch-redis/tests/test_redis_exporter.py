@@ -80,6 +80,24 @@ def test_scrape_shows_backlogs_and_top_keys(redis_url: str, exporter: Server) ->
     assert ("ranch_key_failed_total", (*b, ("key", "flood"))) in got
 
 
+def test_run_estimates_of_the_top_keys_are_a_gauge(redis_url: str, exporter: Server) -> None:
+    clock = [50.0]
+    storage = RedisStorage.from_url(redis_url, namespace="timed")
+    scheduler = FairScheduler(storage, cost="runtime", clock=lambda: clock[0])
+    scheduler.push_many("slow", [1, 2, 3])
+    scheduler.push_many("unmeasured", [1, 2])
+    task = scheduler.pop()
+    assert task is not None and task.key == "slow"
+    scheduler.finish(task.task_id, cost=0.25)
+    got = samples(exporter.get()[1])
+    b = (("backlog", "timed"),)
+    estimate = got[("ranch_key_run_estimate_seconds", (*b, ("key", "slow")))]
+    assert estimate == scheduler.run_estimate("slow") == 0.25
+    # A key with no call measured yet has no sample (not a made-up 0).
+    assert ("ranch_key_waiting_calls", (*b, ("key", "unmeasured"))) in got
+    assert ("ranch_key_run_estimate_seconds", (*b, ("key", "unmeasured"))) not in got
+
+
 def test_top_keys_bound_the_series(redis_url: str, exporter: Server) -> None:
     scheduler = FairScheduler(RedisStorage.from_url(redis_url, namespace="many"))
     for i in range(50):

@@ -94,6 +94,9 @@ class KeyMetrics:
     wait: WaitHistogram
     failed: int = 0
     run: WaitHistogram = WaitHistogram()
+    #: The key's moving average of run times, what ``cost="runtime"`` charges
+    #: at dispatch (``None`` until a call of the key is measured).
+    run_estimate: Optional[float] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """A JSON-ready copy."""
@@ -125,13 +128,23 @@ class BacklogMetrics:
         }
 
 
+def _estimate(raw: Any) -> Optional[float]:
+    if raw in (None, b"", ""):
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
 def parse_metrics(backlog: str, reply: Sequence[Any]) -> BacklogMetrics:
     """``metrics.lua``'s reply as :class:`BacklogMetrics`."""
     width = len(layout.WAIT_BOUNDS) + 2  # hs, h0 ... hN (and us, u0 ... uN)
     summaries = 2 * width + 1  # wait histogram, failed, run histogram
     keys: List[KeyMetrics] = []
     at = 5 + summaries
-    per_key = 6 + summaries
+    per_key = 7 + summaries  # the key's fields, then its run estimate
     while at + per_key <= len(reply):
         f = reply[at : at + per_key]
         keys.append(
@@ -144,7 +157,8 @@ def parse_metrics(backlog: str, reply: Sequence[Any]) -> BacklogMetrics:
                 retried=_count(f[5]),
                 wait=WaitHistogram.read(f[6 : 6 + width]),
                 failed=_count(f[6 + width]),
-                run=WaitHistogram.read(f[7 + width :]),
+                run=WaitHistogram.read(f[7 + width : per_key - 1]),
+                run_estimate=_estimate(f[per_key - 1]),
             )
         )
         at += per_key

@@ -10,7 +10,10 @@ Series (``backlog`` label): ``ranch_waiting_calls``, ``ranch_running_calls``,
 -> started). Per key (``backlog`` and ``key`` labels), for the top keys only:
 ``ranch_key_waiting_calls``, ``ranch_key_running_calls``,
 ``ranch_key_served_total``, ``ranch_key_expired_total``,
-``ranch_key_retried_total``, ``ranch_key_wait_seconds``.
+``ranch_key_retried_total``, ``ranch_key_wait_seconds``,
+``ranch_key_failed_total``, ``ranch_key_run_seconds`` (histogram: started ->
+finished) and ``ranch_key_run_estimate_seconds`` (the moving average
+``cost="runtime"`` charges; no sample until a call of the key was measured).
 """
 
 from __future__ import annotations
@@ -94,6 +97,12 @@ KEY_SERIES: Tuple[Series, ...] = (
     ("histogram", "ranch_key_wait_seconds", "Wait from stored to started, top keys by waiting", "wait"),
     ("counter", "ranch_key_failed", "Calls failed, top keys by waiting", "failed"),
     ("histogram", "ranch_key_run_seconds", "Run time from started to finished, top keys by waiting", "run"),
+    (
+        "gauge",
+        "ranch_key_run_estimate_seconds",
+        "Moving average of run times, charged at dispatch with cost=runtime; top keys by waiting",
+        "run_estimate",
+    ),
 )
 
 KINDS = {"gauge": "GaugeMetricFamily", "counter": "CounterMetricFamily", "histogram": "HistogramMetricFamily"}
@@ -107,6 +116,8 @@ def families(
         family = getattr(core, KINDS[kind])(name, text, labels=labels)
         for values, source in rows:
             value = getattr(source, field)
+            if value is None:
+                continue  # nothing measured yet (a run estimate): no sample
             if kind == "histogram":
                 family.add_metric(values, buckets(value), value.total)
             else:

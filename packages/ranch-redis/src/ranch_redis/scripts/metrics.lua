@@ -4,7 +4,7 @@
 -- Reply: {waiting, running, active keys, served, expired, wait sum, h0 ...
 --   hN, failed, run sum, u0 ... uN, then per key: hex key, waiting,
 --   running, served, expired, retried, wait sum, h0 ... hN, failed, run
---   sum, u0 ... uN} ('' for a field never written). Reads only the
+--   sum, u0 ... uN, run estimate} ('' for a field never written). Reads only the
 --   namespace's stats and the keys it answers: O(limit log K). Delayed
 --   calls not yet due are not waiting.
 local s = load()
@@ -21,6 +21,7 @@ local limit = tonumber(ARGV[2])
 if limit < 1 then return out end
 local keyf = {'r', 'n', 'me', 'mt'}
 extend(keyf, fields)
+keyf[#keyf + 1] = 're'
 for _, hk in ipairs(redis.call('ZREVRANGE', KW, 0, limit - 1)) do
     extend(out, {hk, redis.call('LLEN', qkey(hk))})
     extend(out, redis.call('HMGET', kkey(hk), unpack(keyf)))
