@@ -257,6 +257,27 @@ def test_a_group_with_one_expiry_moment_is_still_one_bulk_submit(redis_url) -> N
     forget(results)
 
 
+def test_expiries_across_a_tenth_of_a_second_boundary_are_one_bulk_submit(redis_url) -> None:
+    """Expiries 0.06 s apart that round to different tenths (299.95 and 300.01 s
+    away) are still one step; 0.5 s apart, two; the sooner a step's calls
+    asked for is the one they get."""
+    import datetime
+
+    app = make_canvas_app(redis_url)
+    step = app.tasks["t.step"]
+    sizes = count_submits(step)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    near = [now + datetime.timedelta(seconds=s) for s in (299.95, 300.01, 299.96, 300.0)]
+    far = now + datetime.timedelta(seconds=300.5)
+    results = [
+        group(step.lru_s("k", i, "x").set(expires=m) for i, m in enumerate([*near, far, far])).apply_async()
+    ]
+    assert sizes == [4, 2]
+    meta = step.get_client_metadata("k")
+    assert meta["pending_tasks"] == 6
+    forget(results)
+
+
 def forget(results: Any) -> None:
     """Drop results no worker will complete while Redis still runs (their ``__del__`` unsubscribes)."""
     import gc

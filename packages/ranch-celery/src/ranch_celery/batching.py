@@ -53,15 +53,31 @@ class Pending:
     delay: Optional[float] = None
 
     def group(self) -> Tuple[Any, ...]:
-        """Calls with the same group go in one ``submit_many``.
+        """Calls with the same group and near expiries and delays
+        (:meth:`near`) go in one ``submit_many``."""
+        return (
+            self.backlog.name,
+            self.key,
+            self.priority_weight,
+            self.tags,
+            self.expiry is None,
+            self.delay is None,
+        )
 
-        Expiries and delays are grouped to a tenth of a second:
-        ``expires=``/``eta=<datetime>`` give each call of a group a slightly
-        different number of seconds.
-        """
-        expiry = None if self.expiry is None else round(self.expiry, 1)
-        delay = None if self.delay is None else round(self.delay, 1)
-        return (self.backlog.name, self.key, self.priority_weight, expiry, self.tags, delay)
+    def near(self, other: Pending) -> bool:
+        """Whether this call's expiry and delay are within :data:`NEAR` seconds
+        of ``other``'s: ``expires=``/``eta=<datetime>`` give each call of a
+        group a slightly different number of seconds, as the clock moves on
+        while the group is applied."""
+        return _near(self.expiry, other.expiry) and _near(self.delay, other.delay)
+
+
+#: How far apart (seconds) the expiries, and the delays, of calls stored in one step may be.
+NEAR = 0.1
+
+
+def _near(a: Optional[float], b: Optional[float]) -> bool:
+    return a is None or b is None or abs(a - b) <= NEAR
 
 
 class Batch:
@@ -76,10 +92,17 @@ class Batch:
 
     def flush(self) -> None:
         """Store every collected call: one ``submit_many`` per (backlog, key, settings)."""
-        groups: Dict[Tuple[Any, ...], List[Pending]] = {}
+        groups: Dict[Tuple[Any, ...], List[List[Pending]]] = {}
         for pending in self.pending:
-            groups.setdefault(pending.group(), []).append(pending)
-        if len(groups) > 1 or len(self.pending) > MAX_BATCH:
+            # The first of the group's steps whose first call is near this one, else a new step.
+            steps = groups.setdefault(pending.group(), [])
+            step = next((step for step in steps if pending.near(step[0])), None)
+            if step is None:
+                steps.append([pending])
+            else:
+                step.append(pending)
+        batches = [step for steps in groups.values() for step in steps]
+        if len(batches) > 1 or len(self.pending) > MAX_BATCH:
             # Several storage steps: check every call, and the room under every key's
             # max_backlog, before the first is written (one step refuses its calls whole).
             for index, pending in enumerate(self.pending):
@@ -89,7 +112,7 @@ class Batch:
                 per_key.setdefault((id(pending.backlog), pending.key), []).append(pending)
             for members in per_key.values():
                 members[0].backlog.dispatcher().check_room(members[0].key, len(members))
-        for members in groups.values():
+        for members in batches:
             first = members[0]
             announce(first.backlog.app, [member.call for member in members], [m.task_id for m in members])
             try:
