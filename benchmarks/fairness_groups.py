@@ -23,14 +23,17 @@ The measures of issue 12 for ``(group, member)`` keys:
     (``time.thread_time``: on a shared VM, time spent descheduled does not
     count), on Redis by the wall clock (the server's time counts) and by
     the time the server spent inside commands (``INFO commandstats``: the
-    scripts' own cost, without round trips). Reports the microseconds per
+    scripts' own cost, without round trips; ``--server-time scripts`` counts
+    the top-level ``EVALSHA`` calls alone, whose time includes the commands
+    they run: the default, ``all``, adds those commands' own entries too, so
+    a script's commands count twice). Reports the microseconds per
     ``pop`` and per push+pop+ack of the fastest chunk, and each against 10
     keys (target: at most 1.5x at 100,000 keys).
 
 Prints both tables and writes JSON.
 
     python benchmarks/fairness_groups.py [--quick] [--redis] [--members 60] [--only share|cost]
-                                         [--out PATH.json]
+                                         [--server-time all|scripts] [--out PATH.json]
 """
 
 from __future__ import annotations
@@ -354,17 +357,23 @@ def print_costs(rows: List[Dict[str, Any]]) -> None:
         )
 
 
-def _server_usec(url: str) -> Callable[[], float]:
+def _server_usec(url: str, scripts_only: bool = False) -> Callable[[], float]:
     """The microseconds the server at ``url`` spent in commands so far (``INFO commandstats``;
-    the INFO commands themselves left out)."""
+    the INFO commands themselves left out); ``scripts_only``: in ``EVAL``/``EVALSHA`` calls alone
+    (a script's time includes the commands it runs, which commandstats also lists on their own)."""
     import redis
 
     client = redis.Redis.from_url(url)
+    prefixes = ("cmdstat_eval",) if scripts_only else ("cmdstat_",)
 
     def usec() -> float:
         stats = client.info("commandstats")
         return float(
-            sum(entry["usec"] for name, entry in stats.items() if not name.startswith("cmdstat_info"))
+            sum(
+                entry["usec"]
+                for name, entry in stats.items()
+                if name.startswith(prefixes) and not name.startswith("cmdstat_info")
+            )
         )
 
     return usec
@@ -384,6 +393,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--redis", action="store_true", help="also on a throwaway redis-server")
     parser.add_argument("--members", type=int, default=60, help="members of group B (default 60)")
     parser.add_argument("--only", choices=("share", "cost"), help="run one of the two measures")
+    parser.add_argument(
+        "--server-time",
+        choices=("all", "scripts"),
+        default="all",
+        help="Redis server time per pop: every command in INFO commandstats (all, the default: a "
+        "script's commands count twice) or the EVALSHA calls alone (scripts)",
+    )
     parser.add_argument("--out", default="benchmarks/results/fairness_groups.json")
     args = parser.parse_args(argv)
     if args.members < 1:
@@ -429,7 +445,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 redis_repeats,
                 lambda: _flush(url),
                 time.perf_counter,  # the server's time counts: wall clock
-                _server_usec(url),
+                _server_usec(url, scripts_only=args.server_time == "scripts"),
             )
         if costs:
             print()
@@ -448,6 +464,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             ["python", "benchmarks/fairness_groups.py", *(argv if argv is not None else sys.argv[1:])]
         ),
         "quick": args.quick,
+        "server_time": args.server_time,
         "members": args.members,
         "first": FIRST,
         "shares": shares,
