@@ -90,7 +90,9 @@ class RuntimeRun:
 
 
 def run_runtime(workload: RuntimeWorkload, mode: str) -> RuntimeRun:
-    """Run ``workload`` once in ``mode`` (one of :data:`RUNTIME_MODES`)."""
+    """Run ``workload`` once in ``mode`` (one of :data:`RUNTIME_MODES`): for
+    ``workload.seconds``, and on until every key has run a call (a loaded
+    machine may start none in a short run)."""
     if mode not in RUNTIME_MODES:
         raise ValueError(f"mode must be one of {RUNTIME_MODES}, got {mode!r}")
     keys = list(workload.keys)
@@ -111,9 +113,11 @@ def run_runtime(workload: RuntimeWorkload, mode: str) -> RuntimeRun:
             busy[key] += ran
             calls[key] += 1
 
-    drain(
-        source, keys, size=REFILL, slots=int(workload.slots), going=lambda: time.monotonic() < stop, run=run
-    )
+    def going() -> bool:
+        with lock:
+            return time.monotonic() < stop or min(calls.values()) == 0
+
+    drain(source, keys, size=REFILL, slots=int(workload.slots), going=going, run=run)
     return RuntimeRun(mode, busy, calls)
 
 
