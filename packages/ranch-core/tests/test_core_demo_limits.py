@@ -146,7 +146,8 @@ def test_run_holds_every_control_and_runs_every_call_once(runs: Tuple[LimitsRun,
     # a steady rate no faster than 40/s, and a spread the free run does not have.
     assert limited.most_per_second("api") <= 1 + 40 + 1
     assert 40 / 5 <= limited.steady_rate("api", 1) <= 40 * 1.1
-    assert free.most_per_second("api") == SMALL.rate_calls
+    # The free run starts them faster (all within a second on a quiet machine; not asserted: load).
+    assert free.steady_rate("api", 1) > limited.steady_rate("api", 1)
     # Pause: nothing of the paused key before resume_key, and it ran after.
     after = limited.after_resume("paused")
     assert after is not None and after >= 0
