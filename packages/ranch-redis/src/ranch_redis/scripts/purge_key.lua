@@ -11,7 +11,7 @@ if ids then
     local bodies = redis.call('HMGET', TASKS, unpack(ids))
     redis.call('HDEL', TASKS, unpack(ids))
     redis.call('ZREM', EXPIRY, unpack(ids))
-    redis.call('ZREM', xkey(hk), unpack(ids))
+    unindex_key_expiry(hk, ids)
     settle_after(hk, -#ids, nil)
     for i = 1, #ids do extend(out, {ids[i], bodies[i] or ''}) end
     limit = limit - #ids
@@ -23,6 +23,7 @@ if limit > 0 and ctl_on() then
         redis.call('HDEL', TASKS, unpack(later))
         redis.call('ZREM', DELAYED, unpack(later))
         redis.call('ZREM', dkey(hk), unpack(later))
+        add_sum(hk, 'gd', -#later)
         for i = 1, #later do extend(out, {later[i], bodies[i] or ''}) end
     end
 end
