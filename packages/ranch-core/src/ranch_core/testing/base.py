@@ -37,6 +37,7 @@ class ConformanceBase:
 
     :attr:`two_level_keys` says whether the storage takes ``(group, member)``
     keys (:mod:`ranch_core.keys`); the suite then mixes them with string keys.
+    :attr:`group_controls` whether its controls hold at both levels of them.
 
     The budgets take the number of examples from the Hypothesis profile that
     is loaded when a test runs (Hypothesis' default: 100; Ranch's own test
@@ -48,6 +49,11 @@ class ConformanceBase:
     #: The storage takes two-level keys. Every storage must, in the end; a
     #: storage that does not yet sets it ``False`` (and refuses pairs).
     two_level_keys: bool = True
+    #: A string key's controls are its whole group's, and a call starts only
+    #: if its member and its group allow it (README, "Two-level keys"). Every
+    #: storage must; ``False`` only while a storage is being built (the
+    #: group-control tests then check nothing).
+    group_controls: bool = True
 
     @property
     def conformance_settings(self) -> settings:
