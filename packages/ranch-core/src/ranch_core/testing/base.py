@@ -43,7 +43,8 @@ class ConformanceBase:
     is loaded when a test runs (Hypothesis' default: 100; Ranch's own test
     suite loads ``ci``, ``dev`` or ``deep``), so a profile can raise or lower
     every property at once. Override them in a subclass to fix your own
-    (:attr:`controls_settings` budgets the per-key controls machine).
+    (:attr:`controls_settings` budgets the per-key controls machine,
+    :attr:`group_controls_settings` the two-level one).
     """
 
     #: The storage takes two-level keys. Every storage must, in the end; a
@@ -83,6 +84,13 @@ class ConformanceBase:
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         )
+
+    @property
+    def group_controls_settings(self) -> settings:
+        """Budget of the stateful two-level controls test: a third of
+        :attr:`controls_settings`' examples (each step checks seven keys' counts)."""
+        budget = self.controls_settings
+        return settings(budget, max_examples=max(1, budget.max_examples // 3))
 
     @property
     def property_settings(self) -> settings:

@@ -198,7 +198,7 @@ class GroupControlProperties(ConformanceBase):
         if not self._ready():
             return
         machine = build_group_controls_machine(self.make_storage)
-        run_state_machine_as_test(machine, settings=self.controls_settings)
+        run_state_machine_as_test(machine, settings=self.group_controls_settings)
 
     def test_a_paused_group_holds_every_member(self) -> None:
         """``pause_key("g")`` holds the group's own calls and every member's;
