@@ -753,17 +753,18 @@ end
 -- Whether a push of `k` calls to key hk (controls c: key_controls) would
 -- exceed a max_backlog: a pair's own (its waiting and delayed calls), or its
 -- group's (the string key's: every member's, from the group's sums).
--- Returns the calls stored and the limit, or nil.
+-- Returns the calls stored, the limit and '1' if it is the group's (else
+-- ''), or nil.
 local function backlog_full(hk, c, k)
     if c.g and c.max_backlog then
         local len = redis.call('LLEN', qkey(hk)) + redis.call('ZCARD', dkey(hk))
-        if len + k > c.max_backlog then return len, c.max_backlog end
+        if len + k > c.max_backlog then return len, c.max_backlog, '' end
     end
     local g = c.g or c
     if g.max_backlog then
         local hg = split(hk)
         local len = redis.call('LLEN', qkey(hg)) + redis.call('ZCARD', dkey(hg)) + g.gq + g.gd
-        if len + k > g.max_backlog then return len, g.max_backlog end
+        if len + k > g.max_backlog then return len, g.max_backlog, '1' end
     end
     return nil
 end

@@ -21,14 +21,14 @@ local tid, hk, body, w = ARGV[1], ARGV[2], ARGV[3], ARGV[7] or ''
 local c
 if ctl_on() then
     c = controls().key_controls(hk)
-    local len, most = backlog_full(hk, c, 1)
+    local len, most, group = backlog_full(hk, c, 1)
     if len then
         local old = redis.call('HGET', TASKS, tid)
         if old then
             if ARGV[8] == '1' and old == body then return __PUSH_ALREADY_STORED__ end
             return __PUSH_DUPLICATE__
         end
-        return {__PUSH_FULL__, len, most}
+        return {__PUSH_FULL__, len, most, group}
     end
 end
 if redis.call('HSETNX', TASKS, tid, body) == 0 then
@@ -44,6 +44,7 @@ end
 if #fields > 0 then redis.call('HSET', kkey(hk), unpack(fields)) end
 index_expiry(tid, hk, ARGV[9] or '')
 joined(hk, 1)
+if c and c.g then c.g.gq = c.g.gq + 1 end  -- read before the call joined its group's sum
 local n = redis.call('RPUSH', qkey(hk), tid)
 counted(hk, n)
 local gained = 1

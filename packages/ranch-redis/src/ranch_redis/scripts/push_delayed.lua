@@ -37,8 +37,8 @@ end
 local s = load()
 if s.ctl then
     local c = controls().key_controls(hk)
-    local len, most = backlog_full(hk, c, n)
-    if len then return {__PUSH_FULL__, len, most} end
+    local len, most, group = backlog_full(hk, c, n)
+    if len then return {__PUSH_FULL__, len, most, group} end
 else
     s.ctl = true
     redis.call('HSET', STATS, 'ctl', '1')

@@ -35,8 +35,8 @@ end
 local c
 if ctl_on() then
     c = controls().key_controls(hk)
-    local len, most = backlog_full(hk, c, n)
-    if len then return {__PUSH_FULL__, len, most} end
+    local len, most, group = backlog_full(hk, c, n)
+    if len then return {__PUSH_FULL__, len, most, group} end
 end
 redis.call('HSET', TASKS, unpack(fields))
 local kf = {}
@@ -54,6 +54,7 @@ if #exps > 0 then
     if hm ~= '' then redis.call('ZADD', ykey(hg), unpack(exps)) end
 end
 joined(hk, n)
+if c and c.g then c.g.gq = c.g.gq + n end  -- read before the calls joined its group's sum
 local len = redis.call('RPUSH', qkey(hk), unpack(ids))
 counted(hk, len)
 local gained = n
