@@ -18,6 +18,7 @@ import redis
 from ranch_core import FairScheduler
 from ranch_core.keys import key_order
 from ranch_redis import RedisStorage, layout
+from ranch_redis.cli.read import group_rows
 from ranch_redis.cli.why import explain
 
 
@@ -122,3 +123,16 @@ def test_a_string_keys_metadata_reads_the_group_sums_not_its_pairs(client: redis
     after = fair.metadata("G").pending_tasks
     own = client.llen(layout.queue_key(ns, "G"))
     assert after == sum(members) + own < before.pending_tasks
+
+
+def test_ranch_key_of_a_pair_shows_its_groups_controls(client: redis.Redis) -> None:
+    fair, storage, _, clock = scheduler(client)
+    fair.push(("G", "a"), 1)
+    assert group_rows(storage, "G", clock.now) == []
+    assert group_rows(storage, ("G", "a"), clock.now) == [("group controls", "G: none")]
+    fair.pause_key("G")
+    fair.set_concurrency_limit("G", 2)
+    fair.set_rate_limit("G", "3/s")
+    assert group_rows(storage, ("G", "a"), clock.now) == [
+        ("group controls", "G: paused, concurrency limit 2 (0 running in the group), rate limit 3/s")
+    ]
