@@ -142,6 +142,24 @@ def test_defaults_apply_to_groups_and_pairs_without_their_own_setting() -> None:
     assert scheduler.metadata(("big", "a")).concurrency_limit == 2
 
 
+def test_a_default_lowered_under_a_queued_group_parks_it_at_its_next_pop() -> None:
+    """Groups follow a changed default at their next step: a group still in
+    the heap, now past the new default cap, is parked when it reaches the
+    top (once), and comes back when a call ends."""
+    scheduler, storage, clock = make()
+    scheduler.push_many(("t", "a"), range(3))
+    scheduler.push_many(("t", "b"), range(3))
+    first = scheduler.pop()
+    assert first is not None and storage._groups["t"].queued
+    storage.set_control(None, "concurrency_limit", 1, clock.now)
+    assert scheduler.pop() is None
+    assert not storage._groups["t"].queued and storage._groups["t"].controls.parked == "capped"
+    assert storage._runnable == 0
+    scheduler.ack(first.task_id)
+    assert storage._runnable == 1
+    assert scheduler.pop() is not None and scheduler.pop() is None
+
+
 def test_in_a_key_space_of_strings_a_default_rate_is_per_key_as_before() -> None:
     scheduler, _, clock = make(default_rate_limit="1/s")
     for key in ["a", "b", "c"]:
