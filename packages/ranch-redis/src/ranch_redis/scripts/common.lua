@@ -53,9 +53,12 @@ local function dkey(hk) return BASE .. 'd:' .. hk end  -- zset: the key's part o
 -- member, the own member first; see activate). A group's state lives in
 -- its string key's hash kkey(hg): p, s, w, l, n are the group's (pass,
 -- seq, weight, last served, served), gv the members' virtual time, gr its
--- ready pairs, mp and ms the own member's pass and seq (its weight is 1). A pair's hash holds its own p, s, w, l, n (its place
--- and weight among its group's members). gkey(hg): the group's pair
--- members (hex member), for the string key's metadata.
+-- ready pairs, mp and ms the own member's pass and seq (its weight is 1),
+-- and the string key's controls, which are the group's (its r the group's
+-- running calls; the sums gq, gd, gx: see add_sum and settle). A pair's
+-- hash holds its own p, s, w, l, n (its place and weight among its group's
+-- members) and its own controls. gkey(hg): the group's pair members (hex
+-- member), walked by purge_key of the string key.
 local function mkey(hg) return BASE .. 'm:' .. hg end
 local function gkey(hg) return BASE .. 'g:' .. hg end
 local function split(hk)
@@ -411,7 +414,10 @@ end
 -- bt (the rate the bucket is kept under), pk (why the key is parked out of
 -- ACTIVE: 'p' paused, 'c' at its cap, 'r' its bucket empty, with ea the
 -- time it refills; such a key is in PARKED), ct (its calls counted
--- runnable; absent: all of them, the key is plain).
+-- runnable; absent: all of them, the key is plain). Two levels: a string
+-- key's fields are its group's (the group is held out of ACTIVE, its
+-- members stay in mkey; PARKED holds it under its hex group), a pair's its
+-- own (out of its group's mkey; PARKED under its hex key); see settle.
 -- A key with none of these fields and a namespace without defaults is
 -- plain: no step checks it (the fast path of every script).
 -- The controls' functions are built on first use (controls()): a script
