@@ -15,13 +15,14 @@ from collections import Counter
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from ranch_core import BacklogFull, FairScheduler, InMemoryStorage, ScheduledTask
+from ranch_core import BacklogFull, FairScheduler, InMemoryStorage, ScheduledTask, algorithm, validation
 from ranch_core.backends.records import GroupState
-from ranch_core.keys import Key, group_of
+from ranch_core.keys import Key, group_of, is_pair, member_of
 from ranch_core.models import WakeupPolicy
 from ranch_core.testing.controls_machine import BAD_GROUP_CONTROLS
+from ranch_core.testing.model import ModelControls
 
 POLICY = WakeupPolicy(max_wakeups=64, ttl=2.0, defer=True)
 
@@ -59,7 +60,8 @@ def queued_groups(storage: InMemoryStorage) -> List[str]:
 
 def test_pausing_a_string_key_pauses_its_group_and_a_pair_only_its_member() -> None:
     scheduler, _, _ = make()
-    for key in ["t", ("t", "u1"), ("t", "u2"), "other"]:
+    keys: List[Key] = ["t", ("t", "u1"), ("t", "u2"), "other"]
+    for key in keys:
         scheduler.push_many(key, range(2))
     scheduler.pause_key("t")
     assert {task.key for task in drain(scheduler)} == {"other"}
@@ -131,7 +133,8 @@ def test_every_end_of_a_lease_frees_the_group_and_the_member(end: str) -> None:
 def test_defaults_apply_to_groups_and_pairs_without_their_own_setting() -> None:
     scheduler, _, _ = make(default_concurrency_limit=2)
     scheduler.set_concurrency_limit("big", 10)
-    for key in ["big", ("big", "a"), ("big", "b"), ("small", "a"), ("small", "b")]:
+    keys: List[Key] = ["big", ("big", "a"), ("big", "b"), ("small", "a"), ("small", "b")]
+    for key in keys:
         scheduler.push_many(key, range(6))
     popped = Counter(task.key for task in drain(scheduler))
     # big: 10 places, each pair at the default 2, the own calls unbounded but by the group.
@@ -326,7 +329,8 @@ def test_in_a_key_space_of_strings_the_backlog_message_is_unchanged() -> None:
 
 def test_purging_a_group_takes_own_calls_first_then_members_in_key_order() -> None:
     _, storage, _ = make()
-    for key in [("t", "b"), "t", ("t", "a")]:
+    keys: List[Key] = [("t", "b"), "t", ("t", "a")]
+    for key in keys:
         storage.push_many([ScheduledTask(f"{key}-{n}", key, n, 1.0) for n in range(2)])
     storage.push(ScheduledTask("late", ("t", "a"), 9, 1.0, not_before=50.0))
     storage.push(ScheduledTask("other", "u", 0, 1.0))
@@ -342,7 +346,8 @@ def test_purging_a_group_takes_own_calls_first_then_members_in_key_order() -> No
 
 def test_purging_a_pair_takes_only_that_member() -> None:
     scheduler, _, _ = make()
-    for key in ["t", ("t", "a"), ("t", "b")]:
+    keys: List[Key] = ["t", ("t", "a"), ("t", "b")]
+    for key in keys:
         scheduler.push_many(key, range(3))
     assert scheduler.purge_key(("t", "a")) == 3
     assert scheduler.metadata("t").pending_tasks == 6
@@ -432,14 +437,14 @@ def test_group_sums_always_equal_the_members_counts(ops: List[Tuple[str, Key, in
         assert storage._runnable == sum(g.controls.counted for g in storage._groups.values())
 
 
-def check_sums(group: GroupState, now: Optional[float]) -> None:
+def check_sums(group: GroupState, now: float) -> None:
     members = list(group.members.values())
     assert group.pending == sum(len(s.tasks) for s in members)
     assert group.delayed == sum(len(s.delayed) for s in members)
     assert group.controls.running == sum(s.controls.running for s in members)
     assert group.expiring.count_due(now) == sum(s.expiring.count_due(now) for s in members)
     assert group.members_count == sum(s.controls.counted for s in members if s.ready)
-    assert group.ready == sum(1 for s in members if s.ready)
+    assert group.ready == len([s for s in members if s.ready])
     assert group.queued == bool(group.ready)  # no controls here: queued iff a member is ready
 
 
@@ -459,3 +464,154 @@ def test_bad_group_control_input_names_the_argument_and_changes_nothing() -> Non
         storage.set_control(("a", "u1"), "speed", 1, 0.0)
     with pytest.raises(ValueError, match="has no default"):
         storage.set_control(None, "paused", True, 0.0)
+
+
+# -- 10. step for step: selection under controls at both levels is the naive rule's ---------
+
+
+class NaiveSelection:
+    """The naive rule of selection under controls at both levels (O(K) a pop):
+    before each pop, every key with calls whose own controls allow a start is
+    ready (a pair's own controls; the own member has none), and every group
+    with a ready member whose controls allow a start is eligible; a key or a
+    group that turns ready joins at ``max(own pass, virtual time)``. The
+    eligible group with the smallest pass is served, then its ready member
+    with the smallest pass; the start counts at both levels."""
+
+    def __init__(self, controls: ModelControls) -> None:
+        self.controls = controls
+        self.keys: Dict[Key, List[Any]] = {}  # key -> [pass, seq, tasks, ready]
+        self.groups: Dict[str, List[Any]] = {}  # group -> [pass, seq, virtual time, eligible]
+        self.virtual_time = 0.0
+        self.seq = -1
+        self.leases: Dict[str, Key] = {}
+
+    def add(self, key: Key, task_id: str, *, head: bool = False) -> None:
+        state = self.keys.setdefault(key, [0.0, -1, [], False])
+        self.groups.setdefault(group_of(key), [0.0, -1, 0.0, False])
+        if head:
+            state[2].insert(0, task_id)
+        else:
+            state[2].append(task_id)
+
+    def _settle(self, now: float) -> None:
+        for key, state in self.keys.items():
+            group = self.groups[group_of(key)]
+            ready = bool(state[2]) and (not is_pair(key) or self.controls.allows(key, now))
+            if ready and not state[3]:
+                state[0] = algorithm.activation_pass(state[0], group[2])
+            state[3] = ready
+        for name, group in self.groups.items():
+            members = [s for k, s in self.keys.items() if group_of(k) == name and s[3]]
+            eligible = bool(members) and self.controls.allows(name, now)
+            if eligible and not group[3]:
+                group[0] = algorithm.activation_pass(group[0], self.virtual_time)
+            group[3] = eligible
+
+    def pop(self, now: float) -> Optional[str]:
+        self._settle(now)
+        groups = [(algorithm.selection_order(g[0], g[1], n), n) for n, g in self.groups.items() if g[3]]
+        if not groups:
+            return None
+        name = min(groups)[1]
+        group = self.groups[name]
+        members = [
+            (algorithm.selection_order(s[0], s[1], member_of(k)), k)
+            for k, s in self.keys.items()
+            if group_of(k) == name and s[3]
+        ]
+        key = min(members)[1]
+        state = self.keys[key]
+        task_id: str = state[2].pop(0)
+        self.virtual_time, group[2] = group[0], state[0]
+        group[0] += 1.0
+        state[0] += 1.0
+        self.seq += 1
+        state[1] = group[1] = self.seq
+        self.controls.start(key, now)
+        self.leases[task_id] = key
+        return task_id
+
+    def end(self, task_id: str) -> Key:
+        key = self.leases.pop(task_id)
+        self.controls.end(key)
+        return key
+
+
+STEP_KEYS: List[Key] = ["a", ("a", "u1"), ("a", "u2"), ("b", "u1"), ("b", "u2"), "c"]
+STEP_TARGETS: List[Key] = [*STEP_KEYS, "b"]
+STEP_RATES = {"1/s": 1.0, "2/s": 2.0, "4/s": 4.0}
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    defaults=st.tuples(st.sampled_from([None, None, None, 1, 2, 3]), st.sampled_from([None, None, "2/s"])),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["push", "push", "pop", "pop", "pop", "ack", "ack", "release"])
+            | st.sampled_from(["limit", "rate", "pause", "tick"]),
+            st.sampled_from(STEP_TARGETS),
+            st.integers(0, 3),
+        ),
+        min_size=20,
+        max_size=100,
+    ),
+)
+# A member idle while its sibling was served joins at its group's virtual time.
+@example((None, None), [("push", ("b", "u2"), 3), ("pop", "a", 2), ("push", ("b", "u1"), 1), ("pop", "a", 2)])
+def test_selection_under_group_controls_is_the_naive_rules_step_for_step(
+    defaults: Tuple[Optional[int], Optional[str]], steps: List[Tuple[str, Key, int]]
+) -> None:
+    """Every pop serves exactly the call the naive rule (:class:`NaiveSelection`,
+    over :class:`~ranch_core.testing.model.ModelControls`) serves, under caps,
+    rates and pauses at both levels, defaults, and the clock moving."""
+    storage = InMemoryStorage()
+    now = 100.0
+    model = NaiveSelection(ModelControls(default_limit=defaults[0]))
+    if defaults[0] is not None:
+        storage.set_control(None, "concurrency_limit", defaults[0], now)
+    if defaults[1] is not None:
+        storage.set_control(None, "rate_limit", validation.check_rate_limit(defaults[1], 1), now)
+        model.controls.default_rate = (defaults[1], STEP_RATES[defaults[1]], 1)
+    ids = iter(range(10_000))
+    for op, key, n in steps:
+        leases = sorted(model.leases)
+        if op == "push":
+            tasks = [ScheduledTask(f"t{next(ids)}", key, None, now) for _ in range(n + 1)]
+            storage.push_many(tasks)
+            for task in tasks:
+                model.add(key, task.task_id)
+        elif op == "pop":
+            for _ in range(n + 1):
+                got = storage.pop(now, 1_000.0).task
+                expected = model.pop(now)
+                assert (got and got.task_id) == expected, (got, expected)
+        elif op in ("ack", "release") and leases:
+            task_id = leases[n % len(leases)]
+            ended = model.end(task_id)
+            if op == "ack":
+                assert storage.ack(task_id)
+            else:
+                assert storage.release(task_id)
+                model.add(ended, task_id, head=True)
+        elif op == "limit":
+            limit = [None, 1, 2, 3][n]
+            storage.set_control(key, "concurrency_limit", limit, now)
+            if limit is None:
+                model.controls.limit.pop(key, None)
+            else:
+                model.controls.limit[key] = limit
+        elif op == "rate":
+            text = [None, "1/s", "2/s", "4/s"][n]
+            burst = 1 + n % 2
+            rate = None if text is None else validation.check_rate_limit(text, burst)
+            storage.set_control(key, "rate_limit", rate, now)
+            model.controls.set_rate(key, None if text is None else (text, STEP_RATES[text], burst), now)
+        elif op == "pause":
+            storage.set_control(key, "paused", n % 2 == 0, now)
+            if n % 2 == 0:
+                model.controls.paused.add(key)
+            else:
+                model.controls.paused.discard(key)
+        elif op == "tick":
+            now += [0.125, 0.25, 0.5, 1.0][n]
