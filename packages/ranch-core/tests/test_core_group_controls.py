@@ -17,12 +17,12 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from ranch_core import BacklogFull, FairScheduler, InMemoryStorage, ScheduledTask, algorithm, validation
+from ranch_core import BacklogFull, FairScheduler, InMemoryStorage, ScheduledTask, validation
 from ranch_core.backends.records import GroupState
-from ranch_core.keys import Key, group_of, is_pair, member_of
+from ranch_core.keys import Key, group_of
 from ranch_core.models import WakeupPolicy
 from ranch_core.testing.controls_machine import BAD_GROUP_CONTROLS
-from ranch_core.testing.model import ModelControls
+from ranch_core.testing.model import ControlledSelection, ModelControls
 
 POLICY = WakeupPolicy(max_wakeups=64, ttl=2.0, defer=True)
 
@@ -469,75 +469,6 @@ def test_bad_group_control_input_names_the_argument_and_changes_nothing() -> Non
 # -- 10. step for step: selection under controls at both levels is the naive rule's ---------
 
 
-class NaiveSelection:
-    """The naive rule of selection under controls at both levels (O(K) a pop):
-    before each pop, every key with calls whose own controls allow a start is
-    ready (a pair's own controls; the own member has none), and every group
-    with a ready member whose controls allow a start is eligible; a key or a
-    group that turns ready joins at ``max(own pass, virtual time)``. The
-    eligible group with the smallest pass is served, then its ready member
-    with the smallest pass; the start counts at both levels."""
-
-    def __init__(self, controls: ModelControls) -> None:
-        self.controls = controls
-        self.keys: Dict[Key, List[Any]] = {}  # key -> [pass, seq, tasks, ready]
-        self.groups: Dict[str, List[Any]] = {}  # group -> [pass, seq, virtual time, eligible]
-        self.virtual_time = 0.0
-        self.seq = -1
-        self.leases: Dict[str, Key] = {}
-
-    def add(self, key: Key, task_id: str, *, head: bool = False) -> None:
-        state = self.keys.setdefault(key, [0.0, -1, [], False])
-        self.groups.setdefault(group_of(key), [0.0, -1, 0.0, False])
-        if head:
-            state[2].insert(0, task_id)
-        else:
-            state[2].append(task_id)
-
-    def _settle(self, now: float) -> None:
-        for key, state in self.keys.items():
-            group = self.groups[group_of(key)]
-            ready = bool(state[2]) and (not is_pair(key) or self.controls.allows(key, now))
-            if ready and not state[3]:
-                state[0] = algorithm.activation_pass(state[0], group[2])
-            state[3] = ready
-        for name, group in self.groups.items():
-            members = [s for k, s in self.keys.items() if group_of(k) == name and s[3]]
-            eligible = bool(members) and self.controls.allows(name, now)
-            if eligible and not group[3]:
-                group[0] = algorithm.activation_pass(group[0], self.virtual_time)
-            group[3] = eligible
-
-    def pop(self, now: float) -> Optional[str]:
-        self._settle(now)
-        groups = [(algorithm.selection_order(g[0], g[1], n), n) for n, g in self.groups.items() if g[3]]
-        if not groups:
-            return None
-        name = min(groups)[1]
-        group = self.groups[name]
-        members = [
-            (algorithm.selection_order(s[0], s[1], member_of(k)), k)
-            for k, s in self.keys.items()
-            if group_of(k) == name and s[3]
-        ]
-        key = min(members)[1]
-        state = self.keys[key]
-        task_id: str = state[2].pop(0)
-        self.virtual_time, group[2] = group[0], state[0]
-        group[0] += 1.0
-        state[0] += 1.0
-        self.seq += 1
-        state[1] = group[1] = self.seq
-        self.controls.start(key, now)
-        self.leases[task_id] = key
-        return task_id
-
-    def end(self, task_id: str) -> Key:
-        key = self.leases.pop(task_id)
-        self.controls.end(key)
-        return key
-
-
 STEP_KEYS: List[Key] = ["a", ("a", "u1"), ("a", "u2"), ("b", "u1"), ("b", "u2"), "c"]
 STEP_TARGETS: List[Key] = [*STEP_KEYS, "b"]
 STEP_RATES = {"1/s": 1.0, "2/s": 2.0, "4/s": 4.0}
@@ -562,12 +493,12 @@ STEP_RATES = {"1/s": 1.0, "2/s": 2.0, "4/s": 4.0}
 def test_selection_under_group_controls_is_the_naive_rules_step_for_step(
     defaults: Tuple[Optional[int], Optional[str]], steps: List[Tuple[str, Key, int]]
 ) -> None:
-    """Every pop serves exactly the call the naive rule (:class:`NaiveSelection`,
-    over :class:`~ranch_core.testing.model.ModelControls`) serves, under caps,
+    """Every pop serves exactly the call the naive rule
+    (:class:`~ranch_core.testing.model.ControlledSelection`) serves, under caps,
     rates and pauses at both levels, defaults, and the clock moving."""
     storage = InMemoryStorage()
     now = 100.0
-    model = NaiveSelection(ModelControls(default_limit=defaults[0]))
+    model = ControlledSelection(ModelControls(default_limit=defaults[0]))
     if defaults[0] is not None:
         storage.set_control(None, "concurrency_limit", defaults[0], now)
     if defaults[1] is not None:
