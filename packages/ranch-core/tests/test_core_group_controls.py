@@ -15,13 +15,14 @@ from collections import Counter
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from ranch_core import BacklogFull, FairScheduler, InMemoryStorage, ScheduledTask
+from ranch_core import BacklogFull, FairScheduler, InMemoryStorage, ScheduledTask, validation
 from ranch_core.backends.records import GroupState
 from ranch_core.keys import Key, group_of
 from ranch_core.models import WakeupPolicy
 from ranch_core.testing.controls_machine import BAD_GROUP_CONTROLS
+from ranch_core.testing.model import ControlledSelection, ModelControls
 
 POLICY = WakeupPolicy(max_wakeups=64, ttl=2.0, defer=True)
 
@@ -59,7 +60,8 @@ def queued_groups(storage: InMemoryStorage) -> List[str]:
 
 def test_pausing_a_string_key_pauses_its_group_and_a_pair_only_its_member() -> None:
     scheduler, _, _ = make()
-    for key in ["t", ("t", "u1"), ("t", "u2"), "other"]:
+    keys: List[Key] = ["t", ("t", "u1"), ("t", "u2"), "other"]
+    for key in keys:
         scheduler.push_many(key, range(2))
     scheduler.pause_key("t")
     assert {task.key for task in drain(scheduler)} == {"other"}
@@ -131,7 +133,8 @@ def test_every_end_of_a_lease_frees_the_group_and_the_member(end: str) -> None:
 def test_defaults_apply_to_groups_and_pairs_without_their_own_setting() -> None:
     scheduler, _, _ = make(default_concurrency_limit=2)
     scheduler.set_concurrency_limit("big", 10)
-    for key in ["big", ("big", "a"), ("big", "b"), ("small", "a"), ("small", "b")]:
+    keys: List[Key] = ["big", ("big", "a"), ("big", "b"), ("small", "a"), ("small", "b")]
+    for key in keys:
         scheduler.push_many(key, range(6))
     popped = Counter(task.key for task in drain(scheduler))
     # big: 10 places, each pair at the default 2, the own calls unbounded but by the group.
@@ -326,7 +329,8 @@ def test_in_a_key_space_of_strings_the_backlog_message_is_unchanged() -> None:
 
 def test_purging_a_group_takes_own_calls_first_then_members_in_key_order() -> None:
     _, storage, _ = make()
-    for key in [("t", "b"), "t", ("t", "a")]:
+    keys: List[Key] = [("t", "b"), "t", ("t", "a")]
+    for key in keys:
         storage.push_many([ScheduledTask(f"{key}-{n}", key, n, 1.0) for n in range(2)])
     storage.push(ScheduledTask("late", ("t", "a"), 9, 1.0, not_before=50.0))
     storage.push(ScheduledTask("other", "u", 0, 1.0))
@@ -342,7 +346,8 @@ def test_purging_a_group_takes_own_calls_first_then_members_in_key_order() -> No
 
 def test_purging_a_pair_takes_only_that_member() -> None:
     scheduler, _, _ = make()
-    for key in ["t", ("t", "a"), ("t", "b")]:
+    keys: List[Key] = ["t", ("t", "a"), ("t", "b")]
+    for key in keys:
         scheduler.push_many(key, range(3))
     assert scheduler.purge_key(("t", "a")) == 3
     assert scheduler.metadata("t").pending_tasks == 6
@@ -432,14 +437,14 @@ def test_group_sums_always_equal_the_members_counts(ops: List[Tuple[str, Key, in
         assert storage._runnable == sum(g.controls.counted for g in storage._groups.values())
 
 
-def check_sums(group: GroupState, now: Optional[float]) -> None:
+def check_sums(group: GroupState, now: float) -> None:
     members = list(group.members.values())
     assert group.pending == sum(len(s.tasks) for s in members)
     assert group.delayed == sum(len(s.delayed) for s in members)
     assert group.controls.running == sum(s.controls.running for s in members)
     assert group.expiring.count_due(now) == sum(s.expiring.count_due(now) for s in members)
     assert group.members_count == sum(s.controls.counted for s in members if s.ready)
-    assert group.ready == sum(1 for s in members if s.ready)
+    assert group.ready == len([s for s in members if s.ready])
     assert group.queued == bool(group.ready)  # no controls here: queued iff a member is ready
 
 
@@ -459,3 +464,85 @@ def test_bad_group_control_input_names_the_argument_and_changes_nothing() -> Non
         storage.set_control(("a", "u1"), "speed", 1, 0.0)
     with pytest.raises(ValueError, match="has no default"):
         storage.set_control(None, "paused", True, 0.0)
+
+
+# -- 10. step for step: selection under controls at both levels is the naive rule's ---------
+
+
+STEP_KEYS: List[Key] = ["a", ("a", "u1"), ("a", "u2"), ("b", "u1"), ("b", "u2"), "c"]
+STEP_TARGETS: List[Key] = [*STEP_KEYS, "b"]
+STEP_RATES = {"1/s": 1.0, "2/s": 2.0, "4/s": 4.0}
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    defaults=st.tuples(st.sampled_from([None, None, None, 1, 2, 3]), st.sampled_from([None, None, "2/s"])),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["push", "push", "pop", "pop", "pop", "ack", "ack", "release"])
+            | st.sampled_from(["limit", "rate", "pause", "tick"]),
+            st.sampled_from(STEP_TARGETS),
+            st.integers(0, 3),
+        ),
+        min_size=20,
+        max_size=100,
+    ),
+)
+# A member idle while its sibling was served joins at its group's virtual time.
+@example((None, None), [("push", ("b", "u2"), 3), ("pop", "a", 2), ("push", ("b", "u1"), 1), ("pop", "a", 2)])
+def test_selection_under_group_controls_is_the_naive_rules_step_for_step(
+    defaults: Tuple[Optional[int], Optional[str]], steps: List[Tuple[str, Key, int]]
+) -> None:
+    """Every pop serves exactly the call the naive rule
+    (:class:`~ranch_core.testing.model.ControlledSelection`) serves, under caps,
+    rates and pauses at both levels, defaults, and the clock moving."""
+    storage = InMemoryStorage()
+    now = 100.0
+    model = ControlledSelection(ModelControls(default_limit=defaults[0]))
+    if defaults[0] is not None:
+        storage.set_control(None, "concurrency_limit", defaults[0], now)
+    if defaults[1] is not None:
+        storage.set_control(None, "rate_limit", validation.check_rate_limit(defaults[1], 1), now)
+        model.controls.default_rate = (defaults[1], STEP_RATES[defaults[1]], 1)
+    ids = iter(range(10_000))
+    for op, key, n in steps:
+        leases = sorted(model.leases)
+        if op == "push":
+            tasks = [ScheduledTask(f"t{next(ids)}", key, None, now) for _ in range(n + 1)]
+            storage.push_many(tasks)
+            for task in tasks:
+                model.add(key, task.task_id)
+        elif op == "pop":
+            for _ in range(n + 1):
+                got = storage.pop(now, 1_000.0).task
+                expected = model.pop(now)
+                assert (got and got.task_id) == expected, (got, expected)
+        elif op in ("ack", "release") and leases:
+            task_id = leases[n % len(leases)]
+            ended = model.end(task_id)
+            if op == "ack":
+                assert storage.ack(task_id)
+            else:
+                assert storage.release(task_id)
+                model.add(ended, task_id, head=True)
+        elif op == "limit":
+            limit = [None, 1, 2, 3][n]
+            storage.set_control(key, "concurrency_limit", limit, now)
+            if limit is None:
+                model.controls.limit.pop(key, None)
+            else:
+                model.controls.limit[key] = limit
+        elif op == "rate":
+            text = [None, "1/s", "2/s", "4/s"][n]
+            burst = 1 + n % 2
+            rate = None if text is None else validation.check_rate_limit(text, burst)
+            storage.set_control(key, "rate_limit", rate, now)
+            model.controls.set_rate(key, None if text is None else (text, STEP_RATES[text], burst), now)
+        elif op == "pause":
+            storage.set_control(key, "paused", n % 2 == 0, now)
+            if n % 2 == 0:
+                model.controls.paused.add(key)
+            else:
+                model.controls.paused.discard(key)
+        elif op == "tick":
+            now += [0.125, 0.25, 0.5, 1.0][n]

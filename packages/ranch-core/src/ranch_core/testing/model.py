@@ -10,7 +10,11 @@ with the smallest pass; a dispatch charges both, each at its own weight.
 Per-key controls at both levels (:class:`ModelControls`): a string key's
 controls are its group's, a pair's its member's, and a call may start only
 if its member and its group both allow it. The controls machine
-(:mod:`ranch_core.testing.controls_machine`) checks storages against it.
+(:mod:`ranch_core.testing.controls_machine`) checks storages against it;
+:class:`ControlledSelection` selects under those controls (eligible groups:
+a ready member and group controls that allow a start; the smallest group,
+then its smallest eligible member), and the in-memory storage is checked
+against it step for step.
 """
 
 from __future__ import annotations
@@ -581,3 +585,102 @@ class ModelControls:
             target in self.paused,
             self.max_backlog.get(target),
         )
+
+
+@attrs.define
+class _SelectionKey:
+    pass_: float = 0.0
+    seq: int = algorithm.NEVER_SERVED
+    tasks: List[str] = attrs.field(factory=list)
+    ready: bool = False
+
+
+@attrs.define
+class _SelectionGroup:
+    pass_: float = 0.0
+    seq: int = algorithm.NEVER_SERVED
+    virtual_time: float = 0.0
+    eligible: bool = False
+
+
+@attrs.define
+class ControlledSelection:
+    """Selection under controls at both levels, naively (O(K) a pop): the
+    rule :class:`ReferenceModel` selects by, with :class:`ModelControls`
+    (weights 1, no expiry; calls named by their task ids).
+
+    Before each pop, every key with calls whose own controls allow a start
+    is *ready* (a pair's own controls; a group's own member has none), and
+    every group with a ready member whose controls allow a start is
+    *eligible*; a key or a group that turns ready joins at ``max(own pass,
+    virtual time)`` (parking earns no credit). The eligible group with the
+    smallest pass is served, then its ready member with the smallest pass;
+    the start counts, and takes from the buckets, at both levels. A storage
+    notices a key or group turning ready at its next step, the model at
+    the next pop: both see the same virtual time, which only pops move.
+    """
+
+    controls: ModelControls = attrs.field(factory=ModelControls)
+    keys: Dict[Key, _SelectionKey] = attrs.field(factory=dict)
+    groups: Dict[str, _SelectionGroup] = attrs.field(factory=dict)
+    virtual_time: float = 0.0
+    serve_seq: int = algorithm.NEVER_SERVED
+    #: Leased calls: task id -> key.
+    leases: Dict[str, Key] = attrs.field(factory=dict)
+
+    def add(self, key: Key, task_id: str, *, head: bool = False) -> None:
+        """A call of ``key`` waits: at the tail (pushed, retried) or the head (put back)."""
+        state = self.keys.setdefault(key, _SelectionKey())
+        self.groups.setdefault(group_of(key), _SelectionGroup())
+        if head:
+            state.tasks.insert(0, task_id)
+        else:
+            state.tasks.append(task_id)
+
+    def _settle(self, now: float) -> None:
+        for key, state in self.keys.items():
+            ready = bool(state.tasks) and (not is_pair(key) or self.controls.allows(key, now))
+            if ready and not state.ready:
+                state.pass_ = algorithm.activation_pass(state.pass_, self.groups[group_of(key)].virtual_time)
+            state.ready = ready
+        for name, group in self.groups.items():
+            ready_members = any(s.ready for k, s in self.keys.items() if group_of(k) == name)
+            eligible = ready_members and self.controls.allows(name, now)
+            if eligible and not group.eligible:
+                group.pass_ = algorithm.activation_pass(group.pass_, self.virtual_time)
+            group.eligible = eligible
+
+    def pop(self, now: float) -> Optional[str]:
+        """The task id a pop at ``now`` serves (leased), ``None`` if no call may start."""
+        self._settle(now)
+        groups = [
+            (algorithm.selection_order(g.pass_, g.seq, name), name)
+            for name, g in self.groups.items()
+            if g.eligible
+        ]
+        if not groups:
+            return None
+        name = min(groups)[1]
+        group = self.groups[name]
+        members = [
+            (algorithm.selection_order(s.pass_, s.seq, member_of(k)), key_order(k), k)
+            for k, s in self.keys.items()
+            if group_of(k) == name and s.ready
+        ]
+        key = min(members)[2]
+        state = self.keys[key]
+        task_id = state.tasks.pop(0)
+        self.virtual_time, group.virtual_time = group.pass_, state.pass_
+        group.pass_ = algorithm.charged_pass(group.pass_, algorithm.DEFAULT_WEIGHT)
+        state.pass_ = algorithm.charged_pass(state.pass_, algorithm.DEFAULT_WEIGHT)
+        self.serve_seq += 1
+        state.seq = group.seq = self.serve_seq
+        self.controls.start(key, now)
+        self.leases[task_id] = key
+        return task_id
+
+    def end(self, task_id: str) -> Key:
+        """The lease of ``task_id`` ends (ack, release, retry): freed at both levels; its key."""
+        key = self.leases.pop(task_id)
+        self.controls.end(key)
+        return key
