@@ -11,12 +11,12 @@ a pair's call.
 from __future__ import annotations
 
 import uuid
-from typing import Iterator, Tuple
+from typing import Iterator, List, Tuple
 
 import pytest
 import redis
 from ranch_core import FairScheduler
-from ranch_core.keys import key_order
+from ranch_core.keys import Key, key_order
 from ranch_redis import RedisStorage, layout
 from ranch_redis.cli.read import group_rows
 from ranch_redis.cli.why import explain
@@ -136,3 +136,32 @@ def test_ranch_key_of_a_pair_shows_its_groups_controls(client: redis.Redis) -> N
     assert group_rows(storage, ("G", "a"), clock.now) == [
         ("group controls", "G: paused, concurrency limit 2 (0 running in the group), rate limit 3/s")
     ]
+
+
+@pytest.mark.parametrize(("field", "raw"), [("gq", b"abc"), ("gq", b"-3"), ("gx", b"1.5"), ("gd", b"nan")])
+def test_a_corrupt_group_sum_strands_nothing_and_repair_counts_it_again(
+    client: redis.Redis, field: str, raw: bytes
+) -> None:
+    fair, storage, ns, clock = scheduler(client)
+    fair.set_concurrency_limit("G", 10)
+    fair.set_rate_limit(("G", "b"), "1/s", burst=2)
+    pushed = {
+        fair.push(key, i) for i, key in enumerate(["G", ("G", "a"), ("G", "b"), ("G", "a"), ("G", "b")])
+    }
+    pushed.add(fair.push(("G", "c"), "later", delay=1.0))
+    client.hset(layout.key_state_key(ns, "G"), field, raw)
+    fixes = [str(fix) for fix in fair.repair()]
+    assert any(f"field {field!r} held {raw!r}" in fix for fix in fixes), fixes
+    sums = client.hmget(layout.key_state_key(ns, "G"), "gq", "gd", "gx")
+    assert sums == [b"4", b"1", b"0"]
+    clock.now += 2.0
+    ran = []
+    for _ in range(3):
+        while (task := fair.pop()) is not None:
+            ran.append(task.task_id)
+            assert fair.ack(task.task_id)
+        clock.now += 1.0
+    assert sorted(ran) == sorted(pushed)
+    meta = fair.metadata("G")
+    assert (meta.pending_tasks, meta.delayed_tasks, meta.running) == (0, 0, 0)
+    assert storage.status().active_keys == 0
