@@ -11,12 +11,12 @@ a pair's call.
 from __future__ import annotations
 
 import uuid
-from typing import Iterator, List, Tuple
+from typing import Iterator, Tuple
 
 import pytest
 import redis
 from ranch_core import FairScheduler
-from ranch_core.keys import Key, key_order
+from ranch_core.keys import key_order
 from ranch_redis import RedisStorage, layout
 from ranch_redis.cli.read import group_rows
 from ranch_redis.cli.why import explain
