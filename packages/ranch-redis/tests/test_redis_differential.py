@@ -369,3 +369,21 @@ def test_long_run_with_many_keys_matches(client: redis.Redis) -> None:
     assert red.status() == mem.status()
     for i in range(200):
         assert red.metadata(f"k{i}") == comparable(mem.metadata(f"k{i}"), red)
+
+
+@pytest.mark.parametrize("serializer", ["json"])
+def test_redis_matches_in_memory_with_controls_at_both_levels(client: redis.Redis, serializer: str) -> None:
+    """Controls on pairs and on their groups' string keys at once (and defaults, which
+    apply to groups and pair members): a call starts only where both levels allow it
+    (a quarter of the profile's examples: its steps cost more, keep it under 15 s)."""
+    share, of = 1, 4
+    keys: List[Key] = [("a", "b"), "a", ("ab", "a"), "ab", ("a", "x"), *KEYS[2:6], *PAIRS[3:]]
+    run_state_machine_as_test(
+        build(client, serializer, keys),
+        settings=settings(
+            max_examples=max(1, settings().max_examples * share // of),
+            stateful_step_count=50,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )

@@ -166,7 +166,9 @@ class LRUKeyMetadata:
     scheduler's default: ``concurrency_limit`` (``None``: no cap),
     ``running`` (calls of the key leased now), ``rate_limit`` (as given,
     e.g. ``"10/s"``; ``None``: no limit), ``paused`` and ``max_backlog``
-    (``None``: no limit).
+    (``None``: no limit). A string key's metadata is its whole group's
+    (README, "Two-level keys"): its controls are the group's, and
+    ``pending_tasks``, ``running`` and ``delayed_tasks`` count every member.
     """
 
     key: Key

@@ -326,7 +326,9 @@ class Controls(Protocol):
         *,
         wakeups: Optional[WakeupPolicy] = None,
     ) -> List[str]:
-        """Set ``key``'s own control ``name`` to ``value`` (checked by the caller):
+        """Set ``key``'s own control ``name`` to ``value`` (checked by the caller;
+        a string key's controls are its whole group's, a pair's its member's,
+        and a call starts only if both levels allow it):
         ``"concurrency_limit"`` (``int >= 1``), ``"rate_limit"``
         (:class:`~ranch_core.models.RateLimit`), ``"paused"`` (``bool``) or
         ``"max_backlog"`` (``int >= 0``); ``None`` removes the key's own
@@ -340,8 +342,10 @@ class Controls(Protocol):
         """
 
     def purge_key(self, key: Key, limit: int) -> List[ScheduledTask]:
-        """Delete up to ``limit`` waiting calls of ``key``, from its head; return
-        them. Leased calls are not touched (they run)."""
+        """Delete up to ``limit`` waiting calls of ``key``, from its head, then
+        its delayed calls; return them. A string key purges its whole group:
+        its own calls first, then the members in key order. Leased calls are
+        not touched (they run)."""
 
     def revoke(self, task_id: str) -> Optional[ScheduledTask]:
         """Delete the waiting call ``task_id`` and return it; ``None`` if no

@@ -564,6 +564,11 @@ class FairScheduler(SchedulerBase):
             self.storage.charge(key, extra)
 
     # -- per-key controls --------------------------------------------------
+    #
+    # Each control set on a string key holds for its whole group (every
+    # member and the group's own calls); on a pair, for that member alone. A
+    # call starts only if its member and its group allow it (README,
+    # "Two-level keys").
 
     def _controls(self) -> Controls:
         if not isinstance(self.storage, Controls):
@@ -579,9 +584,10 @@ class FairScheduler(SchedulerBase):
         self, key: Key, limit: Optional[int], *, wakeups: Optional[WakeupPolicy] = None
     ) -> List[str]:
         """At most ``limit`` calls of ``key`` leased at once, across every
-        worker of the storage; ``None`` removes the key's own limit (the
-        default applies). A key at its limit waits, parked, until one of its
-        calls ends. Returns the wake-up token ids minted if the change made
+        worker of the storage (a string key: of its whole group, every member
+        together); ``None`` removes the key's own limit (the default
+        applies). A key at its limit waits, parked, until one of its calls
+        ends. Returns the wake-up token ids minted if the change made
         calls runnable (``wakeups`` given; publish one wake-up each)."""
         checked = validation.check_concurrency_limit(limit)
         return self._control(validation.check_any_key(key), controls.CONCURRENCY_LIMIT, checked, wakeups)
@@ -592,14 +598,16 @@ class FairScheduler(SchedulerBase):
         """At most ``burst + r * T`` calls of ``key`` start in any ``T``
         seconds, where ``rate`` is Celery's syntax (``"10/s"``, ``"100/m"``,
         ``"0.5/s"``, ``"1000/h"``): a token bucket of ``burst`` calls shared
-        by every worker. ``None`` removes the key's own limit (the default
-        applies). Returns the token ids minted, as :meth:`set_concurrency_limit`."""
+        by every worker (a string key's by its whole group). ``None``
+        removes the key's own limit (the default applies). Returns the token
+        ids minted, as :meth:`set_concurrency_limit`."""
         checked = validation.check_rate_limit(rate, burst)
         return self._control(validation.check_any_key(key), controls.RATE_LIMIT, checked, wakeups)
 
     def pause_key(self, key: Key) -> List[str]:
-        """Hold every call of ``key`` (they wait and keep their place); other
-        keys are unaffected. Returns ``[]`` (pausing makes nothing runnable)."""
+        """Hold every call of ``key`` (a string key: of its whole group, every
+        member's; they wait and keep their place); other keys are
+        unaffected. Returns ``[]`` (pausing makes nothing runnable)."""
         return self._control(validation.check_any_key(key), controls.PAUSE, True, None)
 
     def resume_key(self, key: Key, *, wakeups: Optional[WakeupPolicy] = None) -> List[str]:
@@ -608,7 +616,8 @@ class FairScheduler(SchedulerBase):
         return self._control(validation.check_any_key(key), controls.PAUSE, False, wakeups)
 
     def set_max_backlog(self, key: Key, limit: Optional[int]) -> List[str]:
-        """At most ``limit`` calls of ``key`` wait: a push beyond it raises
+        """At most ``limit`` calls of ``key`` wait (a string key: of its whole
+        group, delayed calls included): a push beyond it raises
         :class:`~ranch_core.errors.BacklogFull` and stores nothing (a batch
         is refused whole). ``None``: no limit. Retries and calls put back
         are not refused. Returns ``[]``."""
@@ -616,7 +625,8 @@ class FairScheduler(SchedulerBase):
         return self._control(validation.check_any_key(key), controls.MAX_BACKLOG, checked, None)
 
     def purge_key(self, key: Key) -> int:
-        """Delete every waiting call of ``key`` (running ones finish); report
+        """Delete every waiting call of ``key`` (a string key: of every member of
+        its group; running ones finish); report
         each through ``on_revoked(task, "purged")``; return how many."""
         storage = self._controls()
         key = validation.check_any_key(key)

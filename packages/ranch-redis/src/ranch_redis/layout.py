@@ -317,7 +317,7 @@ def key_expiry_key(namespace: str, key: Key) -> str:
 
 def key_state_key(namespace: str, key: Key) -> str:
     """Hash of ``key``'s pass, serve sequence, weight, counters, tags and
-    custom data (a string key's: also its group's state)."""
+    custom data (a string key's: also its group's state, controls and sums)."""
     return f"{base(namespace)}k:{hex_key(key)}"
 
 
@@ -327,12 +327,20 @@ def members_key(namespace: str, group: str) -> str:
 
 
 def group_members_key(namespace: str, group: str) -> str:
-    """Set of the hex members of the group's pairs that stored a call."""
+    """Set of the hex members of the group's pairs that stored a call (``purge_key`` of the
+    string key walks them)."""
     return f"{base(namespace)}g:{hex_key(group)}"
 
 
+def group_expiry_key(namespace: str, group: str) -> str:
+    """Zset of the group's pairs' waiting calls that expire, score = ``expires_at`` (the
+    string key's pending count in O(log N))."""
+    return f"{base(namespace)}y:{hex_key(group)}"
+
+
 def parked_key(namespace: str) -> str:
-    """Zset of keys parked by their rate, by the time their bucket refills."""
+    """Zset of keys parked by their rate, by the time their bucket refills (member: a pair's hex
+    key, parked by its own rate, or a group's hex, parked by its string key's rate)."""
     return base(namespace) + "parked"
 
 

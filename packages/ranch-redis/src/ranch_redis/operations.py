@@ -14,7 +14,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Set, Tuple
 from ranch_core import validation
 from ranch_core.backends.delayed import delayed_until
 from ranch_core.errors import BacklogFull, CorruptTask, DuplicateTask
-from ranch_core.keys import Key
+from ranch_core.keys import Key, group_of
 from ranch_core.models import Finished, PopResult, RuntimeCost, ScheduledTask, WakeupPolicy
 from ranch_core.protocols import MAX_BATCH
 from ranch_core.serializers import Serializer, SerializerSpec, get_serializer
@@ -52,8 +52,12 @@ def pushed(reply: Any, task_id: str, key: Key) -> List[str]:
 
 
 def full(key: Key, reply: Sequence[Any], count: int) -> BacklogFull:
-    """The error for a ``{PUSH_FULL, waiting, limit}`` reply to a push of ``count`` calls."""
+    """The error for a ``{PUSH_FULL, waiting, limit, group}`` reply to a push
+    of ``count`` calls (``group`` ``b"1"``: the limit is the key's group's, a
+    string key's, which counts every member's calls)."""
     waiting, limit = int(reply[1]), int(reply[2])
+    if len(reply) > 3 and reply[3] == b"1":
+        key = group_of(key)
     return BacklogFull(
         f"key {key!r} holds {waiting} waiting calls, its max_backlog is {limit}: {count} more refused",
         key=key,

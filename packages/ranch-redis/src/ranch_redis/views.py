@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import attrs
-from ranch_core.keys import Key
+from ranch_core.keys import Key, group_of
 
 from ranch_redis import records
 
@@ -137,8 +137,11 @@ class CallPlace:
     ``place`` in the fair order (0 = served next; ``None`` if it is parked or
     not selectable), ``selectable_keys`` and ``parked_keys``, ``blocked_by``
     (what holds the key: ``"paused"``, ``"concurrency limit"``, ``"rate
-    limit"``, or ``None``), ``eligible_at`` (rate), the controls in force,
-    and ``expired`` (its expiry passed: it is dropped, never run).
+    limit"``, or ``None``), ``blocked_group`` (the group whose controls hold
+    it: a pair's call whose member may run but whose group, the string key,
+    is paused, capped or rate-limited; ``None`` otherwise), ``eligible_at``
+    (rate), the controls in force (the group's when ``blocked_group`` is
+    set), and ``expired`` (its expiry passed: it is dropped, never run).
     """
 
     task_id: str
@@ -161,6 +164,7 @@ class CallPlace:
     weight: float = 1.0
     expired: bool = False
     due_at: Optional[float] = None
+    blocked_group: Optional[str] = None
 
     @property
     def dispatches_ahead(self) -> Optional[int]:
@@ -217,4 +221,5 @@ def parse_why(task_id: str, reply: Sequence[Any], now: float) -> CallPlace:
         rate_limit=_text(reply[14]),
         weight=1.0 if weight is None else weight,
         expired=expires is not None and now >= expires,
+        blocked_group=group_of(key) if len(reply) > 16 and _text(reply[16]) == "1" else None,
     )

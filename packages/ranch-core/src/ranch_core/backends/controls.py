@@ -69,8 +69,13 @@ class Defaults:
         self.plain = self.limit is None and self.rate is None
 
 
+#: The controls a group's own member follows besides its group's: none (a
+#: string key's controls, and the defaults, apply to its group).
+NO_DEFAULTS = Defaults()
+
+
 class KeyControls:
-    """One key's controls, running calls, rate bucket and parking state."""
+    """One key's (or group's) controls, running calls, rate bucket and parking state."""
 
     __slots__ = (
         "bucket_rate",
@@ -102,7 +107,8 @@ class KeyControls:
         self.eligible_at: Optional[float] = None
         #: The key has a live entry in the storage's :class:`ParkingLot`.
         self.scheduled = False
-        #: What the key adds to the storage's count of runnable calls.
+        #: What the key adds to its group's count of runnable calls (a group:
+        #: to the storage's).
         self.counted = 0
         #: No control of its own and no bucket: with no default either, every
         #: check is skipped (the common case stays as fast as without controls).

@@ -82,6 +82,8 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         self._tokens = TokenBook()
         self._defaults = controls.Defaults()
         self._parking = controls.ParkingLot()
+        #: Groups parked by their own rate (a string key's).
+        self._group_parking = controls.ParkingLot()
         self._delayed = DelayedCalls()
         #: Waiting calls that could start now (calls of parked keys left out):
         #: what wake-up tokens are minted for.
@@ -113,7 +115,8 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         heapq.heappush(
             group.heap, (*algorithm.selection_order(state.pass_, state.seq, state.member), state.version)
         )
-        self._enqueue_group(group)
+        if group.queued:
+            self._enqueue_group(group)
 
     def _deactivate(self, key: Key, state: KeyState) -> None:
         """The key's last waiting call left: out of the heap and the parking lot."""
@@ -134,7 +137,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         while heap:
             *_, name, version = heap[0]
             group = self._groups[name]
-            if group.ready and group.version == version:
+            if group.queued and group.version == version:
                 members = group.heap
                 while True:
                     *_, member, member_version = members[0]
@@ -165,9 +168,11 @@ class InMemoryStorage(KeyControlSteps, Waiters):
             state.tasks.append(record)
         self._waiting_ids[record.task_id] = record.key
         self._waiting += 1
+        state.group.pending += 1
         if record.expires_at is not None:
             self._expiring.add(record.expires_at, record.task_id)
             state.expiring.add(record.expires_at, record.task_id)
+            state.group.expiring.add(record.expires_at, record.task_id)
         if not state.active:
             state.active = True
             self._active += 1
@@ -177,9 +182,11 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         """Forget a record that stops waiting (served, dropped or removed)."""
         del self._waiting_ids[record.task_id]
         self._waiting -= 1
+        state.group.pending -= 1
         if record.expires_at is not None:
             self._expiring.discard(record.expires_at, record.task_id)
             state.expiring.discard(record.expires_at, record.task_id)
+            state.group.expiring.discard(record.expires_at, record.task_id)
 
     def _put_back(self, record: Record, now: float) -> int:
         """A lease ended without finishing its call: back to the head of its key."""
@@ -187,7 +194,10 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         return self._wait(record, now, head=True)
 
     def _end_lease(self, record: Record) -> None:
-        self._state(record.key).controls.running -= 1
+        """A lease ends: one call less running, in its key and in its group."""
+        state = self._state(record.key)
+        state.controls.running -= 1
+        state.group.controls.running -= 1
 
     def _reclaim(self, now: float, limit: Optional[int]) -> List[ScheduledTask]:
         due: List[Record] = []
@@ -244,17 +254,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
             for task_id in ids:
                 if task_id in self._waiting_ids or task_id in self._leases or task_id in self._delayed:
                     raise DuplicateTask(f"task_id {task_id!r} is already waiting or leased")
-            known = self._keys.get(key)
-            if known is not None and known.controls.max_backlog is not None:
-                limit = known.controls.max_backlog
-                held = len(known.tasks) + len(known.delayed)
-                if held + len(tasks) > limit:
-                    raise BacklogFull(
-                        f"key {key!r} holds {held} waiting calls, its max_backlog is {limit}: "
-                        f"{len(tasks)} more refused",
-                        key=key,
-                        limit=limit,
-                    )
+            self._check_backlog(key, len(tasks))
             state = self._state(key)
             if weight is not None:
                 self._weigh(state, weight)
@@ -268,6 +268,25 @@ class InMemoryStorage(KeyControlSteps, Waiters):
             if wakeups is None:
                 return []
             return self._tokens.mint(tasks[-1].enqueued_at, wakeups, 1, self._runnable)
+
+    def _check_backlog(self, key: Key, adding: int) -> None:
+        """Raise :class:`BacklogFull` if ``adding`` calls of ``key`` do not fit
+        under a pair's own ``max_backlog`` or its group's (lock held)."""
+        limits: List[Tuple[Key, Optional[int], int]] = []
+        known = self._keys.get(key)
+        if known is not None and is_pair(key):
+            limits.append((key, known.controls.max_backlog, len(known.tasks) + len(known.delayed)))
+        group = self._groups.get(group_of(key))
+        if group is not None:
+            limits.append((group.name, group.controls.max_backlog, group.pending + group.delayed))
+        for target, limit, held in limits:
+            if limit is not None and held + adding > limit:
+                raise BacklogFull(
+                    f"key {target!r} holds {held} waiting calls, its max_backlog is {limit}: "
+                    f"{adding} more refused",
+                    key=target,
+                    limit=limit,
+                )
 
     def _delay(
         self,
@@ -283,6 +302,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         for task, encoded in zip(tasks, data):
             self._delayed.add(due, Record(task.task_id, task.key, encoded, task.enqueued_at, task.expires_at))
             state.delayed[task.task_id] = due
+        state.group.delayed += len(tasks)
         if (self._sleepers or self._wakes) and (earliest is None or due < earliest):
             self._signal(None)  # waiters shorten their sleep to this time
         if wakeups is None or not wakeups.defer:
@@ -294,7 +314,9 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         their keys, as a push at ``now``; the runnable calls gained."""
         gained = 0
         for record in self._delayed.due(now, limit):
-            del self._keys[record.key].delayed[record.task_id]
+            state = self._keys[record.key]
+            del state.delayed[record.task_id]
+            state.group.delayed -= 1
             gained += self._wait(record, now, head=False)
         return gained
 
@@ -303,7 +325,9 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         entry = self._delayed.take(task_id)
         if entry is None:
             return None
-        del self._keys[entry[1].key].delayed[task_id]
+        state = self._keys[entry[1].key]
+        del state.delayed[task_id]
+        state.group.delayed -= 1
         return entry[1]
 
     def pop(
@@ -342,7 +366,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         self._clock = now
         lease_heap = self._lease_heap
         reclaimed = self._reclaim(now, RECLAIM_BATCH) if lease_heap and lease_heap[0][0] <= now else []
-        if len(self._parking):
+        if len(self._parking) or len(self._group_parking):
             self._unpark_due(now, UNPARK_BATCH)
         if len(self._delayed):
             self._promote_due(now, UNPARK_BATCH)
@@ -352,9 +376,15 @@ class InMemoryStorage(KeyControlSteps, Waiters):
             if state is None:
                 return PopResult(None, tuple(expired), tuple(reclaimed), retry_at=self._retry_at())
             key, group = state.key, state.group
-            plain = state.controls.plain and self._defaults.plain
-            if not plain and controls.blocked(state.controls, self._defaults, now)[0] is not None:
-                # A default changed since the key was placed: park it now, once.
+            defaults = self._defaults if state.member else controls.NO_DEFAULTS
+            plain = state.controls.plain and defaults.plain
+            group_plain = group.controls.plain and self._defaults.plain
+            if not group_plain and controls.blocked(group.controls, self._defaults, now)[0] is not None:
+                # A default changed since the group was placed: park it now, once.
+                self._settle_group(group, now)
+                continue
+            if not plain and controls.blocked(state.controls, defaults, now)[0] is not None:
+                # The same for the key.
                 heapq.heappop(group.heap)
                 self._leave_heap(key, state, now)
                 continue
@@ -386,15 +416,20 @@ class InMemoryStorage(KeyControlSteps, Waiters):
             state.served_total += 1
             group.served_total += 1
             self._served_total += 1
+            # The call counts, and takes from the buckets, at both levels.
             if plain:
                 state.controls.running += 1
             else:
-                controls.start(state.controls, self._defaults, now)
+                controls.start(state.controls, defaults, now)
+            if group_plain:
+                group.controls.running += 1
+            else:
+                controls.start(group.controls, self._defaults, now)
             deadline = now + lease_seconds
             self._new_deadline(deadline)
             self._leases[record.task_id] = (deadline, record)
             heapq.heappush(self._lease_heap, (deadline, record.task_id))
-            if state.tasks and (plain or controls.blocked(state.controls, self._defaults, now)[0] is None):
+            if state.tasks and (plain or controls.blocked(state.controls, defaults, now)[0] is None):
                 # The served key is its group's top: re-sift it in one step.
                 state.version += 1
                 entry = (*algorithm.selection_order(state.pass_, state.seq, state.member), state.version)
@@ -406,8 +441,9 @@ class InMemoryStorage(KeyControlSteps, Waiters):
                     state.active = False
                     self._active -= 1
                 self._leave_heap(key, state, now)  # parked at its cap or by its rate, or idle
-            # The served group is the heap's top: re-sift it, or drop it with its last ready member.
-            if group.ready:
+            # The served group is the heap's top: re-sift it, or drop it (settled
+            # out above: with its last ready member, or parked by its controls).
+            if group.queued:
                 group.version += 1
                 entry = (*algorithm.selection_order(group.pass_, group.seq, group.name), group.version)
                 heapq.heapreplace(self._heap, entry)
@@ -436,7 +472,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
         state.pass_ = algorithm.corrected_pass(state.pass_, estimate, seconds, weight)
         if state.ready:
             self._enqueue_heap(record.key, state)
-        elif group.ready:
+        elif group.queued:
             self._enqueue_group(group)
         if learn:
             state.run_estimate = algorithm.smoothed(state.run_estimate, seconds)
@@ -627,7 +663,7 @@ class InMemoryStorage(KeyControlSteps, Waiters):
             else:  # a string key's pass is its group's
                 group = state.group
                 group.pass_ += extra
-                if group.ready:
+                if group.queued:
                     self._enqueue_group(group)
 
     def waiting(self, now: Optional[float] = None) -> int:
@@ -673,43 +709,51 @@ class InMemoryStorage(KeyControlSteps, Waiters):
     def metadata(self, key: Key, now: Optional[float] = None) -> LRUKeyMetadata:
         with self._lock:
             state = self._keys.get(key)
-            group = (
-                state.group
-                if state is not None
-                else None
-                if is_pair(key)
-                else self._groups.get(group_of(key))
-            )
+            if is_pair(key):
+                if state is None:
+                    return self._unseen(key)
+                due = 0 if now is None else state.expiring.count_due(now)
+                return attrs.evolve(
+                    self._own(key, state, state.controls, self._defaults),
+                    weight=state.weight,
+                    last_served=state.last_served,
+                    pending_tasks=len(state.tasks) - due,
+                    served_total=state.served_total,
+                    running=state.controls.running,
+                    delayed_tasks=len(state.delayed),
+                )
+            group = self._groups.get(group_of(key))
             if group is None:
                 return self._unseen(key)
-            # A pair's own; a string key's counts, served and weight are its
-            # whole group's (also when only pairs were pushed to the group).
-            covered = [state] if state is not None and is_pair(key) else list(group.members.values())
-            top = state if state is not None and is_pair(key) else group
-            own = self._unseen(key) if state is None else self._own(key, state)
-            due = 0 if now is None else sum(s.expiring.count_due(now) for s in covered)
+            # A string key's counts, served, weight and controls are its whole
+            # group's (also when only pairs were pushed to the group): kept
+            # as sums, so this is O(1) however many members the group has.
+            due = 0 if now is None else group.expiring.count_due(now)
             return attrs.evolve(
-                own,
-                weight=top.weight,
-                last_served=top.last_served,
-                pending_tasks=sum(len(s.tasks) for s in covered) - due,
-                served_total=top.served_total,
-                running=sum(s.controls.running for s in covered),
-                delayed_tasks=sum(len(s.delayed) for s in covered),
+                self._own(key, state, group.controls, self._defaults),
+                weight=group.weight,
+                last_served=group.last_served,
+                pending_tasks=group.pending - due,
+                served_total=group.served_total,
+                running=group.controls.running,
+                delayed_tasks=group.delayed,
             )
 
-    def _own(self, key: Key, state: KeyState) -> LRUKeyMetadata:
-        """The key's own tracker data and controls."""
-        rate = controls.rate_of(state.controls, self._defaults)
+    @staticmethod
+    def _own(
+        key: Key, state: Optional[KeyState], own: controls.KeyControls, defaults: controls.Defaults
+    ) -> LRUKeyMetadata:
+        """The key's own tracker data, and the controls ``own`` in force."""
+        rate = controls.rate_of(own, defaults)
         return LRUKeyMetadata(
             key=key,
-            tags=dict(state.tags),
-            custom_data=dict(state.custom_data),
-            concurrency_limit=controls.limit_of(state.controls, self._defaults),
+            tags={} if state is None else dict(state.tags),
+            custom_data={} if state is None else dict(state.custom_data),
+            concurrency_limit=controls.limit_of(own, defaults),
             rate_limit=None if rate is None else rate.text,
-            paused=state.controls.paused,
-            max_backlog=state.controls.max_backlog,
-            run_estimate=state.run_estimate,
+            paused=own.paused,
+            max_backlog=own.max_backlog,
+            run_estimate=None if state is None else state.run_estimate,
         )
 
     def status(self, now: Optional[float] = None) -> SystemStatus:

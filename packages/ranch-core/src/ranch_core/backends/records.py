@@ -32,18 +32,25 @@ class Record:
 
 class GroupState:
     """The fairness state of one group (:mod:`ranch_core.keys`): its pass
-    among the groups, and its ready members in a heap of their own.
+    among the groups, its ready members in a heap of their own, its controls
+    (the string key's: they hold for every member) and its running sums.
 
     A string key is its group's own member, so in a key space of strings
     every group has one member and the group's pass is the key's pass.
     """
 
     __slots__ = (
+        "controls",
+        "delayed",
+        "expiring",
         "heap",
         "last_served",
         "members",
+        "members_count",
         "name",
         "pass_",
+        "pending",
+        "queued",
         "ready",
         "seq",
         "served_total",
@@ -66,8 +73,23 @@ class GroupState:
         self.ready = 0
         self.heap: List[HeapEntry] = []
         self.members: Dict[str, KeyState] = {}
-        #: As :attr:`KeyState.version`, for the group's entries in the storage's heap.
+        #: The group is in the storage's heap: it has a ready member and its
+        #: controls let a call start (else it is parked, as a key is).
+        self.queued = False
+        #: As :attr:`KeyState.version`, for the group's entries in the storage's
+        #: heap and parking lot.
         self.version = 0
+        #: The controls set on the group's string key, its running calls and
+        #: bucket; ``counted`` is what the group adds to the storage's
+        #: runnable calls: ``min(its room, its ready members' counts)``.
+        self.controls = KeyControls()
+        #: Sums over the members, kept by each step (``metadata`` is O(1)):
+        #: waiting calls (expiring ones also in ``expiring``) and delayed calls.
+        self.pending = 0
+        self.delayed = 0
+        self.expiring = ExpiryIndex()
+        #: The sum of the ready members' ``controls.counted``.
+        self.members_count = 0
 
 
 class KeyState:

@@ -13,7 +13,10 @@ pytest then runs a stateful Hypothesis test comparing every operation with
 per guarantee: least-recently-served order at equal weights, weighted shares,
 bounded lag, a new key served within one round, no banking of credit, FIFO
 within a key, expiry, and leases that lose and duplicate nothing; runtime
-cost (:mod:`ranch_core.testing.runtime`: the SFQ(D) bound with D slots); and the
+cost (:mod:`ranch_core.testing.runtime`: the SFQ(D) bound with D slots);
+two-level keys and the controls at both of their levels
+(:mod:`ranch_core.testing.groups`: a string key's controls are its whole
+group's, checked against :class:`~ranch_core.testing.model.ModelControls`); and the
 bad-input checks, and the waiting properties of ``pop(timeout=)``. An
 async storage runs the same suite through :class:`BlockingFacade`. Needs
 ``hypothesis`` (``pip install "ranch-core[testing]"``).

@@ -37,17 +37,24 @@ class ConformanceBase:
 
     :attr:`two_level_keys` says whether the storage takes ``(group, member)``
     keys (:mod:`ranch_core.keys`); the suite then mixes them with string keys.
+    :attr:`group_controls` whether its controls hold at both levels of them.
 
     The budgets take the number of examples from the Hypothesis profile that
     is loaded when a test runs (Hypothesis' default: 100; Ranch's own test
     suite loads ``ci``, ``dev`` or ``deep``), so a profile can raise or lower
     every property at once. Override them in a subclass to fix your own
-    (:attr:`controls_settings` budgets the per-key controls machine).
+    (:attr:`controls_settings` budgets the per-key controls machine,
+    :attr:`group_controls_settings` the two-level one).
     """
 
     #: The storage takes two-level keys. Every storage must, in the end; a
     #: storage that does not yet sets it ``False`` (and refuses pairs).
     two_level_keys: bool = True
+    #: A string key's controls are its whole group's, and a call starts only
+    #: if its member and its group allow it (README, "Two-level keys"). Every
+    #: storage must; ``False`` only while a storage is being built (the
+    #: group-control tests then check nothing).
+    group_controls: bool = True
 
     @property
     def conformance_settings(self) -> settings:
@@ -77,6 +84,13 @@ class ConformanceBase:
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         )
+
+    @property
+    def group_controls_settings(self) -> settings:
+        """Budget of the stateful two-level controls test: a third of
+        :attr:`controls_settings`' examples (each step checks seven keys' counts)."""
+        budget = self.controls_settings
+        return settings(budget, max_examples=max(1, budget.max_examples // 3))
 
     @property
     def property_settings(self) -> settings:

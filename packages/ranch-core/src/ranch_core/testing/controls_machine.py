@@ -20,6 +20,16 @@ of the rate rule). Checked at every step:
   ``max_backlog`` raises :class:`~ranch_core.errors.BacklogFull` and stores
   nothing.
 
+:func:`build_group_controls_machine` does the same for two-level keys, with
+controls at both levels (a string key's are its group's, a pair's its
+member's), against :class:`~ranch_core.testing.model.ModelControls`: a
+group's cap is never exceeded by its members together, no window of ``T``
+seconds holds more than ``burst + rate * T`` starts of a group or of a
+member, a paused group's members never start, a pop returns nothing only if
+no call may start at both levels, counts are exact at both levels
+(``metadata("g")`` is the group's), ``purge_key("g")`` empties the whole
+group and ``max_backlog`` holds per pair and per group.
+
 :data:`BAD_CONTROLS` lists bad input for every argument of the controls
 (:class:`~ranch_core.testing.controls.ControlProperties` checks each).
 """
@@ -33,10 +43,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from ranch_core.errors import BacklogFull
-from ranch_core.keys import one_level
+from ranch_core.keys import Key, group_of, is_pair, key_text, one_level
 from ranch_core.models import ScheduledTask
 from ranch_core.protocols import Storage
 from ranch_core.scheduler import FairScheduler
+from ranch_core.testing.model import ModelControls, levels
 
 KEYS = ["a", "b", "c"]
 LEASE_SECONDS = 5.0
@@ -75,6 +86,28 @@ BAD_CONTROLS: List[Tuple[str, Tuple[Any, ...], Dict[str, Any], str]] = [
     ("revoke_call", ("",), {}, "task_id"),
     ("revoke_call", (5,), {}, "task_id"),
 ]
+
+#: Bad two-level keys for every control: each must be refused naming ``key``.
+BAD_GROUP_CONTROLS: List[Tuple[str, Tuple[Any, ...], Dict[str, Any], str]] = [
+    ("set_concurrency_limit", (("a", ""), 1), {}, "key"),
+    ("set_concurrency_limit", (("a", "u1"), 0), {}, "limit"),
+    ("set_rate_limit", (("", "u1"), "1/s"), {}, "key"),
+    ("set_rate_limit", (("a", "u1"), "fast"), {}, "rate"),
+    ("set_max_backlog", (("a", "u1", "x"), 1), {}, "key"),
+    ("set_max_backlog", (("a", "u1"), -1), {}, "limit"),
+    ("pause_key", (("a",),), {}, "key"),
+    ("pause_key", (("a", 1),), {}, "key"),
+    ("resume_key", (("a", None),), {}, "key"),
+    ("purge_key", (("a", ""),), {}, "key"),
+    ("purge_key", ((),), {}, "key"),
+]
+
+#: The keys of the two-level controls machine: a group with its own calls
+#: and two members, a group of members only, and a group of its own calls.
+GROUP_KEYS: List[Key] = ["a", ("a", "u1"), ("a", "u2"), ("b", "u1"), ("b", "u2"), "c"]
+#: What the machine sets controls on: every key, and ``"b"`` (a group whose
+#: string key has no calls of its own).
+CONTROL_TARGETS: List[Key] = [*GROUP_KEYS, "b"]
 
 
 class Bucket:
@@ -325,3 +358,268 @@ def build_controls_machine(make_storage: Callable[[], Storage]) -> Type[RuleBase
             assert self.scheduler.status().leased == len(self.running)
 
     return ControlsMachine
+
+
+def build_group_controls_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMachine]:
+    """A state machine class testing controls at both levels of two-level keys
+    (README, "Two-level keys") on storages made by ``make_storage``, against
+    :class:`~ranch_core.testing.model.ModelControls`."""
+
+    class GroupControlsMachine(RuleBasedStateMachine):
+        scheduler: FairScheduler  # made by ``configure``, with the defaults it draws
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.now = 1_000_000.0
+            self.ids = itertools.count()
+            self.model = ModelControls()
+            self.waiting: Dict[Key, Dict[str, Optional[float]]] = {k: {} for k in CONTROL_TARGETS}
+            self.running: Dict[str, Key] = {}
+            self.dead: Set[str] = set()
+            #: Start times per target since its rate in force was last set.
+            self.starts: Dict[Key, List[float]] = {k: [] for k in CONTROL_TARGETS}
+            self.revoked: List[Tuple[str, str]] = []
+            self.gone: Set[str] = set()
+
+        # -- what the scheduler reports --------------------------------------
+
+        def _on_expired(self, task: ScheduledTask) -> None:
+            assert task.expired(self.now), f"{task.task_id} reported before its expiry"
+            if task.task_id in self.dead:
+                self.gone.add(task.task_id)
+                return
+            assert self.waiting[task.key].pop(task.task_id, "gone") != "gone", "expired twice"
+
+        def _on_reclaimed(self, task: ScheduledTask) -> None:
+            assert self.running.pop(task.task_id) == task.key
+            assert task.task_id in self.dead, "a live worker's lease was put back"
+            self.dead.discard(task.task_id)
+            self.model.end(task.key)
+            if task.task_id in self.gone:
+                self.gone.discard(task.task_id)
+            else:
+                self.waiting[task.key][task.task_id] = task.expires_at
+
+        def _on_revoked(self, task: ScheduledTask, reason: str) -> None:
+            self.revoked.append((task.task_id, reason))
+
+        @initialize(
+            default_limit=st.sampled_from([None, None, 1, 2, 3]),
+            default_rate=st.sampled_from([None, None, None, *RATES]),
+            limits=st.lists(
+                st.sampled_from([None, 1, 2]), min_size=len(CONTROL_TARGETS), max_size=len(CONTROL_TARGETS)
+            ),
+            rates=st.lists(
+                st.sampled_from([None, None, *RATES]),
+                min_size=len(CONTROL_TARGETS),
+                max_size=len(CONTROL_TARGETS),
+            ),
+            burst=st.integers(1, 3),
+        )
+        def configure(
+            self,
+            default_limit: Optional[int],
+            default_rate: Optional[str],
+            limits: List[Optional[int]],
+            rates: List[Optional[str]],
+            burst: int,
+        ) -> None:
+            self.scheduler = FairScheduler(
+                make_storage(),
+                lease_seconds=LEASE_SECONDS,
+                clock=lambda: self.now,
+                on_expired=self._on_expired,
+                on_reclaimed=self._on_reclaimed,
+                on_revoked=self._on_revoked,
+                default_concurrency_limit=default_limit,
+                default_rate_limit=default_rate,
+            )
+            self.model.default_limit = default_limit
+            self.model.default_rate = None if default_rate is None else (default_rate, RATES[default_rate], 1)
+            for key, limit, rate in zip(CONTROL_TARGETS, limits, rates):
+                self.set_concurrency_limit(key, limit)
+                if rate is not None:
+                    self.set_rate_limit(key, rate, burst)
+
+        # -- producers ---------------------------------------------------------
+
+        def _held(self) -> Dict[Key, int]:
+            return {k: len(w) for k, w in self.waiting.items()}
+
+        @rule(
+            key=st.sampled_from(CONTROL_TARGETS),
+            count=st.integers(1, 4),
+            expiry=st.one_of(st.none(), st.sampled_from([0.5, 3.0])),
+        )
+        def push(self, key: Key, count: int, expiry: Optional[float]) -> None:
+            ids = [f"t{next(self.ids)}" for _ in range(count)]
+            refusal = self.model.refusal(key, count, self._held())
+            try:
+                if count == 1:
+                    self.scheduler.push(key, ids[0], task_id=ids[0], expiry=expiry)
+                else:
+                    self.scheduler.push_many(key, ids, task_ids=ids, expiry=expiry)
+            except BacklogFull as exc:
+                assert refusal is not None, f"BacklogFull for {key!r}: {exc}"
+                assert (exc.key, exc.limit) == refusal, f"refused by {(exc.key, exc.limit)}, not {refusal}"
+                return
+            assert refusal is None, f"stored {count} calls of {key!r} past the max_backlog of {refusal}"
+            for task_id in ids:
+                self.waiting[key][task_id] = None if expiry is None else self.now + expiry
+
+        # -- workers -----------------------------------------------------------
+
+        @rule(times=st.integers(1, 3))
+        def pop(self, times: int) -> None:
+            for _ in range(times):
+                self._pop()
+
+        def _live(self, key: Key) -> List[str]:
+            return [t for t, at in self.waiting[key].items() if at is None or self.now < at]
+
+        def _pop(self) -> None:
+            task = self.scheduler.pop()
+            if task is None:
+                for key in CONTROL_TARGETS:
+                    live = self._live(key)
+                    assert not (live and self.model.may_start(key, self.now)), (
+                        f"pop returned nothing while {key_text(key)} may start one of {live}"
+                    )
+                return
+            key = task.key
+            assert task.task_id in self.waiting[key], f"popped {task.task_id}, not waiting"
+            for target in levels(key):
+                what = f"{key_text(key)} (its {'member' if is_pair(target) else 'group'} {key_text(target)})"
+                assert target not in self.model.paused, f"popped {task.task_id} of paused {what}"
+                limit = self.model.limit_of(target)
+                running = self.model.running.get(target, 0)
+                assert limit is None or running < limit, f"{what} went past its cap {limit}"
+                bucket = self.model.bucket(target, self.now)
+                assert bucket is None or bucket.level(self.now) >= 1, f"{what} started with its bucket empty"
+            self.model.start(key, self.now)
+            for target in levels(key):
+                bucket = self.model.bucket(target, self.now)
+                if bucket is not None:
+                    self._check_window(target, bucket.burst, bucket.per_second)
+            del self.waiting[key][task.task_id]
+            self.running[task.task_id] = key
+
+        def _check_window(self, target: Key, burst: int, per_second: float) -> None:
+            starts = self.starts[target]
+            starts.append(self.now)
+            for i in range(len(starts)):
+                count = len(starts) - i
+                span = starts[-1] - starts[i]
+                assert count <= burst + per_second * span + EPSILON, (
+                    f"{key_text(target)} started {count} calls in {span} s at {per_second}/s, burst {burst}"
+                )
+
+        def _live_ids(self) -> List[str]:
+            return sorted(t for t in self.running if t not in self.dead)
+
+        @precondition(lambda self: bool(self._live_ids()))
+        @rule(data=st.data(), op=st.sampled_from(["ack", "release", "requeue"]))
+        def finish(self, data: st.DataObject, op: str) -> None:
+            task_id = data.draw(st.sampled_from(self._live_ids()))
+            key = self.running.pop(task_id)
+            self.model.end(key)
+            if op == "ack":
+                assert self.scheduler.ack(task_id)
+            elif op == "release":
+                assert self.scheduler.release(task_id)
+                self.waiting[key][task_id] = None
+            else:
+                assert self.scheduler.storage.requeue(ScheduledTask(task_id, key, task_id, self.now))
+                self.waiting[key][task_id] = None
+
+        @precondition(lambda self: bool(self._live_ids()))
+        @rule(data=st.data())
+        def kill_worker(self, data: st.DataObject) -> None:
+            self.dead.add(data.draw(st.sampled_from(self._live_ids())))
+
+        @rule(seconds=st.sampled_from([0.125, 0.25, 0.5, 1.0, 3.0, 6.0]))
+        def advance_clock(self, seconds: float) -> None:
+            self.now += seconds
+            for task_id in self._live_ids():
+                assert self.scheduler.extend(task_id)
+
+        # -- controls ----------------------------------------------------------
+
+        @rule(key=st.sampled_from(CONTROL_TARGETS), limit=st.sampled_from([None, 1, 2, 3]))
+        def set_concurrency_limit(self, key: Key, limit: Optional[int]) -> None:
+            self.scheduler.set_concurrency_limit(key, limit)
+            if limit is None:
+                self.model.limit.pop(key, None)
+            else:
+                self.model.limit[key] = limit
+
+        @rule(
+            key=st.sampled_from(CONTROL_TARGETS),
+            rate=st.sampled_from([None, *RATES]),
+            burst=st.integers(1, 3),
+        )
+        def set_rate_limit(self, key: Key, rate: Optional[str], burst: int) -> None:
+            self.scheduler.set_rate_limit(key, rate, burst=burst)
+            self.model.set_rate(key, None if rate is None else (rate, RATES[rate], burst), self.now)
+            self.starts[key] = []
+
+        @rule(key=st.sampled_from(CONTROL_TARGETS), paused=st.booleans())
+        def pause_or_resume(self, key: Key, paused: bool) -> None:
+            if paused:
+                self.scheduler.pause_key(key)
+                self.model.paused.add(key)
+            else:
+                self.scheduler.resume_key(key)
+                self.model.paused.discard(key)
+
+        @rule(key=st.sampled_from(CONTROL_TARGETS), limit=st.sampled_from([None, 0, 2, 4, 8]))
+        def set_max_backlog(self, key: Key, limit: Optional[int]) -> None:
+            self.scheduler.set_max_backlog(key, limit)
+            if limit is None:
+                self.model.max_backlog.pop(key, None)
+            else:
+                self.model.max_backlog[key] = limit
+
+        def _covered(self, key: Key) -> List[Key]:
+            """The keys whose calls ``key`` names: a group's every key, or the pair."""
+            if is_pair(key):
+                return [key]
+            return [k for k in CONTROL_TARGETS if group_of(k) == key]
+
+        @rule(key=st.sampled_from(CONTROL_TARGETS))
+        def purge(self, key: Key) -> None:
+            self.revoked.clear()
+            count = self.scheduler.purge_key(key)
+            expected = sorted((t, "purged") for k in self._covered(key) for t in self.waiting[k])
+            assert sorted(self.revoked) == expected, f"purge_key({key!r})"
+            assert count == len(expected)
+            for k in self._covered(key):
+                self.waiting[k].clear()
+
+        @rule(data=st.data())
+        def revoke(self, data: st.DataObject) -> None:
+            waiting = sorted(t for key in CONTROL_TARGETS for t in self.waiting[key])
+            task_id = data.draw(st.sampled_from([*waiting, *sorted(self.running), "nope"]))
+            self.revoked.clear()
+            expected = task_id in waiting
+            assert self.scheduler.revoke_call(task_id) is expected
+            assert self.revoked == ([(task_id, "revoked")] if expected else [])
+            for key in CONTROL_TARGETS:
+                self.waiting[key].pop(task_id, None)
+
+        # -- counts --------------------------------------------------------------
+
+        @invariant()
+        def counts_are_exact(self) -> None:
+            for key in CONTROL_TARGETS:
+                meta = self.scheduler.metadata(key)  # drops expired calls first (reported)
+                covered = self._covered(key)
+                live = sum(len(self._live(k)) for k in covered)
+                running = sum(1 for k in self.running.values() if k in covered)
+                assert meta.pending_tasks == live, key
+                assert meta.running == running == self.model.running.get(key, 0), key
+                got = (meta.concurrency_limit, meta.rate_limit, meta.paused, meta.max_backlog)
+                assert got == self.model.read_back(key), f"{key!r}: {got} != {self.model.read_back(key)}"
+            assert self.scheduler.status().leased == len(self.running)
+
+    return GroupControlsMachine

@@ -6,12 +6,21 @@ implementations must behave exactly like it, step for step.
 Two-level keys (:mod:`ranch_core.keys`): it selects the group with the
 smallest pass among the groups with a waiting call, then that group's member
 with the smallest pass; a dispatch charges both, each at its own weight.
+
+Per-key controls at both levels (:class:`ModelControls`): a string key's
+controls are its group's, a pair's its member's, and a call may start only
+if its member and its group both allow it. The controls machine
+(:mod:`ranch_core.testing.controls_machine`) checks storages against it;
+:class:`ControlledSelection` selects under those controls (eligible groups:
+a ready member and group controls that allow a start; the smallest group,
+then its smallest eligible member), and the in-memory storage is checked
+against it step for step.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 import attrs
 
@@ -427,3 +436,251 @@ class ReferenceModel:
             served_total=self.served_total,
             delayed=len(self.delayed),
         )
+
+
+# -- per-key controls at two levels (ranch-core README, "Two-level keys") ----
+
+
+@attrs.define
+class ModelBucket:
+    """A plain token bucket: ``tokens`` as counted at ``at`` (an independent
+    formulation of the storages' GCRA rule)."""
+
+    per_second: float
+    burst: int
+    tokens: float
+    at: float
+
+    def level(self, now: float) -> float:
+        """The calls the bucket holds at ``now`` (at most ``burst``)."""
+        return min(float(self.burst), self.tokens + (now - self.at) * self.per_second)
+
+    def take(self, now: float) -> None:
+        """One call starts at ``now``."""
+        self.tokens = self.level(now) - 1
+        self.at = now
+
+
+#: A rate as the model keeps it: its text (``"2/s"``), calls a second, burst.
+ModelRate = Tuple[str, float, int]
+
+
+def levels(key: Key) -> List[Key]:
+    """The *control targets* a call of ``key`` needs the leave of: its group
+    (named by the string key), and for a pair the member too."""
+    group = group_of(key)
+    return [group, key] if is_pair(key) else [group]
+
+
+@attrs.define
+class ModelControls:
+    """The controls, naively, at both levels of keys.
+
+    A target is a string key (whose controls are its whole group's: every
+    member and the group's own calls) or a pair (the member's own). Each
+    target has its own settings (absent: the default applies: the default
+    concurrency limit and rate apply to every group and every pair without a
+    setting of their own; the group's own member has no controls of its own),
+    a running count and, under the rate in force, a bucket. A call may start
+    only if every target of :func:`levels` allows it: not paused, fewer
+    running than its limit, a bucket holding a call; a start counts at both
+    levels and takes from both buckets. A push beyond a pair's own
+    ``max_backlog`` (checked first) or its group's (the group's waiting and
+    delayed calls, every member) is refused whole.
+    """
+
+    limit: Dict[Key, int] = attrs.field(factory=dict)
+    rate: Dict[Key, ModelRate] = attrs.field(factory=dict)
+    paused: Set[Key] = attrs.field(factory=set)
+    max_backlog: Dict[Key, int] = attrs.field(factory=dict)
+    default_limit: Optional[int] = None
+    default_rate: Optional[ModelRate] = None
+    running: Dict[Key, int] = attrs.field(factory=dict)
+    #: Per target: the rate its bucket is kept under, and the bucket.
+    buckets: Dict[Key, Tuple[ModelRate, ModelBucket]] = attrs.field(factory=dict)
+
+    def limit_of(self, target: Key) -> Optional[int]:
+        """The concurrency limit in force for ``target``."""
+        return self.limit.get(target, self.default_limit)
+
+    def rate_of(self, target: Key) -> Optional[ModelRate]:
+        """The rate in force for ``target``."""
+        return self.rate.get(target, self.default_rate)
+
+    def bucket(self, target: Key, now: float) -> Optional[ModelBucket]:
+        """``target``'s bucket under the rate in force (full when first needed)."""
+        rate = self.rate_of(target)
+        if rate is None:
+            self.buckets.pop(target, None)
+            return None
+        kept = self.buckets.get(target)
+        if kept is None or kept[0] != rate:
+            self.buckets[target] = kept = (rate, ModelBucket(rate[1], rate[2], float(rate[2]), now))
+        return kept[1]
+
+    def set_rate(self, target: Key, rate: Optional[ModelRate], now: float) -> None:
+        """Set ``target``'s own rate (``None``: the default applies). A new
+        rate keeps the calls already charged (at most its burst); no rate
+        in force resets the bucket (full when a rate applies again)."""
+        old = self.bucket(target, now)
+        if rate is None:
+            self.rate.pop(target, None)
+        else:
+            self.rate[target] = rate
+        new = self.rate_of(target)
+        if new is None:
+            self.buckets.pop(target, None)
+        elif old is None or self.buckets[target][0] != new:
+            used = 0.0 if old is None else old.burst - old.level(now)
+            tokens = new[2] - min(used, float(new[2]))
+            self.buckets[target] = (new, ModelBucket(new[1], new[2], tokens, now))
+
+    def allows(self, target: Key, now: float) -> bool:
+        """Whether ``target`` lets a call start at ``now``."""
+        if target in self.paused:
+            return False
+        limit = self.limit_of(target)
+        if limit is not None and self.running.get(target, 0) >= limit:
+            return False
+        bucket = self.bucket(target, now)
+        return bucket is None or bucket.level(now) >= 1
+
+    def may_start(self, key: Key, now: float) -> bool:
+        """Whether a call of ``key`` may start at ``now``: both levels allow it."""
+        return all(self.allows(target, now) for target in levels(key))
+
+    def start(self, key: Key, now: float) -> None:
+        """A call of ``key`` starts: it counts, and takes a call from the buckets, at both levels."""
+        for target in levels(key):
+            self.running[target] = self.running.get(target, 0) + 1
+            bucket = self.bucket(target, now)
+            if bucket is not None:
+                bucket.take(now)
+
+    def end(self, key: Key) -> None:
+        """A lease of ``key`` ends (ack, retry, release, reclaim): freed at both levels."""
+        for target in levels(key):
+            self.running[target] -= 1
+
+    def refusal(self, key: Key, adding: int, held: Mapping[Key, int]) -> Optional[Tuple[Key, int]]:
+        """``(target, limit)`` whose ``max_backlog`` refuses ``adding`` calls
+        of ``key``, ``None`` if they fit; ``held`` counts each key's waiting
+        and delayed calls."""
+        group = group_of(key)
+        own = self.max_backlog.get(key) if is_pair(key) else None
+        if own is not None and held.get(key, 0) + adding > own:
+            return key, own
+        limit = self.max_backlog.get(group)
+        in_group = sum(n for k, n in held.items() if group_of(k) == group)
+        if limit is not None and in_group + adding > limit:
+            return group, limit
+        return None
+
+    def read_back(self, target: Key) -> Tuple[Optional[int], Optional[str], bool, Optional[int]]:
+        """What ``metadata(target)`` reports: limit, rate text, paused, max_backlog."""
+        rate = self.rate_of(target)
+        return (
+            self.limit_of(target),
+            None if rate is None else rate[0],
+            target in self.paused,
+            self.max_backlog.get(target),
+        )
+
+
+@attrs.define
+class _SelectionKey:
+    pass_: float = 0.0
+    seq: int = algorithm.NEVER_SERVED
+    tasks: List[str] = attrs.field(factory=list)
+    ready: bool = False
+
+
+@attrs.define
+class _SelectionGroup:
+    pass_: float = 0.0
+    seq: int = algorithm.NEVER_SERVED
+    virtual_time: float = 0.0
+    eligible: bool = False
+
+
+@attrs.define
+class ControlledSelection:
+    """Selection under controls at both levels, naively (O(K) a pop): the
+    rule :class:`ReferenceModel` selects by, with :class:`ModelControls`
+    (weights 1, no expiry; calls named by their task ids).
+
+    Before each pop, every key with calls whose own controls allow a start
+    is *ready* (a pair's own controls; a group's own member has none), and
+    every group with a ready member whose controls allow a start is
+    *eligible*; a key or a group that turns ready joins at ``max(own pass,
+    virtual time)`` (parking earns no credit). The eligible group with the
+    smallest pass is served, then its ready member with the smallest pass;
+    the start counts, and takes from the buckets, at both levels. A storage
+    notices a key or group turning ready at its next step, the model at
+    the next pop: both see the same virtual time, which only pops move.
+    """
+
+    controls: ModelControls = attrs.field(factory=ModelControls)
+    keys: Dict[Key, _SelectionKey] = attrs.field(factory=dict)
+    groups: Dict[str, _SelectionGroup] = attrs.field(factory=dict)
+    virtual_time: float = 0.0
+    serve_seq: int = algorithm.NEVER_SERVED
+    #: Leased calls: task id -> key.
+    leases: Dict[str, Key] = attrs.field(factory=dict)
+
+    def add(self, key: Key, task_id: str, *, head: bool = False) -> None:
+        """A call of ``key`` waits: at the tail (pushed, retried) or the head (put back)."""
+        state = self.keys.setdefault(key, _SelectionKey())
+        self.groups.setdefault(group_of(key), _SelectionGroup())
+        if head:
+            state.tasks.insert(0, task_id)
+        else:
+            state.tasks.append(task_id)
+
+    def _settle(self, now: float) -> None:
+        for key, state in self.keys.items():
+            ready = bool(state.tasks) and (not is_pair(key) or self.controls.allows(key, now))
+            if ready and not state.ready:
+                state.pass_ = algorithm.activation_pass(state.pass_, self.groups[group_of(key)].virtual_time)
+            state.ready = ready
+        for name, group in self.groups.items():
+            ready_members = any(s.ready for k, s in self.keys.items() if group_of(k) == name)
+            eligible = ready_members and self.controls.allows(name, now)
+            if eligible and not group.eligible:
+                group.pass_ = algorithm.activation_pass(group.pass_, self.virtual_time)
+            group.eligible = eligible
+
+    def pop(self, now: float) -> Optional[str]:
+        """The task id a pop at ``now`` serves (leased), ``None`` if no call may start."""
+        self._settle(now)
+        groups = [
+            (algorithm.selection_order(g.pass_, g.seq, name), name)
+            for name, g in self.groups.items()
+            if g.eligible
+        ]
+        if not groups:
+            return None
+        name = min(groups)[1]
+        group = self.groups[name]
+        members = [
+            (algorithm.selection_order(s.pass_, s.seq, member_of(k)), key_order(k), k)
+            for k, s in self.keys.items()
+            if group_of(k) == name and s.ready
+        ]
+        key = min(members)[2]
+        state = self.keys[key]
+        task_id = state.tasks.pop(0)
+        self.virtual_time, group.virtual_time = group.pass_, state.pass_
+        group.pass_ = algorithm.charged_pass(group.pass_, algorithm.DEFAULT_WEIGHT)
+        state.pass_ = algorithm.charged_pass(state.pass_, algorithm.DEFAULT_WEIGHT)
+        self.serve_seq += 1
+        state.seq = group.seq = self.serve_seq
+        self.controls.start(key, now)
+        self.leases[task_id] = key
+        return task_id
+
+    def end(self, task_id: str) -> Key:
+        """The lease of ``task_id`` ends (ack, release, retry): freed at both levels; its key."""
+        key = self.leases.pop(task_id)
+        self.controls.end(key)
+        return key

@@ -17,7 +17,7 @@ from ranch_core.testing.batches import BatchAndWakeupProperties
 from ranch_core.testing.controls import ControlProperties
 from ranch_core.testing.delayed import DelayedProperties
 from ranch_core.testing.fairness import FairnessProperties
-from ranch_core.testing.groups import TwoLevelKeyProperties
+from ranch_core.testing.groups import GroupControlProperties, TwoLevelKeyProperties
 from ranch_core.testing.lifecycle import LifecycleProperties
 from ranch_core.testing.machine import KEYS, TWO_LEVEL_KEYS, build_machine
 from ranch_core.testing.runtime import RuntimeCostProperties
@@ -34,6 +34,7 @@ class StorageConformance(
     DelayedProperties,
     RuntimeCostProperties,
     TwoLevelKeyProperties,
+    GroupControlProperties,
 ):
     """Subclass this in a test module and implement :meth:`make_storage`.
 

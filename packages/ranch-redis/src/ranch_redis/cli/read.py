@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
-from ranch_core.keys import Key, key_text
+from ranch_core.keys import Key, group_of, is_pair, key_text
 
 from ranch_redis.cli.connect import Connection
 from ranch_redis.cli.tables import ago, dumps, pairs, table
@@ -131,5 +131,21 @@ def key(connection: Connection, backlog: str, name: Key, as_json: bool) -> str:
             ("max backlog", meta.max_backlog),
             ("run estimate", None if meta.run_estimate is None else f"{meta.run_estimate * 1000:.1f} ms"),
             ("tags", ", ".join(f"{k}={v}" for k, v in sorted(meta.tags.items())) or None),
+            *group_rows(storage, meta.key, now),
         ]
     )
+
+
+def group_rows(storage: Any, name: Key, now: float) -> List[Tuple[str, Any]]:
+    """A pair's group's controls (the string key's), which hold the pair's calls too."""
+    if not is_pair(name):
+        return []
+    group = storage.metadata(group_of(name), now=now)
+    held = []
+    if group.paused:
+        held.append("paused")
+    if group.concurrency_limit is not None:
+        held.append(f"concurrency limit {group.concurrency_limit} ({group.running} running in the group)")
+    if group.rate_limit is not None:
+        held.append(f"rate limit {group.rate_limit}")
+    return [("group controls", f"{group_of(name)}: " + (", ".join(held) or "none"))]

@@ -60,6 +60,24 @@ def explain(place: CallPlace, now: float) -> List[str]:
         lines.append("held by: nothing; it runs in turn")
         return lines
     lines.append(f"its key is not in the fair order now ({place.parked_keys} keys parked)")
+    if place.blocked_group is not None:
+        # A pair's call held by its group's controls (the string key's).
+        group = place.blocked_group
+        if place.blocked_by == "paused":
+            lines.append(
+                f"held by: its group {group!r} is paused (`ranch resume BACKLOG {group}` lets it run)"
+            )
+        elif place.blocked_by == "concurrency limit":
+            lines.append(
+                f"held by: its group {group!r}'s concurrency limit: "
+                f"{place.running} running of {place.concurrency_limit} in the group"
+            )
+        else:
+            lines.append(
+                f"held by: its group {group!r}'s rate limit {place.rate_limit}: "
+                f"the group may start a call {ago(place.eligible_at, now)}"
+            )
+        return lines
     if place.blocked_by == "paused":
         lines.append("held by: pause (`ranch resume BACKLOG KEY` lets it run)")
     elif place.blocked_by == "concurrency limit":

@@ -53,9 +53,12 @@ local function dkey(hk) return BASE .. 'd:' .. hk end  -- zset: the key's part o
 -- member, the own member first; see activate). A group's state lives in
 -- its string key's hash kkey(hg): p, s, w, l, n are the group's (pass,
 -- seq, weight, last served, served), gv the members' virtual time, gr its
--- ready pairs, mp and ms the own member's pass and seq (its weight is 1). A pair's hash holds its own p, s, w, l, n (its place
--- and weight among its group's members). gkey(hg): the group's pair
--- members (hex member), for the string key's metadata.
+-- ready pairs, mp and ms the own member's pass and seq (its weight is 1),
+-- and the string key's controls, which are the group's (its r the group's
+-- running calls; the sums gq, gd, gx: see add_sum and settle). A pair's
+-- hash holds its own p, s, w, l, n (its place and weight among its group's
+-- members) and its own controls. gkey(hg): the group's pair members (hex
+-- member), walked by purge_key of the string key.
 local function mkey(hg) return BASE .. 'm:' .. hg end
 local function gkey(hg) return BASE .. 'g:' .. hg end
 local function split(hk)
@@ -63,11 +66,34 @@ local function split(hk)
     if c then return string.sub(hk, 1, c - 1), string.sub(hk, c + 1) end
     return hk, ''
 end
--- A pair's calls are stored: its group lists it (the string key's metadata
--- counts its calls).
-local function joined(hk)
+-- ykey(hg): the group's pairs' part of EXPIRY (metadata of the string key
+-- counts the group's calls due to expire in O(log N)).
+local function ykey(hg) return BASE .. 'y:' .. hg end
+
+-- Per-group sums, in the group's hash kkey(hg), so that the string key's
+-- metadata is O(1): gq counts the waiting calls of its pairs (the own
+-- member's are its list's length), gd their delayed calls, r the calls of
+-- every member leased now. Each step that changes a pair's list or delayed
+-- calls adds the change (`field` 'gq' or 'gd', `d` calls) here; a corrupt
+-- sum restarts from the change (repair.lua does not recount it).
+local function add_sum(hk, field, d)
+    if d == 0 then return end
     local hg, hm = split(hk)
-    if hm ~= '' then redis.call('SADD', gkey(hg), hm) end
+    if hm == '' then return end
+    local r = redis.pcall('HINCRBY', kkey(hg), field, d)
+    if type(r) ~= 'number' or r < 0 then redis.call('HSET', kkey(hg), field, math.max(d, 0)) end
+end
+local function moved(hk, d) add_sum(hk, 'gq', d) end
+
+-- A pair's calls are stored (`dq` waiting ones, `dd` delayed ones): its
+-- group lists it (purge of the string key walks its pairs) and counts them.
+local function joined(hk, dq, dd)
+    local hg, hm = split(hk)
+    if hm ~= '' then
+        redis.call('SADD', gkey(hg), hm)
+        add_sum(hk, 'gq', dq or 0)
+        add_sum(hk, 'gd', dd or 0)
+    end
 end
 -- The member's pass and seq fields in its hash kkey(hk).
 local function member_fields(hm)
@@ -219,17 +245,27 @@ local function parse(body)
 end
 
 -- A task that starts waiting and expires goes into both expiry indexes.
+-- (A pair's also into its group's ykey.)
 local function index_expiry(tid, hk, exp)
     if exp ~= '' then
         redis.call('ZADD', EXPIRY, exp, tid)
         redis.call('ZADD', xkey(hk), exp, tid)
+        local hg, hm = split(hk)
+        if hm ~= '' then redis.call('ZADD', ykey(hg), exp, tid) end
     end
+end
+
+-- The key's own expiry indexes without EXPIRY (`ids`: a list of task ids).
+local function unindex_key_expiry(hk, ids)
+    redis.call('ZREM', xkey(hk), unpack(ids))
+    local hg, hm = split(hk)
+    if hm ~= '' then redis.call('ZREM', ykey(hg), unpack(ids)) end
 end
 
 local function unindex_expiry(tid, hk, exp)
     if exp ~= '' then
         redis.call('ZREM', EXPIRY, tid)
-        redis.call('ZREM', xkey(hk), tid)
+        unindex_key_expiry(hk, {tid})
     end
 end
 
@@ -247,8 +283,11 @@ end
 -- ready member, if any, is its own string key, which then has no entry in
 -- mkey(hg) (it is ready iff the group is in ACTIVE): a key space of
 -- strings never writes a members zset. With a ready pair, mkey(hg) holds
--- every ready member, the own one included.
-local function activate(hk, vt)
+-- every ready member, the own one included. The own member has no controls
+-- of its own: it is ready while its list holds calls, also while its group
+-- is held out of ACTIVE by the group's controls (`hold`: the group may not
+-- start a call now; it then does not join ACTIVE, settle places it).
+local function activate(hk, vt, hold)
     local hg, hm = split(hk)
     local g = kkey(hg)
     local M = mkey(hg)
@@ -280,7 +319,7 @@ local function activate(hk, vt)
         extend(gset, {'gr', gr + 1})
         if gr > 0 then
             extra_ready(1)
-        elseif redis.call('ZSCORE', ACTIVE, member(gf[2], hg)) then
+        elseif redis.call('LLEN', qkey(hg)) > 0 then
             -- The own member was the group's ready one: it joins the zset.
             redis.call('ZADD', M, fmt(stored_pass(gf[4], gv)), member(gf[5], ''))
             extra_ready(1)
@@ -288,7 +327,7 @@ local function activate(hk, vt)
             group_turns = true
         end
     end
-    if group_turns then
+    if group_turns and not hold then
         local gp = stored_pass(gf[1], vt)
         if vt > gp then gp = vt end
         local gps = fmt(gp)
@@ -375,7 +414,10 @@ end
 -- bt (the rate the bucket is kept under), pk (why the key is parked out of
 -- ACTIVE: 'p' paused, 'c' at its cap, 'r' its bucket empty, with ea the
 -- time it refills; such a key is in PARKED), ct (its calls counted
--- runnable; absent: all of them, the key is plain).
+-- runnable; absent: all of them, the key is plain). Two levels: a string
+-- key's fields are its group's (the group is held out of ACTIVE, its
+-- members stay in mkey; PARKED holds it under its hex group), a pair's its
+-- own (out of its group's mkey; PARKED under its hex key); see settle.
 -- A key with none of these fields and a namespace without defaults is
 -- plain: no step checks it (the fast path of every script).
 -- The controls' functions are built on first use (controls()): a script
@@ -393,7 +435,8 @@ local function build_controls()
         return num(string.sub(body, 1, (string.find(body, ',', 1, true) or 1) - 1)) or load().ck
     end
 
-    local CF = {'w', 'n', 's', 'r', 'cl', 'rr', 'rb', 'rt', 'ps', 'ta', 'br', 'bb', 'bt', 'pk', 'ea', 'ct', 'mb', 'hs', 'ms', 'mp', 'gr', 'gv'}
+    local CF = {'w', 'n', 's', 'r', 'cl', 'rr', 'rb', 'rt', 'ps', 'ta', 'br', 'bb', 'bt', 'pk', 'ea', 'ct', 'mb', 'hs', 'ms', 'mp', 'gr', 'gv',
+                'p', 'gq', 'gx', 'gd'}
     local PARK_REASONS = {p = true, c = true, r = true}
 
     -- A key's controls from the fields CF (as HMGET returned them).
@@ -406,14 +449,20 @@ local function build_controls()
             tat = num(f[10]), bucket = rate_of_fields(f[11], f[12], f[13]),
             parked = PARK_REASONS[f[14] or ''] and f[14] or nil, eligible = num(f[15]),
             counted = whole(f[16]), max_backlog = mb, hs = f[18], ms = f[19], mp = f[20], gr = f[21], gv = f[22],
+            p = f[23], gq = whole(f[24]) or 0, gx = whole(f[25]) or 0, gd = whole(f[26]) or 0,
         }
         if c.bucket == nil then c.tat = nil end
         return c
     end
 
-    -- One read of a key's state hash: its controls.
-    local function key_controls(hk)
-        return controls_of(redis.call('HMGET', kkey(hk), unpack(CF)))
+    -- A key's controls: for a string key its group's (its hash is the
+    -- group's: the own member has no controls of its own); for a pair its
+    -- own, with its group's as c.g (`g`: the group's, already read).
+    local function key_controls(hk, g)
+        local c = controls_of(redis.call('HMGET', kkey(hk), unpack(CF)))
+        local hg, hm = split(hk)
+        if hm ~= '' then c.g = g or controls_of(redis.call('HMGET', kkey(hg), unpack(CF))) end
+        return c
     end
 
     -- No control of its own and no bucket (memory's KeyControls.plain).
@@ -421,10 +470,17 @@ local function build_controls()
         return not c.paused and c.limit == nil and c.rate == nil and c.bucket == nil
     end
 
-    -- Whether a step must settle the key: anything but a plain key, not parked,
-    -- counted in full, in a namespace without defaults.
+    -- Nothing to check or recount: plain, not parked, counted in full, in a
+    -- namespace without defaults.
+    local function unmarked(c)
+        return own_plain(c) and c.parked == nil and c.counted == nil and load().plain
+    end
+
+    -- Whether a step must settle the key: its member or its group is not
+    -- unmarked.
     local function controlled(c)
-        return not (own_plain(c) and c.parked == nil and c.counted == nil and load().plain)
+        if c.g then return not (unmarked(c) and unmarked(c.g)) end
+        return not unmarked(c)
     end
 
     local function same_rate(a, b)
@@ -495,45 +551,10 @@ local function build_controls()
         return math.max(count, 1)
     end
 
-    -- Put the key where its controls say at `now` and recount its runnable calls
-    -- (the one place that decides: memory's KeyControlSteps._settle). `n`: its
-    -- waiting calls now; `ready`: its member is in ACTIVE now; `dn`: how many
-    -- calls this step added to (or took from, < 0) its list. Writes the key's
-    -- control fields, nr and np; wakes blocked pops for the calls gained.
-    -- Returns the runnable calls the key gained.
-    local function settle(hk, c, n, ready, dn, now)
-        local s = load()
-        local plain = own_plain(c) and s.plain
-        local reason, at = nil, nil
-        if not plain then reason, at = blocked(c, now) end
-        local was_parked = c.parked
-        if n > 0 and reason == nil then
-            if not ready then activate(hk, s.vt) end
-            if was_parked == 'r' then redis.call('ZREM', PARKED, hk) end
-        elseif n > 0 and reason == 'r' then
-            if ready then unready(hk) end
-            if was_parked ~= 'r' or c.eligible ~= at then
-                local first = redis.call('ZRANGE', PARKED, 0, 0, 'WITHSCORES')
-                redis.call('ZADD', PARKED, fmt(at), hk)
-                -- Blocked pops sleep at most until the earliest refill: look again.
-                if #first == 0 or at < tonumber(first[2]) then notify(1) end
-            end
-        else
-            if ready then unready(hk) end
-            if was_parked == 'r' then redis.call('ZREM', PARKED, hk) end
-            if n == 0 and n - dn > 0 then redis.call('SREM', KEYSET, hk) end
-        end
-        local parked = nil
-        if n > 0 then parked = reason end
-        local counted = 0
-        if parked == nil and n > 0 then
-            if plain then counted = n else counted = room(c, n, now) end
-        end
-        local gained = counted - (c.counted or (n - dn))
-        c.parked, c.counted = parked, counted
-        c.eligible = nil
-        if parked == 'r' then c.eligible = at end
-        local set, del = {'r', c.running}, {}
+    -- The control fields of a member or group `c` (its running count, its
+    -- bucket, why it is parked and when it refills, its runnable count: ct,
+    -- absent while it is plain and counted in full), added to `set`/`del`.
+    local function control_fields(c, set, del)
         local function put(field, value)
             if value == nil then
                 del[#del + 1] = field
@@ -542,31 +563,153 @@ local function build_controls()
                 set[#set + 1] = value
             end
         end
+        put('r', c.running)
         local b = c.bucket
         put('ta', c.tat and fmt(c.tat))
         put('br', b and fmt(b.ps))
         put('bb', b and b.burst)
         put('bt', b and b.text)
-        put('pk', parked)
+        put('pk', c.parked)
         put('ea', c.eligible and fmt(c.eligible))
-        if own_plain(c) and s.plain and parked == nil then
+        if own_plain(c) and load().plain and c.parked == nil then
             c.counted = nil  -- plain again: counted in full, no field
             put('ct', nil)
         else
-            put('ct', counted)
+            put('ct', c.counted)
         end
-        redis.call('HSET', kkey(hk), unpack(set))
-        if #del > 0 then redis.call('HDEL', kkey(hk), unpack(del)) end
+    end
+
+    local function write(hash, set, del)
+        if #set > 0 then redis.call('HSET', hash, unpack(set)) end
+        if #del > 0 then redis.call('HDEL', hash, unpack(del)) end
+    end
+
+    -- Park `name` (a pair's hex key, or a group's hex) in PARKED until `at`.
+    local function park(name, c, at)
+        if c.parked ~= 'r' or c.eligible ~= at then
+            local first = redis.call('ZRANGE', PARKED, 0, 0, 'WITHSCORES')
+            redis.call('ZADD', PARKED, fmt(at), name)
+            -- Blocked pops sleep at most until the earliest refill: look again.
+            if #first == 0 or at < tonumber(first[2]) then notify(1) end
+        end
+    end
+
+    -- Put the key where its controls and its group's say at `now` and recount
+    -- the runnable calls (the one place that decides: memory's
+    -- KeyControlSteps._settle). `c`: key_controls(hk); `n`: the key's
+    -- waiting calls now; `ready`: a pair is in its group's members now (a
+    -- string key, the own member, is ready while it has calls: n - dn > 0);
+    -- `dn`: how many calls this step added to (or took from, < 0) its list.
+    -- Two levels (ranch-core README, "Two-level keys"): a pair's own controls
+    -- place it among its group's members (mkey, or PARKED under its hex
+    -- key); the group's controls (the string key's fields) place the group:
+    -- in ACTIVE while it has a ready member and may start a call, parked by
+    -- its rate in PARKED under the group's hex (its members stay in mkey),
+    -- else out of both. The group counts min(its room, the runnable calls of
+    -- its ready members): the own member's list, plus its pairs' waiting
+    -- calls (gq) less those not counted runnable (gx). Writes the control
+    -- fields, the stats nr and np; wakes blocked pops for the calls gained.
+    -- Returns the runnable calls the key's group gained.
+    local function settle(hk, c, n, ready, dn, now)
+        local s = load()
+        local hg, hm = split(hk)
+        local g = c.g or c
+        local gplain = own_plain(g) and s.plain
+        local reason, at = nil, nil
+        if not gplain then reason, at = blocked(g, now) end
+        local gm, own_n, np = dn, n, s.np
+        if hm == '' then
+            local was = n - dn > 0
+            if n > 0 and not was then
+                activate(hk, s.vt, reason ~= nil)
+            elseif n == 0 and was then
+                unready(hk)
+                redis.call('SREM', KEYSET, hk)
+            end
+        else
+            local plain = own_plain(c) and s.plain
+            local mreason, mat = nil, nil
+            if not plain then mreason, mat = blocked(c, now) end
+            local was_parked = c.parked
+            if n > 0 and mreason == nil then
+                if not ready then activate(hk, s.vt, reason ~= nil) end
+                if was_parked == 'r' then redis.call('ZREM', PARKED, hk) end
+            elseif n > 0 and mreason == 'r' then
+                if ready then unready(hk) end
+                park(hk, c, mat)
+            else
+                if ready then unready(hk) end
+                if was_parked == 'r' then redis.call('ZREM', PARKED, hk) end
+                if n == 0 and n - dn > 0 then redis.call('SREM', KEYSET, hk) end
+            end
+            local parked = nil
+            if n > 0 then parked = mreason end
+            local counted = 0
+            if parked == nil and n > 0 then
+                if plain then counted = n else counted = room(c, n, now) end
+            end
+            gm = counted - (c.counted or (n - dn))
+            c.parked, c.counted = parked, counted
+            c.eligible = nil
+            if parked == 'r' then c.eligible = mat end
+            if parked and not was_parked then np = np + 1 elseif was_parked and not parked then np = math.max(np - 1, 0) end
+            local set, del = {}, {}
+            control_fields(c, set, del)
+            write(kkey(hk), set, del)
+            -- Its calls not counted runnable, in its group's sum.
+            g.gx = math.max(g.gx + dn - gm, 0)
+            own_n = redis.call('LLEN', qkey(hg))
+        end
+        -- The group: its ready members' runnable calls.
+        local gs = math.max(own_n + g.gq - g.gx, 0)
+        local was = g.parked
+        local gmem = member(g.s, hg)
+        local gset, gdel = {}, {}
+        if gs > 0 and reason == nil then
+            if was == 'r' then redis.call('ZREM', PARKED, hg) end
+            -- It joins ACTIVE unless it is there: at max(own pass, virtual time).
+            local gp = stored_pass(g.p, s.vt)
+            if s.vt > gp then gp = s.vt end
+            if redis.call('ZADD', ACTIVE, 'NX', fmt(gp), gmem) == 1 then
+                extend(gset, {'p', fmt(gp)})
+                if g.s and not whole(g.s) then extend(gset, {'s', 0}) end
+            end
+        else
+            redis.call('ZREM', ACTIVE, gmem)
+            if gs > 0 and reason == 'r' then
+                park(hg, g, at)
+            elseif was == 'r' then
+                redis.call('ZREM', PARKED, hg)
+            end
+        end
+        local parked = nil
+        if gs > 0 then parked = reason end
+        local counted = 0
+        if parked == nil and gs > 0 then
+            if gplain then counted = gs else counted = room(g, gs, now) end
+        end
+        local gained = counted - (g.counted or (gs - gm))
+        g.parked, g.counted = parked, counted
+        g.eligible = nil
+        if parked == 'r' then g.eligible = at end
+        if parked and not was then np = np + 1 elseif was and not parked then np = math.max(np - 1, 0) end
+        control_fields(g, gset, gdel)
+        if hm ~= '' then extend(gset, {'gx', g.gx}) end
+        write(kkey(hg), gset, gdel)
         local nr = s.nr + dn - gained
         if nr < 0 then nr = 0 end
-        local np = s.np
-        if parked and not was_parked then np = np + 1 elseif was_parked and not parked then np = math.max(np - 1, 0) end
         if nr ~= s.nr or np ~= s.np then
             s.nr, s.np = nr, np
             redis.call('HSET', STATS, 'nr', nr, 'np', np)
         end
         if gained > 0 then notify(gained) end
         return math.max(gained, 0)
+    end
+
+    -- A group on top of ACTIVE that may not start a call now (a default
+    -- changed since it was placed): parked, its members stay.
+    local function settle_group(hg, g, now)
+        return settle(hg, g, redis.call('LLEN', qkey(hg)), true, 0, now)
     end
 
     -- Move up to `limit` keys whose bucket refilled by `now` back (those due
@@ -586,8 +729,8 @@ local function build_controls()
     end
     return {
         PARK_REASONS = PARK_REASONS, rate_of_fields = rate_of_fields, enqueued_at = enqueued_at,
-        key_controls = key_controls, controlled = controlled,
-        blocked = blocked, start = start, settle = settle, unpark_due = unpark_due,
+        key_controls = key_controls, controlled = controlled, own_plain = own_plain,
+        blocked = blocked, start = start, settle = settle, settle_group = settle_group, unpark_due = unpark_due,
     }
 end
 
@@ -603,6 +746,7 @@ end
 local function settle_after(hk, dn, now)
     local n = redis.call('LLEN', qkey(hk))
     counted(hk, n)
+    moved(hk, dn)
     if ctl_on() then
         local k = controls()
         local c = k.key_controls(hk)
@@ -610,6 +754,25 @@ local function settle_after(hk, dn, now)
     end
     if n == 0 then deactivate(hk) end
     return 0
+end
+
+-- Whether a push of `k` calls to key hk (controls c: key_controls) would
+-- exceed a max_backlog: a pair's own (its waiting and delayed calls), or its
+-- group's (the string key's: every member's, from the group's sums).
+-- Returns the calls stored, the limit and '1' if it is the group's (else
+-- ''), or nil.
+local function backlog_full(hk, c, k)
+    if c.g and c.max_backlog then
+        local len = redis.call('LLEN', qkey(hk)) + redis.call('ZCARD', dkey(hk))
+        if len + k > c.max_backlog then return len, c.max_backlog, '' end
+    end
+    local g = c.g or c
+    if g.max_backlog then
+        local hg = split(hk)
+        local len = redis.call('LLEN', qkey(hg)) + redis.call('ZCARD', dkey(hg)) + g.gq + g.gd
+        if len + k > g.max_backlog then return len, g.max_backlog, '1' end
+    end
+    return nil
 end
 
 -- The earliest time a key parked by its rate becomes eligible or a delayed
@@ -650,6 +813,8 @@ local function promote_due(now, limit)
             index_expiry(tid, hk, exp)
             local n = redis.call('RPUSH', qkey(hk), tid)
             counted(hk, n)
+            moved(hk, 1)
+            add_sum(hk, 'gd', -1)
             local c = k.key_controls(hk)
             if k.controlled(c) then
                 gained = gained + k.settle(hk, c, n, n > 1 and not c.parked, 1, now)
@@ -670,19 +835,27 @@ end
 -- one call less running; `dn` calls were added to its list, `n` is its
 -- length now (nil: read it). Returns the runnable calls the key gained
 -- (-1 for a plain key: the caller activates and notifies as before).
+-- A pair's lease ends in its group's running count too.
 local function lease_ended(hk, dn, n, now)
+    local hg, hm = split(hk)
     if not ctl_on() then
         -- pcall: a corrupt count (not an integer) must not fail the step halfway.
         local r = redis.pcall('HINCRBY', kkey(hk), 'r', -1)
         if type(r) ~= 'number' or r < 0 then redis.call('HSET', kkey(hk), 'r', 0) end
+        if hm ~= '' then
+            r = redis.pcall('HINCRBY', kkey(hg), 'r', -1)
+            if type(r) ~= 'number' or r < 0 then redis.call('HSET', kkey(hg), 'r', 0) end
+        end
         return -1
     end
     local k = controls()
     local c = k.key_controls(hk)
     now = now or load().ck
     c.running = math.max(c.running - 1, 0)
+    if c.g then c.g.running = math.max(c.g.running - 1, 0) end
     if not k.controlled(c) then
         redis.call('HSET', kkey(hk), 'r', c.running)
+        if c.g then redis.call('HSET', kkey(hg), 'r', c.g.running) end
         return -1
     end
     if n == nil then n = redis.call('LLEN', qkey(hk)) end
@@ -751,6 +924,7 @@ local function put_back(tid, hk, exp, now)
     index_expiry(tid, hk, exp)
     local n = redis.call('LPUSH', qkey(hk), tid)
     counted(hk, n)
+    moved(hk, 1)
     if lease_ended(hk, 1, n, now) < 0 then
         if n == 1 then activate(hk, load().vt) end
         notify(1)
@@ -817,7 +991,7 @@ local function requeue_task(tid, hk, body, retry, exp, now, cost)
         settle_charge(tid, leased, now, cost, true)
         redis.call('HSET', TASKS, tid, body)
         index_expiry(tid, hk, exp)
-        if leased ~= hk then joined(hk) end
+        joined(hk, 1)
         local n = redis.call('RPUSH', qkey(hk), tid)
         counted(hk, n)
         count_metric(kkey(leased), 'mt')

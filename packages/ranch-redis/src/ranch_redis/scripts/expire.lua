@@ -18,7 +18,7 @@ for i = 1, #due do
     local body = redis.call('HGET', TASKS, tid)
     local hk = parse(body)
     redis.call('ZREM', EXPIRY, tid)
-    if hk then redis.call('ZREM', xkey(hk), tid) end
+    if hk then unindex_key_expiry(hk, {tid}) end
     if hk and not redis.call('ZSCORE', LEASES, tid) then
         local gone = redis.call('LREM', qkey(hk), 1, tid)
         redis.call('HDEL', TASKS, tid)

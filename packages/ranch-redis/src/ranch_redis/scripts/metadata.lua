@@ -2,34 +2,25 @@
 -- rate text, delayed calls of the key, calls running ('' = the hash's field
 -- r), field, value, ...} of its state hash (the defaults '' = none).
 -- ARGV: hex key, now ('' = expired tasks not yet dropped count too).
--- A string key's counts cover its group's pairs too (common.lua,
--- "Two-level keys"; O(pairs of the group)), also when only pairs of the
--- group were used (its hash then holds only the group's fields).
+-- A string key's counts are its group's (common.lua, "Two-level keys"):
+-- its own list and expiry index plus the group's sums of its pairs (gq,
+-- gd, the expiry index ykey) and the group's running count r, so O(log N),
+-- not O(pairs); also when only pairs of the group were used (its hash then
+-- holds only the group's fields). Its controls are the group's.
 local hk = ARGV[1]
 local s = load()
-local function count(h)
-    local n = redis.call('LLEN', qkey(h))
-    if ARGV[2] ~= '' then n = n - redis.call('ZCOUNT', xkey(h), '-inf', ARGV[2]) end
-    local d = 0
-    if s.ctl then d = redis.call('ZCARD', dkey(h)) end
-    return n, d
-end
-local pending, delayed = count(hk)
+local pending = redis.call('LLEN', qkey(hk))
+if ARGV[2] ~= '' then pending = pending - redis.call('ZCOUNT', xkey(hk), '-inf', ARGV[2]) end
+local delayed = 0
+if s.ctl then delayed = redis.call('ZCARD', dkey(hk)) end
 local state = redis.call('HGETALL', kkey(hk))
-local running = ''
 local _, hm = split(hk)
 if hm == '' then
-    local members = redis.call('SMEMBERS', gkey(hk))
-    if #members > 0 then
-        running = whole(redis.call('HGET', kkey(hk), 'r')) or 0
-        for _, m in ipairs(members) do
-            local h = hk .. ':' .. m
-            local n, d = count(h)
-            pending, delayed = pending + n, delayed + d
-            running = running + (whole(redis.call('HGET', kkey(h), 'r')) or 0)
-        end
-    end
+    local sums = redis.call('HMGET', kkey(hk), 'gq', 'gd')
+    pending = pending + (whole(sums[1]) or 0)
+    if ARGV[2] ~= '' then pending = pending - redis.call('ZCOUNT', ykey(hk), '-inf', ARGV[2]) end
+    if s.ctl then delayed = delayed + (whole(sums[2]) or 0) end
 end
-local out = {pending, s.dl or '', s.dr and s.dr.text or '', delayed, running}
+local out = {math.max(pending, 0), s.dl or '', s.dr and s.dr.text or '', delayed, ''}
 extend(out, state)
 return out

@@ -106,161 +106,182 @@ while true do
     if K then
         gc = K.key_controls(hg)
     else
-        local f = redis.call('HMGET', g, 'w', 'n', 's', 'r', 'hs', 'ms', 'mp', 'gr', 'gv')
+        local f = redis.call('HMGET', g, 'w', 'n', 's', 'r', 'hs', 'ms', 'mp', 'gr', 'gv', 'gq')
         gc = {w = f[1], n = f[2], s = f[3], running = whole(f[4]) or 0, hs = f[5], ms = f[6], mp = f[7],
-              gr = f[8], gv = f[9]}
+              gr = f[8], gv = f[9], gq = whole(f[10]) or 0}
     end
     local gr = ready_pairs(hg, gc.gr, gc.ms)
     local hm, mm, mps = '', false, nil
     local stale = whole(gc.s) and member(gc.s, hg) ~= gm
-    if gr > 0 and not stale then
-        local mtop = redis.call('ZPOPMIN', M)
-        if #mtop > 0 then
-            mm, mps = mtop[1], mtop[2]
-            hm = string.sub(mm, 17)
-        else
-            -- Damage: the count says a pair is ready, the zset holds none.
-            gr = 0
-            redis.call('HSET', g, 'gr', 0)
-        end
-    end
-    if not mm then mps = fmt(stored_pass(gc.mp, num(gc.gv) or 0)) end
-    local own = hm == ''
-    local hk = hg
-    local c = gc
-    if not own then
-        hk = hg .. ':' .. hm
-        if K then
-            c = K.key_controls(hk)
-        else
-            local f = redis.call('HMGET', kkey(hk), 'w', 'n', 's', 'r', 'hs')
-            c = {w = f[1], n = f[2], s = f[3], running = whole(f[4]) or 0, hs = f[5]}
-        end
-    end
-    local q = qkey(hk)
-    local k = kkey(hk)
-    local ctl = K and K.controlled(c)
-    local ms = c.s
-    if own then ms = gc.ms end
-    -- An entry whose sequence is not its state's (valid) one is a stale
-    -- duplicate left by damage: it is only removed.
-    if mm and whole(ms) and member(ms, hm) ~= mm then stale = true end
-    local tid = false
-    if not stale and not (ctl and K.blocked(c, now)) then tid = redis.call('LPOP', q) end
-    local remaining
-    local body, bhk, exp
-    if tid then
-        remaining = redis.call('LLEN', q)
-        counted(hk, remaining)
-        body = redis.call('HGET', TASKS, tid)
-        bhk, exp = parse(body)
-        if remaining == 0 then redis.call('SREM', KEYSET, hk) end
-    end
-    if tid and bhk == hk and (exp == '' or now < tonumber(exp)) then
-        -- Served: the group is charged its weight among the groups, the
-        -- key its own among the group's members (a string key's: 1).
-        local gwt = weight(gc.w) or 1
-        local wt = 1
-        if not own then wt = weight(c.w) or 1 end
-        local ngp, np
-        if first_estimate == '' then
-            ngp, np = fmt(tonumber(gps) + gwt), fmt(tonumber(mps) + wt)
-        else
-            -- Charged by run time: the key's average, else the namespace's, else the first estimate.
-            local est = num(redis.call('HGET', k, 're')) or num(redis.call('HGET', STATS, 'ra'))
-                or tonumber(first_estimate)
-            ngp, np = fmt(tonumber(gps) + est * gwt), fmt(tonumber(mps) + est * wt)
-            redis.call('HSET', RC, tid, fmt(now) .. ' ' .. fmt(est) .. ' ' .. fmt(gwt) .. ' ' .. fmt(wt))
-            if not s.rt then
-                s.rt = true
-                redis.call('HSET', STATS, 'rn', '1')
+    if K and not stale and K.blocked(gc, now) then
+        -- The group may not start a call now (a default changed since it
+        -- was placed): parked out of ACTIVE, its members stay; next.
+        K.settle_group(hg, gc, now)
+    else
+        if gr > 0 and not stale then
+            local mtop = redis.call('ZPOPMIN', M)
+            if #mtop > 0 then
+                mm, mps = mtop[1], mtop[2]
+                hm = string.sub(mm, 17)
+            else
+                -- Damage: the count says a pair is ready, the zset holds none.
+                gr = 0
+                redis.call('HSET', g, 'gr', 0)
             end
         end
-        seq = seq + 1
-        local w = waited(hk, body, now)
-        s.hs = s.hs + w
-        if n_expired ~= expired_before then
-            redis.call('HSET', STATS, 'seq', seq, 'vt', gps, 'hs', fmt(s.hs), 'expired', n_expired)
+        if not mm then mps = fmt(stored_pass(gc.mp, num(gc.gv) or 0)) end
+        local own = hm == ''
+        local hk = hg
+        local c = gc
+        if not own then
+            hk = hg .. ':' .. hm
+            if K then
+                c = K.key_controls(hk, gc)
+            else
+                local f = redis.call('HMGET', kkey(hk), 'w', 'n', 's', 'r', 'hs')
+                c = {w = f[1], n = f[2], s = f[3], running = whole(f[4]) or 0, hs = f[5]}
+            end
+        end
+        local q = qkey(hk)
+        local k = kkey(hk)
+        local ctl = K and K.controlled(c)
+        local ms = c.s
+        if own then ms = gc.ms end
+        -- An entry whose sequence is not its state's (valid) one is a stale
+        -- duplicate left by damage: it is only removed.
+        if mm and whole(ms) and member(ms, hm) ~= mm then stale = true end
+        local tid = false
+        if not stale and not (ctl and K.blocked(c, now)) then tid = redis.call('LPOP', q) end
+        local remaining
+        local body, bhk, exp
+        if tid then
+            remaining = redis.call('LLEN', q)
+            counted(hk, remaining)
+            body = redis.call('HGET', TASKS, tid)
+            bhk, exp = parse(body)
+            if remaining == 0 then redis.call('SREM', KEYSET, hk) end
+        end
+        if tid and bhk == hk and (exp == '' or now < tonumber(exp)) then
+            -- Served: the group is charged its weight among the groups, the
+            -- key its own among the group's members (a string key's: 1).
+            local gwt = weight(gc.w) or 1
+            local wt = 1
+            if not own then wt = weight(c.w) or 1 end
+            local ngp, np
+            if first_estimate == '' then
+                ngp, np = fmt(tonumber(gps) + gwt), fmt(tonumber(mps) + wt)
+            else
+                -- Charged by run time: the key's average, else the namespace's, else the first estimate.
+                local est = num(redis.call('HGET', k, 're')) or num(redis.call('HGET', STATS, 'ra'))
+                    or tonumber(first_estimate)
+                ngp, np = fmt(tonumber(gps) + est * gwt), fmt(tonumber(mps) + est * wt)
+                redis.call('HSET', RC, tid, fmt(now) .. ' ' .. fmt(est) .. ' ' .. fmt(gwt) .. ' ' .. fmt(wt))
+                if not s.rt then
+                    s.rt = true
+                    redis.call('HSET', STATS, 'rn', '1')
+                end
+            end
+            seq = seq + 1
+            local w = waited(hk, body, now)
+            s.hs = s.hs + w
+            if n_expired ~= expired_before then
+                redis.call('HSET', STATS, 'seq', seq, 'vt', gps, 'hs', fmt(s.hs), 'expired', n_expired)
+            else
+                redis.call('HSET', STATS, 'seq', seq, 'vt', gps, 'hs', fmt(s.hs))
+            end
+            s.seq, s.vt = seq, tonumber(gps)
+            local ready = remaining > 0
+            -- The call counts at both levels (the own member has no controls: c is its group's).
+            if ctl then
+                K.start(c, now)
+                if not own then K.start(gc, now) end
+            else
+                c.running = c.running + 1
+                if not own then gc.running = gc.running + 1 end
+            end
+            local served = (whole(c.n) or 0) + 1
+            local hs = fmt((num(c.hs) or 0) + w)
+            c.s = seq
+            if ready and ctl and not own and K.blocked(c, now) then ready = false end
+            -- A group that may not start another call leaves ACTIVE (settle parks it).
+            local gblocked = ctl and K.blocked(gc, now)
+            gc.s, gc.p = seq, ngp
+            -- The group stays while a member is ready.
+            local gready = ready
+            if ready and mm then
+                redis.call('ZADD', M, np, member(seq, hm))
+            elseif mm then
+                gready = left_members(hg, not own, {gc.s, gr, gc.ms})
+            end
+            if own then
+                redis.call('HSET', k, 'p', ngp, 's', seq, 'l', now_s, 'n', served, 'r', c.running, 'hs', hs,
+                           'gv', mps, 'mp', np, 'ms', seq)
+            else
+                redis.call('HSET', k, 'p', np, 's', seq, 'l', now_s, 'n', served, 'r', c.running, 'hs', hs)
+                gc.gq = math.max(gc.gq - 1, 0)
+                redis.call('HSET', g, 'p', ngp, 's', seq, 'l', now_s, 'n', (whole(gc.n) or 0) + 1, 'gv', mps,
+                           'r', gc.running, 'gq', gc.gq)
+            end
+            redis.call('ZADD', KN, served, hk)
+            -- Pass the wake-up on while calls wait (more waiters than the
+            -- marks of a burst); else a lease that ends first wakes them.
+            if gready and gblocked then gready = false end
+            if gready or redis.call('ZCARD', ACTIVE) > 0 then
+                notify(1)
+            else
+                notify_deadline(deadline)
+            end
+            redis.call('ZADD', LEASES, deadline, tid)
+            redis.call('HSET', STARTED, tid, now_s)
+            unindex_expiry(tid, hk, exp)
+            if gready then redis.call('ZADD', ACTIVE, ngp, member(seq, hg)) end
+            -- Parked at its cap or by its rate, or idle; or recounted.
+            if ctl then K.settle(hk, c, remaining, ready, -1, now) end
+            if tok ~= '' then
+                redis.call('ZREM', FLIGHT, tok)
+                if s.ctl then redis.call('ZREM', DEFERRED, tok) end
+                unhold(tok)
+                redis.call('ZADD', HELD, deadline, tok)
+                redis.call('HSET', BOUND, tok, tid)
+                redis.call('HSET', HOLDER, tid, tok)
+                minted = mint(ARGV[5], ARGV[6], max_wakeups, __FANOUT__)
+            end
+            return reply(__POP_SERVED__, tid, body)
+        end
+        -- Not served (rare): the entries go back first, so the steps below see
+        -- the indexes as they were; a stale entry stays removed.
+        if mm and not (stale and whole(ms) and member(ms, hm) ~= mm) then redis.call('ZADD', M, mps, mm) end
+        if not (whole(gc.s) and member(gc.s, hg) ~= gm) then redis.call('ZADD', ACTIVE, gps, gm) end
+        if tid then
+            -- Dropped without charging the key: it keeps its place.
+            moved(hk, -1)
+            if not own then gc.gq = math.max(gc.gq - 1, 0) end
+            redis.call('HDEL', TASKS, tid)
+            redis.call('ZREM', EXPIRY, tid)
+            unindex_key_expiry(hk, {tid})
+            if remaining == 0 then unready(hk) end
+            if ctl then K.settle(hk, c, remaining, remaining > 0, -1, now) end
+            if bhk ~= hk then
+                extend(corrupt, {tid, body or ''})
+            else
+                n_expired = n_expired + 1
+                count_metric(k, 'me')
+                extend(expired, {tid, body})
+            end
+            dropped = dropped + 1
+            if dropped >= __EXPIRED_BATCH__ then
+                count_expired()
+                return reply(__POP_AGAIN__, '', '')
+            end
+        elseif stale then
+            -- (its entry removed above)
+        elseif ctl and K.blocked(c, now) then
+            -- Not eligible (a default changed since it was placed): parked, once.
+            K.settle(hk, c, redis.call('LLEN', q), true, 0, now)
         else
-            redis.call('HSET', STATS, 'seq', seq, 'vt', gps, 'hs', fmt(s.hs))
+            -- No task behind a ready key means the index was damaged: it stays removed.
+            deactivate(hk)
+            counted(hk, 0)
         end
-        s.seq, s.vt = seq, tonumber(gps)
-        local ready = remaining > 0
-        if ctl then K.start(c, now) else c.running = c.running + 1 end
-        local served = (whole(c.n) or 0) + 1
-        local hs = fmt((num(c.hs) or 0) + w)
-        c.s = seq
-        if ready and ctl and K.blocked(c, now) then ready = false end
-        -- The group stays while a member is ready.
-        local gready = ready
-        if ready and mm then
-            redis.call('ZADD', M, np, member(seq, hm))
-        elseif mm then
-            gready = left_members(hg, not own, {gc.s, gr, gc.ms})
-        end
-        if own then
-            redis.call('HSET', k, 'p', ngp, 's', seq, 'l', now_s, 'n', served, 'r', c.running, 'hs', hs,
-                       'gv', mps, 'mp', np, 'ms', seq)
-        else
-            redis.call('HSET', k, 'p', np, 's', seq, 'l', now_s, 'n', served, 'r', c.running, 'hs', hs)
-            redis.call('HSET', g, 'p', ngp, 's', seq, 'l', now_s, 'n', (whole(gc.n) or 0) + 1, 'gv', mps)
-        end
-        redis.call('ZADD', KN, served, hk)
-        -- Pass the wake-up on while calls wait (more waiters than the
-        -- marks of a burst); else a lease that ends first wakes them.
-        if gready or redis.call('ZCARD', ACTIVE) > 0 then
-            notify(1)
-        else
-            notify_deadline(deadline)
-        end
-        redis.call('ZADD', LEASES, deadline, tid)
-        redis.call('HSET', STARTED, tid, now_s)
-        unindex_expiry(tid, hk, exp)
-        if gready then redis.call('ZADD', ACTIVE, ngp, member(seq, hg)) end
-        -- Parked at its cap or by its rate, or idle; or recounted.
-        if ctl then K.settle(hk, c, remaining, ready, -1, now) end
-        if tok ~= '' then
-            redis.call('ZREM', FLIGHT, tok)
-            if s.ctl then redis.call('ZREM', DEFERRED, tok) end
-            unhold(tok)
-            redis.call('ZADD', HELD, deadline, tok)
-            redis.call('HSET', BOUND, tok, tid)
-            redis.call('HSET', HOLDER, tid, tok)
-            minted = mint(ARGV[5], ARGV[6], max_wakeups, __FANOUT__)
-        end
-        return reply(__POP_SERVED__, tid, body)
-    end
-    -- Not served (rare): the entries go back first, so the steps below see
-    -- the indexes as they were; a stale entry stays removed.
-    if mm and not (stale and whole(ms) and member(ms, hm) ~= mm) then redis.call('ZADD', M, mps, mm) end
-    if not (whole(gc.s) and member(gc.s, hg) ~= gm) then redis.call('ZADD', ACTIVE, gps, gm) end
-    if tid then
-        -- Dropped without charging the key: it keeps its place.
-        redis.call('HDEL', TASKS, tid)
-        redis.call('ZREM', EXPIRY, tid)
-        redis.call('ZREM', xkey(hk), tid)
-        if remaining == 0 then unready(hk) end
-        if ctl then K.settle(hk, c, remaining, remaining > 0, -1, now) end
-        if bhk ~= hk then
-            extend(corrupt, {tid, body or ''})
-        else
-            n_expired = n_expired + 1
-            count_metric(k, 'me')
-            extend(expired, {tid, body})
-        end
-        dropped = dropped + 1
-        if dropped >= __EXPIRED_BATCH__ then
-            count_expired()
-            return reply(__POP_AGAIN__, '', '')
-        end
-    elseif stale then
-        -- (its entry removed above)
-    elseif ctl and K.blocked(c, now) then
-        -- Not eligible (a default changed since it was placed): parked, once.
-        K.settle(hk, c, redis.call('LLEN', q), true, 0, now)
-    else
-        -- No task behind a ready key means the index was damaged: it stays removed.
-        deactivate(hk)
-        counted(hk, 0)
     end
 end

@@ -21,16 +21,14 @@ local tid, hk, body, w = ARGV[1], ARGV[2], ARGV[3], ARGV[7] or ''
 local c
 if ctl_on() then
     c = controls().key_controls(hk)
-    if c.max_backlog then
-        local len = redis.call('LLEN', qkey(hk)) + redis.call('ZCARD', dkey(hk))
-        if len + 1 > c.max_backlog then
-            local old = redis.call('HGET', TASKS, tid)
-            if old then
-                if ARGV[8] == '1' and old == body then return __PUSH_ALREADY_STORED__ end
-                return __PUSH_DUPLICATE__
-            end
-            return {__PUSH_FULL__, len, c.max_backlog}
+    local len, most, group = backlog_full(hk, c, 1)
+    if len then
+        local old = redis.call('HGET', TASKS, tid)
+        if old then
+            if ARGV[8] == '1' and old == body then return __PUSH_ALREADY_STORED__ end
+            return __PUSH_DUPLICATE__
         end
+        return {__PUSH_FULL__, len, most, group}
     end
 end
 if redis.call('HSETNX', TASKS, tid, body) == 0 then
@@ -45,7 +43,8 @@ for i = 11, #ARGV, 3 do
 end
 if #fields > 0 then redis.call('HSET', kkey(hk), unpack(fields)) end
 index_expiry(tid, hk, ARGV[9] or '')
-joined(hk)
+joined(hk, 1)
+if c and c.g then c.g.gq = c.g.gq + 1 end  -- read before the call joined its group's sum
 local n = redis.call('RPUSH', qkey(hk), tid)
 counted(hk, n)
 local gained = 1

@@ -37,10 +37,8 @@ end
 local s = load()
 if s.ctl then
     local c = controls().key_controls(hk)
-    if c.max_backlog then
-        local len = redis.call('LLEN', qkey(hk)) + redis.call('ZCARD', dkey(hk))
-        if len + n > c.max_backlog then return {__PUSH_FULL__, len, c.max_backlog} end
-    end
+    local len, most, group = backlog_full(hk, c, n)
+    if len then return {__PUSH_FULL__, len, most, group} end
 else
     s.ctl = true
     redis.call('HSET', STATS, 'ctl', '1')
@@ -49,7 +47,7 @@ local earliest = retry_at()
 redis.call('HSET', TASKS, unpack(fields))
 redis.call('ZADD', DELAYED, unpack(scored))
 redis.call('ZADD', dkey(hk), unpack(scored))
-joined(hk)
+joined(hk, 0, n)
 local kf = {}
 if w ~= '' then extend(kf, {'w', w}) end
 for t = 0, ntags - 1 do

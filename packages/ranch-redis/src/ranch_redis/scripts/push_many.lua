@@ -35,10 +35,8 @@ end
 local c
 if ctl_on() then
     c = controls().key_controls(hk)
-    if c.max_backlog then
-        local len = redis.call('LLEN', qkey(hk)) + redis.call('ZCARD', dkey(hk))
-        if len + n > c.max_backlog then return {__PUSH_FULL__, len, c.max_backlog} end
-    end
+    local len, most, group = backlog_full(hk, c, n)
+    if len then return {__PUSH_FULL__, len, most, group} end
 end
 redis.call('HSET', TASKS, unpack(fields))
 local kf = {}
@@ -52,8 +50,11 @@ if #kf > 0 then redis.call('HSET', kkey(hk), unpack(kf)) end
 if #exps > 0 then
     redis.call('ZADD', EXPIRY, unpack(exps))
     redis.call('ZADD', xkey(hk), unpack(exps))
+    local hg, hm = split(hk)
+    if hm ~= '' then redis.call('ZADD', ykey(hg), unpack(exps)) end
 end
-joined(hk)
+joined(hk, n)
+if c and c.g then c.g.gq = c.g.gq + n end  -- read before the calls joined its group's sum
 local len = redis.call('RPUSH', qkey(hk), unpack(ids))
 counted(hk, len)
 local gained = n

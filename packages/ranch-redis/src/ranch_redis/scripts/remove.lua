@@ -7,6 +7,7 @@ if not body or bhk ~= hk then return __NOT_FOUND__ end
 if redis.call('ZSCORE', LEASES, tid) then return __NOT_FOUND__ end
 if ctl_on() and redis.call('ZREM', DELAYED, tid) == 1 then
     redis.call('ZREM', dkey(hk), tid)
+    add_sum(hk, 'gd', -1)
     redis.call('HDEL', TASKS, tid)
     return __DONE__
 end

@@ -15,7 +15,10 @@
 -- key whose list holds tasks but which is not in the active set (a step
 -- that failed halfway in an older version, a hand edit) is activated again
 -- (field 'active' in the reply); a key parked by its rate but missing
--- from PARKED is put back there (field 'parked'). The controls' fields and
+-- from PARKED is put back there (field 'parked'); a pair whose group is
+-- parked by the group's controls is only made ready among its group's
+-- members (the group stays out of ACTIVE); a corrupt group sum (gq, gd,
+-- gx) is counted again over the group's pairs. The controls' fields and
 -- stats nr, np, ck are checked as numbers too. A key in KEYSET with an empty list is
 -- dropped from KEYSET silently. Keys holding tasks that are missing from
 -- KEYSET (written before ranch-redis kept it) are not found.
@@ -110,7 +113,32 @@ for _, hk in ipairs(scan[2]) do
         if #kfix > 0 then redis.call('HSET', k, unpack(kfix)) end
         -- Ready: the group in ACTIVE, and the key in its group's members
         -- (a string key whose group has no ready pair (gr 0) has no entry there).
-        local gf = redis.call('HMGET', kkey(hg), 's', 'p', 'gr', 'ms')
+        local gf = redis.call('HMGET', kkey(hg), 's', 'p', 'gr', 'ms', 'pk', 'gq', 'gd', 'gx')
+        -- The group's sums (common.lua, add_sum): a corrupt one is counted
+        -- again over the group's pairs (gkey: O(pairs), only in this case).
+        local sums = {gq = gf[6], gd = gf[7], gx = gf[8]}
+        local bad = false
+        for field, raw in pairs(sums) do
+            if raw and not whole(raw) then
+                bad = true
+                extend(out, {hg, field, raw})
+            end
+        end
+        if bad then
+            local gq, gd, gx = 0, 0, 0
+            for _, m in ipairs(redis.call('SMEMBERS', gkey(hg))) do
+                local pk = hg .. ':' .. m
+                local len = redis.call('LLEN', qkey(pk))
+                local ct = whole(redis.call('HGET', kkey(pk), 'ct'))
+                gq = gq + len
+                gd = gd + redis.call('ZCARD', dkey(pk))
+                if ct then gx = gx + math.max(len - ct, 0) end
+            end
+            redis.call('HSET', kkey(hg), 'gq', gq, 'gd', gd, 'gx', gx)
+        end
+        -- A pair whose group is parked by the group's controls (the string
+        -- key's pk) is ready among its members; the group stays out of ACTIVE.
+        local held = hm ~= '' and controls().PARK_REASONS[gf[5] or '']
         if gf[3] and not whole(gf[3]) then extend(out, {hg, 'gr', gf[3]}) end
         local gs = gf[1]
         local grouped = redis.call('ZSCORE', ACTIVE, member(gs, hg))
@@ -118,7 +146,12 @@ for _, hk in ipairs(scan[2]) do
         if hm ~= '' or ready_pairs(hg, gf[3], gf[4]) > 0 then
             ready = redis.call('ZSCORE', mkey(hg), member(hm == '' and gf[4] or ks[2], hm))
         end
-        if not parked and not (ready and grouped) then
+        if not parked and held then
+            if not ready then
+                activate(hk, vt, true)
+                extend(out, {hk, 'active', ''})
+            end
+        elseif not parked and not (ready and grouped) then
             if not ready then activate(hk, vt) end
             gs = redis.call('HGET', kkey(hg), 's')
             if not redis.call('ZSCORE', ACTIVE, member(gs, hg)) then

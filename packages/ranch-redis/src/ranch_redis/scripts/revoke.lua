@@ -11,6 +11,7 @@ if not hk or redis.call('ZSCORE', LEASES, tid) then return {__NOT_FOUND__} end
 if ctl_on() and redis.call('ZREM', DELAYED, tid) == 1 then
     -- A delayed call: out of the delayed set, not in its key's list yet.
     redis.call('ZREM', dkey(hk), tid)
+    add_sum(hk, 'gd', -1)
     redis.call('HDEL', TASKS, tid)
     return {__DONE__, body}
 end
