@@ -41,9 +41,13 @@ class TestAsyncRedisConformance(StorageConformance):
     # asyncio driver, which every call goes through alike, at a quarter of it (every
     # step crosses threads twice, and the fairness properties push up to 1,000 calls).
 
+    #: Test-clock seconds of the runtime share test (15 s elsewhere): every pop crosses threads.
+    runtime_share_seconds = 8.0
+
     @property
     def conformance_settings(self) -> settings:
-        return settings(super().conformance_settings, max_examples=max(1, settings().max_examples // 4))
+        # A sixth: the reference-model machine took 16.2 s under coverage in CI at a quarter.
+        return settings(super().conformance_settings, max_examples=max(1, settings().max_examples // 6))
 
     @property
     def property_settings(self) -> settings:
