@@ -67,7 +67,9 @@ def test_per_key_controls_example_holds_every_control() -> None:
     result = load("per_key_controls.py")["run"](threads=8, job_seconds=0.01)
     assert result["peak"]["bulk"] == 2
     assert result["api_in_any_second"] <= 3 + 10  # burst + rate * 1 s
-    assert result["api_span"] >= 1.2 - 1e-6  # 15 calls: 3 at once, then 10 a second
+    # 15 calls: 3 at once, then 10 a second, so the pops span 1.2 s; a start is noted
+    # after its pop returns, and a late note of the first (1.1993 s seen in CI) shortens it.
+    assert result["api_span"] >= 1.2 - 0.1
     assert result["paused_first_start_after_resume"] >= 0
     assert result["interactive_done_by"] < 1.0  # never behind the capped flood
     assert "max_backlog is 3" in result["refused"]
