@@ -30,6 +30,10 @@ no call may start at both levels, counts are exact at both levels
 (``metadata("g")`` is the group's), ``purge_key("g")`` empties the whole
 group and ``max_backlog`` holds per pair and per group.
 
+Both machines are :class:`ControlsMachineBase`: the calls, the workers and
+the checks above; each keeps its own shadow of the controls and draws its
+own keys.
+
 :data:`BAD_CONTROLS` lists bad input for every argument of the controls
 (:class:`~ranch_core.testing.controls.ControlProperties` checks each).
 """
@@ -37,13 +41,13 @@ group and ``max_backlog`` holds per pair and per group.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Type
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from ranch_core.errors import BacklogFull
-from ranch_core.keys import Key, group_of, is_pair, key_text, one_level
+from ranch_core.keys import Key, group_of, is_pair, key_text
 from ranch_core.models import ScheduledTask
 from ranch_core.protocols import Storage
 from ranch_core.scheduler import FairScheduler
@@ -127,180 +131,305 @@ class Bucket:
         self.at = now
 
 
+# The strategies both machines draw from (a rule's keys are each machine's own).
+COUNTS = st.integers(1, 4)
+EXPIRIES = st.one_of(st.none(), st.sampled_from([0.5, 3.0]))
+CONCURRENCY_LIMITS = st.sampled_from([None, 1, 2, 3])
+RATE_LIMITS = st.sampled_from([None, *RATES])
+BURSTS = st.integers(1, 3)
+
+#: What ``metadata(key)`` reports of the controls: limit, rate text, paused, max_backlog.
+ReadBack = Tuple[Optional[int], Optional[str], bool, Optional[int]]
+
+
+class ControlsMachineBase(RuleBasedStateMachine):
+    """What both controls machines share: the scheduler on a fake clock, where
+    each call is (waiting, leased, its worker dead), what the scheduler reports,
+    the workers' rules, revoke, purge, pushes and the exact counts.
+
+    A subclass keeps the shadow of the controls (the hooks below), sets the
+    controls, and declares the rules that draw its keys (``push`` and
+    ``purge`` call :meth:`_push` and :meth:`_purge`).
+    """
+
+    scheduler: FairScheduler
+
+    def __init__(self, keys: Sequence[Key]) -> None:
+        super().__init__()
+        self.now = 1_000_000.0
+        self.keys = list(keys)
+        self.ids = itertools.count()
+        #: Per key, its waiting calls: task id -> when it expires.
+        self.waiting: Dict[Key, Dict[str, Optional[float]]] = {k: {} for k in keys}
+        #: Leased calls: task id -> key.
+        self.running: Dict[str, Key] = {}
+        self.dead: Set[str] = set()
+        #: Start times per control target since its rate in force was last set.
+        self.starts: Dict[Key, List[float]] = {k: [] for k in keys}
+        self.revoked: List[Tuple[str, str]] = []
+        #: Calls reclaimed and dropped as expired by one pop (reported expired first).
+        self.gone: Set[str] = set()
+
+    def _connect(
+        self, storage: Storage, default_limit: Optional[int] = None, default_rate: Optional[str] = None
+    ) -> None:
+        self.scheduler = FairScheduler(
+            storage,
+            lease_seconds=LEASE_SECONDS,
+            clock=lambda: self.now,
+            on_expired=self._on_expired,
+            on_reclaimed=self._on_reclaimed,
+            on_revoked=self._on_revoked,
+            default_concurrency_limit=default_limit,
+            default_rate_limit=default_rate,
+        )
+
+    # -- the shadow of the controls (each machine keeps its own) -----------------
+
+    def _may_start(self, key: Key) -> bool:
+        """Whether the controls let a call of ``key`` start now."""
+        raise NotImplementedError
+
+    def _start(self, key: Key, task_id: str) -> None:
+        """Check that the controls allowed the start of ``task_id``, and count it."""
+        raise NotImplementedError
+
+    def _end(self, key: Key) -> None:
+        """A lease of ``key`` ends (ack, release, requeue, reclaim)."""
+
+    def _refusal(self, key: Key, count: int) -> Optional[Tuple[Key, int]]:
+        """``(key, limit)`` whose ``max_backlog`` refuses ``count`` calls of ``key``, ``None`` if they fit."""
+        raise NotImplementedError
+
+    def _read_back(self, key: Key) -> ReadBack:
+        raise NotImplementedError
+
+    def _shadow_running(self, key: Key) -> int:
+        """The calls of ``key`` running, as the shadow counts them."""
+        return self._running_of(key)
+
+    # -- what the scheduler reports ----------------------------------------------
+
+    def _on_expired(self, task: ScheduledTask) -> None:
+        assert task.expired(self.now), f"{task.task_id} reported before its expiry"
+        if task.task_id in self.dead:  # put back by this pop, and dropped at once
+            self.gone.add(task.task_id)
+            return
+        assert self.waiting[task.key].pop(task.task_id, "gone") != "gone", "expired twice"
+
+    def _on_reclaimed(self, task: ScheduledTask) -> None:
+        assert self.running.pop(task.task_id) == task.key
+        assert task.task_id in self.dead, "a live worker's lease was put back"
+        self.dead.discard(task.task_id)
+        self._end(task.key)
+        if task.task_id in self.gone:
+            self.gone.discard(task.task_id)
+        else:
+            self.waiting[task.key][task.task_id] = task.expires_at
+
+    def _on_revoked(self, task: ScheduledTask, reason: str) -> None:
+        self.revoked.append((task.task_id, reason))
+
+    # -- the calls ---------------------------------------------------------------
+
+    def _covered(self, key: Key) -> List[Key]:
+        """The keys whose calls ``key`` names: a group's every key, or the pair."""
+        if is_pair(key):
+            return [key]
+        return [k for k in self.keys if group_of(k) == key]
+
+    def _live(self, key: Key) -> List[str]:
+        return [t for t, at in self.waiting[key].items() if at is None or self.now < at]
+
+    def _running_of(self, key: Key) -> int:
+        covered = self._covered(key)
+        return sum(1 for k in self.running.values() if k in covered)
+
+    def _live_ids(self) -> List[str]:
+        return sorted(t for t in self.running if t not in self.dead)
+
+    # -- producers ---------------------------------------------------------------
+
+    def _push(self, key: Key, count: int, expiry: Optional[float]) -> None:
+        ids = [f"t{next(self.ids)}" for _ in range(count)]
+        refusal = self._refusal(key, count)
+        try:
+            if count == 1:
+                self.scheduler.push(key, ids[0], task_id=ids[0], expiry=expiry)
+            else:
+                self.scheduler.push_many(key, ids, task_ids=ids, expiry=expiry)
+        except BacklogFull as exc:
+            assert refusal is not None, f"BacklogFull for {key!r}: {exc}"
+            assert (exc.key, exc.limit) == refusal, f"refused by {(exc.key, exc.limit)}, not {refusal}"
+            return
+        assert refusal is None, f"stored {count} calls of {key!r} past the max_backlog of {refusal}"
+        for task_id in ids:
+            self.waiting[key][task_id] = None if expiry is None else self.now + expiry
+
+    # -- workers -----------------------------------------------------------------
+
+    @rule(times=st.integers(1, 3))
+    def pop(self, times: int) -> None:
+        for _ in range(times):
+            self._pop()
+
+    def _pop(self) -> None:
+        task = self.scheduler.pop()
+        if task is None:
+            for key in self.keys:
+                live = self._live(key)
+                assert not (live and self._may_start(key)), (
+                    f"pop returned nothing while {key_text(key)} may start one of {live}"
+                )
+            return
+        key = task.key
+        assert task.task_id in self.waiting[key], f"popped {task.task_id}, not waiting"
+        self._start(key, task.task_id)
+        del self.waiting[key][task.task_id]
+        self.running[task.task_id] = key
+
+    def _check_window(self, target: Key, burst: int, per_second: float) -> None:
+        starts = self.starts[target]
+        starts.append(self.now)
+        for i in range(len(starts)):
+            count = len(starts) - i
+            span = starts[-1] - starts[i]
+            assert count <= burst + per_second * span + EPSILON, (
+                f"{key_text(target)} started {count} calls in {span} s at {per_second}/s, burst {burst}"
+            )
+
+    @precondition(lambda self: bool(self._live_ids()))
+    @rule(data=st.data(), op=st.sampled_from(["ack", "release", "requeue"]))
+    def finish(self, data: st.DataObject, op: str) -> None:
+        task_id = data.draw(st.sampled_from(self._live_ids()))
+        key = self.running.pop(task_id)
+        self._end(key)
+        if op == "ack":
+            assert self.scheduler.ack(task_id)
+        elif op == "release":
+            assert self.scheduler.release(task_id)
+            self.waiting[key][task_id] = None
+        else:
+            assert self.scheduler.storage.requeue(ScheduledTask(task_id, key, task_id, self.now))
+            self.waiting[key][task_id] = None
+
+    @precondition(lambda self: bool(self._live_ids()))
+    @rule(data=st.data())
+    def kill_worker(self, data: st.DataObject) -> None:
+        self.dead.add(data.draw(st.sampled_from(self._live_ids())))
+
+    @rule(seconds=st.sampled_from([0.125, 0.25, 0.5, 1.0, 3.0, 6.0]))
+    def advance_clock(self, seconds: float) -> None:
+        self.now += seconds
+        for task_id in self._live_ids():  # live workers renew their leases
+            assert self.scheduler.extend(task_id)
+
+    # -- controls, purge and revoke (the storage's side) -------------------------
+
+    def _pause(self, key: Key, paused: bool) -> None:
+        if paused:
+            self.scheduler.pause_key(key)
+        else:
+            self.scheduler.resume_key(key)
+
+    def _purge(self, key: Key) -> None:
+        self.revoked.clear()
+        count = self.scheduler.purge_key(key)
+        expected = sorted((t, "purged") for k in self._covered(key) for t in self.waiting[k])
+        assert sorted(self.revoked) == expected, f"purge_key({key!r})"
+        assert count == len(expected)
+        for k in self._covered(key):
+            self.waiting[k].clear()
+
+    @rule(data=st.data())
+    def revoke(self, data: st.DataObject) -> None:
+        waiting = sorted(t for key in self.keys for t in self.waiting[key])
+        task_id = data.draw(st.sampled_from([*waiting, *sorted(self.running), "nope"]))
+        self.revoked.clear()
+        expected = task_id in waiting
+        assert self.scheduler.revoke_call(task_id) is expected
+        assert self.revoked == ([(task_id, "revoked")] if expected else [])
+        for key in self.keys:
+            self.waiting[key].pop(task_id, None)
+
+    # -- counts ------------------------------------------------------------------
+
+    @invariant()
+    def counts_are_exact(self) -> None:
+        for key in self.keys:
+            meta = self.scheduler.metadata(key)  # drops expired calls first (reported)
+            live = sum(len(self._live(k)) for k in self._covered(key))
+            assert meta.pending_tasks == live, key
+            assert meta.running == self._running_of(key) == self._shadow_running(key), key
+            got = (meta.concurrency_limit, meta.rate_limit, meta.paused, meta.max_backlog)
+            assert got == self._read_back(key), f"{key!r}: {got} != {self._read_back(key)}"
+        assert self.scheduler.status().leased == len(self.running)
+
+
 def build_controls_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMachine]:
     """A state machine class testing the per-key controls of storages made by ``make_storage``."""
 
-    class ControlsMachine(RuleBasedStateMachine):
+    class ControlsMachine(ControlsMachineBase):
         def __init__(self) -> None:
-            super().__init__()
-            self.now = 1_000_000.0
-            self.scheduler = FairScheduler(
-                make_storage(),
-                lease_seconds=LEASE_SECONDS,
-                clock=lambda: self.now,
-                on_expired=self._on_expired,
-                on_reclaimed=self._on_reclaimed,
-                on_revoked=self._on_revoked,
-            )
-            self.ids = itertools.count()
-            self.waiting: Dict[str, Dict[str, Optional[float]]] = {k: {} for k in KEYS}
-            self.running: Dict[str, str] = {}
-            self.dead: Set[str] = set()
-            self.limit: Dict[str, Optional[int]] = dict.fromkeys(KEYS)
-            self.rate: Dict[str, Optional[Tuple[str, Bucket]]] = dict.fromkeys(KEYS)
-            self.paused: Dict[str, bool] = dict.fromkeys(KEYS, False)
-            self.max_backlog: Dict[str, Optional[int]] = dict.fromkeys(KEYS)
-            self.starts: Dict[str, List[float]] = {k: [] for k in KEYS}
-            self.revoked: List[Tuple[str, str]] = []
-            #: Calls reclaimed and dropped as expired by one pop (reported expired first).
-            self.gone: Set[str] = set()
-
-        # -- what the scheduler reports --------------------------------------
-
-        def _on_expired(self, task: ScheduledTask) -> None:
-            assert task.expired(self.now), f"{task.task_id} reported before its expiry"
-            if task.task_id in self.dead:  # put back by this pop, and dropped at once
-                self.gone.add(task.task_id)
-                return
-            assert self.waiting[one_level(task.key)].pop(task.task_id, "gone") != "gone", "expired twice"
-
-        def _on_reclaimed(self, task: ScheduledTask) -> None:
-            assert self.running.pop(task.task_id) == task.key
-            assert task.task_id in self.dead, "a live worker's lease was put back"
-            self.dead.discard(task.task_id)
-            if task.task_id in self.gone:
-                self.gone.discard(task.task_id)
-            else:
-                self.waiting[task.key][task.task_id] = task.expires_at
-
-        def _on_revoked(self, task: ScheduledTask, reason: str) -> None:
-            self.revoked.append((task.task_id, reason))
+            super().__init__(KEYS)
+            self._connect(make_storage())
+            self.limit: Dict[Key, Optional[int]] = dict.fromkeys(KEYS)
+            self.rate: Dict[Key, Optional[Tuple[str, Bucket]]] = dict.fromkeys(KEYS)
+            self.paused: Dict[Key, bool] = dict.fromkeys(KEYS, False)
+            self.max_backlog: Dict[Key, Optional[int]] = dict.fromkeys(KEYS)
 
         # -- the rule, naively -------------------------------------------------
 
-        def _running_of(self, key: str) -> int:
-            return sum(1 for k in self.running.values() if k == key)
-
-        def _may_start(self, key: str, slack: float) -> bool:
-            """Whether ``key`` may start a call now (``slack`` > 0 leans to yes)."""
+        def _may_start(self, key: Key) -> bool:
             if self.paused[key]:
                 return False
             limit = self.limit[key]
             if limit is not None and self._running_of(key) >= limit:
                 return False
             rate = self.rate[key]
-            return rate is None or rate[1].level(self.now) >= 1 - slack
+            return rate is None or rate[1].level(self.now) >= 1 - EPSILON
+
+        def _start(self, key: Key, task_id: str) -> None:
+            assert not self.paused[key], f"popped {task_id} of paused key {key!r}"
+            limit = self.limit[key]
+            assert limit is None or self._running_of(key) < limit, f"{key!r} went past its cap {limit}"
+            rate = self.rate[key]
+            if rate is not None:
+                bucket = rate[1]
+                assert bucket.level(self.now) >= 1 - EPSILON, f"{key!r} started a call with its bucket empty"
+                bucket.take(self.now)
+                self._check_window(key, bucket.burst, bucket.per_second)
+
+        def _refusal(self, key: Key, count: int) -> Optional[Tuple[Key, int]]:
+            limit = self.max_backlog[key]
+            return None if limit is None or len(self.waiting[key]) + count <= limit else (key, limit)
+
+        def _read_back(self, key: Key) -> ReadBack:
+            rate = self.rate[key]
+            return (self.limit[key], rate and rate[0], self.paused[key], self.max_backlog[key])
 
         @initialize(
             limits=st.lists(st.sampled_from([None, 1, 2]), min_size=3, max_size=3),
-            rates=st.lists(st.sampled_from([None, *RATES]), min_size=3, max_size=3),
-            burst=st.integers(1, 3),
+            rates=st.lists(RATE_LIMITS, min_size=3, max_size=3),
+            burst=BURSTS,
         )
         def configure(self, limits: List[Optional[int]], rates: List[Optional[str]], burst: int) -> None:
             for key, limit, rate in zip(KEYS, limits, rates):
                 self.set_concurrency_limit(key, limit)
                 self.set_rate_limit(key, rate, burst)
 
-        # -- producers ---------------------------------------------------------
+        # -- calls and controls, of the keys -----------------------------------
 
-        @rule(
-            key=st.sampled_from(KEYS),
-            count=st.integers(1, 4),
-            expiry=st.one_of(st.none(), st.sampled_from([0.5, 3.0])),
-        )
+        @rule(key=st.sampled_from(KEYS), count=COUNTS, expiry=EXPIRIES)
         def push(self, key: str, count: int, expiry: Optional[float]) -> None:
-            ids = [f"t{next(self.ids)}" for _ in range(count)]
-            limit = self.max_backlog[key]
-            full = limit is not None and len(self.waiting[key]) + count > limit
-            try:
-                if count == 1:
-                    self.scheduler.push(key, ids[0], task_id=ids[0], expiry=expiry)
-                else:
-                    self.scheduler.push_many(key, ids, task_ids=ids, expiry=expiry)
-            except BacklogFull as exc:
-                assert full, f"BacklogFull with {len(self.waiting[key])} waiting, limit {limit}"
-                assert exc.key == key and exc.limit == limit
-                return
-            assert not full, f"stored {count} calls past max_backlog {limit}"
-            for task_id in ids:
-                self.waiting[key][task_id] = None if expiry is None else self.now + expiry
+            self._push(key, count, expiry)
 
-        # -- workers -----------------------------------------------------------
-
-        @rule(times=st.integers(1, 3))
-        def pop(self, times: int) -> None:
-            for _ in range(times):
-                self._pop()
-
-        def _pop(self) -> None:
-            task = self.scheduler.pop()
-            if task is None:
-                for key in KEYS:
-                    live = [t for t, at in self.waiting[key].items() if at is None or self.now < at]
-                    assert not (live and self._may_start(key, EPSILON)), (
-                        f"pop returned nothing while {key!r} may start one of {live}"
-                    )
-                return
-            key = one_level(task.key)
-            assert task.task_id in self.waiting[key], f"popped {task.task_id}, not waiting"
-            assert not self.paused[key], f"popped {task.task_id} of paused key {key!r}"
-            limit = self.limit[key]
-            assert limit is None or self._running_of(key) < limit, f"{key!r} went past its cap {limit}"
-            rate = self.rate[key]
-            if rate is not None:
-                assert rate[1].level(self.now) >= 1 - EPSILON, f"{key!r} started a call with its bucket empty"
-                rate[1].take(self.now)
-                self._check_window(key, rate[1])
-            del self.waiting[key][task.task_id]
-            self.running[task.task_id] = key
-
-        def _check_window(self, key: str, bucket: Bucket) -> None:
-            starts = self.starts[key]
-            starts.append(self.now)
-            for i in range(len(starts)):
-                count = len(starts) - i
-                span = starts[-1] - starts[i]
-                assert count <= bucket.burst + bucket.per_second * span + EPSILON, (
-                    f"{key!r} started {count} calls in {span} s "
-                    f"at {bucket.per_second}/s, burst {bucket.burst}"
-                )
-
-        def _live_ids(self) -> List[str]:
-            return sorted(t for t in self.running if t not in self.dead)
-
-        @precondition(lambda self: bool(self._live_ids()))
-        @rule(data=st.data(), op=st.sampled_from(["ack", "release", "requeue"]))
-        def finish(self, data: st.DataObject, op: str) -> None:
-            task_id = data.draw(st.sampled_from(self._live_ids()))
-            key = self.running.pop(task_id)
-            if op == "ack":
-                assert self.scheduler.ack(task_id)
-            elif op == "release":
-                assert self.scheduler.release(task_id)
-                self.waiting[key][task_id] = None
-            else:
-                assert self.scheduler.storage.requeue(ScheduledTask(task_id, key, task_id, self.now))
-                self.waiting[key][task_id] = None
-
-        @precondition(lambda self: bool(self._live_ids()))
-        @rule(data=st.data())
-        def kill_worker(self, data: st.DataObject) -> None:
-            self.dead.add(data.draw(st.sampled_from(self._live_ids())))
-
-        @rule(seconds=st.sampled_from([0.125, 0.25, 0.5, 1.0, 3.0, 6.0]))
-        def advance_clock(self, seconds: float) -> None:
-            self.now += seconds
-            for task_id in self._live_ids():  # live workers renew their leases
-                assert self.scheduler.extend(task_id)
-
-        # -- controls ----------------------------------------------------------
-
-        @rule(key=st.sampled_from(KEYS), limit=st.sampled_from([None, 1, 2, 3]))
+        @rule(key=st.sampled_from(KEYS), limit=CONCURRENCY_LIMITS)
         def set_concurrency_limit(self, key: str, limit: Optional[int]) -> None:
             self.scheduler.set_concurrency_limit(key, limit)
             self.limit[key] = limit
 
-        @rule(key=st.sampled_from(KEYS), rate=st.sampled_from([None, *RATES]), burst=st.integers(1, 3))
+        @rule(key=st.sampled_from(KEYS), rate=RATE_LIMITS, burst=BURSTS)
         def set_rate_limit(self, key: str, rate: Optional[str], burst: int) -> None:
             self.scheduler.set_rate_limit(key, rate, burst=burst)
             old = self.rate[key]
@@ -313,10 +442,7 @@ def build_controls_machine(make_storage: Callable[[], Storage]) -> Type[RuleBase
 
         @rule(key=st.sampled_from(KEYS), paused=st.booleans())
         def pause_or_resume(self, key: str, paused: bool) -> None:
-            if paused:
-                self.scheduler.pause_key(key)
-            else:
-                self.scheduler.resume_key(key)
+            self._pause(key, paused)
             self.paused[key] = paused
 
         @rule(key=st.sampled_from(KEYS), limit=st.sampled_from([None, 0, 1, 3, 6]))
@@ -326,38 +452,17 @@ def build_controls_machine(make_storage: Callable[[], Storage]) -> Type[RuleBase
 
         @rule(key=st.sampled_from(KEYS))
         def purge(self, key: str) -> None:
-            self.revoked.clear()
-            count = self.scheduler.purge_key(key)
-            assert sorted(self.revoked) == sorted((t, "purged") for t in self.waiting[key])
-            assert count == len(self.waiting[key])
-            self.waiting[key].clear()
-
-        @rule(data=st.data())
-        def revoke(self, data: st.DataObject) -> None:
-            waiting = sorted(t for key in KEYS for t in self.waiting[key])
-            task_id = data.draw(st.sampled_from([*waiting, *sorted(self.running), "nope"]))
-            self.revoked.clear()
-            expected = task_id in waiting
-            assert self.scheduler.revoke_call(task_id) is expected
-            assert self.revoked == ([(task_id, "revoked")] if expected else [])
-            for key in KEYS:
-                self.waiting[key].pop(task_id, None)
-
-        # -- counts --------------------------------------------------------------
-
-        @invariant()
-        def counts_are_exact(self) -> None:
-            for key in KEYS:
-                meta = self.scheduler.metadata(key)  # drops expired calls first (reported)
-                live = [t for t, at in self.waiting[key].items() if at is None or self.now < at]
-                assert meta.pending_tasks == len(live), key
-                assert meta.running == self._running_of(key), key
-                rate = self.rate[key]
-                got = (meta.concurrency_limit, meta.rate_limit, meta.paused, meta.max_backlog)
-                assert got == (self.limit[key], rate and rate[0], self.paused[key], self.max_backlog[key])
-            assert self.scheduler.status().leased == len(self.running)
+            self._purge(key)
 
     return ControlsMachine
+
+
+def _set_or_clear(own: Dict[Key, int], key: Key, value: Optional[int]) -> None:
+    """Keep ``value`` as ``key``'s own setting (``None``: it has none)."""
+    if value is None:
+        own.pop(key, None)
+    else:
+        own[key] = value
 
 
 def build_group_controls_machine(make_storage: Callable[[], Storage]) -> Type[RuleBasedStateMachine]:
@@ -365,43 +470,42 @@ def build_group_controls_machine(make_storage: Callable[[], Storage]) -> Type[Ru
     (README, "Two-level keys") on storages made by ``make_storage``, against
     :class:`~ranch_core.testing.model.ModelControls`."""
 
-    class GroupControlsMachine(RuleBasedStateMachine):
-        scheduler: FairScheduler  # made by ``configure``, with the defaults it draws
-
+    class GroupControlsMachine(ControlsMachineBase):
         def __init__(self) -> None:
-            super().__init__()
-            self.now = 1_000_000.0
-            self.ids = itertools.count()
+            super().__init__(CONTROL_TARGETS)
             self.model = ModelControls()
-            self.waiting: Dict[Key, Dict[str, Optional[float]]] = {k: {} for k in CONTROL_TARGETS}
-            self.running: Dict[str, Key] = {}
-            self.dead: Set[str] = set()
-            #: Start times per target since its rate in force was last set.
-            self.starts: Dict[Key, List[float]] = {k: [] for k in CONTROL_TARGETS}
-            self.revoked: List[Tuple[str, str]] = []
-            self.gone: Set[str] = set()
 
-        # -- what the scheduler reports --------------------------------------
+        # -- the rule: the model's ---------------------------------------------
 
-        def _on_expired(self, task: ScheduledTask) -> None:
-            assert task.expired(self.now), f"{task.task_id} reported before its expiry"
-            if task.task_id in self.dead:
-                self.gone.add(task.task_id)
-                return
-            assert self.waiting[task.key].pop(task.task_id, "gone") != "gone", "expired twice"
+        def _may_start(self, key: Key) -> bool:
+            return self.model.may_start(key, self.now)
 
-        def _on_reclaimed(self, task: ScheduledTask) -> None:
-            assert self.running.pop(task.task_id) == task.key
-            assert task.task_id in self.dead, "a live worker's lease was put back"
-            self.dead.discard(task.task_id)
-            self.model.end(task.key)
-            if task.task_id in self.gone:
-                self.gone.discard(task.task_id)
-            else:
-                self.waiting[task.key][task.task_id] = task.expires_at
+        def _start(self, key: Key, task_id: str) -> None:
+            for target in levels(key):
+                what = f"{key_text(key)} (its {'member' if is_pair(target) else 'group'} {key_text(target)})"
+                assert target not in self.model.paused, f"popped {task_id} of paused {what}"
+                limit = self.model.limit_of(target)
+                running = self.model.running.get(target, 0)
+                assert limit is None or running < limit, f"{what} went past its cap {limit}"
+                bucket = self.model.bucket(target, self.now)
+                assert bucket is None or bucket.level(self.now) >= 1, f"{what} started with its bucket empty"
+            self.model.start(key, self.now)
+            for target in levels(key):
+                bucket = self.model.bucket(target, self.now)
+                if bucket is not None:
+                    self._check_window(target, bucket.burst, bucket.per_second)
 
-        def _on_revoked(self, task: ScheduledTask, reason: str) -> None:
-            self.revoked.append((task.task_id, reason))
+        def _end(self, key: Key) -> None:
+            self.model.end(key)
+
+        def _refusal(self, key: Key, count: int) -> Optional[Tuple[Key, int]]:
+            return self.model.refusal(key, count, {k: len(w) for k, w in self.waiting.items()})
+
+        def _read_back(self, key: Key) -> ReadBack:
+            return self.model.read_back(key)
+
+        def _shadow_running(self, key: Key) -> int:
+            return self.model.running.get(key, 0)
 
         @initialize(
             default_limit=st.sampled_from([None, None, 1, 2, 3]),
@@ -414,7 +518,7 @@ def build_group_controls_machine(make_storage: Callable[[], Storage]) -> Type[Ru
                 min_size=len(CONTROL_TARGETS),
                 max_size=len(CONTROL_TARGETS),
             ),
-            burst=st.integers(1, 3),
+            burst=BURSTS,
         )
         def configure(
             self,
@@ -424,16 +528,7 @@ def build_group_controls_machine(make_storage: Callable[[], Storage]) -> Type[Ru
             rates: List[Optional[str]],
             burst: int,
         ) -> None:
-            self.scheduler = FairScheduler(
-                make_storage(),
-                lease_seconds=LEASE_SECONDS,
-                clock=lambda: self.now,
-                on_expired=self._on_expired,
-                on_reclaimed=self._on_reclaimed,
-                on_revoked=self._on_revoked,
-                default_concurrency_limit=default_limit,
-                default_rate_limit=default_rate,
-            )
+            self._connect(make_storage(), default_limit, default_rate)
             self.model.default_limit = default_limit
             self.model.default_rate = None if default_rate is None else (default_rate, RATES[default_rate], 1)
             for key, limit, rate in zip(CONTROL_TARGETS, limits, rates):
@@ -441,123 +536,18 @@ def build_group_controls_machine(make_storage: Callable[[], Storage]) -> Type[Ru
                 if rate is not None:
                     self.set_rate_limit(key, rate, burst)
 
-        # -- producers ---------------------------------------------------------
+        # -- calls and controls, of every target -------------------------------
 
-        def _held(self) -> Dict[Key, int]:
-            return {k: len(w) for k, w in self.waiting.items()}
-
-        @rule(
-            key=st.sampled_from(CONTROL_TARGETS),
-            count=st.integers(1, 4),
-            expiry=st.one_of(st.none(), st.sampled_from([0.5, 3.0])),
-        )
+        @rule(key=st.sampled_from(CONTROL_TARGETS), count=COUNTS, expiry=EXPIRIES)
         def push(self, key: Key, count: int, expiry: Optional[float]) -> None:
-            ids = [f"t{next(self.ids)}" for _ in range(count)]
-            refusal = self.model.refusal(key, count, self._held())
-            try:
-                if count == 1:
-                    self.scheduler.push(key, ids[0], task_id=ids[0], expiry=expiry)
-                else:
-                    self.scheduler.push_many(key, ids, task_ids=ids, expiry=expiry)
-            except BacklogFull as exc:
-                assert refusal is not None, f"BacklogFull for {key!r}: {exc}"
-                assert (exc.key, exc.limit) == refusal, f"refused by {(exc.key, exc.limit)}, not {refusal}"
-                return
-            assert refusal is None, f"stored {count} calls of {key!r} past the max_backlog of {refusal}"
-            for task_id in ids:
-                self.waiting[key][task_id] = None if expiry is None else self.now + expiry
+            self._push(key, count, expiry)
 
-        # -- workers -----------------------------------------------------------
-
-        @rule(times=st.integers(1, 3))
-        def pop(self, times: int) -> None:
-            for _ in range(times):
-                self._pop()
-
-        def _live(self, key: Key) -> List[str]:
-            return [t for t, at in self.waiting[key].items() if at is None or self.now < at]
-
-        def _pop(self) -> None:
-            task = self.scheduler.pop()
-            if task is None:
-                for key in CONTROL_TARGETS:
-                    live = self._live(key)
-                    assert not (live and self.model.may_start(key, self.now)), (
-                        f"pop returned nothing while {key_text(key)} may start one of {live}"
-                    )
-                return
-            key = task.key
-            assert task.task_id in self.waiting[key], f"popped {task.task_id}, not waiting"
-            for target in levels(key):
-                what = f"{key_text(key)} (its {'member' if is_pair(target) else 'group'} {key_text(target)})"
-                assert target not in self.model.paused, f"popped {task.task_id} of paused {what}"
-                limit = self.model.limit_of(target)
-                running = self.model.running.get(target, 0)
-                assert limit is None or running < limit, f"{what} went past its cap {limit}"
-                bucket = self.model.bucket(target, self.now)
-                assert bucket is None or bucket.level(self.now) >= 1, f"{what} started with its bucket empty"
-            self.model.start(key, self.now)
-            for target in levels(key):
-                bucket = self.model.bucket(target, self.now)
-                if bucket is not None:
-                    self._check_window(target, bucket.burst, bucket.per_second)
-            del self.waiting[key][task.task_id]
-            self.running[task.task_id] = key
-
-        def _check_window(self, target: Key, burst: int, per_second: float) -> None:
-            starts = self.starts[target]
-            starts.append(self.now)
-            for i in range(len(starts)):
-                count = len(starts) - i
-                span = starts[-1] - starts[i]
-                assert count <= burst + per_second * span + EPSILON, (
-                    f"{key_text(target)} started {count} calls in {span} s at {per_second}/s, burst {burst}"
-                )
-
-        def _live_ids(self) -> List[str]:
-            return sorted(t for t in self.running if t not in self.dead)
-
-        @precondition(lambda self: bool(self._live_ids()))
-        @rule(data=st.data(), op=st.sampled_from(["ack", "release", "requeue"]))
-        def finish(self, data: st.DataObject, op: str) -> None:
-            task_id = data.draw(st.sampled_from(self._live_ids()))
-            key = self.running.pop(task_id)
-            self.model.end(key)
-            if op == "ack":
-                assert self.scheduler.ack(task_id)
-            elif op == "release":
-                assert self.scheduler.release(task_id)
-                self.waiting[key][task_id] = None
-            else:
-                assert self.scheduler.storage.requeue(ScheduledTask(task_id, key, task_id, self.now))
-                self.waiting[key][task_id] = None
-
-        @precondition(lambda self: bool(self._live_ids()))
-        @rule(data=st.data())
-        def kill_worker(self, data: st.DataObject) -> None:
-            self.dead.add(data.draw(st.sampled_from(self._live_ids())))
-
-        @rule(seconds=st.sampled_from([0.125, 0.25, 0.5, 1.0, 3.0, 6.0]))
-        def advance_clock(self, seconds: float) -> None:
-            self.now += seconds
-            for task_id in self._live_ids():
-                assert self.scheduler.extend(task_id)
-
-        # -- controls ----------------------------------------------------------
-
-        @rule(key=st.sampled_from(CONTROL_TARGETS), limit=st.sampled_from([None, 1, 2, 3]))
+        @rule(key=st.sampled_from(CONTROL_TARGETS), limit=CONCURRENCY_LIMITS)
         def set_concurrency_limit(self, key: Key, limit: Optional[int]) -> None:
             self.scheduler.set_concurrency_limit(key, limit)
-            if limit is None:
-                self.model.limit.pop(key, None)
-            else:
-                self.model.limit[key] = limit
+            _set_or_clear(self.model.limit, key, limit)
 
-        @rule(
-            key=st.sampled_from(CONTROL_TARGETS),
-            rate=st.sampled_from([None, *RATES]),
-            burst=st.integers(1, 3),
-        )
+        @rule(key=st.sampled_from(CONTROL_TARGETS), rate=RATE_LIMITS, burst=BURSTS)
         def set_rate_limit(self, key: Key, rate: Optional[str], burst: int) -> None:
             self.scheduler.set_rate_limit(key, rate, burst=burst)
             self.model.set_rate(key, None if rate is None else (rate, RATES[rate], burst), self.now)
@@ -565,61 +555,19 @@ def build_group_controls_machine(make_storage: Callable[[], Storage]) -> Type[Ru
 
         @rule(key=st.sampled_from(CONTROL_TARGETS), paused=st.booleans())
         def pause_or_resume(self, key: Key, paused: bool) -> None:
+            self._pause(key, paused)
             if paused:
-                self.scheduler.pause_key(key)
                 self.model.paused.add(key)
             else:
-                self.scheduler.resume_key(key)
                 self.model.paused.discard(key)
 
         @rule(key=st.sampled_from(CONTROL_TARGETS), limit=st.sampled_from([None, 0, 2, 4, 8]))
         def set_max_backlog(self, key: Key, limit: Optional[int]) -> None:
             self.scheduler.set_max_backlog(key, limit)
-            if limit is None:
-                self.model.max_backlog.pop(key, None)
-            else:
-                self.model.max_backlog[key] = limit
-
-        def _covered(self, key: Key) -> List[Key]:
-            """The keys whose calls ``key`` names: a group's every key, or the pair."""
-            if is_pair(key):
-                return [key]
-            return [k for k in CONTROL_TARGETS if group_of(k) == key]
+            _set_or_clear(self.model.max_backlog, key, limit)
 
         @rule(key=st.sampled_from(CONTROL_TARGETS))
         def purge(self, key: Key) -> None:
-            self.revoked.clear()
-            count = self.scheduler.purge_key(key)
-            expected = sorted((t, "purged") for k in self._covered(key) for t in self.waiting[k])
-            assert sorted(self.revoked) == expected, f"purge_key({key!r})"
-            assert count == len(expected)
-            for k in self._covered(key):
-                self.waiting[k].clear()
-
-        @rule(data=st.data())
-        def revoke(self, data: st.DataObject) -> None:
-            waiting = sorted(t for key in CONTROL_TARGETS for t in self.waiting[key])
-            task_id = data.draw(st.sampled_from([*waiting, *sorted(self.running), "nope"]))
-            self.revoked.clear()
-            expected = task_id in waiting
-            assert self.scheduler.revoke_call(task_id) is expected
-            assert self.revoked == ([(task_id, "revoked")] if expected else [])
-            for key in CONTROL_TARGETS:
-                self.waiting[key].pop(task_id, None)
-
-        # -- counts --------------------------------------------------------------
-
-        @invariant()
-        def counts_are_exact(self) -> None:
-            for key in CONTROL_TARGETS:
-                meta = self.scheduler.metadata(key)  # drops expired calls first (reported)
-                covered = self._covered(key)
-                live = sum(len(self._live(k)) for k in covered)
-                running = sum(1 for k in self.running.values() if k in covered)
-                assert meta.pending_tasks == live, key
-                assert meta.running == running == self.model.running.get(key, 0), key
-                got = (meta.concurrency_limit, meta.rate_limit, meta.paused, meta.max_backlog)
-                assert got == self.model.read_back(key), f"{key!r}: {got} != {self.model.read_back(key)}"
-            assert self.scheduler.status().leased == len(self.running)
+            self._purge(key)
 
     return GroupControlsMachine
