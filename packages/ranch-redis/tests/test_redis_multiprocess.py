@@ -18,7 +18,7 @@ import ranch_redis_procs
 
 PRODUCERS = 2
 CONSUMERS = 4
-PER_PRODUCER = 10_000
+PER_PRODUCER = 5_000
 KEYS = 100
 
 
