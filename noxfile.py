@@ -116,7 +116,7 @@ def mutation(session: nox.Session) -> None:
     core = "packages/ranch-core"
     shutil.rmtree(f"{core}/mutants", ignore_errors=True)  # a fresh run: no cached results
     with session.chdir(core):
-        # The "mutation" profile: the ci examples without shrinking (a mutant only has to fail).
+        # The "mutation" profile: 20 examples, without shrinking (a mutant only has to fail).
         session.run(
             "mutmut", "run", "--max-children", str(os.cpu_count() or 2),
             env={"RANCH_HYPOTHESIS_PROFILE": "mutation"},
