@@ -12,6 +12,8 @@ from ranch_core.models import RateLimit, RuntimeCost
 
 YEARS = "315576000 seconds (10 years)"
 COUNT = validation.MAX_COUNT
+#: The slowest rate there is, to the last bit: one call a year.
+ONE_A_YEAR = f"{validation.MIN_RATE!r}/s"
 
 Case = Tuple[Callable[[], Any], type, str]
 
@@ -119,6 +121,11 @@ CASES: List[Case] = [
         "rate must be between one call a year and 1000000/s, got '0/s'",
     ),
     (
+        lambda: validation.check_rate_limit(f"{validation.MIN_RATE / 2!r}/s"),
+        ValueError,
+        f"rate must be between one call a year and 1000000/s, got '{validation.MIN_RATE / 2!r}/s'",
+    ),
+    (
         lambda: validation.check_rate_limit("inf/h"),
         ValueError,
         "rate must be between one call a year and 1000000/s, got 'inf/h'",
@@ -170,6 +177,7 @@ def test_the_whole_message(call: Callable[[], Any], error: type, message: str) -
         (lambda: validation.check_rate_limit("3600/h"), RateLimit(1.0, 1, "3600/h")),
         (lambda: validation.check_rate_limit("1000000/s"), RateLimit(1e6, 1, "1000000/s")),
         (lambda: validation.check_rate_limit("1/s", burst=COUNT), RateLimit(1.0, COUNT, "1/s")),
+        (lambda: validation.check_rate_limit(ONE_A_YEAR), RateLimit(validation.MIN_RATE, 1, ONE_A_YEAR)),
     ],
 )
 def test_the_value_a_good_argument_gives(call: Callable[[], Any], expected: Any) -> None:
