@@ -74,6 +74,11 @@ def main(argv: List[str]) -> int:
     if total - equivalent:
         after = 100.0 * killed / (total - equivalent)
         print(f"{'all, equivalent mutants left out':42} {killed:4}/{total - equivalent:<4} {after:6.1f}%")
+        since = sum(1 for line in survivors if "listed as not killed (MUTANTS.md)" in line)
+        if since:
+            both = 100.0 * (killed + since) / (total - equivalent)
+            label = "and the kills of tests added since"
+            print(f"{label:42} {killed + since:4}/{total - equivalent:<4} {both:6.1f}%")
     if survivors:
         print(f"{len(survivors)} surviving mutants (mutmut show NAME for the diff):")
         print("\n".join(survivors))
