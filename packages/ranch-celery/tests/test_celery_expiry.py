@@ -17,12 +17,17 @@ def test_expired_calls_leave_the_counts_and_are_revoked_with_no_worker_running(r
     def job(n: int) -> int:
         return n
 
-    doomed = [job.lru_delay("tenant", n, expiry=0.2) for n in range(3)]
+    # A second of expiry: four pushes and a read take milliseconds, even on a loaded machine
+    # (0.2 s was once too short for them in CI).
+    doomed = [job.lru_delay("tenant", n, expiry=1.0) for n in range(3)]
     kept = job.lru_delay("tenant", 99)
     assert job.get_client_metadata("tenant")["pending_tasks"] == 4
-    time.sleep(0.3)  # the expiry is wall-clock time: nothing to await but the clock
+    # The expiry is wall-clock time: each read drops the calls whose time has come.
+    deadline = time.monotonic() + 30
+    while job.get_client_metadata("tenant")["pending_tasks"] != 1:
+        assert time.monotonic() < deadline, "the expired calls still count"
+        time.sleep(0.05)
 
-    assert job.get_client_metadata("tenant")["pending_tasks"] == 1
     status = job.get_system_status()
     assert status["backlog_size"] == 1 and status["expired_total"] == 3
     for result in doomed:
