@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import List, Tuple
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # ranch_core_teststeps, shared by the tests
 
 #: The core test files whose module-scoped fixture runs a demo scenario first.
 DEMO_RUNS = (

@@ -12,8 +12,8 @@ import pytest
 from ranch_core import BacklogFull, InMemoryStorage
 from ranch_core.backends import controls
 from ranch_core.keys import Key
-from ranch_core.models import RateLimit, ScheduledTask, WakeupPolicy
-from ranch_core.validation import check_rate_limit
+from ranch_core.models import ScheduledTask, WakeupPolicy
+from ranch_core_teststeps import rated
 
 A: Key = ("g", "a")
 POLICY = WakeupPolicy(max_wakeups=4, ttl=60.0)
@@ -21,12 +21,6 @@ POLICY = WakeupPolicy(max_wakeups=4, ttl=60.0)
 
 def task(task_id: str, key: Key = "g", not_before: Optional[float] = None, at: float = 0.0) -> ScheduledTask:
     return ScheduledTask(task_id, key, 1, at, None, not_before=not_before)
-
-
-def rated(rate: str) -> RateLimit:
-    limit = check_rate_limit(rate)
-    assert limit is not None
-    return limit
 
 
 def test_a_subscriber_is_woken_when_a_push_parks_a_group_by_its_rate() -> None:

@@ -14,26 +14,14 @@ import pytest
 from ranch_core import InMemoryStorage
 from ranch_core.backends import controls
 from ranch_core.keys import Key
-from ranch_core.models import RateLimit, ScheduledTask
-from ranch_core.validation import check_rate_limit
+from ranch_core.models import ScheduledTask
+from ranch_core_teststeps import popped_id, rated
 
 MEMBER: Key = ("g", "m")
 
 
 def task(task_id: str, key: Key = MEMBER, expires_at: Optional[float] = None) -> ScheduledTask:
     return ScheduledTask(task_id, key, 1, 0.0, expires_at)
-
-
-def rated(rate: str, burst: int = 1) -> RateLimit:
-    limit = check_rate_limit(rate, burst)
-    assert limit is not None
-    return limit
-
-
-def popped_id(storage: InMemoryStorage, now: float) -> str:
-    result = storage.pop(now, 60.0)
-    assert result.task is not None
-    return result.task.task_id
 
 
 def member_and_other_group(name: str, value: object, default: object = None) -> InMemoryStorage:

@@ -11,8 +11,8 @@ from typing import List
 from ranch_core import InMemoryStorage
 from ranch_core.backends import controls
 from ranch_core.keys import Key
-from ranch_core.models import RateLimit, RuntimeCost, ScheduledTask, WakeupPolicy
-from ranch_core.validation import check_rate_limit
+from ranch_core.models import RuntimeCost, ScheduledTask, WakeupPolicy
+from ranch_core_teststeps import rated
 
 A: Key = ("g", "a")
 B: Key = ("g", "b")
@@ -22,12 +22,6 @@ POLICY = WakeupPolicy(max_wakeups=4, ttl=60.0)
 
 def task(task_id: str, key: Key = "k") -> ScheduledTask:
     return ScheduledTask(task_id, key, 1, 0.0, None)
-
-
-def rated(rate: str) -> RateLimit:
-    limit = check_rate_limit(rate)
-    assert limit is not None
-    return limit
 
 
 def pops(storage: InMemoryStorage, count: int, now: float = 0.0) -> List[str]:
