@@ -6,13 +6,15 @@ the token rules) is prepended to each,
 and ``__NAME__`` tokens are replaced by ranch-core's constants (batch sizes,
 the weight range) and by the reply codes of :mod:`ranch_redis.layout`.
 ``KEYS[1]`` of every script is the namespace's ``stats`` key.
-Scripts are registered once per client and run with ``EVALSHA``; redis-py
+The texts are rendered once per process; each storage registers them on its
+client and runs them with ``EVALSHA``; redis-py
 loads a script again when the server answers ``NOSCRIPT`` (after a restart
 or a ``SCRIPT FLUSH``).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from importlib import resources
 from typing import Any, Dict, Union
@@ -87,6 +89,13 @@ def source(name: str) -> str:
     return text
 
 
+@functools.cache
+def _loaded(name: str) -> str:
+    # Read and rendered once per process: a storage is made per namespace, and
+    # rendering all the scripts again took about 15 ms each time.
+    return source(name)
+
+
 def register_all(client: Any) -> Dict[str, Any]:
     """Register every script on ``client``; return ``{name: redis Script}``."""
-    return {name: client.register_script(source(name)) for name in NAMES}
+    return {name: client.register_script(_loaded(name)) for name in NAMES}
