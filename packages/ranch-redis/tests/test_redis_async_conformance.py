@@ -38,10 +38,10 @@ class TestAsyncRedisConformance(StorageConformance):
 
     # The scripts and the reading of their replies (operations.py) are those of
     # RedisStorage, whose conformance run has the full budget; here they check the
-    # asyncio driver, which every call goes through alike, at a quarter of it (every
-    # step crosses threads twice, and the fairness properties push up to 1,000 calls).
+    # asyncio driver, which every call goes through alike, at a quarter of it (the
+    # fairness properties push up to 1,000 calls).
 
-    #: Test-clock seconds of the runtime share test (15 s elsewhere): every pop crosses threads.
+    #: Test-clock seconds of the runtime share test (15 s elsewhere).
     runtime_share_seconds = 8.0
 
     @property

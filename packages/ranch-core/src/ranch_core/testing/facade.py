@@ -1,21 +1,24 @@
 """``BlockingFacade``: an async storage seen as a blocking one, for the conformance suite.
 
 Every coroutine method of the wrapped storage becomes a plain method that
-runs the coroutine on a private event loop (one daemon thread for the whole
-process) and waits for its result, so :class:`~ranch_core.testing.StorageConformance`
-applies unchanged to an :class:`~ranch_core.async_protocols.AsyncStorage`::
+runs the coroutine on one private event loop for the whole process and waits
+for its result, so :class:`~ranch_core.testing.StorageConformance` applies
+unchanged to an :class:`~ranch_core.async_protocols.AsyncStorage`::
 
     class TestMyAsyncStorage(StorageConformance):
         def make_storage(self):
             return BlockingFacade.of(lambda: MyAsyncStorage(...))
 
-Several threads may call it at once (the waiting properties do): their
-coroutines run concurrently on the one loop.
+The calling thread runs the loop itself. Several threads may call at once
+(the waiting properties do): one of them runs the loop and the others'
+coroutines run on it, concurrently; when that thread's own coroutine is done,
+a thread still waiting takes the loop over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import inspect
 import os
@@ -26,40 +29,60 @@ from ranch_core.protocols import Storage
 
 T = TypeVar("T")
 
+#: How often a thread whose coroutine runs on a loop another thread runs checks
+#: whether that thread has let the loop go (seconds).
+HANDOVER = 0.002
+
 _loop: Optional[asyncio.AbstractEventLoop] = None
 _loop_lock = threading.Lock()
+#: Held by the thread running the loop.
+_driver = threading.Lock()
 
 
 def _forget_the_loop_in_a_child() -> None:
-    """In a forked child the thread that ran the parent's loop is gone (a
-    coroutine sent there would wait forever) and the lock may have been held
-    at the fork: start again from nothing (mutmut forks a child per mutant)."""
-    global _loop, _loop_lock
+    """In a forked child the parent's loop may have been running in a thread
+    that is gone, and the locks may have been held at the fork: start again
+    from nothing (mutmut forks a child per mutant)."""
+    global _loop, _loop_lock, _driver
     _loop = None
     _loop_lock = threading.Lock()
+    _driver = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_the_loop_in_a_child)
 
 
 def loop() -> asyncio.AbstractEventLoop:
-    """The private event loop, started on first use in a daemon thread."""
+    """The private event loop, made on first use; the threads waiting on it run it."""
     global _loop
     with _loop_lock:
         if _loop is None:
-            new = asyncio.new_event_loop()
-            threading.Thread(target=new.run_forever, name="ranch-facade-loop", daemon=True).start()
-            _loop = new
+            _loop = asyncio.new_event_loop()
         return _loop
 
 
 def run(awaitable: Awaitable[T]) -> T:
-    """Run ``awaitable`` on the private loop and wait for its result (from any other thread)."""
+    """Run ``awaitable`` on the private loop and wait for its result (from any thread
+    outside a coroutine)."""
 
     async def main() -> T:
         return await awaitable
 
-    return asyncio.run_coroutine_threadsafe(main(), loop()).result()
+    private = loop()
+    if _driver.acquire(blocking=False):
+        # No thread runs the loop: this one does (no hop between threads).
+        try:
+            return private.run_until_complete(main())
+        finally:
+            _driver.release()
+    future = asyncio.run_coroutine_threadsafe(main(), private)
+    while not concurrent.futures.wait([future], timeout=HANDOVER).done:
+        if _driver.acquire(blocking=False):
+            try:
+                private.run_until_complete(asyncio.wrap_future(future, loop=private))
+            finally:
+                _driver.release()
+    return future.result()
 
 
 class BlockingFacade:
