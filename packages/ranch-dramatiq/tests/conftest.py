@@ -107,14 +107,33 @@ class CliWorkers:
             if proc.poll() is None:
                 proc.terminate()  # the dramatiq main process stops its workers
         # A main process whose child was SIGKILLed by the test may never exit on its own:
-        # a few seconds for a clean stop (and coverage data), then the whole group goes.
+        # a few seconds for a clean stop of the worker processes (and their coverage data),
+        # then the whole group goes. The main process runs no Ranch code, and takes up to
+        # 2 s more to exit after its workers (its poll loops), so it is not waited for.
+        deadline = time.monotonic() + 3
         for proc in self.procs:
-            with suppress(subprocess.TimeoutExpired):
-                proc.wait(3)
+            while proc.poll() is None and time.monotonic() < deadline and _workers_alive(proc.pid):
+                time.sleep(0.05)
             with suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             if proc.poll() is None:
                 proc.wait(5)
+
+
+def _workers_alive(main_pid: int) -> bool:
+    """Whether a process of ``main_pid``'s group other than itself is still running
+    (zombies aside); without ``/proc``, until the main process exits."""
+    if not os.path.isdir("/proc/self"):
+        return True
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == main_pid:
+            continue
+        with suppress(OSError):
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+            if int(fields[2]) == main_pid and fields[0] != "Z":  # state, ppid, pgrp
+                return True
+    return False
 
 
 @pytest.fixture
