@@ -12,7 +12,7 @@ import dramatiq
 import pytest
 from dramatiq.broker import Broker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import CurrentMessage
+from dramatiq.middleware import CurrentMessage, Middleware, TimeLimit, default_middleware
 from dramatiq.results import ResultFailure, Results
 from dramatiq.results.backends import StubBackend
 from ranch_core import InMemoryStorage
@@ -21,9 +21,14 @@ from ranch_dramatiq import BacklogConflict, CallExpired, LRUActor, Ranch, Unknow
 TIMEOUT_MS = 10_000
 
 
+def quick_default_middleware() -> List[Middleware]:
+    """Dramatiq's default middleware, TimeLimit checking its deadlines every 50 ms (not 1 s)."""
+    return [TimeLimit(interval=50) if factory is TimeLimit else factory() for factory in default_middleware]
+
+
 @pytest.fixture
 def stub() -> Iterator[Tuple[StubBroker, StubBackend]]:
-    broker = StubBroker()
+    broker = StubBroker(middleware=quick_default_middleware())
     backend = StubBackend()
     broker.add_middleware(Results(backend=backend))
     broker.add_middleware(CurrentMessage())
