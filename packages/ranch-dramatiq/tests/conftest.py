@@ -84,6 +84,7 @@ class CliWorkers:
             RANCH_DQ_LEASE=str(lease),
             RANCH_DQ_HEARTBEAT_MS="3000",
             dramatiq_worker_timeout="100",
+            dramatiq_restart_delay="300",  # a consumer that lost Redis retries after 0.3 s, not 3 s
         )
         if prefetch:
             env["dramatiq_queue_prefetch"] = str(prefetch)
