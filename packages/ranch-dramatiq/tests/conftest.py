@@ -41,7 +41,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: fl
 @contextmanager
 def running_worker(broker: dramatiq.Broker, threads: int = 1) -> Iterator[dramatiq.Worker]:
     """A real ``dramatiq.Worker`` in this process, stopped on exit."""
-    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=50)
     worker.start()
     try:
         yield worker
