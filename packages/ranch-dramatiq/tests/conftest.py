@@ -41,7 +41,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: fl
 @contextmanager
 def running_worker(broker: dramatiq.Broker, threads: int = 1) -> Iterator[dramatiq.Worker]:
     """A real ``dramatiq.Worker`` in this process, stopped on exit."""
-    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
+    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=50)
     worker.start()
     try:
         yield worker
@@ -84,6 +84,7 @@ class CliWorkers:
             RANCH_DQ_LEASE=str(lease),
             RANCH_DQ_HEARTBEAT_MS="3000",
             dramatiq_worker_timeout="100",
+            dramatiq_restart_delay="300",  # a consumer that lost Redis retries after 0.3 s, not 3 s
         )
         if prefetch:
             env["dramatiq_queue_prefetch"] = str(prefetch)
@@ -107,14 +108,33 @@ class CliWorkers:
             if proc.poll() is None:
                 proc.terminate()  # the dramatiq main process stops its workers
         # A main process whose child was SIGKILLed by the test may never exit on its own:
-        # a few seconds for a clean stop (and coverage data), then the whole group goes.
+        # a few seconds for a clean stop of the worker processes (and their coverage data),
+        # then the whole group goes. The main process runs no Ranch code, and takes up to
+        # 2 s more to exit after its workers (its poll loops), so it is not waited for.
+        deadline = time.monotonic() + 3
         for proc in self.procs:
-            with suppress(subprocess.TimeoutExpired):
-                proc.wait(3)
+            while proc.poll() is None and time.monotonic() < deadline and _workers_alive(proc.pid):
+                time.sleep(0.05)
             with suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             if proc.poll() is None:
                 proc.wait(5)
+
+
+def _workers_alive(main_pid: int) -> bool:
+    """Whether a process of ``main_pid``'s group other than itself is still running
+    (zombies aside); without ``/proc``, until the main process exits."""
+    if not os.path.isdir("/proc/self"):
+        return True
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == main_pid:
+            continue
+        with suppress(OSError):
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+            if int(fields[2]) == main_pid and fields[0] != "Z":  # state, ppid, pgrp
+                return True
+    return False
 
 
 @pytest.fixture

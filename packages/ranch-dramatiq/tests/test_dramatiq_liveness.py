@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import time
 from typing import Any, Dict, Iterator, List, Tuple
 
@@ -143,8 +144,13 @@ def test_purged_broker_queue(redis_url: str, testapp: Any, cli_workers: Any, wai
 
 @pytest.fixture
 def aof_server() -> Iterator[RedisServer]:
-    with RedisServer(extra_args=["--appendonly", "yes", "--appendfsync", "always"]) as server:
-        yield server
+    # In memory where there is a tmpfs: what survives a killed server is the same, and
+    # each write's fsync no longer waits on a disk.
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    with tempfile.TemporaryDirectory(prefix="ranch-aof-", dir=shm) as directory:
+        args = ["--appendonly", "yes", "--appendfsync", "always", "--dir", directory]
+        with RedisServer(extra_args=args) as server:
+            yield server
 
 
 def test_redis_restarted_with_aof_while_calls_wait(

@@ -16,7 +16,7 @@ import pytest
 import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.encoder import JSONEncoder, PickleEncoder
-from dramatiq.middleware import CurrentMessage, Middleware
+from dramatiq.middleware import CurrentMessage, Middleware, TimeLimit, default_middleware
 from dramatiq.results import ResultFailure, ResultMissing, Results
 from dramatiq.results.backends import RedisBackend
 from ranch_dramatiq import Ranch, lru_actor
@@ -40,9 +40,14 @@ class Custom(Middleware):
             self.seen.append(message.options["custom_tag"])
 
 
+def quick_default_middleware() -> List[Middleware]:
+    """Dramatiq's default middleware, TimeLimit checking its deadlines every 50 ms (not 1 s)."""
+    return [TimeLimit(interval=50) if factory is TimeLimit else factory() for factory in default_middleware]
+
+
 @pytest.fixture
 def real(redis_url: str) -> Iterator[Tuple[RedisBroker, RedisBackend, redis.Redis, Custom]]:
-    broker = RedisBroker(url=redis_url)
+    broker = RedisBroker(url=redis_url, middleware=quick_default_middleware())
     backend = RedisBackend(url=redis_url)
     custom = Custom()
     broker.add_middleware(Results(backend=backend))

@@ -12,8 +12,8 @@ import dramatiq
 import pytest
 from dramatiq.broker import Broker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import CurrentMessage
-from dramatiq.results import ResultFailure, Results
+from dramatiq.middleware import CurrentMessage, Middleware, TimeLimit, default_middleware
+from dramatiq.results import ResultFailure, ResultMissing, Results
 from dramatiq.results.backends import StubBackend
 from ranch_core import InMemoryStorage
 from ranch_dramatiq import BacklogConflict, CallExpired, LRUActor, Ranch, UnknownBacklog, lru_actor
@@ -21,9 +21,27 @@ from ranch_dramatiq import BacklogConflict, CallExpired, LRUActor, Ranch, Unknow
 TIMEOUT_MS = 10_000
 
 
+def result_of(message: Any, backend: StubBackend) -> Any:
+    """``message``'s result (or its failure, raised) once stored: StubBackend's blocking
+    ``get_result`` backs off up to 2 s between looks, this looks every 10 ms."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while True:
+        try:
+            return message.get_result(backend=backend)
+        except ResultMissing:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def quick_default_middleware() -> List[Middleware]:
+    """Dramatiq's default middleware, TimeLimit checking its deadlines every 50 ms (not 1 s)."""
+    return [TimeLimit(interval=50) if factory is TimeLimit else factory() for factory in default_middleware]
+
+
 @pytest.fixture
 def stub() -> Iterator[Tuple[StubBroker, StubBackend]]:
-    broker = StubBroker()
+    broker = StubBroker(middleware=quick_default_middleware())
     backend = StubBackend()
     broker.add_middleware(Results(backend=backend))
     broker.add_middleware(CurrentMessage())
@@ -99,7 +117,7 @@ def test_actor_stays_a_plain_actor(stub: Any, run_worker: Any) -> None:
     assert double(4) == 8
     message = double.send(5)
     with run_worker(broker):
-        assert message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == 10
+        assert result_of(message, backend) == 10
     assert double.get_system_status()["served_total"] == 0  # .send() bypasses the backlog
 
 
@@ -112,7 +130,7 @@ def test_exception_is_stored_under_the_call(stub: Any, run_worker: Any) -> None:
 
     message = fail.lru_send("k", "no good")
     with run_worker(broker), pytest.raises(ResultFailure) as info:
-        message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS)
+        result_of(message, backend)
     assert info.value.orig_exc_type == "ValueError" and "no good" in str(info.value)
     assert fail.get_system_status()["leased"] == 0
 
@@ -132,7 +150,7 @@ def test_retries_go_back_through_the_backlog(stub: Any, run_worker: Any) -> None
 
     message = flaky.lru_send("k")
     with run_worker(broker):
-        assert message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == "done"
+        assert result_of(message, backend) == "done"
     assert attempts == [0, 1, 2]
     # each attempt was a fair dispatch of the key, not a plain re-enqueue
     assert flaky.get_client_metadata("k")["served_total"] == 3
@@ -151,7 +169,7 @@ def test_retry_with_zero_delay_requeues_at_once(stub: Any, run_worker: Any) -> N
 
     message = again.lru_send("k")
     with run_worker(broker):
-        assert message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == 2
+        assert result_of(message, backend) == 2
     assert again.get_client_metadata("k")["served_total"] == 2
 
 
@@ -169,7 +187,7 @@ def test_retry_of_a_call_the_broker_cannot_encode(stub: Any, run_worker: Any) ->
 
     message = count.lru_send("k", {1, 2, 3})  # a set: fine for pickle, not for the broker's JSON
     with run_worker(broker):
-        assert message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == 3  # retried at once
+        assert result_of(message, backend) == 3  # retried at once
     assert count.get_client_metadata("k")["served_total"] == 2
 
 
@@ -190,9 +208,9 @@ def test_retries_exhausted_and_throws(stub: Any, run_worker: Any) -> None:
     first, second = always.lru_send("k"), thrown.lru_send("k")
     with run_worker(broker):
         with pytest.raises(ResultFailure, match="always"):
-            first.get_result(backend=backend, block=True, timeout=TIMEOUT_MS)
+            result_of(first, backend)
         with pytest.raises(ResultFailure) as info:
-            second.get_result(backend=backend, block=True, timeout=TIMEOUT_MS)
+            result_of(second, backend)
     assert info.value.orig_exc_type == "KeyError"
     assert runs == {"always": 3, "thrown": 1}
 
@@ -210,9 +228,9 @@ def test_expired_call_never_runs_and_fails_its_result(stub: Any, run_worker: Any
     fresh = job.lru_send("k", "fresh")
     time.sleep(0.1)
     with run_worker(broker):
-        assert fresh.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == "fresh"
+        assert result_of(fresh, backend) == "fresh"
         with pytest.raises(ResultFailure) as info:
-            stale.get_result(backend=backend, block=True, timeout=TIMEOUT_MS)
+            result_of(stale, backend)
         broker.join("default")
     assert info.value.orig_exc_type == CallExpired.__name__
     assert ran == ["fresh"]
@@ -236,9 +254,9 @@ def test_age_limit_and_time_limit_act_on_the_call(stub: Any, run_worker: Any) ->
     limited = slow.lru_send("k", "limited")
     with run_worker(broker):
         with pytest.raises(ResultFailure) as aged:
-            old.get_result(backend=backend, block=True, timeout=TIMEOUT_MS)
+            result_of(old, backend)
         with pytest.raises(ResultFailure) as timed:
-            limited.get_result(backend=backend, block=True, timeout=TIMEOUT_MS)
+            result_of(limited, backend)
     assert aged.value.orig_exc_type == "SkipMessage"
     assert timed.value.orig_exc_type == "TimeLimitExceeded"
     assert ran == ["limited"]  # TimeLimitExceeded is raised inside the 5 s loop: no clock bound needed
@@ -261,7 +279,7 @@ def test_async_actor(run_worker: Any) -> None:
     broker.emit_after("process_boot")  # starts AsyncIO's event loop thread, as the CLI does
     try:
         with run_worker(broker):
-            assert message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == 42
+            assert result_of(message, backend) == 42
     finally:
         broker.emit_before("process_stop")
         broker.close()
@@ -484,7 +502,7 @@ def test_unknown_backlog_and_malformed_calls(stub: Any, run_worker: Any) -> None
     job.dispatcher.wake()
     message = job.lru_send("k", 7)
     with run_worker(broker):
-        assert message.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == 7
+        assert result_of(message, backend) == 7
         broker.join("default")
     assert job.get_system_status()["backlog_size"] == 0 and job.get_system_status()["leased"] == 0
 
@@ -568,4 +586,4 @@ def test_pipe_target_runs_after_the_call(stub: Any, run_worker: Any) -> None:
     piped = then_double.message()
     first.lru_send_with_options("k", args=(20,), pipe_target=piped.asdict())
     with run_worker(broker):
-        assert piped.get_result(backend=backend, block=True, timeout=TIMEOUT_MS) == 42
+        assert result_of(piped, backend) == 42
