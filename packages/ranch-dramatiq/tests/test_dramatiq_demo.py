@@ -30,9 +30,7 @@ def test_in_process_fair_run_serves_the_quiet_keys_first() -> None:
 
 @pytest.mark.redis
 @pytest.mark.slow
-def test_redis_run_with_worker_processes(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # the worker processes poll their consumers every 100 ms, not 1 s: they stop sooner
-    monkeypatch.setenv("dramatiq_worker_timeout", "100")
+def test_redis_run_with_worker_processes(redis_url: str) -> None:
     fair = demo.run(WORKLOAD, "fair", redis_url=redis_url, workers=2)
     assert fair.check_complete(WORKLOAD) == []
     # Run by the two worker processes, not here (under load one of them may take every call:
