@@ -179,7 +179,7 @@ def start_worker(redis_url: str, tmp_path: Path, fork_server: ForkServer) -> Ite
             while worker.name.encode() not in client.lrange("ready", 0, -1):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"worker {name} did not start:\n{worker.log_tail()}")
-                time.sleep(0.05)
+                time.sleep(0.02)
         return worker
 
     yield start
