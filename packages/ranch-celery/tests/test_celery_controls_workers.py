@@ -192,7 +192,11 @@ def test_celerys_revoke_of_a_waiting_call(redis_url, start_worker, rec, pool: st
         early_id = f"early-{pool}"
         app.control.revoke(early_id)
         wait_for(
-            lambda: early_id in (app.control.inspect(timeout=1).revoked() or {}).get(worker.name, []),
+            # With a destination the inspect returns on the worker's reply, not after its timeout.
+            lambda: (
+                early_id
+                in (app.control.inspect([worker.name], timeout=1).revoked() or {}).get(worker.name, [])
+            ),
             10,
             "the revoke to reach the worker",
             worker,

@@ -121,11 +121,13 @@ def test_redis_restart_with_aof_every_call_still_runs(start_worker) -> None:
 def test_failed_publish_leaves_the_call_stored_and_a_sweep_publishes_it(
     redis_url, start_worker, rec, caplog
 ) -> None:
-    # The producer's broker is unreachable while the storage (and results) are up (one call:
-    # each failing publish costs the broker client's own connection retries, about 2 s).
+    # The producer's broker is unreachable while the storage (and results) are up. Its
+    # connection retries (kombu's: 2 s apart by default) are made a tenth of a second apart.
     app = make_app(redis_url, lease=2.0, sweep=0.3, storage_url=redis_url)
     app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
     app.conf.task_publish_retry = False
+    retries = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0}
+    app.conf.broker_transport_options = {**app.conf.broker_transport_options, **retries}
     mark = app.tasks["t.mark"]
     with caplog.at_level("WARNING", logger="ranch_core.dispatch"):
         result = mark.lru_delay("key", "f0")

@@ -179,8 +179,8 @@ def test_per_call_hard_time_limit_on_gevent_as_in_a_plain_call(redis_url, start_
 def test_per_call_time_limits_are_not_enforced_on_solo_as_in_celery(redis_url, start_worker) -> None:
     app = make_canvas_app(redis_url)
     sleeper = app.tasks["t.sleeper"]
-    ranch = sleeper.lru_apply_async("k", (1, "solo"), soft_time_limit=0.2, time_limit=0.5)
-    plain = sleeper.apply_async((1, "solo-plain"), soft_time_limit=0.2, time_limit=0.5)
+    ranch = sleeper.lru_apply_async("k", (0.5, "solo"), soft_time_limit=0.1, time_limit=0.25)
+    plain = sleeper.apply_async((0.5, "solo-plain"), soft_time_limit=0.1, time_limit=0.25)
     start_worker(pool="solo")
     assert ranch.get(timeout=20) == plain.get(timeout=20) == "slept"
 

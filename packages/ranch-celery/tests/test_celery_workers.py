@@ -62,7 +62,7 @@ def test_sigkill_mid_task_every_call_still_runs(redis_url, start_worker, rec) ->
     killed = [t for t in started_in_victim if t not in finished_in_victim]
     assert len(killed) == 1  # the call that was running when the worker died
 
-    rescuer = start_worker("rescuer", env=env)
+    rescuer = start_worker("rescuer", pool="threads", concurrency=3, env=env)  # a call of each key at once
     wait_for(lambda: set(rec.lrange("finished", 0, -1)) == set(tokens), 60, "every call to finish", rescuer)
     assert [r.get(timeout=20) for r in results] == tokens
     started = rec.lrange("started", 0, -1)
