@@ -41,21 +41,23 @@ settings.load_profile(os.environ.get("RANCH_HYPOTHESIS_PROFILE", "ci"))
 #: end with one worker on a long file while the others idle.
 SLOW_FILES = (
     "packages/ranch-redis/tests/test_redis_conformance.py",
-    "packages/ranch-celery/tests/test_celery_controls_workers.py",
-    "packages/ranch-celery/tests/test_celery_options.py",
-    "packages/ranch-celery/tests/test_celery_canvas.py",
-    "packages/ranch-celery/tests/test_celery_liveness.py",
     "packages/ranch-redis/tests/test_redis_differential.py",
     "packages/ranch-redis/tests/test_redis_async_conformance.py",
+    "packages/ranch-redis/tests/test_redis_cli.py",
+    "packages/ranch-core/tests/test_core_async_conformance.py",
+    "tests/test_demo_leaves_nothing.py",
+    "packages/ranch-core/tests/test_core_memory_conformance.py",
     "packages/ranch-dramatiq/tests/test_dramatiq_liveness.py",
     "packages/ranch-celery/tests/test_celery_wakeups.py",
-    "tests/test_demo_leaves_nothing.py",
-    "packages/ranch-core/tests/test_core_async_conformance.py",
-    "packages/ranch-redis/tests/test_redis_cli.py",
-    "packages/ranch-dramatiq/tests/test_dramatiq_processes.py",
-    "packages/ranch-celery/tests/test_celery_workers.py",
-    "packages/ranch-celery/tests/test_celery_delayed.py",
+    "packages/ranch-celery/tests/test_celery_controls_workers.py",
+    "packages/ranch-celery/tests/test_celery_canvas.py",
+    "packages/ranch-celery/tests/test_celery_options.py",
     "packages/ranch-dramatiq/tests/test_dramatiq_controls.py",
+    "packages/ranch-redis/tests/test_redis_dashboard.py",
+    "packages/ranch-celery/tests/test_celery_liveness.py",
+    "packages/ranch-redis/tests/test_redis_blocking.py",
+    "packages/ranch-celery/tests/test_celery_fairness.py",
+    "packages/ranch-dramatiq/tests/test_dramatiq_processes.py",
 )
 
 
