@@ -36,22 +36,24 @@ settings.load_profile(os.environ.get("RANCH_HYPOTHESIS_PROFILE", "ci"))
 
 
 #: The test files that take longest (``--durations=0`` of a full run, 2026-11-30),
-#: longest first. Collected first, so that pytest-xdist (``--dist loadfile``
-#: hands out files in collection order) starts them first and the run does not
-#: end with one worker on a long file while the others idle.
+#: longest first, those that keep a core busy (the Hypothesis properties) taking
+#: turns with those that mostly wait on workers. Collected first, so that
+#: pytest-xdist (``--dist loadfile`` hands out files in collection order) starts
+#: them first and the run does not end with one process on a long file while the
+#: others idle, nor start with four processes on two cores all computing.
 SLOW_FILES = (
     "packages/ranch-redis/tests/test_redis_conformance.py",
-    "packages/ranch-redis/tests/test_redis_differential.py",
-    "packages/ranch-redis/tests/test_redis_async_conformance.py",
-    "packages/ranch-redis/tests/test_redis_cli.py",
-    "packages/ranch-core/tests/test_core_async_conformance.py",
-    "tests/test_demo_leaves_nothing.py",
-    "packages/ranch-core/tests/test_core_memory_conformance.py",
     "packages/ranch-dramatiq/tests/test_dramatiq_liveness.py",
+    "packages/ranch-redis/tests/test_redis_differential.py",
     "packages/ranch-celery/tests/test_celery_wakeups.py",
+    "packages/ranch-redis/tests/test_redis_async_conformance.py",
     "packages/ranch-celery/tests/test_celery_controls_workers.py",
+    "packages/ranch-core/tests/test_core_memory_conformance.py",
     "packages/ranch-celery/tests/test_celery_canvas.py",
+    "packages/ranch-core/tests/test_core_async_conformance.py",
     "packages/ranch-celery/tests/test_celery_options.py",
+    "packages/ranch-redis/tests/test_redis_cli.py",
+    "tests/test_demo_leaves_nothing.py",
     "packages/ranch-dramatiq/tests/test_dramatiq_controls.py",
     "packages/ranch-redis/tests/test_redis_dashboard.py",
     "packages/ranch-celery/tests/test_celery_liveness.py",
