@@ -215,8 +215,11 @@ def test_plain_tasks_on_the_queue_finish_long_before_the_ranch_backlog(redis_url
     order = rec.lrange("order:mix", 0, -1)
     last_plain = max(i for i, entry in enumerate(order) if entry.startswith("plain:"))
     ranch_before = sum(1 for entry in order[:last_plain] if entry.startswith("bulk:"))
-    # ... plus, at most, one run in the other pool child, begun as the last plain call was taken.
-    assert ranch_before <= 8 * (tokens_ahead + 1), f"{ranch_before} Ranch calls ran first"
+    # ... plus the runs the other pool child goes on with while the last plain call is taken and
+    # recorded: one on a quiet machine, more when that call's child waits for a core (18 calls
+    # once under coverage in CI). Far from the 1,000 a plain call would wait behind if the tokens
+    # went ahead of it, or if each Ranch call were a message of its own.
+    assert ranch_before <= 8 * (tokens_ahead + 4), f"{ranch_before} Ranch calls ran first"
     assert sorted(order) == sorted([f"bulk:{n}" for n in range(1_000)] + [f"plain:{n}" for n in range(50)])
 
 
