@@ -6,6 +6,10 @@ Hypothesis profiles, chosen with ``RANCH_HYPOTHESIS_PROFILE`` (default ``ci``):
   same examples, so a run is reproducible and a red run is red again;
 * ``dev`` — the same budget with fresh random examples on every run (use
   ``pytest --hypothesis-seed=N`` to replay one);
+* ``coverage`` — half of ``ci``'s examples (30), derandomized: the run under
+  coverage on Python 3.11 (``nox -s tests``), where tracing makes the
+  property tests two to three times as slow; 3.9 and 3.13 run them at
+  ``ci``'s budget in the same CI run;
 * ``deep`` — 500 examples per property, random (``nox -s deep``);
 * ``mutation`` — a third of ``ci``'s examples (20), derandomized, without the
   shrink phase (``nox -s mutation``): a mutant only has to fail, shrinking its
@@ -24,6 +28,7 @@ from hypothesis import HealthCheck, Phase, settings
 _COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow], "print_blob": True}
 settings.register_profile("ci", max_examples=60, derandomize=True, **_COMMON)
 settings.register_profile("dev", max_examples=60, **_COMMON)
+settings.register_profile("coverage", max_examples=30, derandomize=True, **_COMMON)
 settings.register_profile("deep", max_examples=500, **_COMMON)
 settings.register_profile(
     "mutation",
