@@ -37,11 +37,10 @@ TEST_TOOLS = [
     "pytest>=7", "pytest-timeout", "pytest-xdist>=3.5", "hypothesis>=6.80",
     "gevent==24.11.1", "selenium>=4.11",
 ]  # fmt: skip
-#: The whole suite in three pytest-xdist processes, each test module in one of them (a module's
-#: servers and workers stay together). Most of the suite waits on real servers and workers, so
-#: three processes on two cores take about a third of the serial time (README, "Testing").
-#: Four pytest-xdist processes on the 2-core VM: most tests wait on real servers and workers
-#: (measured 2026-11-30: 3 min 22 s with four, 4 min 17 s with three, 3 min 28 s with five).
+#: The whole suite in four pytest-xdist processes on the 2-core VM, each test module in one of
+#: them (a module's servers and workers stay together): many tests wait on real servers and
+#: workers (measured in session 8: 3 min 22 s with four, 4 min 17 s with three, 3 min 28 s
+#: with five; README, "Testing").
 PARALLEL = ["-n", "4", "--dist", "loadfile"]
 #: The interpreter whose run is measured: coverage of worker subprocesses needs coverage's "patch".
 COVERAGE_PYTHON = "3.11"

@@ -18,7 +18,6 @@ a thread still waiting takes the loop over.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
 import inspect
 import os
@@ -29,27 +28,40 @@ from ranch_core.protocols import Storage
 
 T = TypeVar("T")
 
-#: How often a thread whose coroutine runs on a loop another thread runs checks
-#: whether that thread has let the loop go (seconds).
-HANDOVER = 0.002
-
 _loop: Optional[asyncio.AbstractEventLoop] = None
 _loop_lock = threading.Lock()
 #: Held by the thread running the loop.
 _driver = threading.Lock()
+#: Notified when a thread lets the loop go and when a coroutine sent to the loop is done.
+_changed = threading.Condition()
 
 
 def _forget_the_loop_in_a_child() -> None:
     """In a forked child the parent's loop may have been running in a thread
     that is gone, and the locks may have been held at the fork: start again
     from nothing (mutmut forks a child per mutant)."""
-    global _loop, _loop_lock, _driver
+    global _loop, _loop_lock, _driver, _changed
     _loop = None
     _loop_lock = threading.Lock()
     _driver = threading.Lock()
+    _changed = threading.Condition()
 
 
 os.register_at_fork(after_in_child=_forget_the_loop_in_a_child)
+
+
+def _notify(*_args: object) -> None:
+    with _changed:
+        _changed.notify_all()
+
+
+def _drive(private: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> T:
+    """Run the loop in this thread (which holds ``_driver``) until ``awaitable`` is done."""
+    try:
+        return private.run_until_complete(awaitable)
+    finally:
+        _driver.release()
+        _notify()
 
 
 def loop() -> asyncio.AbstractEventLoop:
@@ -70,19 +82,17 @@ def run(awaitable: Awaitable[T]) -> T:
 
     private = loop()
     if _driver.acquire(blocking=False):
-        # No thread runs the loop: this one does (no hop between threads).
-        try:
-            return private.run_until_complete(main())
-        finally:
-            _driver.release()
+        return _drive(private, main())  # no thread runs the loop: this one does
     future = asyncio.run_coroutine_threadsafe(main(), private)
-    while not concurrent.futures.wait([future], timeout=HANDOVER).done:
-        if _driver.acquire(blocking=False):
-            try:
-                private.run_until_complete(asyncio.wrap_future(future, loop=private))
-            finally:
-                _driver.release()
-    return future.result()
+    future.add_done_callback(_notify)
+    while True:
+        with _changed:
+            while not future.done() and _driver.locked():
+                _changed.wait()
+        if future.done():
+            return future.result()
+        if _driver.acquire(blocking=False):  # the thread that ran the loop let it go
+            return _drive(private, asyncio.wrap_future(future, loop=private))
 
 
 class BlockingFacade:
