@@ -84,7 +84,7 @@ def tests(session: nox.Session) -> None:
         session.run("pytest", *session.posargs)
         return
     if session.python != COVERAGE_PYTHON:
-        session.run("pytest", *PARALLEL)
+        session.run("pytest", *PARALLEL, "--durations=10")  # the 15 s rule, in the log
         return
     # The whole suite under coverage (settings: [tool.coverage] in pyproject.toml), worker
     # subprocesses included, then the gates of scripts/coverage_gates.py.
