@@ -179,6 +179,9 @@ def test_celerys_revoke_of_a_waiting_call(redis_url, start_worker, rec, pool: st
     also = timed.lru_delay("k", "revoke", 0)
     kept = timed.lru_delay("k", "revoke", 0)
     worker = start_worker(pool=pool, concurrency=1 if pool == "solo" else 2)
+    # A revoke is a broadcast, lost by a worker not yet subscribed to them (ready comes first):
+    # a ping answered says it is.
+    wait_for(lambda: app.control.ping([worker.name], timeout=1), 10, "the worker to answer a ping", worker)
 
     doomed.revoke()  # the lru_task's result removes it here, then broadcasts
     # Any other revoke is a broadcast: the worker's main process removes the call from the backlog.
